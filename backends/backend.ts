@@ -1,0 +1,123 @@
+/**
+ * The narrow interface every backend implements: memory (allocate, write,
+ * read, free) and the primitive kernels that all ops in `core/ops` are built
+ * from. Kernels never consume their inputs and always return a fresh buffer.
+ * Shapes reach a backend already checked and broadcast; a backend only computes.
+ * See backends/README.md for the list and the contract of each primitive.
+ * @module
+ */
+import type { DType, TypedArray } from "../core/dtype.ts";
+
+/** An opaque device buffer holding `size` elements of `dtype`. */
+export interface BackendBuffer {
+  readonly size: number;
+  readonly dtype: DType;
+}
+
+/** Elementwise functions of one argument. */
+export type UnaryOp =
+  | "neg"
+  | "exp"
+  | "log"
+  | "sqrt"
+  | "rsqrt"
+  | "abs"
+  | "sign"
+  | "tanh"
+  | "sigmoid"
+  | "silu"
+  | "gelu"
+  | "square"
+  | "sin"
+  | "cos"
+  | "logicalNot";
+
+/** Elementwise functions of two arguments; the comparisons return bool. */
+export type BinaryOp =
+  | "add"
+  | "sub"
+  | "mul"
+  | "div"
+  | "pow"
+  | "maximum"
+  | "minimum"
+  | "equal"
+  | "notEqual"
+  | "less"
+  | "lessEqual"
+  | "greater"
+  | "greaterEqual";
+
+/** Reductions over the middle axis of an [outer, reduce, inner] view. */
+export type ReduceOp = "sum" | "max" | "min" | "argmax" | "logsumexp";
+
+/** Operands of a binary or ternary kernel: a buffer read through broadcast strides. */
+export interface StridedInput {
+  buf: BackendBuffer;
+  /** Element strides for each output axis (0 on broadcast axes). */
+  strides: readonly number[];
+}
+
+/** A batched matrix product: out[b] = op(A[b]) · op(B[b]), with broadcast batch strides. */
+export interface MatmulSpec {
+  /** Batch shape of the output (may be empty). */
+  batchShape: readonly number[];
+  /** Element stride of A per output batch axis (0 where A is broadcast). */
+  aBatchStrides: readonly number[];
+  /** Element stride of B per output batch axis (0 where B is broadcast). */
+  bBatchStrides: readonly number[];
+  M: number;
+  K: number;
+  N: number;
+  /** A is stored [K, M] per batch and read transposed. */
+  transA: boolean;
+  /** B is stored [N, K] per batch and read transposed. */
+  transB: boolean;
+}
+
+/** The primitive set. Everything else in knot is composed from these. */
+export interface Backend {
+  /** Registered name, e.g. "cpu" or "webgpu". */
+  readonly name: string;
+
+  // --- memory ---
+  /** A new buffer holding a copy of `data` (converted to `dtype`). */
+  upload(data: TypedArray, dtype: DType): BackendBuffer;
+  /** Copies a buffer back to the host. The only read-back path. */
+  read(buf: BackendBuffer): Promise<TypedArray>;
+  /** Releases a buffer. Using it afterwards is an error. */
+  free(buf: BackendBuffer): void;
+  /** Number of buffers allocated and not yet freed (for leak tests). */
+  liveBuffers(): number;
+
+  // --- kernels ---
+  /** A buffer of `size` elements all equal to `value`. */
+  fill(dtype: DType, size: number, value: number): BackendBuffer;
+  /** Elementwise unary op; output has `x`'s size and `outDtype`. */
+  unary(op: UnaryOp, x: BackendBuffer, outDtype: DType): BackendBuffer;
+  /** Elementwise binary op on broadcast operands; computed in the operands' dtype. */
+  binary(op: BinaryOp, a: StridedInput, b: StridedInput, outShape: readonly number[], outDtype: DType): BackendBuffer;
+  /** out = cond ? a : b, all broadcast to `outShape`. */
+  where(cond: StridedInput, a: StridedInput, b: StridedInput, outShape: readonly number[], dtype: DType): BackendBuffer;
+  /** Converts dtype (float→int truncates toward zero; anything→bool is `!= 0`). */
+  cast(x: BackendBuffer, dtype: DType): BackendBuffer;
+  /** Reduces the middle axis of x viewed as [outer, reduce, inner]; argmax returns int32. */
+  reduce(op: ReduceOp, x: BackendBuffer, outer: number, reduce: number, inner: number): BackendBuffer;
+  /** Batched matrix product, see {@link MatmulSpec}. float32 only. */
+  matmul(a: BackendBuffer, b: BackendBuffer, spec: MatmulSpec): BackendBuffer;
+  /** out[i] = x[offset + Σ idx_k·strides_k] for every multi-index of `outShape` (permute, slice, broadcast). */
+  strided(x: BackendBuffer, outShape: readonly number[], strides: readonly number[], offset: number): BackendBuffer;
+  /** Pads each axis of x (shape `shape`) with `before[k]`/`after[k]` elements equal to `value`. */
+  pad(x: BackendBuffer, shape: readonly number[], before: readonly number[], after: readonly number[], value: number): BackendBuffer;
+  /** Concatenates inputs viewed as [outer, widths[i]] along the second axis. */
+  concat(xs: readonly BackendBuffer[], outer: number, widths: readonly number[]): BackendBuffer;
+  /** out[i, :] = table[idx[i], :] for a table viewed as [rows, rowSize]; idx is int32. */
+  gather(table: BackendBuffer, rows: number, rowSize: number, idx: BackendBuffer): BackendBuffer;
+  /** out = zeros[rows, rowSize]; out[idx[i], :] += upd[i, :] (the gradient of gather). */
+  scatterAdd(idx: BackendBuffer, upd: BackendBuffer, rows: number, rowSize: number): BackendBuffer;
+  /**
+   * float32 random numbers from the threefry2x32 counter-based generator: element i is
+   * computed from threefry2x32(key, [0, i]) (see core/random.ts for the exact mapping).
+   */
+  random(kind: "uniform" | "normal", key: readonly [number, number], size: number): BackendBuffer;
+}

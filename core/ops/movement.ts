@@ -1,0 +1,291 @@
+/**
+ * Movement ops: reshape, permute/transpose, slice, pad, broadcastTo, concat,
+ * stack, split, expandDims, squeeze and take (embedding lookup), each with its
+ * vjp rule. Reshape shares the buffer; the others copy through one strided
+ * kernel, so a backend implements few primitives.
+ * @module
+ */
+import { broadcastShapes, broadcastStrides, checkShape, fmt, normAxis, sameShape, type Shape, sizeOf, stridesOf } from "../shape.ts";
+import { record } from "../tape.ts";
+import { alias, type Tensor } from "../tensor.ts";
+import type { Backend } from "../../backends/backend.ts";
+import { backendOf, expectTensor, wrap } from "./_util.ts";
+import { add, mul } from "./elementwise.ts";
+import { sum } from "./reduce.ts";
+
+/** A new view with `shape` (one entry may be -1, inferred). Shares the buffer. */
+export function reshape(x: Tensor, shape: Shape): Tensor {
+  expectTensor("reshape", x);
+  const target = [...shape];
+  const unknown = target.indexOf(-1);
+  if (unknown >= 0) {
+    const rest = sizeOf(target.filter((_, i) => i !== unknown));
+    if (target.lastIndexOf(-1) !== unknown || rest === 0 || x.size % rest !== 0) {
+      throw new Error(`reshape: cannot reshape ${fmt(x.shape)} (${x.size} elements) to ${fmt(shape)}`);
+    }
+    target[unknown] = x.size / rest;
+  }
+  checkShape("reshape", target);
+  if (sizeOf(target) !== x.size) {
+    throw new Error(`reshape: cannot reshape ${fmt(x.shape)} (${x.size} elements) to ${fmt(shape)} (${sizeOf(target)} elements)`);
+  }
+  const out = alias(x, target);
+  record([x], out, (g) => [reshape(g, x.shape)]);
+  return out;
+}
+
+/** Reorders axes: output axis i is input axis `axes[i]`. */
+export function permute(x: Tensor, axes: readonly number[]): Tensor {
+  expectTensor("permute", x);
+  const ax = axes.map((a) => normAxis("permute", a, x.rank, x.shape));
+  if (ax.length !== x.rank || new Set(ax).size !== ax.length) {
+    throw new Error(`permute: axes ${JSON.stringify(axes)} are not a permutation of the ${x.rank} axes of ${fmt(x.shape)}`);
+  }
+  if (ax.every((a, i) => a === i)) return alias(x);
+  const st = stridesOf(x.shape);
+  const outShape = ax.map((a) => x.shape[a]);
+  const out = wrap(x.backend, x.backend.strided(x.buffer, outShape, ax.map((a) => st[a]), 0), outShape, x.dtype);
+  const inverse = new Array<number>(ax.length);
+  ax.forEach((a, i) => (inverse[a] = i));
+  record([x], out, (g) => [permute(g, inverse)]);
+  return out;
+}
+
+/** Transpose: reverses the axes, or applies the permutation `axes` if given. */
+export function transpose(x: Tensor, axes?: readonly number[]): Tensor {
+  expectTensor("transpose", x);
+  return permute(x, axes ?? x.shape.map((_, i) => x.rank - 1 - i));
+}
+
+/**
+ * The sub-tensor `x[start[0]:end[0], start[1]:end[1], …]`. Missing trailing
+ * entries take the whole axis; negative indices count from the end.
+ */
+export function slice(x: Tensor, start: readonly number[], end?: readonly (number | undefined)[]): Tensor {
+  expectTensor("slice", x);
+  if (start.length > x.rank || (end && end.length > x.rank)) {
+    throw new Error(`slice: ${Math.max(start.length, end?.length ?? 0)} indices given for shape ${fmt(x.shape)}`);
+  }
+  const begin: number[] = [], size: number[] = [];
+  for (let i = 0; i < x.rank; i++) {
+    const d = x.shape[i];
+    let s = start[i] ?? 0;
+    let e = end?.[i] ?? d;
+    if (s < 0) s += d;
+    if (e < 0) e += d;
+    if (!Number.isInteger(s) || !Number.isInteger(e) || s < 0 || e > d || s > e) {
+      throw new Error(`slice: range ${start[i] ?? 0}:${end?.[i] ?? d} is out of bounds for axis ${i} of shape ${fmt(x.shape)}`);
+    }
+    begin.push(s);
+    size.push(e - s);
+  }
+  if (sameShape(size, x.shape)) return alias(x);
+  const st = stridesOf(x.shape);
+  const offset = begin.reduce((acc, b, i) => acc + b * st[i], 0);
+  const out = wrap(x.backend, x.backend.strided(x.buffer, size, st, offset), size, x.dtype);
+  record([x], out, (g) => [pad(g, begin.map((b, i) => [b, x.shape[i] - b - size[i]]))]);
+  return out;
+}
+
+/** Pads each axis with `widths[i] = [before, after]` copies of `value` (default 0). */
+export function pad(x: Tensor, widths: readonly (readonly [number, number])[], value = 0): Tensor {
+  expectTensor("pad", x);
+  if (widths.length !== x.rank || widths.some(([b, a]) => !Number.isInteger(b) || !Number.isInteger(a) || b < 0 || a < 0)) {
+    throw new Error(`pad: widths ${JSON.stringify(widths)} must give [before, after] >= 0 for each of the ${x.rank} axes of ${fmt(x.shape)}`);
+  }
+  const before = widths.map((w) => w[0]), after = widths.map((w) => w[1]);
+  const outShape = x.shape.map((d, i) => d + before[i] + after[i]);
+  const out = wrap(x.backend, x.backend.pad(x.buffer, x.shape, before, after, value), outShape, x.dtype);
+  record([x], out, (g) => [slice(g, before, before.map((b, i) => b + x.shape[i]))]);
+  return out;
+}
+
+/** Broadcasts `x` to `shape` (NumPy rules), materialising the copy. */
+export function broadcastTo(x: Tensor, shape: Shape): Tensor {
+  expectTensor("broadcastTo", x);
+  const target = broadcastShapes("broadcastTo", x.shape, shape);
+  if (!sameShape(target, shape)) {
+    throw new Error(`broadcastTo: cannot broadcast ${fmt(x.shape)} to ${fmt(shape)}`);
+  }
+  if (sameShape(x.shape, shape)) return alias(x);
+  const out = wrap(x.backend, x.backend.strided(x.buffer, shape, broadcastStrides(x.shape, shape), 0), shape, x.dtype);
+  record([x], out, (g) => {
+    const lead = shape.length - x.rank;
+    const axes = shape.flatMap((_, i) => (i < lead || (x.shape[i - lead] === 1 && shape[i] !== 1) ? [i] : []));
+    return [reshape(sum(g, axes, { keepdims: true }), x.shape)];
+  });
+  return out;
+}
+
+/** Joins tensors along an existing axis. Other axes must match. */
+export function concat(xs: readonly Tensor[], axis = 0): Tensor {
+  if (!xs.length) throw new Error("concat: needs at least one tensor");
+  xs.forEach((x, i) => expectTensor("concat", x, `xs[${i}]`));
+  const backend = backendOf("concat", ...xs);
+  const first = xs[0];
+  const ax = normAxis("concat", axis, first.rank, first.shape);
+  for (const x of xs) {
+    if (x.rank !== first.rank || x.dtype !== first.dtype || x.shape.some((d, i) => i !== ax && d !== first.shape[i])) {
+      throw new Error(
+        `concat: shapes ${xs.map((t) => fmt(t.shape) + " " + t.dtype).join(", ")} differ outside axis ${axis}`,
+      );
+    }
+  }
+  const outer = sizeOf(first.shape.slice(0, ax));
+  const inner = sizeOf(first.shape.slice(ax + 1));
+  const outShape = [...first.shape];
+  outShape[ax] = xs.reduce((acc, x) => acc + x.shape[ax], 0);
+  const buf = backend.concat(xs.map((x) => x.buffer), outer, xs.map((x) => x.shape[ax] * inner));
+  const out = wrap(backend, buf, outShape, first.dtype);
+  record(xs, out, (g, needed) => {
+    let offset = 0;
+    return xs.map((x, i) => {
+      const s = offset;
+      offset += x.shape[ax];
+      if (!needed[i]) return null;
+      const st = new Array<number>(x.rank).fill(0);
+      st[ax] = s;
+      const en = [...g.shape];
+      en[ax] = s + x.shape[ax];
+      return slice(g, st, en);
+    });
+  });
+  return out;
+}
+
+/** Joins tensors of one shape along a new axis. */
+export function stack(xs: readonly Tensor[], axis = 0): Tensor {
+  if (!xs.length) throw new Error("stack: needs at least one tensor");
+  const rank = xs[0].rank + 1;
+  const ax = normAxis("stack", axis, rank);
+  for (const x of xs) {
+    if (!sameShape(x.shape, xs[0].shape)) {
+      throw new Error(`stack: shapes ${xs.map((t) => fmt(t.shape)).join(", ")} must all be equal (axis ${axis})`);
+    }
+  }
+  return concat(xs.map((x) => expandDims(x, ax)), ax);
+}
+
+/** Splits along `axis` into `sections` equal parts, or into parts of the given sizes. */
+export function split(x: Tensor, sections: number | readonly number[], axis = 0): Tensor[] {
+  expectTensor("split", x);
+  const ax = normAxis("split", axis, x.rank, x.shape);
+  const d = x.shape[ax];
+  let sizes: number[];
+  if (typeof sections === "number") {
+    if (!Number.isInteger(sections) || sections <= 0 || d % sections !== 0) {
+      throw new Error(`split: axis ${axis} of shape ${fmt(x.shape)} (size ${d}) cannot be split into ${sections} equal parts`);
+    }
+    sizes = new Array(sections).fill(d / sections);
+  } else {
+    sizes = [...sections];
+    if (sizes.some((s) => !Number.isInteger(s) || s < 0) || sizes.reduce((a, b) => a + b, 0) !== d) {
+      throw new Error(`split: sizes ${JSON.stringify(sections)} do not add up to ${d} (axis ${axis} of shape ${fmt(x.shape)})`);
+    }
+  }
+  let offset = 0;
+  return sizes.map((s) => {
+    const st = new Array<number>(x.rank).fill(0);
+    st[ax] = offset;
+    const en = [...x.shape];
+    en[ax] = offset + s;
+    offset += s;
+    return slice(x, st, en);
+  });
+}
+
+/** Inserts a size-1 axis at `axis`. */
+export function expandDims(x: Tensor, axis: number): Tensor {
+  expectTensor("expandDims", x);
+  const ax = normAxis("expandDims", axis, x.rank + 1, x.shape);
+  return reshape(x, [...x.shape.slice(0, ax), 1, ...x.shape.slice(ax)]);
+}
+
+/** Removes size-1 axes: the given ones, or all of them. */
+export function squeeze(x: Tensor, axis?: number | readonly number[]): Tensor {
+  expectTensor("squeeze", x);
+  const axes = axis === undefined
+    ? x.shape.flatMap((d, i) => (d === 1 ? [i] : []))
+    : (typeof axis === "number" ? [axis] : axis).map((a) => normAxis("squeeze", a, x.rank, x.shape));
+  for (const a of axes) {
+    if (x.shape[a] !== 1) throw new Error(`squeeze: axis ${a} of shape ${fmt(x.shape)} has size ${x.shape[a]}, not 1`);
+  }
+  return reshape(x, x.shape.filter((_, i) => !axes.includes(i)));
+}
+
+/**
+ * Gathers slices of `x` along `axis` at integer `indices` (NumPy `take`):
+ * the result has shape x.shape[:axis] + indices.shape + x.shape[axis+1:].
+ * With axis 0 this is an embedding lookup; its gradient is a scatter-add.
+ */
+export function take(x: Tensor, indices: Tensor, axis = 0): Tensor {
+  expectTensor("take", x);
+  expectTensor("take", indices, "indices");
+  if (indices.dtype !== "int32") throw new Error(`take: indices must be int32, got ${indices.dtype} ${fmt(indices.shape)}`);
+  const backend = backendOf("take", x, indices);
+  const ax = normAxis("take", axis, x.rank, x.shape);
+  if (ax !== 0) {
+    const order = [ax, ...x.shape.map((_, i) => i).filter((i) => i !== ax)];
+    const moved = take(permute(x, order), indices, 0);
+    // moved: indices.shape + (x.shape without ax); put the index axes back at ax.
+    const k = indices.rank;
+    const rest = x.rank - 1;
+    const back = [
+      ...Array.from({ length: ax }, (_, i) => k + i),
+      ...Array.from({ length: k }, (_, i) => i),
+      ...Array.from({ length: rest - ax }, (_, i) => k + ax + i),
+    ];
+    return permute(moved, back);
+  }
+  const rows = x.shape[0];
+  const rowSize = sizeOf(x.shape.slice(1));
+  const outShape = [...indices.shape, ...x.shape.slice(1)];
+  const out = wrap(backend, backend.gather(x.buffer, rows, rowSize, indices.buffer), outShape, x.dtype);
+  record([x], out, (g) => [scatterAdd(indices, g, rows)]);
+  return out;
+}
+
+/**
+ * The adjoint of `take` along axis 0: a zero tensor of `rows` rows into which
+ * each slice `updates[i…]` is added at row `indices[i…]` (repeats accumulate).
+ * `updates` has shape indices.shape + rowShape; the result [rows, ...rowShape].
+ */
+export function scatterAdd(indices: Tensor, updates: Tensor, rows: number): Tensor {
+  expectTensor("scatterAdd", indices, "indices");
+  expectTensor("scatterAdd", updates, "updates");
+  const backend = backendOf("scatterAdd", indices, updates);
+  if (indices.dtype !== "int32" || updates.dtype !== "float32" || !sameShape(updates.shape.slice(0, indices.rank), indices.shape)) {
+    throw new Error(
+      `scatterAdd: needs int32 indices and float32 updates whose shape starts with the indices' shape; got indices ${fmt(indices.shape)} ${indices.dtype}, updates ${fmt(updates.shape)} ${updates.dtype}`,
+    );
+  }
+  const rowShape = updates.shape.slice(indices.rank);
+  const rowSize = sizeOf(rowShape);
+  const out = wrap(backend, backend.scatterAdd(indices.buffer, updates.buffer, rows, rowSize), [rows, ...rowShape], "float32");
+  record([updates], out, (g) => [take(g, indices, 0)]);
+  return out;
+}
+
+/**
+ * Picks `x[..., indices[...]]` along the last axis (one element per row), as
+ * used for the target logit in cross-entropy. `indices` has x's shape without
+ * the last axis.
+ */
+export function takeLast(x: Tensor, indices: Tensor): Tensor {
+  expectTensor("takeLast", x);
+  const v = x.shape[x.rank - 1];
+  if (!sameShape(indices.shape, x.shape.slice(0, -1))) {
+    throw new Error(`takeLast: indices shape ${fmt(indices.shape)} must equal ${fmt(x.shape)} without its last axis`);
+  }
+  const n = indices.size;
+  const flat = reshape(x, [n * v]);
+  const rowStarts = mul(arangeOn(x.backend, n), v);
+  const picked = take(flat, add(rowStarts, reshape(indices, [n])), 0);
+  return reshape(picked, indices.shape);
+}
+
+function arangeOn(backend: Backend, n: number): Tensor {
+  const data = new Int32Array(n);
+  for (let i = 0; i < n; i++) data[i] = i;
+  return wrap(backend, backend.upload(data, "int32"), [n], "int32");
+}
