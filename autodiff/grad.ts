@@ -8,7 +8,7 @@
  * @module
  */
 import { scope } from "../core/scope.ts";
-import { backward, Tape, tapes } from "../core/tape.ts";
+import { backward, record, Tape, tapes } from "../core/tape.ts";
 import { alias, isTensor, type Tensor } from "../core/tensor.ts";
 import * as tree from "../core/tree.ts";
 import type { Tree } from "../core/tree.ts";
@@ -48,6 +48,8 @@ function trackArgs(op: string, tape: Tape, args: unknown[], nums: readonly numbe
         );
       }
       const a = alias(leaf);
+      // Recorded as an identity on any outer tape, so gradients of gradients flow.
+      record([leaf], a, (g) => [g]);
       tape.tracked.add(a);
       return a;
     });

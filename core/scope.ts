@@ -6,6 +6,7 @@
  * @module
  */
 import { getBackend, release, scopeStack } from "./runtime.ts";
+import { tapes } from "./tape.ts";
 import { isTensor, type Tensor } from "./tensor.ts";
 import { leaves } from "./tree.ts";
 
@@ -22,6 +23,12 @@ function tensorsIn(value: unknown, out: Set<unknown>, seen = new Set<unknown>())
 function close(owned: Set<{ dispose(): void }>, result: unknown): void {
   const keepSet = tensorsIn(result, new Set());
   const parent = scopeStack.at(-1);
+  // While a tape records, its vjp rules may need any value made here: hand
+  // everything to the enclosing scope, which outlives the tape.
+  if (tapes.length) {
+    if (parent) for (const t of owned) parent.add(t);
+    return;
+  }
   for (const t of owned) {
     if (keepSet.has(t)) parent?.add(t);
     else t.dispose();

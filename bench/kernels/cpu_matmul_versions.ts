@@ -1,0 +1,114 @@
+// The CPU matmul "ladder": each rung is one idea on top of the previous one.
+// All versions share the production signature (no transposes needed here, so
+// v0..v2 support only transA = transB = false and throw otherwise):
+//   out[M,N] = A[M,K] · B[K,N], row-major, element offsets.
+
+export { matmulF32 as v3Production } from "../../backends/cpu/matmul.ts";
+
+/** Signature shared by every rung of the ladder. */
+export type MatmulFn = (
+  a: Float32Array,
+  aOff: number,
+  b: Float32Array,
+  bOff: number,
+  out: Float32Array,
+  outOff: number,
+  M: number,
+  K: number,
+  N: number,
+  transA: boolean,
+  transB: boolean,
+) => void;
+
+function noTrans(transA: boolean, transB: boolean): void {
+  if (transA || transB) throw new Error("ladder rungs v0..v2 support no transposes");
+}
+
+/** v0: textbook i-j-k dot products; the inner loop strides B by N (cache-hostile). */
+export function v0Naive(
+  a: Float32Array,
+  aOff: number,
+  b: Float32Array,
+  bOff: number,
+  out: Float32Array,
+  outOff: number,
+  M: number,
+  K: number,
+  N: number,
+  transA: boolean,
+  transB: boolean,
+): void {
+  noTrans(transA, transB);
+  for (let i = 0; i < M; i++) {
+    for (let j = 0; j < N; j++) {
+      let s = 0;
+      for (let p = 0; p < K; p++) s += a[aOff + i * K + p] * b[bOff + p * N + j];
+      out[outOff + i * N + j] = s;
+    }
+  }
+}
+
+/** v1: i-k-j order; the inner loop streams a row of B and a row of C (unit stride). */
+export function v1Ikj(
+  a: Float32Array,
+  aOff: number,
+  b: Float32Array,
+  bOff: number,
+  out: Float32Array,
+  outOff: number,
+  M: number,
+  K: number,
+  N: number,
+  transA: boolean,
+  transB: boolean,
+): void {
+  noTrans(transA, transB);
+  out.fill(0, outOff, outOff + M * N);
+  for (let i = 0; i < M; i++) {
+    const o = outOff + i * N;
+    for (let p = 0; p < K; p++) {
+      const aip = a[aOff + i * K + p];
+      const bo = bOff + p * N;
+      for (let j = 0; j < N; j++) out[o + j] += aip * b[bo + j];
+    }
+  }
+}
+
+const BK = 128;
+const BJ = 256;
+
+/**
+ * v2: i-k-j with K and N blocked so the touched BK×BJ tile of B (128 KiB)
+ * stays in L2 and the BJ-wide strip of the C row stays in L1 while it is
+ * re-used BK times.
+ */
+export function v2Blocked(
+  a: Float32Array,
+  aOff: number,
+  b: Float32Array,
+  bOff: number,
+  out: Float32Array,
+  outOff: number,
+  M: number,
+  K: number,
+  N: number,
+  transA: boolean,
+  transB: boolean,
+): void {
+  noTrans(transA, transB);
+  out.fill(0, outOff, outOff + M * N);
+  for (let j0 = 0; j0 < N; j0 += BJ) {
+    const j1 = Math.min(N, j0 + BJ);
+    for (let p0 = 0; p0 < K; p0 += BK) {
+      const p1 = Math.min(K, p0 + BK);
+      for (let i = 0; i < M; i++) {
+        const o = outOff + i * N;
+        for (let p = p0; p < p1; p++) {
+          const aip = a[aOff + i * K + p];
+          const bo = bOff + p * N;
+          for (let j = j0; j < j1; j++) out[o + j] += aip * b[bo + j];
+        }
+      }
+    }
+  }
+}

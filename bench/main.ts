@@ -1,0 +1,11 @@
+/**
+ * `deno task bench`: every benchmark section, printed as Markdown with the
+ * machine named. Ratios are taken within one run; absolute numbers depend on
+ * the machine.
+ * @module
+ */
+import { benchCpu } from "./cpu.ts";
+import { machineLine } from "./util.ts";
+
+console.log(`# knot bench\n\n${machineLine()}`);
+await benchCpu();
