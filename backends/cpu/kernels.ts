@@ -213,36 +213,38 @@ export function concat(xs: readonly TypedArray[], outer: number, widths: readonl
 
 export function reduce(op: ReduceOp, x: TypedArray, outer: number, red: number, inner: number, out: TypedArray): void {
   for (let o = 0; o < outer; o++) {
-    const base = o * red * inner;
     for (let i = 0; i < inner; i++) {
-      const at = (r: number) => x[base + r * inner + i];
+      // Element r of this reduction sits at start + r * inner.
+      const start = o * red * inner + i;
+      const end = start + red * inner;
       let acc: number;
       switch (op) {
         case "sum":
           acc = 0;
-          for (let r = 0; r < red; r++) acc += at(r);
+          for (let p = start; p < end; p += inner) acc += x[p];
           break;
         case "max":
           acc = -Infinity;
-          for (let r = 0; r < red; r++) {
-            const v = at(r);
+          for (let p = start; p < end; p += inner) {
+            const v = x[p];
             if (v > acc || v !== v) acc = v;
             if (acc !== acc) break;
           }
           break;
         case "min":
           acc = Infinity;
-          for (let r = 0; r < red; r++) {
-            const v = at(r);
+          for (let p = start; p < end; p += inner) {
+            const v = x[p];
             if (v < acc || v !== v) acc = v;
             if (acc !== acc) break;
           }
           break;
         case "argmax": {
+          // First index of the maximum; a NaN counts as the maximum.
           let best = -Infinity;
           acc = 0;
-          for (let r = 0; r < red; r++) {
-            const v = at(r);
+          for (let r = 0, p = start; p < end; r++, p += inner) {
+            const v = x[p];
             if (v > best || (v !== v && best === best)) {
               best = v;
               acc = r;
@@ -252,13 +254,13 @@ export function reduce(op: ReduceOp, x: TypedArray, outer: number, red: number, 
         }
         case "logsumexp": {
           let m = -Infinity;
-          for (let r = 0; r < red; r++) m = Math.max(m, at(r));
+          for (let p = start; p < end; p += inner) m = Math.max(m, x[p]);
           if (m === -Infinity || m !== m) {
             acc = m;
             break;
           }
           let s = 0;
-          for (let r = 0; r < red; r++) s += Math.exp(at(r) - m);
+          for (let p = start; p < end; p += inner) s += Math.exp(x[p] - m);
           acc = m + Math.log(s);
           break;
         }
