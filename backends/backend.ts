@@ -85,6 +85,12 @@ export interface Backend {
   upload(data: TypedArray, dtype: DType): BackendBuffer;
   /** Copies a buffer back to the host. The only read-back path. */
   read(buf: BackendBuffer): Promise<TypedArray>;
+  /**
+   * Optional synchronous read-back, for backends where it costs nothing (cpu).
+   * Core uses it only to validate inputs (index ranges); where it is absent
+   * those checks are skipped, so out-of-range indices give unspecified values.
+   */
+  readSync?(buf: BackendBuffer): TypedArray;
   /** Releases a buffer. Using it afterwards is an error. */
   free(buf: BackendBuffer): void;
   /** Number of buffers allocated and not yet freed (for leak tests). */

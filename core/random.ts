@@ -19,7 +19,7 @@ import { checkShape, fmt, type Shape, sizeOf } from "./shape.ts";
 import { fromBuffer, type Tensor } from "./tensor.ts";
 import { add, cast, less, mul } from "./ops/elementwise.ts";
 
-/** A PRNG key: two uint32 words. Immutable; derive new keys with {@link split}. */
+/** A PRNG key: two uint32 words. Immutable; derive new keys with {@link splitKey} (`split` in mod.ts). */
 export class Key {
   constructor(readonly k0: number, readonly k1: number) {
     if (!Number.isInteger(k0) || !Number.isInteger(k1) || k0 < 0 || k1 < 0 || k0 > 0xffffffff || k1 > 0xffffffff) {
@@ -45,7 +45,7 @@ export function key(seed: number): Key {
 }
 
 /** `n` new independent keys derived from `k` (default 2). */
-export function split(k: Key, n = 2): Key[] {
+export function splitKey(k: Key, n = 2): Key[] {
   if (!(k instanceof Key)) throw new Error(`split: expected a Key, got ${typeof k}`);
   return Array.from({ length: n }, (_, j) => new Key(...threefry2x32(k.k0, k.k1, 1, j)));
 }

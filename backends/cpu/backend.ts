@@ -37,7 +37,7 @@ export class CpuBackend implements Backend {
 
   upload(data: TypedArray, dtype: DType): BackendBuffer {
     const b = this.#new(dtype, data.length);
-    if (dtype === "bool") for (let i = 0; i < data.length; i++) b.data[i] = data[i] ? 1 : 0;
+    if (dtype === "bool") for (let i = 0; i < data.length; i++) b.data[i] = data[i] !== 0 ? 1 : 0;
     else b.data.set(data);
     return b;
   }
@@ -89,7 +89,7 @@ export class CpuBackend implements Backend {
   cast(x: BackendBuffer, dtype: DType): BackendBuffer {
     const src = this.#get(x);
     const out = this.#new(dtype, x.size);
-    if (dtype === "bool") for (let i = 0; i < src.length; i++) out.data[i] = src[i] ? 1 : 0;
+    if (dtype === "bool") for (let i = 0; i < src.length; i++) out.data[i] = src[i] !== 0 ? 1 : 0; // NaN → true
     else if (dtype === "int32") for (let i = 0; i < src.length; i++) out.data[i] = Math.trunc(src[i]);
     else out.data.set(src);
     return out;

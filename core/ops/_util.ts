@@ -2,7 +2,7 @@
 import type { Backend, BackendBuffer } from "../../backends/backend.ts";
 import { arrayFor, type DType } from "../dtype.ts";
 import { getBackend } from "../runtime.ts";
-import type { Shape } from "../shape.ts";
+import { fmt, type Shape } from "../shape.ts";
 import { fromBuffer, Tensor } from "../tensor.ts";
 
 /** A tensor, or a JavaScript number/boolean taken as a scalar of the other operand's dtype. */
@@ -45,7 +45,8 @@ export function coerce(op: string, xs: TensorLike[]): Tensor[] {
   const dtype: DType = tensors[0]?.dtype ?? "float32";
   return xs.map((x, i) => {
     if (x instanceof Tensor) return x;
-    if (typeof x === "number") return scalarOn(backend, x, dtype === "bool" ? "float32" : dtype);
+    // A fractional number never truncates to an integer dtype: it makes the op float32 (JAX weak typing).
+    if (typeof x === "number") return scalarOn(backend, x, dtype === "bool" || !Number.isInteger(x) ? "float32" : dtype);
     if (typeof x === "boolean") return scalarOn(backend, x ? 1 : 0, "bool");
     throw new Error(`${op}: operand ${i} must be a Tensor or a number, got ${x === null ? "null" : typeof x}`);
   });
@@ -58,5 +59,5 @@ export function wrap(backend: Backend, buf: BackendBuffer, shape: Shape, dtype: 
 
 /** Throws unless `x` is float32 (for ops defined only on real numbers). */
 export function expectFloat(op: string, x: Tensor): void {
-  if (x.dtype !== "float32") throw new Error(`${op}: expected a float32 tensor, got ${x.dtype} ${JSON.stringify(x.shape)}`);
+  if (x.dtype !== "float32") throw new Error(`${op}: expected a float32 tensor, got ${x.dtype} ${fmt(x.shape)}`);
 }

@@ -76,7 +76,7 @@ export function tensor(values: TensorData | number, shape?: Shape, dtype?: FileD
   if (dt === "int32" && !(flat instanceof Int32Array)) {
     for (let i = 0; i < flat.length; i++) data[i] = Math.trunc(flat[i]);
   } else if (dt === "bool") {
-    for (let i = 0; i < flat.length; i++) data[i] = flat[i] ? 1 : 0;
+    for (let i = 0; i < flat.length; i++) data[i] = flat[i] !== 0 ? 1 : 0; // as cast: NaN is true
   } else data.set(flat);
   const backend = getBackend();
   return fromBuffer(backend, backend.upload(data, dt), finalShape, dt);

@@ -108,7 +108,8 @@ function binaryOp(
   if (y.dtype !== dtype) y = cast(y, dtype);
   const outDtype = COMPARISONS.has(op) ? "bool" : dtype;
   const buf = backend.binary(
-    op,
+    // bool + bool is logical or; the kernel's add would store 1 + 1 = 2 in a bool buffer.
+    op === "add" && dtype === "bool" ? "maximum" : op,
     { buf: x.buffer, strides: broadcastStrides(x.shape, outShape) },
     { buf: y.buffer, strides: broadcastStrides(y.shape, outShape) },
     outShape,

@@ -56,7 +56,12 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       `matmul: inner dimensions differ: a ${fmt(a.shape)}${transA ? "ᵀ" : ""} has ${K} columns, b ${fmt(b.shape)}${transB ? "ᵀ" : ""} has ${Kb} rows (axis -2 of b${transB ? "ᵀ" : ""})`,
     );
   }
-  const batch = broadcastShapes("matmul", a.shape.slice(0, -2), b.shape.slice(0, -2));
+  let batch: number[];
+  try {
+    batch = broadcastShapes("matmul", a.shape.slice(0, -2), b.shape.slice(0, -2));
+  } catch {
+    throw new Error(`matmul: batch axes of a ${fmt(a.shape)} and b ${fmt(b.shape)} cannot be broadcast together (all but the last two axes)`);
+  }
   const backend = backendOf("matmul", a, b);
   const buf = backend.matmul(a.buffer, b.buffer, {
     batchShape: batch,

@@ -238,6 +238,7 @@ export function take(x: Tensor, indices: Tensor, axis = 0): Tensor {
     return permute(moved, back);
   }
   const rows = x.shape[0];
+  checkIndexRange("take", indices, rows, `axis ${axis} of shape ${fmt(x.shape)}`);
   const rowSize = sizeOf(x.shape.slice(1));
   const outShape = [...indices.shape, ...x.shape.slice(1)];
   const out = wrap(backend, backend.gather(x.buffer, rows, rowSize, indices.buffer), outShape, x.dtype);
@@ -259,6 +260,7 @@ export function scatterAdd(indices: Tensor, updates: Tensor, rows: number): Tens
       `scatterAdd: needs int32 indices and float32 updates whose shape starts with the indices' shape; got indices ${fmt(indices.shape)} ${indices.dtype}, updates ${fmt(updates.shape)} ${updates.dtype}`,
     );
   }
+  checkIndexRange("scatterAdd", indices, rows, `${rows} rows`);
   const rowShape = updates.shape.slice(indices.rank);
   const rowSize = sizeOf(rowShape);
   const out = wrap(backend, backend.scatterAdd(indices.buffer, updates.buffer, rows, rowSize), [rows, ...rowShape], "float32");
@@ -277,11 +279,29 @@ export function takeLast(x: Tensor, indices: Tensor): Tensor {
   if (!sameShape(indices.shape, x.shape.slice(0, -1))) {
     throw new Error(`takeLast: indices shape ${fmt(indices.shape)} must equal ${fmt(x.shape)} without its last axis`);
   }
+  if (indices.dtype !== "int32") throw new Error(`takeLast: indices must be int32, got ${indices.dtype} ${fmt(indices.shape)}`);
+  checkIndexRange("takeLast", indices, v, `the last axis of shape ${fmt(x.shape)}`);
   const n = indices.size;
   const flat = reshape(x, [n * v]);
   const rowStarts = mul(arangeOn(x.backend, n), v);
   const picked = take(flat, add(rowStarts, reshape(indices, [n])), 0);
   return reshape(picked, indices.shape);
+}
+
+/**
+ * Throws if an index lies outside [0, limit), where the backend can read
+ * indices back synchronously (cpu). Other backends skip the check (see
+ * Backend.readSync).
+ */
+function checkIndexRange(op: string, indices: Tensor, limit: number, what: string): void {
+  const read = indices.backend.readSync?.bind(indices.backend);
+  if (!read) return;
+  const ids = read(indices.buffer);
+  for (let i = 0; i < ids.length; i++) {
+    if (ids[i] < 0 || ids[i] >= limit) {
+      throw new Error(`${op}: index ${ids[i]} at position ${i} is out of range [0, ${limit}) for ${what}`);
+    }
+  }
 }
 
 function arangeOn(backend: Backend, n: number): Tensor {

@@ -10,19 +10,28 @@ import { expectTensor } from "./_util.ts";
 import { add, cast, div, exp, greaterEqual, maximum, mul, notEqual, sub, where } from "./elementwise.ts";
 import { arange } from "./creation.ts";
 import { expandDims, takeLast } from "./movement.ts";
-import { logsumexp, sum } from "./reduce.ts";
+import { logsumexp, max, sum } from "./reduce.ts";
+import { alias } from "../tensor.ts";
 
 /** softmax along `axis` (default last), computed stably. */
 export function softmax(x: Tensor, axis = -1): Tensor {
   expectTensor("softmax", x);
-  return exp(logSoftmax(x, axis));
+  const ax = normAxis("softmax", axis, x.rank, x.shape);
+  const e = exp(shiftedByMax(x, ax));
+  return div(e, sum(e, ax, { keepdims: true }));
+}
+
+/** x − max(x) along an axis; the max is a constant to autodiff (the result's gradient does not depend on it). */
+function shiftedByMax(x: Tensor, ax: number): Tensor {
+  return sub(x, alias(max(x, ax, { keepdims: true })));
 }
 
 /** log softmax along `axis` (default last): x − logsumexp(x). */
 export function logSoftmax(x: Tensor, axis = -1): Tensor {
   expectTensor("logSoftmax", x);
   const ax = normAxis("logSoftmax", axis, x.rank, x.shape);
-  return sub(x, logsumexp(x, ax, { keepdims: true }));
+  const shifted = shiftedByMax(x, ax);
+  return sub(shifted, logsumexp(shifted, ax, { keepdims: true }));
 }
 
 /** Options of {@link crossEntropy}. */
