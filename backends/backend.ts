@@ -81,8 +81,12 @@ export interface Backend {
   readonly name: string;
 
   // --- memory ---
-  /** A new buffer holding a copy of `data` (converted to `dtype`). */
-  upload(data: TypedArray, dtype: DType): BackendBuffer;
+  /**
+   * A new buffer holding `data` converted to `dtype`. With `transfer`, the
+   * caller gives up `data` (it will never touch it again), so a host backend
+   * may keep the array itself instead of copying it.
+   */
+  upload(data: TypedArray, dtype: DType, transfer?: boolean): BackendBuffer;
   /** Copies a buffer back to the host. The only read-back path. */
   read(buf: BackendBuffer): Promise<TypedArray>;
   /**

@@ -145,9 +145,10 @@ const CONVERT: Record<string, Converter> = {
 /**
  * Makes a knot tensor from stored bytes: F32/F16/BF16/F64 → float32,
  * I32/I64/U32/U64/I16/U16/I8/U8 → int32 (throwing if a value does not fit),
- * BOOL → bool. `name` and `source` only label errors.
+ * BOOL → bool. `name` and `source` only label errors. With `owned`, `raw.data`
+ * is a buffer nobody else holds, so the backend may keep it instead of copying.
  */
-export function rawToTensor(raw: RawTensor, name = "<unnamed>", source = "<buffer>"): Tensor {
+export function rawToTensor(raw: RawTensor, name = "<unnamed>", source = "<buffer>", owned = false): Tensor {
   const where = () => `safetensors: ${source}: tensor ${q(name)}`;
   const { dtype, shape, data: bytes } = raw;
   const size = Object.hasOwn(DTYPE_SIZES, dtype) ? DTYPE_SIZES[dtype] : 0;
@@ -165,7 +166,9 @@ export function rawToTensor(raw: RawTensor, name = "<unnamed>", source = "<buffe
   const [dt, fn] = convert;
   const data = fn(bytes, dtype, where);
   const backend = getBackend();
-  return fromBuffer(backend, backend.upload(data, dt), shape, dt);
+  // A converted array is always fresh; a view is fresh only if the bytes were.
+  const fresh = owned || data.buffer !== bytes.buffer;
+  return fromBuffer(backend, backend.upload(data, dt, fresh), shape, dt);
 }
 
 /** Reads exactly `buf.length` bytes at `pos` (seek, then read until full). */
@@ -263,7 +266,7 @@ export class SafetensorsFile implements SafetensorsReader {
   /** Reads one tensor and converts it to a knot tensor (see {@link rawToTensor}). */
   async tensor(name: string): Promise<Tensor> {
     const e = this.#entry(name);
-    return rawToTensor({ dtype: e.dtype, shape: [...e.shape], data: await this.raw(name) }, name, this.source);
+    return rawToTensor({ dtype: e.dtype, shape: [...e.shape], data: await this.raw(name) }, name, this.source, true);
   }
 
   /** Closes the file; later reads throw. Idempotent. */

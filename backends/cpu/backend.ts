@@ -35,7 +35,13 @@ export class CpuBackend implements Backend {
     return buf.data;
   }
 
-  upload(data: TypedArray, dtype: DType): BackendBuffer {
+  upload(data: TypedArray, dtype: DType, transfer = false): BackendBuffer {
+    if (transfer && data instanceof arrayFor(dtype, 0).constructor) {
+      // The array is ours now: bools are normalised to 0/1 in place.
+      if (dtype === "bool") for (let i = 0; i < data.length; i++) data[i] = data[i] !== 0 ? 1 : 0;
+      this.#live++;
+      return new CpuBuffer(dtype, data);
+    }
     const b = this.#new(dtype, data.length);
     if (dtype === "bool") for (let i = 0; i < data.length; i++) b.data[i] = data[i] !== 0 ? 1 : 0;
     else b.data.set(data);

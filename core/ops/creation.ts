@@ -79,7 +79,7 @@ export function tensor(values: TensorData | number, shape?: Shape, dtype?: FileD
     for (let i = 0; i < flat.length; i++) data[i] = flat[i] !== 0 ? 1 : 0; // as cast: NaN is true
   } else data.set(flat);
   const backend = getBackend();
-  return fromBuffer(backend, backend.upload(data, dt), finalShape, dt);
+  return fromBuffer(backend, backend.upload(data, dt, true), finalShape, dt);
 }
 
 function firstLeaf(v: unknown): string {
@@ -128,7 +128,7 @@ export function arange(start: number, stop?: number, step = 1, dtype?: DType): T
   const data = arrayFor(dt, n);
   for (let i = 0; i < n; i++) data[i] = start + i * step;
   const backend = getBackend();
-  return fromBuffer(backend, backend.upload(data, dt), [n], dt);
+  return fromBuffer(backend, backend.upload(data, dt, true), [n], dt);
 }
 
 /** The n×m identity matrix (m defaults to n). */
@@ -137,5 +137,5 @@ export function eye(n: number, m = n, dtype: DType = "float32"): Tensor {
   const data = arrayFor(dtype, n * m);
   for (let i = 0; i < Math.min(n, m); i++) data[i * m + i] = 1;
   const backend = getBackend();
-  return fromBuffer(backend, backend.upload(data, dtype), [n, m], dtype);
+  return fromBuffer(backend, backend.upload(data, dtype, true), [n, m], dtype);
 }
