@@ -20,7 +20,7 @@ export type { Shape } from "./core/shape.ts";
 export { getBackend, listBackends, registerBackend, setBackend } from "./core/runtime.ts";
 export { dispose, keep, liveBuffers, scope } from "./core/scope.ts";
 export * from "./core/ops/index.ts";
-export { bernoulli, foldIn, Key, key, kaimingUniform, normal, splitKey, uniform } from "./core/random.ts";
+export { bernoulli, foldIn, kaimingUniform, Key, key, normal, splitKey, uniform } from "./core/random.ts";
 export { split } from "./core/split.ts";
 export * as tree from "./core/tree.ts";
 export type { Tree, Where } from "./core/tree.ts";

@@ -79,7 +79,9 @@ export async function checkGrad(
         checked++;
         if (!(err <= atol + rtol * Math.abs(numeric))) {
           throw new Error(
-            `checkGrad: argument ${n}${path ? ` leaf "${path}"` : ""} element ${i}: autodiff ${g[i]} vs finite difference ${numeric} (|diff| ${err.toExponential(2)} > atol ${atol} + rtol ${rtol}·|fd|)`,
+            `checkGrad: argument ${n}${path ? ` leaf "${path}"` : ""} element ${i}: autodiff ${
+              g[i]
+            } vs finite difference ${numeric} (|diff| ${err.toExponential(2)} > atol ${atol} + rtol ${rtol}·|fd|)`,
           );
         }
       }

@@ -67,7 +67,10 @@ function gradTree(tracked: unknown, cts: Map<Tensor, Tensor>): unknown {
  * @example
  * const [loss, g] = valueAndGrad((w) => sum(square(w)))(tensor([1, 2])); // g = [2, 4]
  */
-export function valueAndGrad<F extends Fn>(f: F, opts: GradOptions = {}): (...args: Parameters<F>) => [Tensor, GradTree, GradTree?] {
+export function valueAndGrad<F extends Fn>(
+  f: F,
+  opts: GradOptions = {},
+): (...args: Parameters<F>) => [Tensor, GradTree, GradTree?] {
   const { argnums = 0, hasAux = false } = opts;
   const nums = typeof argnums === "number" ? [argnums] : argnums;
   return (...args: Parameters<F>): [Tensor, GradTree, GradTree?] =>
@@ -84,7 +87,9 @@ export function valueAndGrad<F extends Fn>(f: F, opts: GradOptions = {}): (...ar
       const [value, aux] = hasAux ? (Array.isArray(out) && out.length === 2 ? out : badAux(out)) : [out, undefined];
       if (!isTensor(value) || value.size !== 1 || value.rank !== 0 || value.dtype !== "float32") {
         throw new Error(
-          `grad: the function must return a float32 scalar (shape []), got ${isTensor(value) ? `${value.dtype} ${fmt(value.shape)}` : typeof value}` +
+          `grad: the function must return a float32 scalar (shape []), got ${
+            isTensor(value) ? `${value.dtype} ${fmt(value.shape)}` : typeof value
+          }` +
             (isTensor(value) && value.rank > 0 ? " (reduce it with sum or mean, or use vjp)" : ""),
         );
       }
@@ -122,7 +127,10 @@ export function grad<F extends Fn>(f: F, opts: GradOptions = {}): (...args: Para
  * like the primals). `cotangent` is shaped like `out` (a tensor or tree).
  * The recording is kept until `vjpFn` is garbage-collected.
  */
-export function vjp<F extends Fn>(f: F, ...primals: Parameters<F>): [ReturnType<F>, (cotangent: GradTree) => GradTree[]] {
+export function vjp<F extends Fn>(
+  f: F,
+  ...primals: Parameters<F>
+): [ReturnType<F>, (cotangent: GradTree) => GradTree[]] {
   const tape = new Tape();
   const targs = trackArgs("vjp", tape, primals, primals.map((_, i) => i));
   tapes.push(tape);

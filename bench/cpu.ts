@@ -4,7 +4,21 @@
  * two-layer MLP forward+backward step.
  * @module
  */
-import { add, crossEntropy, dispose, key, matmul, normal, scope, setBackend, split, tanh, tensor, valueAndGrad, zeros } from "../mod.ts";
+import {
+  add,
+  crossEntropy,
+  dispose,
+  key,
+  matmul,
+  normal,
+  scope,
+  setBackend,
+  split,
+  tanh,
+  tensor,
+  valueAndGrad,
+  zeros,
+} from "../mod.ts";
 import { benchCpuMatmul } from "./kernels/cpu_matmul.ts";
 import { table, timeMedian } from "./util.ts";
 
@@ -16,7 +30,12 @@ export async function benchCpu(log: (s: string) => void = console.log): Promise<
   const versions = [...new Set(rows.map((r) => r.version))];
   const sizes = [...new Set(rows.map((r) => r.size))];
   const cell = (v: string, s: number) => rows.find((r) => r.version === v && r.size === s)?.gflops;
-  log(table(["kernel", ...sizes.map(String)], versions.map((v) => [v, ...sizes.map((s) => cell(v, s)?.toFixed(2) ?? "-")])));
+  log(
+    table(
+      ["kernel", ...sizes.map(String)],
+      versions.map((v) => [v, ...sizes.map((s) => cell(v, s)?.toFixed(2) ?? "-")]),
+    ),
+  );
   const naive = versions[0], best = versions.at(-1)!;
   const ratios = sizes.flatMap((s) => {
     const a = cell(best, s), b = cell(naive, s);
@@ -37,7 +56,12 @@ export async function benchCpu(log: (s: string) => void = console.log): Promise<
 
   log("\n## Two-layer MLP step (forward + backward), batch 64, 256 → 512 → 10\n");
   const [k1, k2, k3] = split(key(7), 3);
-  const params = { w1: normal(k1, [256, 512], { std: 0.05 }), b1: zeros([512]), w2: normal(k2, [512, 10], { std: 0.05 }), b2: zeros([10]) };
+  const params = {
+    w1: normal(k1, [256, 512], { std: 0.05 }),
+    b1: zeros([512]),
+    w2: normal(k2, [512, 10], { std: 0.05 }),
+    b2: zeros([10]),
+  };
   const x = normal(k3, [64, 256]);
   const y = tensor(Array.from({ length: 64 }, (_, i) => i % 10), undefined, "int32");
   const loss = (p: typeof params) => crossEntropy(add(matmul(tanh(add(matmul(x, p.w1), p.b1)), p.w2), p.b2), y);

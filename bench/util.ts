@@ -21,7 +21,8 @@ export async function timeMedian(fn: () => unknown | Promise<unknown>, minReps =
 export function table(head: string[], rows: (string | number)[][]): string {
   const cells = rows.map((r) => r.map(String));
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i].length)));
-  const line = (r: string[]) => "| " + r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(" | ") + " |";
+  const line = (r: string[]) =>
+    "| " + r.map((c, i) => (i === 0 ? c.padEnd(w[i]) : c.padStart(w[i]))).join(" | ") + " |";
   const sep = "| " + w.map((x, i) => (i === 0 ? "-".repeat(x) : "-".repeat(x - 1) + ":")).join(" | ") + " |";
   return [line(head), sep, ...cells.map(line)].join("\n");
 }
@@ -32,5 +33,7 @@ export function machineLine(): string {
   try {
     cores = String(navigator.hardwareConcurrency);
   } catch { /* ignore */ }
-  return `${new Date().toISOString().slice(0, 10)} · CPU: ${cpuModel()} · ${cores} cores · Deno ${Deno.version.deno} (V8 ${Deno.version.v8})`;
+  return `${
+    new Date().toISOString().slice(0, 10)
+  } · CPU: ${cpuModel()} · ${cores} cores · Deno ${Deno.version.deno} (V8 ${Deno.version.v8})`;
 }

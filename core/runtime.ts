@@ -51,7 +51,9 @@ export function getBackend(): Backend {
   if (defaultName) {
     const made = factories.get(defaultName)!();
     if (made instanceof Promise) {
-      throw new Error(`getBackend: backend "${defaultName}" initialises asynchronously; call await setBackend("${defaultName}") first`);
+      throw new Error(
+        `getBackend: backend "${defaultName}" initialises asynchronously; call await setBackend("${defaultName}") first`,
+      );
     }
     instances.set(defaultName, made);
     current = made;

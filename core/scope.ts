@@ -15,8 +15,10 @@ function tensorsIn(value: unknown, out: Set<unknown>, seen = new Set<unknown>())
   if (value === null || typeof value !== "object" || seen.has(value)) return out;
   seen.add(value);
   if (isTensor(value)) out.add(value);
-  else if (Array.isArray(value)) for (const v of value) tensorsIn(v, out, seen);
-  else if (Object.getPrototypeOf(value) === Object.prototype) for (const v of Object.values(value)) tensorsIn(v, out, seen);
+  else if (Array.isArray(value)) { for (const v of value) tensorsIn(v, out, seen); }
+  else if (Object.getPrototypeOf(value) === Object.prototype) {
+    for (const v of Object.values(value)) tensorsIn(v, out, seen);
+  }
   return out;
 }
 
@@ -26,7 +28,7 @@ function close(owned: Set<{ dispose(): void }>, result: unknown): void {
   // While a tape records, its vjp rules may need any value made here: hand
   // everything to the enclosing scope, which outlives the tape.
   if (tapes.length) {
-    if (parent) for (const t of owned) parent.add(t);
+    if (parent) { for (const t of owned) parent.add(t); }
     return;
   }
   for (const t of owned) {

@@ -70,7 +70,9 @@ export function normAxes(op: string, axis: number | readonly number[] | undefine
   if (axis === undefined) return shape.map((_, i) => i);
   const list = typeof axis === "number" ? [axis] : axis;
   const out = [...new Set(list.map((a) => normAxis(op, a, shape.length, shape)))];
-  if (out.length !== list.length) throw new Error(`${op}: repeated axis in ${JSON.stringify(axis)} for shape ${fmt(shape)}`);
+  if (out.length !== list.length) {
+    throw new Error(`${op}: repeated axis in ${JSON.stringify(axis)} for shape ${fmt(shape)}`);
+  }
   return out.sort((x, y) => x - y);
 }
 

@@ -87,7 +87,9 @@ export class Tensor {
 
   /** The single value of a one-element tensor. */
   async item(): Promise<number> {
-    if (this.size !== 1) throw new Error(`item: tensor has shape ${fmt(this.shape)} (${this.size} elements), expected exactly 1`);
+    if (this.size !== 1) {
+      throw new Error(`item: tensor has shape ${fmt(this.shape)} (${this.size} elements), expected exactly 1`);
+    }
     return (await this.data())[0];
   }
 

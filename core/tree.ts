@@ -31,9 +31,13 @@ function join(prefix: string, key: string | number): string {
 export function forEachLeaf(tree: unknown, fn: (path: string, leaf: Tensor) => void, prefix = ""): void {
   if (isTensor(tree)) fn(prefix, tree);
   else if (Array.isArray(tree)) tree.forEach((v, i) => forEachLeaf(v, fn, join(prefix, i)));
-  else if (isPlainObject(tree)) for (const [k, v] of Object.entries(tree)) forEachLeaf(v, fn, join(prefix, k));
+  else if (isPlainObject(tree)) { for (const [k, v] of Object.entries(tree)) forEachLeaf(v, fn, join(prefix, k)); }
   else if (tree !== null && tree !== undefined && typeof tree === "object") {
-    throw new Error(`tree: unsupported node at "${prefix}" (${Object.getPrototypeOf(tree)?.constructor?.name}); use plain objects, arrays and tensors`);
+    throw new Error(
+      `tree: unsupported node at "${prefix}" (${
+        Object.getPrototypeOf(tree)?.constructor?.name
+      }); use plain objects, arrays and tensors`,
+    );
   }
 }
 
@@ -82,7 +86,9 @@ function expandBraces(seg: string): string[] {
 }
 
 function segmentRegex(seg: string): RegExp {
-  const alts = expandBraces(seg).map((a) => a.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join("[^.]*"));
+  const alts = expandBraces(seg).map((a) =>
+    a.split("*").map((p) => p.replace(/[.+?^${}()|[\]\\]/g, "\\$&")).join("[^.]*")
+  );
   return new RegExp(`^(?:${alts.join("|")})$`);
 }
 
@@ -91,7 +97,9 @@ function segmentRegex(seg: string): RegExp {
  * braces, so `layers.{0,1}.attn.*` and `**.{q,k,v}.weight` work.
  */
 export function glob(pattern: string): (path: string) => boolean {
-  if (typeof pattern !== "string" || pattern === "") throw new Error(`glob: pattern must be a non-empty string, got ${JSON.stringify(pattern)}`);
+  if (typeof pattern !== "string" || pattern === "") {
+    throw new Error(`glob: pattern must be a non-empty string, got ${JSON.stringify(pattern)}`);
+  }
   const segs: string[] = [];
   let depth = 0, cur = "";
   for (const ch of pattern) {
@@ -132,7 +140,9 @@ function describe(where: Where): string {
 
 function sample(tree: unknown): string {
   const ps = paths(tree);
-  return ps.length ? ` (paths look like: ${ps.slice(0, 4).join(", ")}${ps.length > 4 ? ", …" : ""})` : " (the tree has no leaves)";
+  return ps.length
+    ? ` (paths look like: ${ps.slice(0, 4).join(", ")}${ps.length > 4 ? ", …" : ""})`
+    : " (the tree has no leaves)";
 }
 
 /** The [path, leaf] pairs matching a glob or predicate. Throws if nothing matches. */
@@ -187,7 +197,9 @@ export function partition<T extends Tree>(tree: T, where: Where): [T, T] {
   let hits = 0;
   const a = map(tree, (t, p) => (pred(p, t) ? (hits++, t) : null));
   const b = map(tree, (t, p) => (pred(p, t) ? null : t));
-  if (typeof where === "string" && hits === 0) throw new Error(`tree.partition: ${describe(where)} matches no leaf${sample(tree)}`);
+  if (typeof where === "string" && hits === 0) {
+    throw new Error(`tree.partition: ${describe(where)} matches no leaf${sample(tree)}`);
+  }
   return [a, b];
 }
 
@@ -207,7 +219,9 @@ export function combine<T extends Tree>(...trees: T[]): T {
     }
     if (isPlainObject(first)) {
       const out: Record<string, unknown> = {};
-      for (const k of Object.keys(first)) out[k] = go(nodes.map((n) => (n as Record<string, unknown> | null)?.[k] ?? null), join(path, k));
+      for (const k of Object.keys(first)) {
+        out[k] = go(nodes.map((n) => (n as Record<string, unknown> | null)?.[k] ?? null), join(path, k));
+      }
       return out;
     }
     return first;
@@ -216,7 +230,11 @@ export function combine<T extends Tree>(...trees: T[]): T {
 }
 
 /** Applies `fn` leafwise to trees of identical structure (e.g. params and grads). */
-export function zipMap<T extends Tree>(fn: (leaves: Tensor[], path: string) => Tensor | null, first: T, ...rest: Tree[]): T {
+export function zipMap<T extends Tree>(
+  fn: (leaves: Tensor[], path: string) => Tensor | null,
+  first: T,
+  ...rest: Tree[]
+): T {
   const others = rest.map((t) => new Map(entries(t)));
   return map(first, (leaf, path) => {
     const ls = [leaf];

@@ -7,11 +7,11 @@ import {
   customVjp,
   dispose,
   grad,
+  key,
   liveBuffers,
   matmul,
   mul,
   normal,
-  key,
   scope,
   sin,
   square,
@@ -28,7 +28,9 @@ import {
 async function close(t: Tensor, expected: number[], tol = 1e-5) {
   const d = Array.from(await t.data());
   assert.equal(d.length, expected.length, `length ${d.length} vs ${expected.length}`);
-  d.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) <= tol * (1 + Math.abs(expected[i])), `[${i}] ${v} vs ${expected[i]}`));
+  d.forEach((v, i) =>
+    assert.ok(Math.abs(v - expected[i]) <= tol * (1 + Math.abs(expected[i])), `[${i}] ${v} vs ${expected[i]}`)
+  );
 }
 
 Deno.test("grad of a leaf used twice equals the sum of its single-use gradients", async () => {
@@ -138,7 +140,10 @@ Deno.test("checkGrad passes a correct function with two uses of one parameter", 
 
 Deno.test("checkGrad rejects a wrong vjp rule", async () => {
   const wrong = customVjp((x) => square(x), (g, [x]) => [mul(g, x)]); // missing the factor 2
-  await assert.rejects(checkGrad((x: Tensor) => sum(wrong(x)), [tensor([0.5, -1.5])]), /checkGrad: argument 0 element 0/);
+  await assert.rejects(
+    checkGrad((x: Tensor) => sum(wrong(x)), [tensor([0.5, -1.5])]),
+    /checkGrad: argument 0 element 0/,
+  );
 });
 
 Deno.test("grad frees its intermediates: live buffers are flat across repeated steps", () => {

@@ -45,7 +45,10 @@ Deno.test("glob: * is one segment, ** any number, {a,b} alternatives, * inside a
   const sel = (p: string) => tree.select(m, p).map(([path]) => path);
   assert.deepEqual(sel("layers.*.norm"), ["layers.0.norm", "layers.1.norm"]);
   assert.deepEqual(sel("**.q_proj.weight"), ["layers.0.attn.q_proj.weight", "layers.1.attn.q_proj.weight"]);
-  assert.deepEqual(sel("layers.1.attn.{q,k}_proj.weight"), ["layers.1.attn.q_proj.weight", "layers.1.attn.k_proj.weight"]);
+  assert.deepEqual(sel("layers.1.attn.{q,k}_proj.weight"), [
+    "layers.1.attn.q_proj.weight",
+    "layers.1.attn.k_proj.weight",
+  ]);
   assert.deepEqual(sel("layers.{0,1}.attn.*_proj.**"), [
     "layers.0.attn.q_proj.weight",
     "layers.0.attn.k_proj.weight",

@@ -38,12 +38,12 @@ export class CpuBackend implements Backend {
   upload(data: TypedArray, dtype: DType, transfer = false): BackendBuffer {
     if (transfer && data instanceof arrayFor(dtype, 0).constructor) {
       // The array is ours now: bools are normalised to 0/1 in place.
-      if (dtype === "bool") for (let i = 0; i < data.length; i++) data[i] = data[i] !== 0 ? 1 : 0;
+      if (dtype === "bool") { for (let i = 0; i < data.length; i++) data[i] = data[i] !== 0 ? 1 : 0; }
       this.#live++;
       return new CpuBuffer(dtype, data);
     }
     const b = this.#new(dtype, data.length);
-    if (dtype === "bool") for (let i = 0; i < data.length; i++) b.data[i] = data[i] !== 0 ? 1 : 0;
+    if (dtype === "bool") { for (let i = 0; i < data.length; i++) b.data[i] = data[i] !== 0 ? 1 : 0; }
     else b.data.set(data);
     return b;
   }
@@ -95,8 +95,8 @@ export class CpuBackend implements Backend {
   cast(x: BackendBuffer, dtype: DType): BackendBuffer {
     const src = this.#get(x);
     const out = this.#new(dtype, x.size);
-    if (dtype === "bool") for (let i = 0; i < src.length; i++) out.data[i] = src[i] !== 0 ? 1 : 0; // NaN → true
-    else if (dtype === "int32") for (let i = 0; i < src.length; i++) out.data[i] = Math.trunc(src[i]);
+    if (dtype === "bool") { for (let i = 0; i < src.length; i++) out.data[i] = src[i] !== 0 ? 1 : 0; // NaN → true
+     } else if (dtype === "int32") { for (let i = 0; i < src.length; i++) out.data[i] = Math.trunc(src[i]); }
     else out.data.set(src);
     return out;
   }
@@ -134,7 +134,13 @@ export class CpuBackend implements Backend {
     return out;
   }
 
-  pad(x: BackendBuffer, shape: readonly number[], before: readonly number[], after: readonly number[], value: number): BackendBuffer {
+  pad(
+    x: BackendBuffer,
+    shape: readonly number[],
+    before: readonly number[],
+    after: readonly number[],
+    value: number,
+  ): BackendBuffer {
     const out = this.#new(x.dtype, sizeOf(shape.map((d, i) => d + before[i] + after[i])));
     k.pad(this.#get(x), shape, before, after, value, out.data);
     return out;
@@ -161,7 +167,13 @@ export class CpuBackend implements Backend {
   scatterAdd(idx: BackendBuffer, upd: BackendBuffer, rows: number, rowSize: number): BackendBuffer {
     const out = this.#new("float32", rows * rowSize);
     try {
-      k.scatterAdd(this.#get(idx) as Int32Array, this.#get(upd) as Float32Array, rows, rowSize, out.data as Float32Array);
+      k.scatterAdd(
+        this.#get(idx) as Int32Array,
+        this.#get(upd) as Float32Array,
+        rows,
+        rowSize,
+        out.data as Float32Array,
+      );
     } catch (e) {
       this.free(out);
       throw e;

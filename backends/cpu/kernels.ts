@@ -153,8 +153,8 @@ export function binary(
   const r = shape.length;
   const ia = r ? sa[r - 1] : 0, ib = r ? sb[r - 1] : 0;
   walkRows(shape, [sa, sb], [0, 0], (o, [oa, ob], len) => {
-    if (op === "mul") for (let j = 0; j < len; j++) out[o + j] = a[oa + j * ia] * b[ob + j * ib];
-    else if (op === "add") for (let j = 0; j < len; j++) out[o + j] = a[oa + j * ia] + b[ob + j * ib];
+    if (op === "mul") { for (let j = 0; j < len; j++) out[o + j] = a[oa + j * ia] * b[ob + j * ib]; }
+    else if (op === "add") { for (let j = 0; j < len; j++) out[o + j] = a[oa + j * ia] + b[ob + j * ib]; }
     else for (let j = 0; j < len; j++) out[o + j] = f(a[oa + j * ia], b[ob + j * ib]);
   });
 }
@@ -176,7 +176,13 @@ export function where(
   });
 }
 
-export function strided(x: TypedArray, shape: readonly number[], strides: readonly number[], offset: number, out: TypedArray): void {
+export function strided(
+  x: TypedArray,
+  shape: readonly number[],
+  strides: readonly number[],
+  offset: number,
+  out: TypedArray,
+): void {
   const r = shape.length;
   const inner = r ? strides[r - 1] : 0;
   walkRows(shape, [strides], [offset], (o, [ox], len) => {

@@ -1,7 +1,10 @@
-// Single-threaded float32 GEMM in plain TypeScript (Goto/BLIS-style).
+// Single-threaded float32 GEMM: `matmulF32` dispatches between a WebAssembly
+// SIMD kernel (./wasm/, ~5× faster) and the plain-TypeScript kernel below,
+// which is the fallback where WebAssembly SIMD is unavailable and is kept
+// for tiny products, where the fixed cost of a wasm call dominates.
 //
-// JS has no SIMD and no FMA, so speed comes from doing nothing but scalar
-// mul/add in the hot loop:
+// The TypeScript kernel (Goto/BLIS-style). JS has no SIMD and no FMA, so
+// speed comes from doing nothing but scalar mul/add in the hot loop:
 //  - a 4×4 tile of C lives in 16 local variables for the whole K loop;
 //  - A and B are packed into contiguous Float64Array micro-panels, so the
 //    inner loop does 8 sequential loads per 16 multiply-adds, with no
@@ -13,6 +16,53 @@
 // Packing also absorbs transA/transB and ragged edges (zero padding), so the
 // microkernel is one branch-free loop. Larger tiles (4×8, 8×8) measured
 // slower: V8 has ~15 usable FP registers and the accumulators spill.
+
+import { tryMatmulF32Wasm } from "./wasm/kernel.ts";
+
+/**
+ * Smallest M·N·K sent to the WebAssembly kernel. A wasm call costs ~0.2 µs
+ * fixed (copies in and out, packing, the call); measured on Zen 4 / Deno
+ * 2.9.6 the TS kernel still wins at 4×4×4 (0.11 vs 0.23 µs) and 4×8×4, the
+ * two break even around M·N·K ≈ 128–256, and wasm is 1.2–1.8× faster from
+ * 8×8×8 up, 3.6× at 16³ and 4.8× from 64³ on.
+ */
+export const WASM_MIN_MNK = 256;
+
+/**
+ * out[M,N] = op(A)[M,K] · op(B)[K,N], float32, single-threaded.
+ *
+ * A is stored row-major as [M,K], or [K,M] when `transA`; B as [K,N], or
+ * [N,K] when `transB`. Offsets are element offsets into the arrays (for
+ * batched calls). `out` is row-major [M,N] starting at `outOff`; it is
+ * overwritten, not accumulated. K = 0 yields zeros.
+ *
+ * Runs the WebAssembly SIMD kernel (float32 accumulation; fused multiply-add
+ * where the engine provides it, see `wasmMatmulVariant`) when M·N·K ≥
+ * {@link WASM_MIN_MNK} and neither M nor N is 1; otherwise, or where wasm
+ * SIMD is unavailable, the TypeScript kernel {@link matmulF32Ts}. Each is
+ * deterministic, but they round differently, so the exact bits depend on
+ * the shape (and, for the wasm kernel, on whether the machine fuses).
+ */
+export function matmulF32(
+  a: Float32Array,
+  aOff: number,
+  b: Float32Array,
+  bOff: number,
+  out: Float32Array,
+  outOff: number,
+  M: number,
+  K: number,
+  N: number,
+  transA: boolean,
+  transB: boolean,
+): void {
+  // Vectors (M or N = 1) stay in TS: rowTimesMatrix streams B once, while
+  // the wasm path would copy and pack it first, for no measurable gain.
+  if (M > 1 && N > 1 && K > 0 && M * N * K >= WASM_MIN_MNK) {
+    if (tryMatmulF32Wasm(a, aOff, b, bOff, out, outOff, M, K, N, transA, transB)) return;
+  }
+  matmulF32Ts(a, aOff, b, bOff, out, outOff, M, K, N, transA, transB);
+}
 
 /** Rows (MR) and columns (NR) of C per microkernel tile. */
 const MR = 4;
@@ -32,16 +82,13 @@ let packB = new Float64Array(0);
 const edge = new Float32Array(MR * NR);
 
 /**
- * out[M,N] = op(A)[M,K] · op(B)[K,N], float32, single-threaded.
- *
- * A is stored row-major as [M,K], or [K,M] when `transA`; B as [K,N], or
- * [N,K] when `transB`. Offsets are element offsets into the arrays (for
- * batched calls). `out` is row-major [M,N] starting at `outOff`; it is
- * overwritten, not accumulated. K = 0 yields zeros. Transposes are folded
- * into the packing of small panels; no transposed copy is materialised.
- * Products are accumulated in float64 within each K-block of 256.
+ * The plain-TypeScript kernel behind {@link matmulF32} (same contract).
+ * Transposes are folded into the packing of small panels; no transposed
+ * copy is materialised. Products are accumulated in float64 within each
+ * K-block of 256. Always available; used for small products and as the
+ * fallback.
  */
-export function matmulF32(
+export function matmulF32Ts(
   a: Float32Array,
   aOff: number,
   b: Float32Array,

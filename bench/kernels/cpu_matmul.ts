@@ -1,4 +1,4 @@
-// CPU matmul ladder benchmark: v0 naive → v3 production, square sizes.
+// CPU matmul ladder benchmark: v0 naive → v5 WebAssembly SIMD + FMA, square sizes.
 //
 //   deno run bench/kernels/cpu_matmul.ts            # sizes 128..1024, v0 up to 512
 //   deno run bench/kernels/cpu_matmul.ts --all      # also v0 at 1024 (slow)
@@ -9,7 +9,7 @@
 // GFLOP/s = 2·n³ / median time.
 
 import { cpus } from "node:os";
-import { type MatmulFn, v0Naive, v1Ikj, v2Blocked, v3Production } from "./cpu_matmul_versions.ts";
+import { type MatmulFn, v0Naive, v1Ikj, v2Blocked, v3Packed, v4WasmSimd, v5WasmFma } from "./cpu_matmul_versions.ts";
 
 /** One measured cell of the table. */
 export interface CpuMatmulRow {
@@ -34,12 +34,20 @@ export interface CpuMatmulBenchOptions {
   onRow?: (row: CpuMatmulRow) => void;
 }
 
-export const VERSIONS: ReadonlyArray<readonly [string, MatmulFn]> = [
-  ["v0 naive ijk", v0Naive],
-  ["v1 ikj", v1Ikj],
-  ["v2 blocked", v2Blocked],
-  ["v3 packed 4x4", v3Production],
-];
+/**
+ * The rungs, slowest first; the last one is what `matmulF32` uses at these
+ * sizes. v4/v5 are left out where the engine lacks (fused) WebAssembly SIMD.
+ */
+export const VERSIONS: ReadonlyArray<readonly [string, MatmulFn]> = (
+  [
+    ["v0 naive ijk", v0Naive],
+    ["v1 ikj", v1Ikj],
+    ["v2 blocked", v2Blocked],
+    ["v3 packed 4x4", v3Packed],
+    ["v4 wasm-simd", v4WasmSimd],
+    ["v5 wasm-simd fma", v5WasmFma],
+  ] as const
+).flatMap(([name, fn]) => (fn ? [[name, fn] as const] : []));
 
 const NAIVE_MAX = 512;
 
@@ -178,7 +186,7 @@ if (import.meta.main) {
     all,
     onRow: (r) =>
       console.error(
-        `  ${r.version.padEnd(14)} n=${String(r.size).padStart(4)}  ` +
+        `  ${r.version.padEnd(17)} n=${String(r.size).padStart(4)}  ` +
           `${r.gflops.toFixed(2).padStart(6)} GFLOP/s  maxAbsErr=${r.maxAbsErr.toExponential(1)}`,
       ),
   });

@@ -2,8 +2,26 @@
 // All versions share the production signature (no transposes needed here, so
 // v0..v2 support only transA = transB = false and throw otherwise):
 //   out[M,N] = A[M,K] · B[K,N], row-major, element offsets.
+//
+//   v0..v2  below: loop order and cache blocking in plain TypeScript;
+//   v3      the packed, 4×4 register-blocked TypeScript kernel (production
+//           fallback, backends/cpu/matmul.ts);
+//   v4      the same blocking in WebAssembly SIMD (f32x4, 4×8 tile of
+//           accumulators, f32x4.mul + f32x4.add; backends/cpu/wasm/);
+//   v5      v4 with relaxed-simd f32x4.relaxed_madd (fused multiply-add):
+//           null where the engine lacks it or does not fuse.
+// `matmulF32` runs v5 (else v4) for all but tiny products, v3 for those.
 
-export { matmulF32 as v3Production } from "../../backends/cpu/matmul.ts";
+import { wasmMatmulBuild } from "../../backends/cpu/wasm/kernel.ts";
+
+/** v3: packed panels, 4×4 register tile, float64 accumulation (plain TypeScript). */
+export { matmulF32Ts as v3Packed } from "../../backends/cpu/matmul.ts";
+/** What the CPU backend calls: dispatches between v3 and v5/v4 by size. */
+export { matmulF32 as production } from "../../backends/cpu/matmul.ts";
+/** v4: WebAssembly SIMD, plain mul + add; null where wasm SIMD is unavailable. */
+export const v4WasmSimd: MatmulFn | null = wasmMatmulBuild("simd");
+/** v5: v4 with fused relaxed_madd; null where unavailable or not fused. */
+export const v5WasmFma: MatmulFn | null = wasmMatmulBuild("fma");
 
 /** Signature shared by every rung of the ladder. */
 export type MatmulFn = (

@@ -46,7 +46,9 @@ export function coerce(op: string, xs: TensorLike[]): Tensor[] {
   return xs.map((x, i) => {
     if (x instanceof Tensor) return x;
     // A fractional number never truncates to an integer dtype: it makes the op float32 (JAX weak typing).
-    if (typeof x === "number") return scalarOn(backend, x, dtype === "bool" || !Number.isInteger(x) ? "float32" : dtype);
+    if (typeof x === "number") {
+      return scalarOn(backend, x, dtype === "bool" || !Number.isInteger(x) ? "float32" : dtype);
+    }
     if (typeof x === "boolean") return scalarOn(backend, x ? 1 : 0, "bool");
     throw new Error(`${op}: operand ${i} must be a Tensor or a number, got ${x === null ? "null" : typeof x}`);
   });

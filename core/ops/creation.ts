@@ -3,7 +3,15 @@
  * constant constructors. All go to the current backend (see `setBackend`).
  * @module
  */
-import { arrayFor, bfloat16ToFloat32, type DType, type FileDType, float16ToFloat32, isDType, type TypedArray } from "../dtype.ts";
+import {
+  arrayFor,
+  bfloat16ToFloat32,
+  type DType,
+  type FileDType,
+  float16ToFloat32,
+  isDType,
+  type TypedArray,
+} from "../dtype.ts";
 import { getBackend } from "../runtime.ts";
 import { checkShape, fmt, type Shape, sizeOf } from "../shape.ts";
 import { fromBuffer, type NestedArray, type Tensor } from "../tensor.ts";
@@ -25,7 +33,7 @@ function inferShape(v: unknown, where = "value"): number[] {
 }
 
 function flatten(v: unknown, out: number[]): void {
-  if (Array.isArray(v)) for (const x of v) flatten(x, out);
+  if (Array.isArray(v)) { for (const x of v) flatten(x, out); }
   else if (typeof v === "number") out.push(v);
   else if (typeof v === "boolean") out.push(v ? 1 : 0);
   else throw new Error(`tensor: expected numbers or booleans, found ${v === null ? "null" : typeof v}`);
@@ -55,7 +63,8 @@ export function tensor(values: TensorData | number, shape?: Shape, dtype?: FileD
       dt = "float32";
     } else {
       flat = arr;
-      dt = dtype === "float16" || dtype === "bfloat16" ? "float32"
+      dt = dtype === "float16" || dtype === "bfloat16"
+        ? "float32"
         : dtype ?? (arr instanceof Int32Array ? "int32" : arr instanceof Uint8Array ? "bool" : "float32");
     }
   } else {
@@ -66,11 +75,17 @@ export function tensor(values: TensorData | number, shape?: Shape, dtype?: FileD
     const isBool = typeof values === "boolean" || (out.length > 0 && firstLeaf(values) === "boolean");
     dt = dtype === "float16" || dtype === "bfloat16" ? "float32" : dtype ?? (isBool ? "bool" : "float32");
   }
-  if (!isDType(dt)) throw new Error(`tensor: unknown dtype ${JSON.stringify(dtype)}; expected float32, int32, bool, float16 or bfloat16`);
+  if (!isDType(dt)) {
+    throw new Error(
+      `tensor: unknown dtype ${JSON.stringify(dtype)}; expected float32, int32, bool, float16 or bfloat16`,
+    );
+  }
   const finalShape = shape ? [...shape] : inferred;
   checkShape("tensor", finalShape);
   if (sizeOf(finalShape) !== flat.length) {
-    throw new Error(`tensor: ${flat.length} values do not fill shape ${fmt(finalShape)} (${sizeOf(finalShape)} elements)`);
+    throw new Error(
+      `tensor: ${flat.length} values do not fill shape ${fmt(finalShape)} (${sizeOf(finalShape)} elements)`,
+    );
   }
   const data = arrayFor(dt, flat.length);
   if (dt === "int32" && !(flat instanceof Int32Array)) {

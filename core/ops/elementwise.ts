@@ -36,18 +36,15 @@ export const log = (x: Tensor): Tensor => unaryOp("log", x, (g, x) => div(g, x))
 /** Square root. */
 export const sqrt = (x: Tensor): Tensor => unaryOp("sqrt", x, (g, _x, out) => div(mul(g, 0.5), out));
 /** 1/√x */
-export const rsqrt = (x: Tensor): Tensor =>
-  unaryOp("rsqrt", x, (g, _x, out) => mul(g, mul(pow(out, 3), -0.5)));
+export const rsqrt = (x: Tensor): Tensor => unaryOp("rsqrt", x, (g, _x, out) => mul(g, mul(pow(out, 3), -0.5)));
 /** |x| (gradient sign(x), 0 at 0). */
 export const abs = (x: Tensor): Tensor => unaryOp("abs", x, (g, x) => mul(g, sign(x)));
 /** -1, 0 or 1 (zero gradient). */
 export const sign = (x: Tensor): Tensor => unaryOp("sign", x);
 /** Hyperbolic tangent. */
-export const tanh = (x: Tensor): Tensor =>
-  unaryOp("tanh", x, (g, _x, out) => mul(g, sub(1, square(out))));
+export const tanh = (x: Tensor): Tensor => unaryOp("tanh", x, (g, _x, out) => mul(g, sub(1, square(out))));
 /** 1/(1+e^-x) */
-export const sigmoid = (x: Tensor): Tensor =>
-  unaryOp("sigmoid", x, (g, _x, out) => mul(g, mul(out, sub(1, out))));
+export const sigmoid = (x: Tensor): Tensor => unaryOp("sigmoid", x, (g, _x, out) => mul(g, mul(out, sub(1, out))));
 /** x·sigmoid(x) (SwiGLU's activation). */
 export const silu = (x: Tensor): Tensor =>
   unaryOp("silu", x, (g, x) => {
@@ -129,7 +126,8 @@ function binaryOp(
 /** a + b */
 export const add = (a: TensorLike, b: TensorLike): Tensor => binaryOp("add", a, b, (g) => [g, g]);
 /** a − b */
-export const sub = (a: TensorLike, b: TensorLike): Tensor => binaryOp("sub", a, b, (g, _a, _b, _o, n) => [g, n[1] ? neg(g) : null]);
+export const sub = (a: TensorLike, b: TensorLike): Tensor =>
+  binaryOp("sub", a, b, (g, _a, _b, _o, n) => [g, n[1] ? neg(g) : null]);
 /** a · b (elementwise) */
 export const mul = (a: TensorLike, b: TensorLike): Tensor =>
   binaryOp("mul", a, b, (g, a, b, _o, n) => [n[0] ? mul(g, b) : null, n[1] ? mul(g, a) : null]);

@@ -37,11 +37,16 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   expectTensor("matmul", b, "b");
   expectFloat("matmul", a);
   expectFloat("matmul", b);
-  if (a.rank === 0 || b.rank === 0) throw new Error(`matmul: operands must have at least 1 axis, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
+  if (a.rank === 0 || b.rank === 0) {
+    throw new Error(`matmul: operands must have at least 1 axis, got ${fmt(a.shape)} and ${fmt(b.shape)}`);
+  }
   if (a.rank === 1 || b.rank === 1) {
     const a2 = a.rank === 1 ? reshape(a, [1, a.shape[0]]) : a;
     const b2 = b.rank === 1 ? reshape(b, [b.shape[0], 1]) : b;
-    const out = matmul(a2, b2, { transA: a.rank === 1 ? false : opts.transA, transB: b.rank === 1 ? false : opts.transB });
+    const out = matmul(a2, b2, {
+      transA: a.rank === 1 ? false : opts.transA,
+      transB: b.rank === 1 ? false : opts.transB,
+    });
     const s = [...out.shape];
     if (b.rank === 1) s.splice(s.length - 1, 1);
     if (a.rank === 1) s.splice(s.length - (b.rank === 1 ? 1 : 2), 1);
@@ -53,14 +58,20 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const Kb = transB ? bc : br, N = transB ? br : bc;
   if (K !== Kb) {
     throw new Error(
-      `matmul: inner dimensions differ: a ${fmt(a.shape)}${transA ? "ᵀ" : ""} has ${K} columns, b ${fmt(b.shape)}${transB ? "ᵀ" : ""} has ${Kb} rows (axis -2 of b${transB ? "ᵀ" : ""})`,
+      `matmul: inner dimensions differ: a ${fmt(a.shape)}${transA ? "ᵀ" : ""} has ${K} columns, b ${fmt(b.shape)}${
+        transB ? "ᵀ" : ""
+      } has ${Kb} rows (axis -2 of b${transB ? "ᵀ" : ""})`,
     );
   }
   let batch: number[];
   try {
     batch = broadcastShapes("matmul", a.shape.slice(0, -2), b.shape.slice(0, -2));
   } catch {
-    throw new Error(`matmul: batch axes of a ${fmt(a.shape)} and b ${fmt(b.shape)} cannot be broadcast together (all but the last two axes)`);
+    throw new Error(
+      `matmul: batch axes of a ${fmt(a.shape)} and b ${
+        fmt(b.shape)
+      } cannot be broadcast together (all but the last two axes)`,
+    );
   }
   const backend = backendOf("matmul", a, b);
   const buf = backend.matmul(a.buffer, b.buffer, {

@@ -5,7 +5,17 @@
  * kernel, so a backend implements few primitives.
  * @module
  */
-import { broadcastShapes, broadcastStrides, checkShape, fmt, normAxis, sameShape, type Shape, sizeOf, stridesOf } from "../shape.ts";
+import {
+  broadcastShapes,
+  broadcastStrides,
+  checkShape,
+  fmt,
+  normAxis,
+  sameShape,
+  type Shape,
+  sizeOf,
+  stridesOf,
+} from "../shape.ts";
 import { record } from "../tape.ts";
 import { alias, type Tensor } from "../tensor.ts";
 import type { Backend } from "../../backends/backend.ts";
@@ -27,7 +37,9 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   }
   checkShape("reshape", target);
   if (sizeOf(target) !== x.size) {
-    throw new Error(`reshape: cannot reshape ${fmt(x.shape)} (${x.size} elements) to ${fmt(shape)} (${sizeOf(target)} elements)`);
+    throw new Error(
+      `reshape: cannot reshape ${fmt(x.shape)} (${x.size} elements) to ${fmt(shape)} (${sizeOf(target)} elements)`,
+    );
   }
   const out = alias(x, target);
   record([x], out, (g) => [reshape(g, x.shape)]);
@@ -39,7 +51,9 @@ export function permute(x: Tensor, axes: readonly number[]): Tensor {
   expectTensor("permute", x);
   const ax = axes.map((a) => normAxis("permute", a, x.rank, x.shape));
   if (ax.length !== x.rank || new Set(ax).size !== ax.length) {
-    throw new Error(`permute: axes ${JSON.stringify(axes)} are not a permutation of the ${x.rank} axes of ${fmt(x.shape)}`);
+    throw new Error(
+      `permute: axes ${JSON.stringify(axes)} are not a permutation of the ${x.rank} axes of ${fmt(x.shape)}`,
+    );
   }
   if (ax.every((a, i) => a === i)) return alias(x);
   const st = stridesOf(x.shape);
@@ -74,7 +88,9 @@ export function slice(x: Tensor, start: readonly number[], end?: readonly (numbe
     if (s < 0) s += d;
     if (e < 0) e += d;
     if (!Number.isInteger(s) || !Number.isInteger(e) || s < 0 || e > d || s > e) {
-      throw new Error(`slice: range ${start[i] ?? 0}:${end?.[i] ?? d} is out of bounds for axis ${i} of shape ${fmt(x.shape)}`);
+      throw new Error(
+        `slice: range ${start[i] ?? 0}:${end?.[i] ?? d} is out of bounds for axis ${i} of shape ${fmt(x.shape)}`,
+      );
     }
     begin.push(s);
     size.push(e - s);
@@ -90,8 +106,14 @@ export function slice(x: Tensor, start: readonly number[], end?: readonly (numbe
 /** Pads each axis with `widths[i] = [before, after]` copies of `value` (default 0). */
 export function pad(x: Tensor, widths: readonly (readonly [number, number])[], value = 0): Tensor {
   expectTensor("pad", x);
-  if (widths.length !== x.rank || widths.some(([b, a]) => !Number.isInteger(b) || !Number.isInteger(a) || b < 0 || a < 0)) {
-    throw new Error(`pad: widths ${JSON.stringify(widths)} must give [before, after] >= 0 for each of the ${x.rank} axes of ${fmt(x.shape)}`);
+  if (
+    widths.length !== x.rank || widths.some(([b, a]) => !Number.isInteger(b) || !Number.isInteger(a) || b < 0 || a < 0)
+  ) {
+    throw new Error(
+      `pad: widths ${JSON.stringify(widths)} must give [before, after] >= 0 for each of the ${x.rank} axes of ${
+        fmt(x.shape)
+      }`,
+    );
   }
   const before = widths.map((w) => w[0]), after = widths.map((w) => w[1]);
   const outShape = x.shape.map((d, i) => d + before[i] + after[i]);
@@ -174,13 +196,17 @@ export function split(x: Tensor, sections: number | readonly number[], axis = 0)
   let sizes: number[];
   if (typeof sections === "number") {
     if (!Number.isInteger(sections) || sections <= 0 || d % sections !== 0) {
-      throw new Error(`split: axis ${axis} of shape ${fmt(x.shape)} (size ${d}) cannot be split into ${sections} equal parts`);
+      throw new Error(
+        `split: axis ${axis} of shape ${fmt(x.shape)} (size ${d}) cannot be split into ${sections} equal parts`,
+      );
     }
     sizes = new Array(sections).fill(d / sections);
   } else {
     sizes = [...sections];
     if (sizes.some((s) => !Number.isInteger(s) || s < 0) || sizes.reduce((a, b) => a + b, 0) !== d) {
-      throw new Error(`split: sizes ${JSON.stringify(sections)} do not add up to ${d} (axis ${axis} of shape ${fmt(x.shape)})`);
+      throw new Error(
+        `split: sizes ${JSON.stringify(sections)} do not add up to ${d} (axis ${axis} of shape ${fmt(x.shape)})`,
+      );
     }
   }
   let offset = 0;
@@ -221,7 +247,9 @@ export function squeeze(x: Tensor, axis?: number | readonly number[]): Tensor {
 export function take(x: Tensor, indices: Tensor, axis = 0): Tensor {
   expectTensor("take", x);
   expectTensor("take", indices, "indices");
-  if (indices.dtype !== "int32") throw new Error(`take: indices must be int32, got ${indices.dtype} ${fmt(indices.shape)}`);
+  if (indices.dtype !== "int32") {
+    throw new Error(`take: indices must be int32, got ${indices.dtype} ${fmt(indices.shape)}`);
+  }
   const backend = backendOf("take", x, indices);
   const ax = normAxis("take", axis, x.rank, x.shape);
   if (ax !== 0) {
@@ -255,15 +283,25 @@ export function scatterAdd(indices: Tensor, updates: Tensor, rows: number): Tens
   expectTensor("scatterAdd", indices, "indices");
   expectTensor("scatterAdd", updates, "updates");
   const backend = backendOf("scatterAdd", indices, updates);
-  if (indices.dtype !== "int32" || updates.dtype !== "float32" || !sameShape(updates.shape.slice(0, indices.rank), indices.shape)) {
+  if (
+    indices.dtype !== "int32" || updates.dtype !== "float32" ||
+    !sameShape(updates.shape.slice(0, indices.rank), indices.shape)
+  ) {
     throw new Error(
-      `scatterAdd: needs int32 indices and float32 updates whose shape starts with the indices' shape; got indices ${fmt(indices.shape)} ${indices.dtype}, updates ${fmt(updates.shape)} ${updates.dtype}`,
+      `scatterAdd: needs int32 indices and float32 updates whose shape starts with the indices' shape; got indices ${
+        fmt(indices.shape)
+      } ${indices.dtype}, updates ${fmt(updates.shape)} ${updates.dtype}`,
     );
   }
   checkIndexRange("scatterAdd", indices, rows, `${rows} rows`);
   const rowShape = updates.shape.slice(indices.rank);
   const rowSize = sizeOf(rowShape);
-  const out = wrap(backend, backend.scatterAdd(indices.buffer, updates.buffer, rows, rowSize), [rows, ...rowShape], "float32");
+  const out = wrap(
+    backend,
+    backend.scatterAdd(indices.buffer, updates.buffer, rows, rowSize),
+    [rows, ...rowShape],
+    "float32",
+  );
   record([updates], out, (g) => [take(g, indices, 0)]);
   return out;
 }
@@ -279,7 +317,9 @@ export function takeLast(x: Tensor, indices: Tensor): Tensor {
   if (!sameShape(indices.shape, x.shape.slice(0, -1))) {
     throw new Error(`takeLast: indices shape ${fmt(indices.shape)} must equal ${fmt(x.shape)} without its last axis`);
   }
-  if (indices.dtype !== "int32") throw new Error(`takeLast: indices must be int32, got ${indices.dtype} ${fmt(indices.shape)}`);
+  if (indices.dtype !== "int32") {
+    throw new Error(`takeLast: indices must be int32, got ${indices.dtype} ${fmt(indices.shape)}`);
+  }
   checkIndexRange("takeLast", indices, v, `the last axis of shape ${fmt(x.shape)}`);
   const n = indices.size;
   const flat = reshape(x, [n * v]);

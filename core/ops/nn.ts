@@ -54,7 +54,11 @@ export function crossEntropy(logits: Tensor, targets: Tensor, opts: CrossEntropy
   expectTensor("crossEntropy", targets, "targets");
   if (targets.dtype !== "int32") throw new Error(`crossEntropy: targets must be int32, got ${targets.dtype}`);
   if (logits.rank < 1 || !sameShape(targets.shape, logits.shape.slice(0, -1))) {
-    throw new Error(`crossEntropy: targets shape ${fmt(targets.shape)} must equal logits shape ${fmt(logits.shape)} without its last axis`);
+    throw new Error(
+      `crossEntropy: targets shape ${fmt(targets.shape)} must equal logits shape ${
+        fmt(logits.shape)
+      } without its last axis`,
+    );
   }
   const { ignoreIndex = -100, mask, reduction = "mean" } = opts;
   if (mask && !sameShape(mask.shape, targets.shape)) {

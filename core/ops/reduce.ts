@@ -36,8 +36,16 @@ function reduceRaw(op: ReduceOp, x: Tensor, axes: number[]): Tensor {
     const outer = sizeOf(shape.slice(0, a0));
     const red = sizeOf(shape.slice(a0, a1 + 1));
     const inner = sizeOf(shape.slice(a1 + 1));
-    const outDtype = op === "argmax" ? "int32" : op === "logsumexp" ? "float32" : cur.dtype === "bool" ? "int32" : cur.dtype;
-    const input = cur.dtype === "bool" || (op === "logsumexp" && cur.dtype !== "float32") ? cast(cur, op === "logsumexp" ? "float32" : "int32") : cur;
+    const outDtype = op === "argmax"
+      ? "int32"
+      : op === "logsumexp"
+      ? "float32"
+      : cur.dtype === "bool"
+      ? "int32"
+      : cur.dtype;
+    const input = cur.dtype === "bool" || (op === "logsumexp" && cur.dtype !== "float32")
+      ? cast(cur, op === "logsumexp" ? "float32" : "int32")
+      : cur;
     shape = [...shape.slice(0, a0), ...shape.slice(a0, a1 + 1).map(() => 1), ...shape.slice(a1 + 1)];
     cur = wrap(x.backend, x.backend.reduce(op, input.buffer, outer, red, inner), shape, outDtype);
     end = start - 1;
@@ -84,7 +92,9 @@ export function mean(x: Tensor, axis?: Axes, opts: ReduceOptions = {}): Tensor {
 /** The gradient of max/min: split evenly among the positions that attain it. */
 function extremumVjp(g: Tensor, x: Tensor, outKept: Tensor): Tensor {
   const mask = cast(equal(x, outKept), "float32");
-  const count = sum(mask, outKept.shape.flatMap((d, i) => (d === 1 && x.shape[i] !== 1 ? [i] : [])), { keepdims: true });
+  const count = sum(mask, outKept.shape.flatMap((d, i) => (d === 1 && x.shape[i] !== 1 ? [i] : [])), {
+    keepdims: true,
+  });
   return mul(broadcastTo(g, x.shape), div(mask, count));
 }
 
