@@ -118,7 +118,13 @@ export interface Backend {
   /** out[i] = x[offset + Σ idx_k·strides_k] for every multi-index of `outShape` (permute, slice, broadcast). */
   strided(x: BackendBuffer, outShape: readonly number[], strides: readonly number[], offset: number): BackendBuffer;
   /** Pads each axis of x (shape `shape`) with `before[k]`/`after[k]` elements equal to `value`. */
-  pad(x: BackendBuffer, shape: readonly number[], before: readonly number[], after: readonly number[], value: number): BackendBuffer;
+  pad(
+    x: BackendBuffer,
+    shape: readonly number[],
+    before: readonly number[],
+    after: readonly number[],
+    value: number,
+  ): BackendBuffer;
   /** Concatenates inputs viewed as [outer, widths[i]] along the second axis. */
   concat(xs: readonly BackendBuffer[], outer: number, widths: readonly number[]): BackendBuffer;
   /** out[i, :] = table[idx[i], :] for a table viewed as [rows, rowSize]; idx is int32. */
