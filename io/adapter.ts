@@ -1,0 +1,282 @@
+/**
+ * Adapter files. knot's own format: `adapter.safetensors` (each stored leaf
+ * once: a tied group is one tensor) plus `adapter.json` (the resolved plan:
+ * sites, leaves, ties, initializers, preset and base model). And Hugging Face
+ * PEFT LoRA adapters: any knot plan exports exactly as per-module LoRA
+ * factors (`lora_alpha = r`), and PEFT LoRA files import as a `lora` plan.
+ * @module
+ */
+import type { Tensor } from "../core/tensor.ts";
+import { mul } from "../core/ops/elementwise.ts";
+import { fmt, sameShape } from "../core/shape.ts";
+import * as tree from "../core/tree.ts";
+import type { Tree } from "../core/tree.ts";
+import { initializerFrom } from "../peft/initializers.ts";
+import { fromLoraFactors, type LoraFactors, toLoraFactors } from "../peft/merge.ts";
+import { compose, type LeafSpec, type Plan, type PlanTree, type Resolved, storagePath, type Transform, withMeta } from "../peft/plan.ts";
+import { writeTextAtomic } from "./atomic.ts";
+import { loadSafetensors, saveSafetensors } from "./safetensors.ts";
+
+const FORMAT = "knot-adapter";
+const VERSION = 1;
+
+/** What adapter.json records about the base model (optional, for users' bookkeeping). */
+export interface BaseModelInfo {
+  /** Where the base model was loaded from. */
+  path?: string;
+  /** A hash of its weights, if the caller computed one. */
+  hash?: string;
+}
+
+/** adapter.json as written by {@link saveAdapter}. */
+export interface AdapterJson {
+  format: typeof FORMAT;
+  version: number;
+  meta: Record<string, unknown>;
+  transforms: Record<string, unknown>[];
+  sites: Resolved["sites"];
+  leaves: (Omit<LeafSpec, "init"> & { init: { name: string; args: Record<string, number> } })[];
+  baseTrainable: string[];
+  /** Storage paths present in adapter.safetensors. */
+  stored: string[];
+  base: BaseModelInfo;
+}
+
+/** A plan that reproduces a stored resolution (checked against the base model's shapes). */
+function planFromJson(j: AdapterJson, source: string): Plan {
+  const step: Transform = {
+    describe: { transform: "restore", from: source },
+    apply(state: Resolved): Resolved {
+      for (const s of j.sites) {
+        const shapes = s.fusedOf
+          ? s.fusedOf.map((m) => state.baseShapes.get(`${s.path.split(".").slice(0, -1).join(".")}.${m}.weight`))
+          : [state.baseShapes.get(`${s.path}.weight`)];
+        const out = shapes.reduce((acc, sh) => acc + (sh?.[0] ?? NaN), 0);
+        if (shapes.some((sh) => !sh || sh[1] !== s.in) || out !== s.out) {
+          throw new Error(`${source}: site "${s.path}" (in ${s.in}, out ${s.out}) does not exist with those shapes in the base model`);
+        }
+      }
+      return {
+        ...state,
+        sites: j.sites.map((s) => ({ ...s })),
+        leaves: j.leaves.map((l) => ({ ...l, shape: [...l.shape], init: initializerFrom(l.init) })),
+        baseTrainable: [...j.baseTrainable],
+      };
+    },
+  };
+  return withMeta(compose(step), j.meta);
+}
+
+/**
+ * Writes `dir/adapter.safetensors` and `dir/adapter.json`, each atomically.
+ * Stored: the trainable adapter leaves, trainable base leaves (e.g. norms),
+ * and the frozen adapter leaves (VeRA's random A and B) — never the frozen
+ * base model. Tied leaves are stored once. `frozen` is needed because the
+ * plan is resolved against the base model's shapes.
+ */
+export async function saveAdapter(dir: string, plan: Plan, trainable: PlanTree, frozen: PlanTree, base: BaseModelInfo = {}): Promise<void> {
+  if (!frozen) throw new Error("saveAdapter: pass the frozen tree too (saveAdapter(dir, plan, trainable, frozen))");
+  const r = plan.resolve(tree.combine(trainable.base, frozen.base));
+  const tensors: Record<string, Tensor> = {};
+  const put = (name: string, t: Tensor | null | undefined) => {
+    if (t) tensors[name] = t;
+  };
+  for (const [p, t] of tree.entries(trainable.sites)) put(`sites.${p}`, t);
+  for (const [g, t] of Object.entries(trainable.tied)) put(`tied.${g}`, t);
+  for (const [p, t] of tree.entries(trainable.base)) put(`base.${p}`, t);
+  for (const [p, t] of tree.entries(frozen.sites)) put(`sites.${p}`, t);
+  for (const [g, t] of Object.entries(frozen.tied)) put(`tied.${g}`, t);
+  const json: AdapterJson = {
+    format: FORMAT,
+    version: VERSION,
+    meta: plan.meta,
+    transforms: plan.transforms.map((t) => t.describe),
+    sites: r.sites,
+    leaves: r.leaves.map((l) => ({ ...l, init: { name: l.init.name, args: { ...l.init.args } } })),
+    baseTrainable: r.baseTrainable,
+    stored: Object.keys(tensors).sort(),
+    base,
+  };
+  await Deno.mkdir(dir, { recursive: true });
+  await saveSafetensors(`${dir}/adapter.safetensors`, tensors, { format: FORMAT });
+  await writeTextAtomic(`${dir}/adapter.json`, JSON.stringify(json, null, 2) + "\n");
+}
+
+/**
+ * Reads an adapter written by {@link saveAdapter} onto `base` (the model's
+ * parameter tree): returns the same plan (as a restored resolution with the
+ * original meta), and `{trainable, frozen}` bit-identical to what was saved.
+ */
+export async function loadAdapter(dir: string, base: Tree): Promise<{ plan: Plan; trainable: PlanTree; frozen: PlanTree }> {
+  const jsonPath = `${dir}/adapter.json`;
+  let j: AdapterJson;
+  try {
+    j = JSON.parse(await Deno.readTextFile(jsonPath));
+  } catch (e) {
+    throw new Error(`loadAdapter: cannot read ${jsonPath}: ${(e as Error).message}`);
+  }
+  if (j?.format !== FORMAT || j.version !== VERSION) {
+    throw new Error(`loadAdapter: ${jsonPath} is not a ${FORMAT} v${VERSION} file (format ${JSON.stringify(j?.format)}, version ${j?.version})`);
+  }
+  const plan = planFromJson(j, jsonPath);
+  const r = plan.resolve(base);
+  const stored = await loadSafetensors(`${dir}/adapter.safetensors`);
+  const take = (name: string, shape: number[]): Tensor => {
+    const t = stored[name];
+    if (!t) throw new Error(`loadAdapter: ${dir}/adapter.safetensors has no "${name}", which adapter.json lists`);
+    if (!sameShape(t.shape, shape)) throw new Error(`loadAdapter: "${name}" has shape ${fmt(t.shape)}, adapter.json expects ${fmt(shape)}`);
+    return t;
+  };
+  const trainable: PlanTree = { base: null, tied: {}, sites: null };
+  const frozen: PlanTree = { base: null, tied: {}, sites: null };
+  const trainableBase = new Set(r.baseTrainable);
+  [trainable.base, frozen.base] = tree.partition(base, (p) => trainableBase.has(p));
+  trainable.base = tree.map(trainable.base, (t, p) => take(`base.${p}`, [...t.shape]));
+  const sitesT: Record<string, unknown> = {}, sitesF: Record<string, unknown> = {};
+  for (const leaf of r.leaves) {
+    const value = take(storagePath(leaf), leaf.shape);
+    if (leaf.group !== null) {
+      (leaf.trainable ? trainable : frozen).tied[leaf.group] = value;
+      (leaf.trainable ? frozen : trainable).tied[leaf.group] ??= null;
+    } else setAt(leaf.trainable ? sitesT : sitesF, leaf.path, value);
+  }
+  trainable.sites = holesToNull(sitesT) as Tree;
+  frozen.sites = holesToNull(sitesF) as Tree;
+  return { plan, trainable, frozen };
+}
+
+function setAt(root: Record<string, unknown>, path: string, value: unknown): void {
+  const segs = path.split(".");
+  let node = root;
+  segs.forEach((s, i) => {
+    if (i === segs.length - 1) node[s] = value;
+    else node = (node[s] ??= /^\d+$/.test(segs[i + 1]) ? [] : {}) as Record<string, unknown>;
+  });
+}
+
+function holesToNull(x: unknown): unknown {
+  if (Array.isArray(x)) return Array.from({ length: x.length }, (_, i) => holesToNull(x[i] ?? null));
+  if (x && typeof x === "object" && Object.getPrototypeOf(x) === Object.prototype) {
+    return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, holesToNull(v)]));
+  }
+  return x;
+}
+
+// ---------------------------------------------------------------- PEFT LoRA
+
+/** knot linear node (relative to `layers.{i}`) → HF module name (relative to `model.layers.{i}`). */
+const HF_MODULES: Record<string, string> = {
+  "attn.q": "self_attn.q_proj",
+  "attn.k": "self_attn.k_proj",
+  "attn.v": "self_attn.v_proj",
+  "attn.o": "self_attn.o_proj",
+  "mlp.gate": "mlp.gate_proj",
+  "mlp.up": "mlp.up_proj",
+  "mlp.down": "mlp.down_proj",
+};
+const KNOT_MODULES = Object.fromEntries(Object.entries(HF_MODULES).map(([k, v]) => [v, k]));
+const PREFIX = "base_model.model.model.layers.";
+
+function hfModuleOf(module: string): string {
+  const m = module.match(/^layers\.(\d+)\.(.+)$/);
+  const hf = m && HF_MODULES[m[2]];
+  if (!hf) throw new Error(`exportPeftLora: module "${module}" has no Hugging Face Llama name (supported: layers.N.${Object.keys(HF_MODULES).join(", layers.N.")})`);
+  return `${PREFIX}${m![1]}.${hf}`;
+}
+
+/** Options of {@link exportPeftLora}. */
+export interface PeftExportOptions {
+  /** `base_model_name_or_path` in adapter_config.json. */
+  baseModel?: string;
+}
+
+/**
+ * Writes a Hugging Face PEFT LoRA adapter (`adapter_config.json`,
+ * `adapter_model.safetensors`) equivalent to the plan: per module, lora_A =
+ * diag(u)·A and lora_B = diag(v)·B restricted to the module's rows, with
+ * lora_alpha = r (scale 1). Exact for every preset (TIED_LORA.md §4).
+ */
+export async function exportPeftLora(dir: string, plan: Plan, trainable: PlanTree, frozen: PlanTree, opts: PeftExportOptions = {}): Promise<void> {
+  const factors = toLoraFactors(plan, trainable, frozen);
+  if (!factors.length) throw new Error("exportPeftLora: the plan has no site with both A and B");
+  const ranks = new Set(factors.map((f) => f.A.shape[0]));
+  const r = factors[0].A.shape[0];
+  const tensors: Record<string, Tensor> = {};
+  const targets = new Set<string>();
+  const rankPattern: Record<string, number> = {};
+  for (const f of factors) {
+    const hf = hfModuleOf(f.module);
+    targets.add(hf.split(".").at(-1)!);
+    tensors[`${hf}.lora_A.weight`] = f.A;
+    tensors[`${hf}.lora_B.weight`] = f.B;
+    if (ranks.size > 1 && f.A.shape[0] !== r) rankPattern[hf.slice("base_model.model.".length)] = f.A.shape[0];
+  }
+  const config = {
+    peft_type: "LORA",
+    task_type: "CAUSAL_LM",
+    base_model_name_or_path: opts.baseModel ?? null,
+    r,
+    lora_alpha: r,
+    ...(Object.keys(rankPattern).length ? { rank_pattern: rankPattern, alpha_pattern: rankPattern } : {}),
+    target_modules: [...targets].sort(),
+    lora_dropout: 0,
+    bias: "none",
+    fan_in_fan_out: false,
+    use_rslora: false,
+    use_dora: false,
+    inference_mode: true,
+  };
+  await Deno.mkdir(dir, { recursive: true });
+  await saveSafetensors(`${dir}/adapter_model.safetensors`, tensors, { format: "pt" });
+  await writeTextAtomic(`${dir}/adapter_config.json`, JSON.stringify(config, null, 2) + "\n");
+}
+
+/**
+ * Reads a Hugging Face PEFT LoRA adapter (any r, lora_alpha, target_modules,
+ * rank_pattern/alpha_pattern, rsLoRA scaling) into a `lora` plan on `base`,
+ * with the scale alpha/r folded into B.
+ */
+export async function importPeftLora(dir: string, base: Tree): Promise<{ plan: Plan; trainable: PlanTree; frozen: PlanTree }> {
+  const cfgPath = `${dir}/adapter_config.json`;
+  let cfg: Record<string, unknown>;
+  try {
+    cfg = JSON.parse(await Deno.readTextFile(cfgPath));
+  } catch (e) {
+    throw new Error(`importPeftLora: cannot read ${cfgPath}: ${(e as Error).message}`);
+  }
+  if (cfg.peft_type !== "LORA") throw new Error(`importPeftLora: ${cfgPath} has peft_type ${JSON.stringify(cfg.peft_type)}, expected "LORA"`);
+  if (cfg.use_dora === true) throw new Error(`importPeftLora: ${cfgPath} uses DoRA, which is not supported`);
+  if (cfg.bias !== undefined && cfg.bias !== "none") throw new Error(`importPeftLora: ${cfgPath} trains biases (bias ${JSON.stringify(cfg.bias)}), which is not supported`);
+  if (cfg.fan_in_fan_out === true) throw new Error(`importPeftLora: ${cfgPath} has fan_in_fan_out (Conv1D layout), which Llama does not use`);
+  const r0 = Number(cfg.r), alpha0 = Number(cfg.lora_alpha ?? cfg.r);
+  const rankPattern = (cfg.rank_pattern ?? {}) as Record<string, number>;
+  const alphaPattern = (cfg.alpha_pattern ?? {}) as Record<string, number>;
+  const patternFor = (pattern: Record<string, number>, module: string, fallback: number) => {
+    const k = Object.keys(pattern).find((p) => module === p || module.endsWith(`.${p}`));
+    return k === undefined ? fallback : Number(pattern[k]);
+  };
+  const weightsPath = `${dir}/adapter_model.safetensors`;
+  const stored = await loadSafetensors(weightsPath);
+  const factors: LoraFactors[] = [];
+  for (const name of Object.keys(stored)) {
+    const m = name.match(/^(?:base_model\.model\.)?model\.layers\.(\d+)\.(.+)\.lora_A(?:\.default)?\.weight$/);
+    if (!m) {
+      if (!/\.lora_B(\.default)?\.weight$/.test(name)) throw new Error(`importPeftLora: ${weightsPath}: unexpected tensor "${name}"`);
+      continue;
+    }
+    const knot = KNOT_MODULES[m[2]];
+    if (!knot) throw new Error(`importPeftLora: ${weightsPath}: module "${m[2]}" is not a Llama linear knot knows`);
+    const bName = name.replace(".lora_A", ".lora_B");
+    const A = stored[name], B = stored[bName];
+    if (!B) throw new Error(`importPeftLora: ${weightsPath}: "${name}" has no matching "${bName}"`);
+    const moduleKey = `model.layers.${m[1]}.${m[2]}`;
+    const r = patternFor(rankPattern, moduleKey, r0);
+    const alpha = patternFor(alphaPattern, moduleKey, alpha0);
+    if (A.shape[0] !== r || B.shape[1] !== r) {
+      throw new Error(`importPeftLora: ${weightsPath}: "${moduleKey}" has lora_A ${fmt(A.shape)} and lora_B ${fmt(B.shape)}, expected rank ${r}`);
+    }
+    const scale = cfg.use_rslora === true ? alpha / Math.sqrt(r) : alpha / r;
+    factors.push({ module: `layers.${m[1]}.${knot}`, A, B: scale === 1 ? B : mul(B, scale) });
+  }
+  return fromLoraFactors(factors, base);
+}

@@ -1,0 +1,70 @@
+/**
+ * Initializers for adapter leaves. Each is a named, serialisable recipe
+ * `{name, args, fn(key, shape)}` drawing from an explicit PRNG key, so a plan
+ * can be written to adapter.json and rebuilt exactly.
+ * @module
+ */
+import type { Key } from "../core/random.ts";
+import { kaimingUniform as kaimingUniformDraw, normal as normalDraw } from "../core/random.ts";
+import { full } from "../core/ops/creation.ts";
+import type { Shape } from "../core/shape.ts";
+import type { Tensor } from "../core/tensor.ts";
+
+/** A named initializer: `fn(key, shape)` returns the initial value. */
+export interface Initializer {
+  readonly name: string;
+  readonly args: Readonly<Record<string, number>>;
+  readonly fn: (key: Key, shape: Shape) => Tensor;
+}
+
+/** All zeros. */
+export const zeros: Initializer = { name: "zeros", args: {}, fn: (_k, s) => full(s, 0) };
+
+/** All ones. */
+export const ones: Initializer = { name: "ones", args: {}, fn: (_k, s) => full(s, 1) };
+
+/** Every element equal to `c`. */
+export function constant(c: number): Initializer {
+  return { name: "constant", args: { value: c }, fn: (_k, s) => full(s, c) };
+}
+
+/** N(0, std²) (default std 1, the Tied-LoRA reference code's choice for tied A and B). */
+export function normal(std = 1): Initializer {
+  return { name: "normal", args: { std }, fn: (k, s) => normalDraw(k, s, { std }) };
+}
+
+/**
+ * Kaiming-uniform as torch.nn.Linear's default: U(±1/√fanIn) with fanIn the
+ * last axis (LoRA's A). `a` is PyTorch's negative-slope parameter (default √5).
+ */
+export function kaimingUniform(a = Math.sqrt(5)): Initializer {
+  return { name: "kaimingUniform", args: { a }, fn: (k, s) => kaimingUniformDraw(k, s, { a }) };
+}
+
+/** Xavier/Glorot normal: N(0, gain²·2/(fanIn + fanOut)) for a [fanOut, fanIn] matrix (vectors: fanIn = fanOut = n). */
+export function xavierNormal(gain = 1): Initializer {
+  return {
+    name: "xavierNormal",
+    args: { gain },
+    fn: (k, s) => {
+      const fanIn = s[s.length - 1] ?? 1, fanOut = s.length > 1 ? s[s.length - 2] : fanIn;
+      return normalDraw(k, s, { std: gain * Math.sqrt(2 / (fanIn + fanOut)) });
+    },
+  };
+}
+
+const FACTORIES: Record<string, (args: Record<string, number>) => Initializer> = {
+  zeros: () => zeros,
+  ones: () => ones,
+  constant: (a) => constant(a.value),
+  normal: (a) => normal(a.std),
+  kaimingUniform: (a) => kaimingUniform(a.a),
+  xavierNormal: (a) => xavierNormal(a.gain),
+};
+
+/** Rebuilds an initializer from its `{name, args}` (as stored in adapter.json). */
+export function initializerFrom(desc: { name: string; args?: Record<string, number> }): Initializer {
+  const make = FACTORIES[desc.name];
+  if (!make) throw new Error(`initializer: unknown initializer "${desc.name}" (known: ${Object.keys(FACTORIES).join(", ")})`);
+  return make(desc.args ?? {});
+}
