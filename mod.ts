@@ -1,7 +1,8 @@
 /**
  * knot: a small, pure-functional tensor library for Deno with reverse-mode
- * autodiff over parameter trees, a CPU backend and (soon) WebGPU, built for
- * parameter-efficient fine-tuning research (LoRA, VeRA, Tied-LoRA).
+ * autodiff over parameter trees, built for parameter-efficient fine-tuning
+ * research: Llama models from safetensors, and LoRA, VeRA and Tied-LoRA as
+ * composable transforms of parameter trees.
  *
  * @example
  * ```ts
@@ -30,3 +31,9 @@ export { customVjp, noGrad } from "./autodiff/custom.ts";
 export { checkGrad } from "./autodiff/check.ts";
 export type { CheckGradOptions, CheckGradReport } from "./autodiff/check.ts";
 export type { Backend, BackendBuffer } from "./backends/backend.ts";
+
+// Models, file formats, fine-tuning plans and optimizers.
+export * from "./nn/mod.ts";
+export * from "./io/mod.ts";
+export * from "./peft/mod.ts";
+export * from "./optim/mod.ts";

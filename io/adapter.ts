@@ -13,7 +13,16 @@ import * as tree from "../core/tree.ts";
 import type { Tree } from "../core/tree.ts";
 import { initializerFrom } from "../peft/initializers.ts";
 import { fromLoraFactors, type LoraFactors, toLoraFactors } from "../peft/merge.ts";
-import { compose, type LeafSpec, type Plan, type PlanTree, type Resolved, storagePath, type Transform, withMeta } from "../peft/plan.ts";
+import {
+  compose,
+  type LeafSpec,
+  type Plan,
+  type PlanTree,
+  type Resolved,
+  storagePath,
+  type Transform,
+  withMeta,
+} from "../peft/plan.ts";
 import { writeTextAtomic } from "./atomic.ts";
 import { loadSafetensors, saveSafetensors } from "./safetensors.ts";
 
@@ -53,7 +62,9 @@ function planFromJson(j: AdapterJson, source: string): Plan {
           : [state.baseShapes.get(`${s.path}.weight`)];
         const out = shapes.reduce((acc, sh) => acc + (sh?.[0] ?? NaN), 0);
         if (shapes.some((sh) => !sh || sh[1] !== s.in) || out !== s.out) {
-          throw new Error(`${source}: site "${s.path}" (in ${s.in}, out ${s.out}) does not exist with those shapes in the base model`);
+          throw new Error(
+            `${source}: site "${s.path}" (in ${s.in}, out ${s.out}) does not exist with those shapes in the base model`,
+          );
         }
       }
       return {
@@ -74,7 +85,13 @@ function planFromJson(j: AdapterJson, source: string): Plan {
  * base model. Tied leaves are stored once. `frozen` is needed because the
  * plan is resolved against the base model's shapes.
  */
-export async function saveAdapter(dir: string, plan: Plan, trainable: PlanTree, frozen: PlanTree, base: BaseModelInfo = {}): Promise<void> {
+export async function saveAdapter(
+  dir: string,
+  plan: Plan,
+  trainable: PlanTree,
+  frozen: PlanTree,
+  base: BaseModelInfo = {},
+): Promise<void> {
   if (!frozen) throw new Error("saveAdapter: pass the frozen tree too (saveAdapter(dir, plan, trainable, frozen))");
   const r = plan.resolve(tree.combine(trainable.base, frozen.base));
   const tensors: Record<string, Tensor> = {};
@@ -107,7 +124,10 @@ export async function saveAdapter(dir: string, plan: Plan, trainable: PlanTree, 
  * parameter tree): returns the same plan (as a restored resolution with the
  * original meta), and `{trainable, frozen}` bit-identical to what was saved.
  */
-export async function loadAdapter(dir: string, base: Tree): Promise<{ plan: Plan; trainable: PlanTree; frozen: PlanTree }> {
+export async function loadAdapter(
+  dir: string,
+  base: Tree,
+): Promise<{ plan: Plan; trainable: PlanTree; frozen: PlanTree }> {
   const jsonPath = `${dir}/adapter.json`;
   let j: AdapterJson;
   try {
@@ -116,7 +136,11 @@ export async function loadAdapter(dir: string, base: Tree): Promise<{ plan: Plan
     throw new Error(`loadAdapter: cannot read ${jsonPath}: ${(e as Error).message}`);
   }
   if (j?.format !== FORMAT || j.version !== VERSION) {
-    throw new Error(`loadAdapter: ${jsonPath} is not a ${FORMAT} v${VERSION} file (format ${JSON.stringify(j?.format)}, version ${j?.version})`);
+    throw new Error(
+      `loadAdapter: ${jsonPath} is not a ${FORMAT} v${VERSION} file (format ${
+        JSON.stringify(j?.format)
+      }, version ${j?.version})`,
+    );
   }
   const plan = planFromJson(j, jsonPath);
   const r = plan.resolve(base);
@@ -124,7 +148,9 @@ export async function loadAdapter(dir: string, base: Tree): Promise<{ plan: Plan
   const take = (name: string, shape: number[]): Tensor => {
     const t = stored[name];
     if (!t) throw new Error(`loadAdapter: ${dir}/adapter.safetensors has no "${name}", which adapter.json lists`);
-    if (!sameShape(t.shape, shape)) throw new Error(`loadAdapter: "${name}" has shape ${fmt(t.shape)}, adapter.json expects ${fmt(shape)}`);
+    if (!sameShape(t.shape, shape)) {
+      throw new Error(`loadAdapter: "${name}" has shape ${fmt(t.shape)}, adapter.json expects ${fmt(shape)}`);
+    }
     return t;
   };
   const trainable: PlanTree = { base: null, tied: {}, sites: null };
@@ -180,7 +206,13 @@ const PREFIX = "base_model.model.model.layers.";
 function hfModuleOf(module: string): string {
   const m = module.match(/^layers\.(\d+)\.(.+)$/);
   const hf = m && HF_MODULES[m[2]];
-  if (!hf) throw new Error(`exportPeftLora: module "${module}" has no Hugging Face Llama name (supported: layers.N.${Object.keys(HF_MODULES).join(", layers.N.")})`);
+  if (!hf) {
+    throw new Error(
+      `exportPeftLora: module "${module}" has no Hugging Face Llama name (supported: layers.N.${
+        Object.keys(HF_MODULES).join(", layers.N.")
+      })`,
+    );
+  }
   return `${PREFIX}${m![1]}.${hf}`;
 }
 
@@ -196,7 +228,13 @@ export interface PeftExportOptions {
  * diag(u)·A and lora_B = diag(v)·B restricted to the module's rows, with
  * lora_alpha = r (scale 1). Exact for every preset (TIED_LORA.md §4).
  */
-export async function exportPeftLora(dir: string, plan: Plan, trainable: PlanTree, frozen: PlanTree, opts: PeftExportOptions = {}): Promise<void> {
+export async function exportPeftLora(
+  dir: string,
+  plan: Plan,
+  trainable: PlanTree,
+  frozen: PlanTree,
+  opts: PeftExportOptions = {},
+): Promise<void> {
   const factors = toLoraFactors(plan, trainable, frozen);
   if (!factors.length) throw new Error("exportPeftLora: the plan has no site with both A and B");
   const ranks = new Set(factors.map((f) => f.A.shape[0]));
@@ -236,7 +274,10 @@ export async function exportPeftLora(dir: string, plan: Plan, trainable: PlanTre
  * rank_pattern/alpha_pattern, rsLoRA scaling) into a `lora` plan on `base`,
  * with the scale alpha/r folded into B.
  */
-export async function importPeftLora(dir: string, base: Tree): Promise<{ plan: Plan; trainable: PlanTree; frozen: PlanTree }> {
+export async function importPeftLora(
+  dir: string,
+  base: Tree,
+): Promise<{ plan: Plan; trainable: PlanTree; frozen: PlanTree }> {
   const cfgPath = `${dir}/adapter_config.json`;
   let cfg: Record<string, unknown>;
   try {
@@ -244,10 +285,18 @@ export async function importPeftLora(dir: string, base: Tree): Promise<{ plan: P
   } catch (e) {
     throw new Error(`importPeftLora: cannot read ${cfgPath}: ${(e as Error).message}`);
   }
-  if (cfg.peft_type !== "LORA") throw new Error(`importPeftLora: ${cfgPath} has peft_type ${JSON.stringify(cfg.peft_type)}, expected "LORA"`);
+  if (cfg.peft_type !== "LORA") {
+    throw new Error(`importPeftLora: ${cfgPath} has peft_type ${JSON.stringify(cfg.peft_type)}, expected "LORA"`);
+  }
   if (cfg.use_dora === true) throw new Error(`importPeftLora: ${cfgPath} uses DoRA, which is not supported`);
-  if (cfg.bias !== undefined && cfg.bias !== "none") throw new Error(`importPeftLora: ${cfgPath} trains biases (bias ${JSON.stringify(cfg.bias)}), which is not supported`);
-  if (cfg.fan_in_fan_out === true) throw new Error(`importPeftLora: ${cfgPath} has fan_in_fan_out (Conv1D layout), which Llama does not use`);
+  if (cfg.bias !== undefined && cfg.bias !== "none") {
+    throw new Error(
+      `importPeftLora: ${cfgPath} trains biases (bias ${JSON.stringify(cfg.bias)}), which is not supported`,
+    );
+  }
+  if (cfg.fan_in_fan_out === true) {
+    throw new Error(`importPeftLora: ${cfgPath} has fan_in_fan_out (Conv1D layout), which Llama does not use`);
+  }
   const r0 = Number(cfg.r), alpha0 = Number(cfg.lora_alpha ?? cfg.r);
   const rankPattern = (cfg.rank_pattern ?? {}) as Record<string, number>;
   const alphaPattern = (cfg.alpha_pattern ?? {}) as Record<string, number>;
@@ -261,7 +310,9 @@ export async function importPeftLora(dir: string, base: Tree): Promise<{ plan: P
   for (const name of Object.keys(stored)) {
     const m = name.match(/^(?:base_model\.model\.)?model\.layers\.(\d+)\.(.+)\.lora_A(?:\.default)?\.weight$/);
     if (!m) {
-      if (!/\.lora_B(\.default)?\.weight$/.test(name)) throw new Error(`importPeftLora: ${weightsPath}: unexpected tensor "${name}"`);
+      if (!/\.lora_B(\.default)?\.weight$/.test(name)) {
+        throw new Error(`importPeftLora: ${weightsPath}: unexpected tensor "${name}"`);
+      }
       continue;
     }
     const knot = KNOT_MODULES[m[2]];
@@ -273,7 +324,11 @@ export async function importPeftLora(dir: string, base: Tree): Promise<{ plan: P
     const r = patternFor(rankPattern, moduleKey, r0);
     const alpha = patternFor(alphaPattern, moduleKey, alpha0);
     if (A.shape[0] !== r || B.shape[1] !== r) {
-      throw new Error(`importPeftLora: ${weightsPath}: "${moduleKey}" has lora_A ${fmt(A.shape)} and lora_B ${fmt(B.shape)}, expected rank ${r}`);
+      throw new Error(
+        `importPeftLora: ${weightsPath}: "${moduleKey}" has lora_A ${fmt(A.shape)} and lora_B ${
+          fmt(B.shape)
+        }, expected rank ${r}`,
+      );
     }
     const scale = cfg.use_rslora === true ? alpha / Math.sqrt(r) : alpha / r;
     factors.push({ module: `layers.${m[1]}.${knot}`, A, B: scale === 1 ? B : mul(B, scale) });

@@ -35,7 +35,16 @@ export interface LlamaConfig {
 
 /** Throws unless the config's numbers are consistent (names the offending field). */
 export function validateConfig(c: LlamaConfig, where = "LlamaConfig"): LlamaConfig {
-  const positive = ["vocabSize", "hiddenSize", "intermediateSize", "numLayers", "numHeads", "numKvHeads", "headDim", "maxPositionEmbeddings"] as const;
+  const positive = [
+    "vocabSize",
+    "hiddenSize",
+    "intermediateSize",
+    "numLayers",
+    "numHeads",
+    "numKvHeads",
+    "headDim",
+    "maxPositionEmbeddings",
+  ] as const;
   for (const k of positive) {
     if (!Number.isInteger(c[k]) || c[k] <= 0) throw new Error(`${where}: ${k} must be a positive integer, got ${c[k]}`);
   }

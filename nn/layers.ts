@@ -35,7 +35,9 @@ export function lowRankDelta(x: Tensor, update: LowRankUpdate, where = "lowRank"
   if (!A && !B) return null;
   if (!A || !B) throw new Error(`${where}: a low-rank update needs both A and B (got only ${A ? "A" : "B"})`);
   if (A.shape[0] !== B.shape[1] || A.shape[1] !== x.shape[x.rank - 1]) {
-    throw new Error(`${where}: A ${fmt(A.shape)} and B ${fmt(B.shape)} do not fit input ${fmt(x.shape)} (need A [r, in], B [out, r])`);
+    throw new Error(
+      `${where}: A ${fmt(A.shape)} and B ${fmt(B.shape)} do not fit input ${fmt(x.shape)} (need A [r, in], B [out, r])`,
+    );
   }
   let h = matmul(x, A, { transB: true }); // [..., r]
   if (u) h = mul(h, u);

@@ -141,14 +141,21 @@ export function forwardWithCache(
  * Logits [..., V] for tokens [T] or [B, T] (→ [T, V] or [B, T, V]).
  * Pure: parameters are inputs like any other, so `grad` differentiates it.
  */
-export function forward(params: LlamaParams, tokens: Tensor, config: LlamaConfig, opts: ForwardOptions & { cache?: KVCache | null } = {}): Tensor {
+export function forward(
+  params: LlamaParams,
+  tokens: Tensor,
+  config: LlamaConfig,
+  opts: ForwardOptions & { cache?: KVCache | null } = {},
+): Tensor {
   return forwardWithCache(params, tokens, config, opts.cache ?? null, opts).logits;
 }
 
 /** The LM head on final hidden states [..., d] → logits [..., V] (the embedding matrix when tied). */
 export function lmHead(params: LlamaParams, config: LlamaConfig, hidden: Tensor): Tensor {
   if (config.tieWordEmbeddings || !params.lmHead) {
-    if (!config.tieWordEmbeddings) throw new Error("llama.lmHead: config has untied embeddings but params have no lmHead");
+    if (!config.tieWordEmbeddings) {
+      throw new Error("llama.lmHead: config has untied embeddings but params have no lmHead");
+    }
     return matmul(hidden, params.embed.weight, { transB: true });
   }
   return linear(hidden, params.lmHead, "lmHead");

@@ -16,7 +16,7 @@ export function inverseFrequencies(config: LlamaConfig): Float64Array {
   const inv = new Float64Array(half);
   for (let i = 0; i < half; i++) inv[i] = 1 / config.ropeTheta ** ((2 * i) / config.headDim);
   const s = config.ropeScaling;
-  if (s?.type === "linear") for (let i = 0; i < half; i++) inv[i] /= s.factor;
+  if (s?.type === "linear") { for (let i = 0; i < half; i++) inv[i] /= s.factor; }
   if (s?.type === "llama3") {
     // Long wavelengths are slowed by `factor`, short ones kept, the band between interpolated.
     const lowWavelen = s.originalMaxPositionEmbeddings / s.lowFreqFactor;
@@ -25,7 +25,8 @@ export function inverseFrequencies(config: LlamaConfig): Float64Array {
       const wavelen = (2 * Math.PI) / inv[i];
       if (wavelen > lowWavelen) inv[i] /= s.factor;
       else if (wavelen >= highWavelen) {
-        const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) / (s.highFreqFactor - s.lowFreqFactor);
+        const smooth = (s.originalMaxPositionEmbeddings / wavelen - s.lowFreqFactor) /
+          (s.highFreqFactor - s.lowFreqFactor);
         inv[i] = (1 - smooth) * (inv[i] / s.factor) + smooth * inv[i];
       }
     }

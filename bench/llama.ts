@@ -1,0 +1,229 @@
+/**
+ * Llama benchmarks on the CPU backend: forward tokens/s for a 256-token
+ * prefill and for decoding with the KV cache, on stories260K (when
+ * ../shared has it) and on a random-weight model of TinyStories-15M's shape;
+ * and the memory cost of loading a checkpoint (RSS before/after and peak,
+ * against the file size).
+ *
+ *   deno run -A bench/llama.ts
+ * @module
+ */
+import { dispose, scope, setBackend, slice, tensor } from "../mod.ts";
+import {
+  forward,
+  forwardWithCache,
+  type KVCache,
+  type LlamaConfig,
+  type LlamaParams,
+  randomLlama,
+  TINYSTORIES_15M,
+} from "../mod.ts";
+import { loadLlama, saveLlama } from "../mod.ts";
+import { machineLine, table } from "./util.ts";
+
+const STORIES = new URL("../../shared/models/stories260K", import.meta.url).pathname;
+
+function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const MB = 1024 * 1024;
+const mb = (bytes: number) => (bytes / MB).toFixed(1);
+
+interface LoadRss {
+  ms: number;
+  before: number;
+  after: number;
+  peak: number;
+}
+
+/** Child side of {@link loadInChild}: loads `dir`, prints RSS figures as JSON. */
+async function measureLoadHere(dir: string): Promise<void> {
+  await setBackend("cpu");
+  const t0 = performance.now();
+  const m = await withRss(() => loadLlama(dir));
+  const result: LoadRss = { ms: performance.now() - t0, before: m.before, after: m.after, peak: m.peak };
+  console.log(JSON.stringify(result));
+}
+
+/** Loads `dir` in a fresh `deno` process running this file and returns its RSS figures. */
+async function loadInChild(dir: string): Promise<LoadRss> {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", new URL(import.meta.url).pathname, "--measure-load", dir],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  if (code !== 0) throw new Error(`bench/llama.ts: measuring the load of ${dir} failed: ${dec.decode(stderr)}`);
+  return JSON.parse(dec.decode(stdout).trim().split("\n").at(-1)!);
+}
+
+/** Runs `fn` while sampling RSS every millisecond; returns its result with RSS before, after and the peak. */
+async function withRss<T>(fn: () => Promise<T>): Promise<{ value: T; before: number; after: number; peak: number }> {
+  const before = Deno.memoryUsage().rss;
+  let peak = before;
+  const timer = setInterval(() => (peak = Math.max(peak, Deno.memoryUsage().rss)), 1);
+  try {
+    const value = await fn();
+    const after = Deno.memoryUsage().rss;
+    return { value, before, after, peak: Math.max(peak, after) };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Matmul FLOPs of one token's forward at context length `ctx` (linears, attention, LM head). */
+function flopsPerToken(c: LlamaConfig, ctx: number): number {
+  const d = c.hiddenSize, q = c.numHeads * c.headDim, kv = c.numKvHeads * c.headDim;
+  const linears = d * (q + 2 * kv) + q * d + 3 * d * c.intermediateSize;
+  const attention = 2 * ctx * q; // scores and the weighted sum
+  return 2 * (c.numLayers * (linears + attention) + c.vocabSize * d);
+}
+
+/** Deterministic token ids in [3, vocab). */
+const tokens = (n: number, vocab: number) => Array.from({ length: n }, (_, i) => 3 + ((i * 7919) % (vocab - 3)));
+
+interface Speed {
+  prefillMs: number;
+  prefillTokens: number;
+  decodeMs: number;
+  decodeSteps: number;
+  decodeStart: number;
+}
+
+async function measure(
+  params: LlamaParams,
+  config: LlamaConfig,
+  prefillTokens: number,
+  decodeSteps: number,
+  reps: number,
+): Promise<Speed> {
+  const ids = tokens(prefillTokens, config.vocabSize);
+  // Prefill: the whole prompt in one forward, logits read back.
+  const prefillRun = async () => {
+    const t0 = performance.now();
+    await scope(async () => void (await forward(params, tensor(ids, [ids.length], "int32"), config).data()));
+    return performance.now() - t0;
+  };
+  await prefillRun(); // warm-up
+  const prefills: number[] = [];
+  for (let r = 0; r < reps; r++) prefills.push(await prefillRun());
+
+  // Decode: after a short prompt, one token per forward through the KV cache, logits read back each step.
+  const decodeStart = 16;
+  const decodeRun = async () => {
+    let cache: KVCache = scope(() =>
+      forwardWithCache(params, tensor(ids.slice(0, decodeStart), [decodeStart], "int32"), config, null).cache
+    );
+    const t0 = performance.now();
+    for (let s = 0; s < decodeSteps; s++) {
+      const prev = cache;
+      const step = scope(() => {
+        const r = forwardWithCache(params, tensor([ids[(decodeStart + s) % ids.length]], [1], "int32"), config, prev);
+        return { last: slice(r.logits, [0], [1]), cache: r.cache };
+      });
+      await step.last.data();
+      step.last.dispose();
+      dispose(prev.layers);
+      cache = step.cache;
+    }
+    const ms = performance.now() - t0;
+    dispose(cache.layers);
+    return ms;
+  };
+  await decodeRun();
+  const decodes: number[] = [];
+  for (let r = 0; r < reps; r++) decodes.push(await decodeRun());
+  const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  return { prefillMs: median(prefills), prefillTokens, decodeMs: median(decodes), decodeSteps, decodeStart };
+}
+
+function speedRows(name: string, c: LlamaConfig, s: Speed): (string | number)[][] {
+  // Prefill of T tokens: query t attends to t + 1 keys, so the mean context is (T + 1) / 2.
+  const prefillFlops = s.prefillTokens * flopsPerToken(c, (s.prefillTokens + 1) / 2);
+  const decodeFlops = s.decodeSteps * flopsPerToken(c, s.decodeStart + s.decodeSteps / 2);
+  return [
+    [
+      name,
+      `prefill ${s.prefillTokens}`,
+      s.prefillMs.toFixed(1),
+      (s.prefillTokens / (s.prefillMs / 1000)).toFixed(0),
+      (prefillFlops / s.prefillMs / 1e6).toFixed(2),
+    ],
+    [
+      name,
+      `decode ${s.decodeSteps} (KV cache)`,
+      s.decodeMs.toFixed(1),
+      (s.decodeSteps / (s.decodeMs / 1000)).toFixed(1),
+      (decodeFlops / s.decodeMs / 1e6).toFixed(2),
+    ],
+  ];
+}
+
+function describe(c: LlamaConfig): string {
+  const gqa = c.numKvHeads === c.numHeads ? `${c.numHeads} heads` : `${c.numHeads}/${c.numKvHeads} heads`;
+  return `d=${c.hiddenSize}, ${c.numLayers} layers, ${gqa}, hidden ${c.intermediateSize}, vocab ${c.vocabSize}`;
+}
+
+/** Runs the Llama section, printing Markdown through `log`. */
+export async function benchLlama(log: (s: string) => void = console.log): Promise<void> {
+  await setBackend("cpu");
+  const haveStories = exists(`${STORIES}/model.safetensors`);
+
+  // Memory: each load in a fresh subprocess, so earlier allocations do not blur RSS.
+  log("\n## Llama checkpoint loading (RSS in MiB, each in a fresh process)\n");
+  const memRows: (string | number)[][] = [];
+  const loadRow = async (name: string, dir: string) => {
+    const file = Deno.statSync(`${dir}/model.safetensors`).size;
+    const m = await loadInChild(dir);
+    memRows.push([
+      name,
+      mb(file),
+      m.ms.toFixed(0),
+      mb(m.before),
+      mb(m.after),
+      mb(m.peak),
+      mb(m.peak - m.before),
+      ((m.peak - m.before) / file).toFixed(2),
+    ]);
+  };
+  if (haveStories) await loadRow("stories260K", STORIES);
+  const tmp = await Deno.makeTempDir({ prefix: "knot_bench_llama_" });
+  const big = randomLlama({ ...TINYSTORIES_15M, seed: 15 });
+  try {
+    await saveLlama(tmp, big.params, big.config);
+    await loadRow("random, TinyStories-15M shape", tmp);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+  log(table(["model", "file", "load ms", "RSS before", "after", "peak", "peak − before", "÷ file size"], memRows));
+  const stories = haveStories ? await loadLlama(STORIES) : null;
+
+  log("\n## Llama forward on cpu (tokens/s; logits read back every forward)\n");
+  const rows: (string | number)[][] = [];
+  if (stories) {
+    rows.push(...speedRows("stories260K", stories.config, await measure(stories.params, stories.config, 256, 32, 5)));
+    dispose(stories.params);
+  }
+  rows.push(...speedRows("TinyStories-15M shape", big.config, await measure(big.params, big.config, 256, 32, 3)));
+  dispose(big.params);
+  log(table(["model", "pass", "ms", "tokens/s", "GFLOP/s (matmuls)"], rows));
+  if (stories) log(`\nstories260K: ${describe(stories.config)}`);
+  else log(`\nstories260K skipped: ${STORIES} absent`);
+  log(`TinyStories-15M shape (random weights): ${describe(big.config)}`);
+  log("Decode starts after a 16-token prompt; GFLOP/s counts the matmuls of linears, attention and the LM head.");
+}
+
+if (import.meta.main) {
+  if (Deno.args[0] === "--measure-load") {
+    await measureLoadHere(Deno.args[1]);
+  } else {
+    console.log(`# knot bench: Llama\n\n${machineLine()}`);
+    await benchLlama();
+  }
+}

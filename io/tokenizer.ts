@@ -1,0 +1,101 @@
+/**
+ * Tokenizers from Hugging Face `tokenizer.json` files, through the pure-JS
+ * `@huggingface/tokenizers`, with BOS/EOS handling taken from
+ * `tokenizer_config.json` and the model's config.
+ * @module
+ */
+import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+
+/** Options of {@link Tokenizer.encode}. */
+export interface EncodeOptions {
+  /** Prepend BOS (default: the tokenizer config's `add_bos_token`, else true when a BOS token exists). */
+  addBos?: boolean;
+  /** Append EOS (default: the tokenizer config's `add_eos_token`, else false). */
+  addEos?: boolean;
+}
+
+function tokenId(hf: HfTokenizer, token: unknown): number | null {
+  const content = typeof token === "string" ? token : (token as { content?: string } | null)?.content;
+  if (!content) return null;
+  return hf.token_to_id(content) ?? null;
+}
+
+/** A text tokenizer: `encode` to ids, `decode` to text. */
+export class Tokenizer {
+  /** Id of the beginning-of-sequence token, or null. */
+  readonly bosId: number | null;
+  /** Id of the end-of-sequence token, or null. */
+  readonly eosId: number | null;
+  /** Number of entries in the vocabulary (including added tokens). */
+  readonly vocabSize: number;
+  readonly #hf: HfTokenizer;
+  readonly #addBos: boolean;
+  readonly #addEos: boolean;
+
+  /** From the parsed `tokenizer.json` and (optionally) `tokenizer_config.json` objects. */
+  constructor(tokenizerJson: object, tokenizerConfig: Record<string, unknown> = {}, source = "tokenizer.json") {
+    try {
+      this.#hf = new HfTokenizer(tokenizerJson, tokenizerConfig);
+    } catch (e) {
+      throw new Error(`${source}: not a valid Hugging Face tokenizer (${(e as Error).message})`);
+    }
+    this.bosId = tokenId(this.#hf, tokenizerConfig.bos_token ?? "<s>");
+    this.eosId = tokenId(this.#hf, tokenizerConfig.eos_token ?? "</s>");
+    this.vocabSize = this.#hf.get_vocab().size; // a Map (Object.keys of it is empty)
+    this.#addBos = typeof tokenizerConfig.add_bos_token === "boolean"
+      ? tokenizerConfig.add_bos_token
+      : this.bosId !== null;
+    this.#addEos = tokenizerConfig.add_eos_token === true;
+  }
+
+  /**
+   * Loads `tokenizer.json` (and `tokenizer_config.json` if present) from a
+   * model directory. A missing tokenizer is an Error naming the files looked for.
+   */
+  static async fromDir(dir: string): Promise<Tokenizer> {
+    const path = `${dir}/tokenizer.json`;
+    let text: string;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch {
+      throw new Error(
+        `Tokenizer.fromDir: no tokenizer in ${dir}: looked for ${path} (a Hugging Face tokenizer.json; ` +
+          `tokenizer.model / sentencepiece files are not read)`,
+      );
+    }
+    let json: object, config: Record<string, unknown> = {};
+    try {
+      json = JSON.parse(text);
+    } catch (e) {
+      throw new Error(`${path}: invalid JSON (${(e as Error).message})`);
+    }
+    try {
+      config = JSON.parse(await Deno.readTextFile(`${dir}/tokenizer_config.json`));
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) {
+        throw new Error(`${dir}/tokenizer_config.json: ${(e as Error).message}`);
+      }
+    }
+    return new Tokenizer(json, config, path);
+  }
+
+  /** Token ids of `text`, with BOS/EOS as configured (see {@link EncodeOptions}). */
+  encode(text: string, opts: EncodeOptions = {}): number[] {
+    const ids = this.#hf.encode(text, { add_special_tokens: false }).ids;
+    const { addBos = this.#addBos, addEos = this.#addEos } = opts;
+    if (addBos && this.bosId !== null) ids.unshift(this.bosId);
+    if (addEos && this.eosId !== null) ids.push(this.eosId);
+    return ids;
+  }
+
+  /** Text of `ids` (special tokens skipped unless `skipSpecial` is false). */
+  decode(ids: readonly number[], opts: { skipSpecial?: boolean } = {}): string {
+    if (ids.length === 0) return ""; // @huggingface/tokenizers throws on an empty list
+    return this.#hf.decode([...ids], { skip_special_tokens: opts.skipSpecial ?? true });
+  }
+
+  /** The string of one token id (e.g. "▁the"), or undefined. */
+  idToToken(id: number): string | undefined {
+    return this.#hf.id_to_token(id) ?? undefined;
+  }
+}

@@ -1,0 +1,118 @@
+/**
+ * Autoregressive generation with the KV cache: one prefill of the prompt,
+ * then one token per step, streamed through an async iterator. Greedy at
+ * temperature 0; otherwise temperature / top-k / top-p sampling driven by an
+ * explicit PRNG key, so the same key gives the same text.
+ * @module
+ */
+import { foldIn, type Key, key as makeKey } from "../core/random.ts";
+import { bitsToUniform, threefry2x32 } from "../core/threefry.ts";
+import { scope } from "../core/scope.ts";
+import { slice } from "../core/ops/movement.ts";
+import { tensor } from "../core/ops/creation.ts";
+import { dispose } from "../core/scope.ts";
+import type { LlamaConfig } from "./config.ts";
+import { forwardWithCache, type KVCache, type LlamaParams } from "./llama.ts";
+
+/** Options of {@link generate}. */
+export interface GenerateOptions {
+  /** Most tokens to generate (default 64). */
+  maxTokens?: number;
+  /** 0 (default) is greedy; higher flattens the distribution. */
+  temperature?: number;
+  /** Keep only the k most likely tokens (0 = off). */
+  topK?: number;
+  /** Keep the smallest set of tokens whose probability reaches p (1 = off). */
+  topP?: number;
+  /** PRNG key for sampling (default key(0)). */
+  key?: Key;
+  /** Token ids that end generation (default: the config's EOS). The stop token is not yielded. */
+  stop?: readonly number[];
+  /** Called with the logits each token was chosen from (step 0: the last prompt position). */
+  onLogits?: (logits: Float32Array, step: number) => void;
+}
+
+/** Picks a token from logits: argmax at temperature 0, else a seeded sample. */
+export function sampleToken(
+  logits: Float32Array,
+  opts: { temperature?: number; topK?: number; topP?: number; key?: Key },
+): number {
+  const { temperature = 0, topK = 0, topP = 1 } = opts;
+  if (temperature <= 0) {
+    let best = 0;
+    for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+    return best;
+  }
+  let order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]);
+  if (topK > 0) order = order.slice(0, topK);
+  const m = logits[order[0]];
+  let probs = order.map((i) => Math.exp((logits[i] - m) / temperature));
+  const total = probs.reduce((a, b) => a + b, 0);
+  probs = probs.map((p) => p / total);
+  if (topP < 1) {
+    let acc = 0, keep = 0;
+    while (keep < probs.length && acc < topP) acc += probs[keep++];
+    order = order.slice(0, keep);
+    probs = probs.slice(0, keep).map((p) => p / acc);
+  }
+  const k = opts.key ?? makeKey(0);
+  const u = bitsToUniform(threefry2x32(k.k0, k.k1, 0, 0)[0]);
+  let acc = 0;
+  for (let i = 0; i < probs.length; i++) {
+    acc += probs[i];
+    if (u < acc) return order[i];
+  }
+  return order[order.length - 1];
+}
+
+/**
+ * Streams generated token ids after `promptTokens`.
+ * @example
+ * for await (const id of generate(params, config, tok.encode("Once upon a time"), { maxTokens: 50 })) {
+ *   console.log(tok.decode([id]));
+ * }
+ */
+export async function* generate(
+  params: LlamaParams,
+  config: LlamaConfig,
+  promptTokens: readonly number[],
+  opts: GenerateOptions = {},
+): AsyncGenerator<number, void, undefined> {
+  if (!promptTokens.length) throw new Error("generate: the prompt needs at least one token (e.g. BOS)");
+  const bad = promptTokens.find((t) => !Number.isInteger(t) || t < 0 || t >= config.vocabSize);
+  if (bad !== undefined) {
+    throw new Error(`generate: prompt token ${bad} is outside the vocabulary [0, ${config.vocabSize})`);
+  }
+  if (promptTokens.length > config.maxPositionEmbeddings) {
+    throw new Error(
+      `generate: the prompt has ${promptTokens.length} tokens, the model's context is ${config.maxPositionEmbeddings}`,
+    );
+  }
+  const { maxTokens = 64, key = makeKey(0) } = opts;
+  const eos = config.eosTokenId;
+  const stop = new Set(opts.stop ?? (eos === null ? [] : typeof eos === "number" ? [eos] : eos));
+  let cache: KVCache | null = null;
+  let input = [...promptTokens];
+  try {
+    for (let step = 0; step < maxTokens; step++) {
+      if ((cache?.length ?? 0) + input.length > config.maxPositionEmbeddings) break;
+      const prev: KVCache | null = cache;
+      const out = scope(() => {
+        const r = forwardWithCache(params, tensor(input, [input.length], "int32"), config, prev);
+        const last = slice(r.logits, [input.length - 1], [input.length]);
+        return { last, cache: r.cache };
+      });
+      if (prev) dispose(prev.layers);
+      cache = out.cache;
+      const logits = (await out.last.data()) as Float32Array;
+      out.last.dispose();
+      opts.onLogits?.(logits, step);
+      const next = sampleToken(logits, { ...opts, key: foldIn(key, step) });
+      if (stop.has(next)) return;
+      yield next;
+      input = [next];
+    }
+  } finally {
+    if (cache) dispose(cache.layers);
+  }
+}

@@ -1,0 +1,3 @@
+/** Optax-style optimizers and schedules. @module */
+export * from "./transform.ts";
+export * from "./optimizers.ts";

@@ -1,0 +1,67 @@
+/**
+ * Optimizers as Optax-style gradient transformations: `{init(params),
+ * update(grads, state, params) → {updates, state}}`, composed with `chain`.
+ * State exists only for tensor leaves of the (trainable) tree, so a tied
+ * leaf, stored once, has one state. Updates are added with `applyUpdates`.
+ * @module
+ */
+import type { Tensor } from "../core/tensor.ts";
+import * as tree from "../core/tree.ts";
+import type { Tree } from "../core/tree.ts";
+import { add } from "../core/ops/elementwise.ts";
+
+/** A learning rate: a constant, or a schedule of the step count (0-based). */
+export type Schedule = number | ((step: number) => number);
+
+/** Optimizer state: tensor trees plus plain numbers (step counts). Serialisable by train/checkpoint. */
+export type OptState = { [k: string]: Tree | number | OptState | OptState[] } | OptState[];
+
+/** A gradient transformation. */
+export interface GradientTransformation {
+  /** A fresh state for these parameters. */
+  init(params: Tree): OptState;
+  /** Turns gradients into updates (to be added to the parameters) and a new state. */
+  update(grads: Tree, state: OptState, params?: Tree): { updates: Tree; state: OptState };
+}
+
+/** The value of a schedule at `step`. */
+export function scheduleAt(s: Schedule, step: number): number {
+  return typeof s === "number" ? s : s(step);
+}
+
+/** params + updates, leafwise (leaves absent from `updates` — null — are kept). */
+export function applyUpdates<T extends Tree>(params: T, updates: Tree): T {
+  const u = new Map(tree.entries(updates));
+  return tree.map(params, (p, path) => {
+    const d = u.get(path);
+    return d ? add(p, d) : p;
+  });
+}
+
+/** Applies transformations in sequence, each to the previous one's updates (Optax's `chain`). */
+export function chain(...ts: GradientTransformation[]): GradientTransformation {
+  return {
+    init: (params) => ts.map((t) => t.init(params)),
+    update(grads, state, params) {
+      const states = state as OptState[];
+      if (!Array.isArray(states) || states.length !== ts.length) {
+        throw new Error(
+          `chain.update: state has ${Array.isArray(states) ? states.length : "no"} parts, the chain has ${ts.length}`,
+        );
+      }
+      let updates = grads;
+      const next: OptState[] = [];
+      ts.forEach((t, i) => {
+        const r = t.update(updates, states[i], params);
+        updates = r.updates;
+        next.push(r.state);
+      });
+      return { updates, state: next };
+    },
+  };
+}
+
+/** Leafwise map over trees of one structure (all-tensor positions only). */
+export function mapLeaves(fn: (leaves: Tensor[], path: string) => Tensor, first: Tree, ...rest: Tree[]): Tree {
+  return tree.zipMap((ls, p) => fn(ls, p), first, ...rest);
+}

@@ -1,0 +1,69 @@
+/**
+ * Turning tokenized (prompt, answer) pairs into training batches: inputs
+ * [B, T] right-padded, and the flat positions and targets of the answer
+ * tokens only (prompt tokens are masked out of the loss), so the LM head is
+ * evaluated only where the loss needs it.
+ * @module
+ */
+import { tensor } from "../core/ops/creation.ts";
+import type { Tensor } from "../core/tensor.ts";
+
+/** A tokenized example: the loss is taken on `answer` tokens only. */
+export interface TokenizedExample {
+  prompt: number[];
+  answer: number[];
+}
+
+/** A batch for next-token training. */
+export interface LmBatch {
+  /** Input ids [B, T] (int32), right-padded. */
+  tokens: Tensor;
+  /** Flat indices b·T + t of the positions whose next token is an answer token (int32 [N]). */
+  positions: Tensor;
+  /** The next token at each of those positions (int32 [N]). */
+  targets: Tensor;
+  /** Number of answer tokens N (for tokens/s). */
+  count: number;
+  /** Total non-pad tokens (for tokens/s). */
+  tokensSeen: number;
+}
+
+/**
+ * Packs examples into a batch of length `seqLen`. A sequence longer than
+ * `seqLen` + 1 loses prompt tokens from the left (after the first, e.g. BOS),
+ * then answer tokens from the right.
+ */
+export function makeBatch(examples: readonly TokenizedExample[], seqLen: number, padId = 0): LmBatch {
+  if (!examples.length) throw new Error("makeBatch: no examples");
+  if (!(seqLen >= 2)) throw new Error(`makeBatch: seqLen must be at least 2, got ${seqLen}`);
+  const B = examples.length;
+  const ids = new Int32Array(B * seqLen).fill(padId);
+  const positions: number[] = [], targets: number[] = [];
+  let tokensSeen = 0;
+  examples.forEach((ex, b) => {
+    if (!ex.answer.length) throw new Error(`makeBatch: example ${b} has an empty answer (nothing to learn)`);
+    let prompt = ex.prompt, answer = ex.answer;
+    const budget = seqLen + 1; // inputs are seq[0..T-1], targets seq[1..T]
+    if (prompt.length + answer.length > budget) {
+      const keepPrompt = Math.max(1, budget - answer.length);
+      prompt = prompt.length > keepPrompt ? [prompt[0], ...prompt.slice(prompt.length - keepPrompt + 1)] : prompt;
+      answer = answer.slice(0, budget - prompt.length);
+    }
+    const seq = [...prompt, ...answer];
+    const n = Math.min(seq.length, seqLen);
+    for (let t = 0; t < n; t++) ids[b * seqLen + t] = seq[t];
+    tokensSeen += n;
+    // Position t predicts seq[t+1]; count it when seq[t+1] is an answer token.
+    for (let t = Math.max(0, prompt.length - 1); t < seq.length - 1 && t < seqLen; t++) {
+      positions.push(b * seqLen + t);
+      targets.push(seq[t + 1]);
+    }
+  });
+  return {
+    tokens: tensor(ids, [B, seqLen], "int32"),
+    positions: tensor(Int32Array.from(positions), [positions.length], "int32"),
+    targets: tensor(Int32Array.from(targets), [targets.length], "int32"),
+    count: targets.length,
+    tokensSeen,
+  };
+}

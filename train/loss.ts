@@ -1,0 +1,31 @@
+/**
+ * The fine-tuning loss: next-token cross-entropy on answer tokens, with the
+ * LM head applied only at those positions (for small models the head over
+ * the vocabulary dominates the cost otherwise).
+ * @module
+ */
+import type { Tensor } from "../core/tensor.ts";
+import { reshape, take } from "../core/ops/movement.ts";
+import { crossEntropy } from "../core/ops/nn.ts";
+import type { Tree } from "../core/tree.ts";
+import type { LlamaConfig } from "../nn/config.ts";
+import { forward, type LlamaParams, lmHead } from "../nn/llama.ts";
+import type { Plan, PlanTree } from "../peft/plan.ts";
+import type { LmBatch } from "./batch.ts";
+
+/** Mean cross-entropy of `params` (a full model tree) on a batch's answer tokens. */
+export function lmLoss(params: LlamaParams, config: LlamaConfig, batch: LmBatch): Tensor {
+  const hidden = forward(params, batch.tokens, config, { returnHidden: true }); // [B, T, d]
+  const [B, T, d] = hidden.shape;
+  const picked = take(reshape(hidden, [B * T, d]), batch.positions, 0); // [N, d]
+  return crossEntropy(lmHead(params, config, picked), batch.targets);
+}
+
+/** The loss as a function of a plan's trainable tree (what `trainStep` differentiates). */
+export function planLoss(
+  plan: Plan,
+  config: LlamaConfig,
+): (trainable: PlanTree, frozen: PlanTree, batch: LmBatch) => Tensor {
+  return (trainable, frozen, batch) =>
+    lmLoss(plan.build(trainable, frozen) as Tree as unknown as LlamaParams, config, batch);
+}
