@@ -5,7 +5,9 @@
  * @module
  */
 import { benchCpu } from "./cpu.ts";
+import { benchLlama } from "./llama.ts";
 import { machineLine } from "./util.ts";
 
 console.log(`# knot bench\n\n${machineLine()}`);
 await benchCpu();
+await benchLlama();

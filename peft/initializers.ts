@@ -37,7 +37,7 @@ export function normal(std = 1): Initializer {
  * Kaiming-uniform as torch.nn.Linear's default: U(±1/√fanIn) with fanIn the
  * last axis (LoRA's A). `a` is PyTorch's negative-slope parameter (default √5).
  */
-export function kaimingUniform(a = Math.sqrt(5)): Initializer {
+export function kaimingUniform(a: number = Math.sqrt(5)): Initializer {
   return { name: "kaimingUniform", args: { a }, fn: (k, s) => kaimingUniformDraw(k, s, { a }) };
 }
 
