@@ -4,7 +4,9 @@
  * `tokenizer_config.json` and the model's config.
  * @module
  */
-import { Tokenizer as HfTokenizer } from "@huggingface/tokenizers";
+// A full specifier (not an import-map name) so that mod.ts also works when imported from another project.
+// deno-lint-ignore no-import-prefix
+import { Tokenizer as HfTokenizer } from "npm:@huggingface/tokenizers@0.2.0";
 
 /** Options of {@link Tokenizer.encode}. */
 export interface EncodeOptions {

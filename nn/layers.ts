@@ -14,17 +14,17 @@ import { square } from "../core/ops/elementwise.ts";
 import { fmt } from "../core/shape.ts";
 
 /** A low-rank update of a linear map; see the module docs for the formula. */
-export interface LowRankUpdate {
+export type LowRankUpdate = {
   A?: Tensor | null;
   B?: Tensor | null;
   u?: Tensor | null;
   v?: Tensor | null;
-}
+};
 
 /** A linear layer's parameter node: its weight [out, in], optionally with a low-rank update. */
-export interface LinearParams extends LowRankUpdate {
+export type LinearParams = LowRankUpdate & {
   weight: Tensor;
-}
+};
 
 /**
  * The low-rank term v ⊙ (B · (u ⊙ (A · x))) for x [..., in], or null when the

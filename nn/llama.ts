@@ -25,20 +25,20 @@ import { linear, type LinearParams, lowRankDelta, type LowRankUpdate, rmsNorm } 
 import { applyRope, ropeTables } from "./rope.ts";
 
 /** One decoder layer's parameters. */
-export interface LlamaLayerParams {
+export type LlamaLayerParams = {
   attnNorm: { weight: Tensor };
   attn: { q: LinearParams; k: LinearParams; v: LinearParams; o: LinearParams; qkv?: LowRankUpdate | null };
   mlpNorm: { weight: Tensor };
   mlp: { gate: LinearParams; up: LinearParams; down: LinearParams };
-}
+};
 
 /** The whole model's parameters. */
-export interface LlamaParams {
+export type LlamaParams = {
   embed: { weight: Tensor };
   layers: LlamaLayerParams[];
   norm: { weight: Tensor };
   lmHead?: LinearParams | null;
-}
+};
 
 /** Keys and values seen so far, per layer: [batch, numKvHeads, length, headDim] (after RoPE). */
 export interface KVCache {

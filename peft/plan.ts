@@ -83,6 +83,14 @@ export interface PlanTree {
   [k: string]: Tree;
 }
 
+/**
+ * The base model's tree with adapter leaves grafted on. Typed loosely (it has
+ * the base tree's type plus optional A/B/u/v leaves at each site) so it can be
+ * passed straight to a forward such as `nn/llama.ts`'s.
+ */
+// deno-lint-ignore no-explicit-any
+export type BuiltTree = any;
+
 /** A composed plan. */
 export interface Plan {
   readonly transforms: readonly Transform[];
@@ -96,8 +104,8 @@ export interface Plan {
    * defaults to the preset's `key` option.
    */
   init(base: Tree, key?: Key): PlanTrees;
-  /** The full model tree: base leaves plus each site's adapter leaves. */
-  build(trainable: PlanTree, frozen: PlanTree): Tree;
+  /** The full model tree: base leaves plus each site's adapter leaves (pass it to the model's forward). */
+  build(trainable: PlanTree, frozen: PlanTree): BuiltTree;
 }
 
 /** Storage path of a leaf: `tied.<group>` or `sites.<leaf path>`. */
@@ -197,7 +205,7 @@ function makePlan(transforms: readonly Transform[], meta: Record<string, unknown
       frozen.sites = fillHoles(sitesF) as Tree;
       return { trainable, frozen };
     },
-    build(trainable: PlanTree, frozen: PlanTree): Tree {
+    build(trainable: PlanTree, frozen: PlanTree): BuiltTree {
       checkPlanTree("build", trainable, "trainable");
       checkPlanTree("build", frozen, "frozen");
       const base = tree.combine(trainable.base, frozen.base);

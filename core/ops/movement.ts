@@ -46,6 +46,14 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
   return out;
 }
 
+/** A bit-exact copy of `x` in a new buffer (so it survives the original's disposal). */
+export function copy(x: Tensor): Tensor {
+  expectTensor("copy", x);
+  const out = wrap(x.backend, x.backend.strided(x.buffer, x.shape, stridesOf(x.shape), 0), x.shape, x.dtype);
+  record([x], out, (g) => [g]);
+  return out;
+}
+
 /** Reorders axes: output axis i is input axis `axes[i]`. */
 export function permute(x: Tensor, axes: readonly number[]): Tensor {
   expectTensor("permute", x);

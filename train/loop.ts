@@ -1,0 +1,227 @@
+/**
+ * The training loop: deterministic seeded data order, one step per batch,
+ * evaluation every N steps with early stopping on validation loss (patience,
+ * min delta), best-parameters keeping, checkpoints every N steps and on
+ * interruption, exact resume, and a clean stop on a NaN/Inf loss.
+ * @module
+ */
+import { copy } from "../core/ops/movement.ts";
+import { bitsToUniform, threefry2x32 } from "../core/threefry.ts";
+import type { Tensor } from "../core/tensor.ts";
+import * as tree from "../core/tree.ts";
+import type { Tree } from "../core/tree.ts";
+import { dispose } from "../core/scope.ts";
+import type { TrainState } from "./step.ts";
+import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+
+/** The order of `n` examples in `epoch`: a Fisher–Yates shuffle driven by threefry(seed, epoch). */
+export function epochOrder(n: number, seed: number, epoch: number): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(bitsToUniform(threefry2x32(seed >>> 0, epoch >>> 0, 3, i)[0]) * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
+}
+
+/** What the loop reports after each step. */
+export interface StepInfo {
+  step: number;
+  totalSteps: number;
+  loss: number;
+  lr?: number;
+  /** Tokens processed in this step (from `batchTokens`). */
+  tokens: number;
+  seconds: number;
+}
+
+/** A validation result: `loss` drives early stopping; other fields are logged. */
+export interface EvalResult {
+  loss: number;
+  [metric: string]: number;
+}
+
+/** Options of {@link fit}. */
+export interface FitOptions<P extends Tree, B> {
+  /** A step from `trainStep` with everything but the state and batch bound. */
+  step: (state: TrainState<P>, batch: B) => { state: TrainState<P>; loss: Tensor };
+  /** The starting state (ignored when resuming from a checkpoint). */
+  init: TrainState<P>;
+  /** Number of training examples. */
+  size: number;
+  /** Builds a batch from example indices. */
+  batch: (indices: number[]) => B;
+  /** Releases a batch's tensors after its step (default: dispose every tensor in it). */
+  disposeBatch?: (batch: B) => void;
+  /** Tokens in a batch, for throughput (default 0). */
+  batchTokens?: (batch: B) => number;
+  batchSize: number;
+  steps: number;
+  /** Seed of the data order. */
+  seed: number;
+  /** Validation, called every `evalEvery` steps and at the end. */
+  evaluate?: (trainable: P, step: number) => Promise<EvalResult>;
+  evalEvery?: number;
+  /** Stop when validation loss has not improved by `minDelta` for `patience` evaluations. */
+  earlyStopping?: { patience: number; minDelta?: number };
+  /** Checkpoints: where and how often (every N steps; always on interruption and at the end). */
+  checkpoint?: { dir: string; every?: number };
+  /** Continue from the checkpoint in `checkpoint.dir` if there is one. */
+  resume?: boolean;
+  /** Aborting stops after the current step, saving a checkpoint (wire SIGINT to it). */
+  signal?: AbortSignal;
+  /** Learning rate at a step, for logging. */
+  lrAt?: (step: number) => number;
+  onStep?: (info: StepInfo) => void;
+  onEval?: (step: number, result: EvalResult, improved: boolean) => void;
+}
+
+/** Why {@link fit} returned. */
+export type StopReason = "steps" | "early-stopping" | "interrupted" | "nan";
+
+/** The outcome of {@link fit}. */
+export interface FitResult<P extends Tree> {
+  state: TrainState<P>;
+  /** The trainable tree with the best validation loss (a copy), or the final one without evaluation. */
+  best: { step: number; loss: number; trainable: P };
+  stoppedBy: StopReason;
+  /** Steps completed. */
+  step: number;
+  history: { step: number; loss: number }[];
+  evals: ({ step: number } & EvalResult)[];
+  message?: string;
+}
+
+function clone<P extends Tree>(t: P): P {
+  return tree.map(t, (x) => copy(x));
+}
+
+/** Runs the loop. See {@link FitOptions}. */
+export async function fit<P extends Tree, B>(opts: FitOptions<P, B>): Promise<FitResult<P>> {
+  const { size, batchSize, steps, seed, evalEvery = 0, earlyStopping } = opts;
+  if (!(size > 0)) throw new Error("fit: no training examples");
+  if (!(batchSize > 0) || !(steps >= 0)) throw new Error(`fit: need batchSize > 0 and steps >= 0, got ${batchSize}, ${steps}`);
+  const disposeBatch = opts.disposeBatch ?? ((b: B) => dispose(collectTensors(b)));
+  let state = opts.init;
+  let step = 0, cursor = 0;
+  let bestLoss = Infinity, bestStep = 0, badEvals = 0;
+  let best: P | null = null;
+  const history: { step: number; loss: number }[] = [];
+  const evals: ({ step: number } & EvalResult)[] = [];
+
+  const ckptDir = opts.checkpoint?.dir;
+  if (opts.resume && ckptDir && await hasCheckpoint(ckptDir)) {
+    const c = await loadCheckpoint(ckptDir);
+    dispose(collectTensors(state));
+    state = c.state as TrainState<P>;
+    step = c.step as number;
+    cursor = c.cursor as number;
+    bestLoss = c.bestLoss as number;
+    bestStep = c.bestStep as number;
+    badEvals = c.badEvals as number;
+    best = (c.best as P | null) ?? null;
+    history.push(...(c.history as typeof history));
+    evals.push(...(c.evals as typeof evals));
+    if (c.seed !== seed || c.batchSize !== batchSize || c.size !== size) {
+      throw new Error(`fit: checkpoint in ${ckptDir} was made with seed ${c.seed}, batch ${c.batchSize}, ${c.size} examples; this run has ${seed}, ${batchSize}, ${size}`);
+    }
+  }
+  const save = async () => {
+    if (!ckptDir) return;
+    await saveCheckpoint(ckptDir, { state, step, cursor, seed, batchSize, size, bestLoss, bestStep, badEvals, best, history, evals });
+  };
+
+  let orderEpoch = -1;
+  let order: number[] = [];
+  const nextIndices = (): number[] => {
+    const out: number[] = [];
+    for (let i = 0; i < batchSize; i++) {
+      const epoch = Math.floor(cursor / size);
+      if (epoch !== orderEpoch) [order, orderEpoch] = [epochOrder(size, seed, epoch), epoch];
+      out.push(order[cursor % size]);
+      cursor++;
+    }
+    return out;
+  };
+
+  const runEval = async (): Promise<boolean> => {
+    if (!opts.evaluate) return false;
+    const r = await opts.evaluate(state.trainable, step);
+    evals.push({ step, ...r });
+    const improved = r.loss < bestLoss - (earlyStopping?.minDelta ?? 0);
+    if (improved) {
+      bestLoss = r.loss;
+      bestStep = step;
+      badEvals = 0;
+      if (best) dispose(best);
+      best = clone(state.trainable);
+    } else badEvals++;
+    opts.onEval?.(step, r, improved);
+    return !!earlyStopping && badEvals >= earlyStopping.patience;
+  };
+
+  let stoppedBy: StopReason = "steps";
+  let message: string | undefined;
+  while (step < steps) {
+    if (opts.signal?.aborted) {
+      stoppedBy = "interrupted";
+      break;
+    }
+    const t0 = performance.now();
+    const batch = opts.batch(nextIndices());
+    const tokens = opts.batchTokens?.(batch) ?? 0;
+    const out = opts.step(state, batch);
+    disposeBatch(batch);
+    const loss = await out.loss.item();
+    out.loss.dispose();
+    if (!Number.isFinite(loss)) {
+      stoppedBy = "nan";
+      message = `loss became ${loss} at step ${step + 1}; stopped` +
+        (ckptDir ? `; the last good checkpoint (step ${await lastSavedStep(ckptDir)}) is kept in ${ckptDir}` : "");
+      state = out.state;
+      break;
+    }
+    state = out.state;
+    step++;
+    history.push({ step, loss });
+    opts.onStep?.({ step, totalSteps: steps, loss, lr: opts.lrAt?.(step - 1), tokens, seconds: (performance.now() - t0) / 1000 });
+    let stop = false;
+    if (evalEvery > 0 && step % evalEvery === 0) stop = await runEval();
+    if (ckptDir && opts.checkpoint?.every && step % opts.checkpoint.every === 0) await save();
+    if (stop) {
+      stoppedBy = "early-stopping";
+      break;
+    }
+  }
+  if (stoppedBy === "steps" && opts.evaluate && (evalEvery === 0 || step % evalEvery !== 0)) await runEval();
+  if (stoppedBy !== "nan") await save();
+  const finalBest: P = best ?? clone(state.trainable);
+  return {
+    state,
+    best: { step: best ? bestStep : step, loss: best ? bestLoss : NaN, trainable: finalBest },
+    stoppedBy,
+    step,
+    history,
+    evals,
+    message,
+  };
+}
+
+async function lastSavedStep(dir: string): Promise<string> {
+  try {
+    const c = await loadCheckpoint(dir);
+    const s = String(c.step);
+    dispose(collectTensors(c));
+    return s;
+  } catch {
+    return "none";
+  }
+}
+
+/** Every tensor inside a value. */
+function collectTensors(x: unknown, out: Tensor[] = []): Tensor[] {
+  if (!x || typeof x !== "object") return out;
+  if ("storage" in x && "shape" in x) out.push(x as Tensor);
+  else for (const v of Array.isArray(x) ? x : Object.values(x)) collectTensors(v, out);
+  return out;
+}
