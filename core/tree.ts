@@ -215,11 +215,17 @@ export function combine<T extends Tree>(...trees: T[]): T {
       return first;
     }
     if (Array.isArray(first)) {
-      return first.map((_, i) => go(nodes.map((n) => (n as unknown[] | null)?.[i] ?? null), join(path, i)));
+      const length = Math.max(...present.map((n) => (Array.isArray(n) ? n.length : 0)));
+      return Array.from(
+        { length },
+        (_, i) => go(nodes.map((n) => (n as unknown[] | null)?.[i] ?? null), join(path, i)),
+      );
     }
     if (isPlainObject(first)) {
+      // The union of keys: a key present in only one tree is kept, not dropped.
+      const keys = new Set(present.flatMap((n) => (isPlainObject(n) ? Object.keys(n) : [])));
       const out: Record<string, unknown> = {};
-      for (const k of Object.keys(first)) {
+      for (const k of keys) {
         out[k] = go(nodes.map((n) => (n as Record<string, unknown> | null)?.[k] ?? null), join(path, k));
       }
       return out;

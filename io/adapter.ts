@@ -8,6 +8,7 @@
  */
 import type { Tensor } from "../core/tensor.ts";
 import { mul } from "../core/ops/elementwise.ts";
+import { concat } from "../core/ops/movement.ts";
 import { fmt, sameShape } from "../core/shape.ts";
 import * as tree from "../core/tree.ts";
 import type { Tree } from "../core/tree.ts";
@@ -226,7 +227,9 @@ export interface PeftExportOptions {
  * Writes a Hugging Face PEFT LoRA adapter (`adapter_config.json`,
  * `adapter_model.safetensors`) equivalent to the plan: per module, lora_A =
  * diag(u)·A and lora_B = diag(v)·B restricted to the module's rows, with
- * lora_alpha = r (scale 1). Exact for every preset (TIED_LORA.md §4).
+ * lora_alpha = r (scale 1). Exact for every preset (TIED_LORA.md §4); a
+ * module adapted at two sites gets their factors concatenated (rank r1 + r2).
+ * A plan that trains base leaves (e.g. norms) cannot be exported: an Error.
  */
 export async function exportPeftLora(
   dir: string,
@@ -235,7 +238,22 @@ export async function exportPeftLora(
   frozen: PlanTree,
   opts: PeftExportOptions = {},
 ): Promise<void> {
-  const factors = toLoraFactors(plan, trainable, frozen);
+  const trainedBase = tree.paths(trainable.base);
+  if (trainedBase.length) {
+    throw new Error(
+      `exportPeftLora: the plan trains base leaves (${trainedBase.slice(0, 3).join(", ")}${
+        trainedBase.length > 3 ? ", …" : ""
+      }), which a PEFT LoRA adapter cannot hold; use saveAdapter, or merge and save the model`,
+    );
+  }
+  // A module adapted at two sites (e.g. the fused qkv and q itself) gets one factor pair of rank
+  // r1 + r2: A = [A1; A2], B = [B1 | B2], so B·A = B1·A1 + B2·A2 exactly.
+  const byModule = new Map<string, LoraFactors>();
+  for (const f of toLoraFactors(plan, trainable, frozen)) {
+    const prev = byModule.get(f.module);
+    byModule.set(f.module, prev ? { module: f.module, A: concat([prev.A, f.A], 0), B: concat([prev.B, f.B], 1) } : f);
+  }
+  const factors = [...byModule.values()];
   if (!factors.length) throw new Error("exportPeftLora: the plan has no site with both A and B");
   const ranks = new Set(factors.map((f) => f.A.shape[0]));
   const r = factors[0].A.shape[0];

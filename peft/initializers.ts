@@ -65,6 +65,8 @@ const FACTORIES: Record<string, (args: Record<string, number>) => Initializer> =
 /** Rebuilds an initializer from its `{name, args}` (as stored in adapter.json). */
 export function initializerFrom(desc: { name: string; args?: Record<string, number> }): Initializer {
   const make = FACTORIES[desc.name];
-  if (!make) throw new Error(`initializer: unknown initializer "${desc.name}" (known: ${Object.keys(FACTORIES).join(", ")})`);
+  if (!make) {
+    throw new Error(`initializer: unknown initializer "${desc.name}" (known: ${Object.keys(FACTORIES).join(", ")})`);
+  }
   return make(desc.args ?? {});
 }

@@ -23,7 +23,11 @@ export interface LoraFactors {
   B: Tensor;
 }
 
-function siteParts(plan: Plan, trainable: PlanTree, frozen: PlanTree): { base: Tree; sites: { site: Site; parts: Record<string, Tensor> }[] } {
+function siteParts(
+  plan: Plan,
+  trainable: PlanTree,
+  frozen: PlanTree,
+): { base: Tree; sites: { site: Site; parts: Record<string, Tensor> }[] } {
   const built = plan.build(trainable, frozen);
   const base = tree.combine(trainable.base, frozen.base);
   const r = plan.resolve(base);
@@ -85,7 +89,10 @@ export function unmerge(plan: Plan, trainable: PlanTree, frozen: PlanTree, merge
  * factors), A and B trainable. The inverse of {@link toLoraFactors} up to the
  * grouping of sites.
  */
-export function fromLoraFactors(factors: readonly LoraFactors[], base: Tree): { plan: Plan; trainable: PlanTree; frozen: PlanTree } {
+export function fromLoraFactors(
+  factors: readonly LoraFactors[],
+  base: Tree,
+): { plan: Plan; trainable: PlanTree; frozen: PlanTree } {
   if (!factors.length) throw new Error("fromLoraFactors: no factors given");
   const byModule = new Map(factors.map((f) => [f.module, f]));
   const ranks = new Set(factors.map((f) => f.A.shape[0]));
@@ -95,7 +102,9 @@ export function fromLoraFactors(factors: readonly LoraFactors[], base: Tree): { 
   const plan = compose(...steps);
   const r = plan.resolve(base);
   for (const f of factors) {
-    if (!r.sites.some((s) => s.path === f.module)) throw new Error(`fromLoraFactors: module "${f.module}" is not a linear node of the base model`);
+    if (!r.sites.some((s) => s.path === f.module)) {
+      throw new Error(`fromLoraFactors: module "${f.module}" is not a linear node of the base model`);
+    }
   }
   const frozen: PlanTree = { base, tied: {}, sites: null };
   const sites: Record<string, unknown> = {};
@@ -110,8 +119,11 @@ export function fromLoraFactors(factors: readonly LoraFactors[], base: Tree): { 
     node.B = f.B;
   }
   const fill = (x: unknown): unknown =>
-    Array.isArray(x) ? Array.from({ length: x.length }, (_, i) => fill(x[i] ?? null))
-    : x && typeof x === "object" && !isTensor(x) ? Object.fromEntries(Object.entries(x).map(([k, v]) => [k, fill(v)])) : x;
+    Array.isArray(x)
+      ? Array.from({ length: x.length }, (_, i) => fill(x[i] ?? null))
+      : x && typeof x === "object" && !isTensor(x)
+      ? Object.fromEntries(Object.entries(x).map(([k, v]) => [k, fill(v)]))
+      : x;
   const trainable: PlanTree = { base: tree.map(base, () => null), tied: {}, sites: fill(sites) as Tree };
   return { plan, trainable, frozen };
 }

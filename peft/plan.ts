@@ -15,7 +15,7 @@
  * a tied group at `tied.<group>` (group names use "/" where paths use ".").
  * @module
  */
-import { foldIn, Key as KeyClass, type Key } from "../core/random.ts";
+import { foldIn, type Key, Key as KeyClass } from "../core/random.ts";
 import { fmt, type Shape } from "../core/shape.ts";
 import type { Tensor } from "../core/tensor.ts";
 import * as tree from "../core/tree.ts";
@@ -149,7 +149,14 @@ function fillHoles(x: unknown): unknown {
 /** Composes transforms (or other plans, flattened) into a plan. */
 export function compose(...steps: (Transform | Plan)[]): Plan {
   const transforms = steps.flatMap((s) => ("transforms" in s ? s.transforms : [s]));
-  return makePlan(transforms, {});
+  // Keep the metadata of the plans composed (e.g. a preset's key); a preset with
+  // more steps is no longer that preset, so its name moves to `basedOn`.
+  const meta: Record<string, unknown> = Object.assign({}, ...steps.map((s) => ("transforms" in s ? s.meta : {})));
+  if (meta.preset && steps.length > 1) {
+    meta.basedOn = meta.preset;
+    delete meta.preset;
+  }
+  return makePlan(transforms, meta);
 }
 
 /** A plan with metadata (used by presets: name and options go to adapter.json). */
@@ -159,6 +166,7 @@ export function withMeta(plan: Plan, meta: Record<string, unknown>): Plan {
 
 function makePlan(transforms: readonly Transform[], meta: Record<string, unknown>): Plan {
   const cache = new WeakMap<object, Resolved>();
+  const builtCache = new WeakMap<object, Resolved>();
   const resolve = (base: Tree | Map<string, Shape>): Resolved => {
     const cached = base && typeof base === "object" ? cache.get(base) : undefined;
     if (cached) return cached;
@@ -169,7 +177,9 @@ function makePlan(transforms: readonly Transform[], meta: Record<string, unknown
     for (const l of state.leaves) if (l.group !== null) groups.set(l.group, [...(groups.get(l.group) ?? []), l]);
     for (const [g, members] of groups) {
       if (new Set(members.map((m) => m.trainable)).size > 1) {
-        throw new Error(`plan: tied group "${g}" mixes trainable and frozen leaves (${members.map((m) => m.path).join(", ")})`);
+        throw new Error(
+          `plan: tied group "${g}" mixes trainable and frozen leaves (${members.map((m) => m.path).join(", ")})`,
+        );
       }
     }
     if (base && typeof base === "object") cache.set(base, state);
@@ -209,16 +219,22 @@ function makePlan(transforms: readonly Transform[], meta: Record<string, unknown
       checkPlanTree("build", trainable, "trainable");
       checkPlanTree("build", frozen, "frozen");
       const base = tree.combine(trainable.base, frozen.base);
-      const r = resolve(base);
+      // Resolve once per frozen tree (it persists across training steps; `base` is rebuilt each call).
+      let r = builtCache.get(frozen);
+      if (!r) builtCache.set(frozen, r = resolve(base));
       const tied = { ...frozen.tied, ...Object.fromEntries(Object.entries(trainable.tied).filter(([, v]) => v)) };
       const siteLeaves = new Map([...tree.entries(frozen.sites), ...tree.entries(trainable.sites)]);
       // Gather each site's adapter leaves, then graft them onto a copy of the base tree.
       const bySite = new Map<string, Record<string, Tensor>>();
       for (const leaf of r.leaves) {
         const value = leaf.group !== null ? tied[leaf.group] : siteLeaves.get(leaf.path);
-        if (!value) throw new Error(`plan.build: no value for adapter leaf "${leaf.path}" (stored at ${storagePath(leaf)})`);
+        if (!value) {
+          throw new Error(`plan.build: no value for adapter leaf "${leaf.path}" (stored at ${storagePath(leaf)})`);
+        }
         if (value.shape.length !== leaf.shape.length || value.shape.some((d, i) => d !== leaf.shape[i])) {
-          throw new Error(`plan.build: "${storagePath(leaf)}" has shape ${fmt(value.shape)}, the plan expects ${fmt(leaf.shape)}`);
+          throw new Error(
+            `plan.build: "${storagePath(leaf)}" has shape ${fmt(value.shape)}, the plan expects ${fmt(leaf.shape)}`,
+          );
         }
         bySite.set(leaf.site, { ...(bySite.get(leaf.site) ?? {}), [leaf.part]: value });
       }

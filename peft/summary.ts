@@ -114,16 +114,27 @@ export function summary(plan: Plan, trainable: PlanTree, frozen: PlanTree, opts:
       trainable: l.trainable,
       group: l.group,
       groupSize: l.group ? groupSizes.get(l.group)! : 1,
-      initializer: `${l.init.name}${Object.keys(l.init.args).length ? `(${Object.values(l.init.args).map((v) => +v.toFixed(4)).join(", ")})` : ""}`,
+      initializer: `${l.init.name}${
+        Object.keys(l.init.args).length ? `(${Object.values(l.init.args).map((v) => +v.toFixed(4)).join(", ")})` : ""
+      }`,
     });
   }
   for (const p of r.baseTrainable) {
-    rows.push({ path: `base.${p}`, shape: r.baseShapes.get(p)!, trainable: true, group: null, groupSize: 1, initializer: "base" });
+    rows.push({
+      path: `base.${p}`,
+      shape: r.baseShapes.get(p)!,
+      trainable: true,
+      group: null,
+      groupSize: 1,
+      initializer: "base",
+    });
   }
   const counts = countResolved(r);
-  const loraRank = opts.loraRank ?? (plan.meta.rank as number | undefined) ?? r.leaves.find((l) => l.part === "A")?.shape[0] ?? 1;
+  const loraRank = opts.loraRank ?? (plan.meta.rank as number | undefined) ??
+    r.leaves.find((l) => l.part === "A")?.shape[0] ?? 1;
   const sites = new Set(r.sites.map((s) => s.path));
-  const loraCount = countResolved(preset("lora", { rank: loraRank, where: (p) => sites.has(p) }).resolve(r.baseShapes)).trainable;
+  const loraCount =
+    countResolved(preset("lora", { rank: loraRank, where: (p) => sites.has(p) }).resolve(r.baseShapes)).trainable;
   const percent = (100 * counts.trainable) / loraCount;
   return {
     rows,
@@ -135,14 +146,18 @@ export function summary(plan: Plan, trainable: PlanTree, frozen: PlanTree, opts:
     toString() {
       const compact = compactRows(rows);
       const head = ["leaf", "shape", "", "tied", "init"];
-      const body = compact.map((x) => [x.path, fmt(x.shape), x.trainable ? "train" : "frozen", x.group ? `×${x.groupSize}` : "", x.initializer]);
+      const body = compact.map((
+        x,
+      ) => [x.path, fmt(x.shape), x.trainable ? "train" : "frozen", x.group ? `×${x.groupSize}` : "", x.initializer]);
       const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
       const line = (c: string[]) => c.map((s, i) => s.padEnd(w[i])).join("  ").trimEnd();
       const name = plan.meta.preset ? `${String(plan.meta.preset).toUpperCase()} ` : "";
       return [
         line(head),
         ...body.map(line),
-        `${name}trainable: ${counts.trainable.toLocaleString("en-US")} parameters = ${percent.toFixed(2)}% of LoRA at r=${loraRank} (${loraCount.toLocaleString("en-US")})` +
+        `${name}trainable: ${counts.trainable.toLocaleString("en-US")} parameters = ${
+          percent.toFixed(2)
+        }% of LoRA at r=${loraRank} (${loraCount.toLocaleString("en-US")})` +
         (counts.frozenAdapter ? `; frozen adapter: ${counts.frozenAdapter.toLocaleString("en-US")}` : ""),
       ].join("\n");
     },

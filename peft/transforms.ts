@@ -39,7 +39,10 @@ function examples(paths: string[]): string {
 export const DEFAULT_FUSED: Readonly<Record<string, readonly string[]>> = { qkv: ["q", "k", "v"] };
 
 /** The sites a base model offers: every linear node (`{weight: [out, in]}`) and every fused group present. */
-export function candidateSites(baseShapes: Map<string, number[]>, fused: Record<string, readonly string[]> = DEFAULT_FUSED): Site[] {
+export function candidateSites(
+  baseShapes: Map<string, number[]>,
+  fused: Record<string, readonly string[]> = DEFAULT_FUSED,
+): Site[] {
   const sites: Site[] = [];
   const parents = new Set<string>();
   for (const [p, s] of baseShapes) {
@@ -84,14 +87,20 @@ const DEFAULT_INIT: Record<Part, Initializer> = { A: kaimingUniform(), B: zeros,
 export function adapt(opts: AdaptOptions): Transform {
   const { where = "layers.*.attn.qkv", rank, parts = ["A", "B"], init = {}, fused = DEFAULT_FUSED } = opts;
   if (!Number.isInteger(rank) || rank <= 0) throw new Error(`adapt: rank must be a positive integer, got ${rank}`);
-  for (const p of parts) if (!["A", "B", "u", "v"].includes(p)) throw new Error(`adapt: unknown part "${p}" (parts are A, B, u, v)`);
+  for (const p of parts) {
+    if (!["A", "B", "u", "v"].includes(p)) throw new Error(`adapt: unknown part "${p}" (parts are A, B, u, v)`);
+  }
   const match = matcher(where);
   return {
     describe: { transform: "adapt", where: typeof where === "string" ? where : "<predicate>", rank, parts: [...parts] },
     apply(state: Resolved): Resolved {
       const candidates = candidateSites(state.baseShapes, fused);
       const chosen = candidates.filter((s) => match(s.path));
-      if (!chosen.length) throw new Error(`adapt: site pattern ${describePattern(where)} matches no site${examples(candidates.map((s) => s.path))}`);
+      if (!chosen.length) {
+        throw new Error(
+          `adapt: site pattern ${describePattern(where)} matches no site${examples(candidates.map((s) => s.path))}`,
+        );
+      }
       const taken = new Set(state.sites.map((s) => s.path));
       const leaves: LeafSpec[] = [];
       for (const site of chosen) {
@@ -132,15 +141,23 @@ export function tie(opts: TieOptions): Transform {
   const { where, groupBy = acrossLayers } = opts;
   const match = matcher(where);
   return {
-    describe: { transform: "tie", where: typeof where === "string" ? where : "<predicate>", groupBy: groupBy === acrossLayers ? "acrossLayers" : groupBy.name || "<function>" },
+    describe: {
+      transform: "tie",
+      where: typeof where === "string" ? where : "<predicate>",
+      groupBy: groupBy === acrossLayers ? "acrossLayers" : groupBy.name || "<function>",
+    },
     apply(state: Resolved): Resolved {
       const hits = state.leaves.filter((l) => match(l.path));
       if (!hits.length) {
         const base = [...state.baseShapes.keys()].filter((p) => match(p));
         throw new Error(
           base.length
-            ? `tie: pattern ${describePattern(where)} matches base leaves (${base.slice(0, 2).join(", ")}); only adapter leaves can be tied`
-            : `tie: pattern ${describePattern(where)} matches no adapter leaf${examples(state.leaves.map((l) => l.path))}`,
+            ? `tie: pattern ${describePattern(where)} matches base leaves (${
+              base.slice(0, 2).join(", ")
+            }); only adapter leaves can be tied`
+            : `tie: pattern ${describePattern(where)} matches no adapter leaf${
+              examples(state.leaves.map((l) => l.path))
+            }`,
         );
       }
       const groups = new Map<string, LeafSpec[]>();
@@ -153,7 +170,22 @@ export function tie(opts: TieOptions): Transform {
         const s0 = members[0].shape;
         const odd = members.find((m) => m.shape.length !== s0.length || m.shape.some((d, i) => d !== s0[i]));
         if (odd) {
-          throw new Error(`tie: group "${g}" of pattern ${describePattern(where)} mixes shapes: "${members[0].path}" ${fmt(s0)} vs "${odd.path}" ${fmt(odd.shape)}`);
+          throw new Error(
+            `tie: group "${g}" of pattern ${describePattern(where)} mixes shapes: "${members[0].path}" ${
+              fmt(s0)
+            } vs "${odd.path}" ${fmt(odd.shape)}`,
+          );
+        }
+        // One stored tensor has one initializer: members given different ones (by an `init` before
+        // the tie) would otherwise silently all take the first member's.
+        const initOf = (l: LeafSpec) => `${l.init.name}(${JSON.stringify(l.init.args)})`;
+        const oddInit = members.find((m) => initOf(m) !== initOf(members[0]));
+        if (oddInit) {
+          throw new Error(
+            `tie: group "${g}" of pattern ${describePattern(where)} mixes initializers: "${members[0].path}" ${
+              initOf(members[0])
+            } vs "${oddInit.path}" ${initOf(oddInit)} (use init after tie to set the whole group)`,
+          );
         }
       }
       const groupOf = new Map<LeafSpec, string>();
@@ -171,11 +203,17 @@ function setTrainable(name: "freeze" | "train", where: PathPattern, trainable: b
       const adapterHits = state.leaves.filter((l) => match(l.path));
       const baseHits = [...state.baseShapes.keys()].filter((p) => match(p));
       if (!adapterHits.length && !baseHits.length) {
-        throw new Error(`${name}: pattern ${describePattern(where)} matches no leaf${examples([...state.leaves.map((l) => l.path), ...state.baseShapes.keys()])}`);
+        throw new Error(
+          `${name}: pattern ${describePattern(where)} matches no leaf${
+            examples([...state.leaves.map((l) => l.path), ...state.baseShapes.keys()])
+          }`,
+        );
       }
       // A tied group is one leaf: setting one member sets the group.
       const groups = new Set(adapterHits.map((l) => l.group).filter((g) => g !== null));
-      const leaves = state.leaves.map((l) => (adapterHits.includes(l) || (l.group !== null && groups.has(l.group)) ? { ...l, trainable } : l));
+      const leaves = state.leaves.map((
+        l,
+      ) => (adapterHits.includes(l) || (l.group !== null && groups.has(l.group)) ? { ...l, trainable } : l));
       const baseTrainable = new Set(state.baseTrainable);
       for (const p of baseHits) trainable ? baseTrainable.add(p) : baseTrainable.delete(p);
       return { ...state, leaves, baseTrainable: [...baseTrainable] };
@@ -196,14 +234,28 @@ export function train(opts: { where: PathPattern }): Transform {
 /** Sets the initializer of matched adapter leaves (for a tied group: of the whole group). */
 export function init(opts: { where: PathPattern; fn: Initializer }): Transform {
   const match = matcher(opts.where);
-  if (!opts.fn || typeof opts.fn.fn !== "function") throw new Error("init: fn must be an initializer (e.g. normal(1), zeros)");
+  if (!opts.fn || typeof opts.fn.fn !== "function") {
+    throw new Error("init: fn must be an initializer (e.g. normal(1), zeros)");
+  }
   return {
-    describe: { transform: "init", where: typeof opts.where === "string" ? opts.where : "<predicate>", fn: { name: opts.fn.name, args: opts.fn.args } },
+    describe: {
+      transform: "init",
+      where: typeof opts.where === "string" ? opts.where : "<predicate>",
+      fn: { name: opts.fn.name, args: opts.fn.args },
+    },
     apply(state: Resolved): Resolved {
       const hits = state.leaves.filter((l) => match(l.path));
-      if (!hits.length) throw new Error(`init: pattern ${describePattern(opts.where)} matches no adapter leaf${examples(state.leaves.map((l) => l.path))}`);
+      if (!hits.length) {
+        throw new Error(
+          `init: pattern ${describePattern(opts.where)} matches no adapter leaf${
+            examples(state.leaves.map((l) => l.path))
+          }`,
+        );
+      }
       const groups = new Set(hits.map((l) => l.group).filter((g) => g !== null));
-      const leaves = state.leaves.map((l) => (hits.includes(l) || (l.group !== null && groups.has(l.group)) ? { ...l, init: opts.fn } : l));
+      const leaves = state.leaves.map((
+        l,
+      ) => (hits.includes(l) || (l.group !== null && groups.has(l.group)) ? { ...l, init: opts.fn } : l));
       return { ...state, leaves };
     },
   };

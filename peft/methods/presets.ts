@@ -49,7 +49,12 @@ const N01 = normal(1);
 /** The recipes of Table 1 (and the initializations of the reference code). */
 export const RECIPES: Readonly<Record<string, Recipe>> = {
   lora: { parts: ["A", "B"], tied: [], frozen: [], init: { A: kaimingUniform(), B: zeros } },
-  vera: { parts: ["A", "B", "u", "v"], tied: ["A", "B"], frozen: ["A", "B"], init: { A: kaimingUniform(), B: kaimingUniform(), u: ones, v: zeros } },
+  vera: {
+    parts: ["A", "B", "u", "v"],
+    tied: ["A", "B"],
+    frozen: ["A", "B"],
+    init: { A: kaimingUniform(), B: kaimingUniform(), u: ones, v: zeros },
+  },
   tl1: { parts: ["A", "B"], tied: ["A", "B"], frozen: ["B"], init: { A: zeros, B: N01 } },
   tl2: { parts: ["A", "B", "u", "v"], tied: ["A", "B"], frozen: ["B"], init: { A: N01, B: N01, u: ones, v: zeros } },
   tl3: { parts: ["A", "B"], tied: ["A", "B"], frozen: ["A"], init: { A: N01, B: zeros } },
@@ -80,7 +85,9 @@ function fromRecipe(name: string, opts: PresetOptions): Plan {
     preset: name,
     rank: opts.rank,
     where: typeof where === "string" ? where : "<predicate>",
-    init: Object.fromEntries(Object.entries({ ...r.init, ...opts.init }).map(([k, v]) => [k, { name: v!.name, args: v!.args }])),
+    init: Object.fromEntries(
+      Object.entries({ ...r.init, ...opts.init }).map(([k, v]) => [k, { name: v!.name, args: v!.args }]),
+    ),
     ...(opts.key ? { key: [opts.key.k0, opts.key.k1] } : {}),
   });
 }
@@ -89,7 +96,10 @@ function fromRecipe(name: string, opts: PresetOptions): Plan {
 export const lora = (opts: PresetOptions): Plan => fromRecipe("lora", opts);
 /** VeRA: frozen tied random A, B; trainable per-layer u (ones) and v (zeros). L(r + m) parameters. */
 export const vera = (opts: PresetOptions & { uInit?: number }): Plan =>
-  fromRecipe("vera", { ...opts, init: { ...(opts.uInit !== undefined ? { u: constant(opts.uInit) } : {}), ...opts.init } });
+  fromRecipe("vera", {
+    ...opts,
+    init: { ...(opts.uInit !== undefined ? { u: constant(opts.uInit) } : {}), ...opts.init },
+  });
 /** TL1: tied trainable A (zeros), tied frozen B (N(0,1)). dr parameters. */
 export const tl1 = (opts: PresetOptions): Plan => fromRecipe("tl1", opts);
 /** TL2: tied trainable A, tied frozen B, per-layer trainable u, v. dr + L(r + m). */
