@@ -12,7 +12,7 @@ import type { Tree } from "../core/tree.ts";
 import { type GradientTransformation, mapLeaves, type OptState, type Schedule, scheduleAt } from "./transform.ts";
 
 /** A constant learning rate. */
-export function constant(lr: number): Schedule {
+export function constant(lr: number): (step: number) => number {
   return () => lr;
 }
 
@@ -20,7 +20,12 @@ export function constant(lr: number): Schedule {
  * Linear warm-up from 0 to `peak` over `warmupSteps`, then cosine decay to
  * `minLr` at `totalSteps` (and `minLr` after).
  */
-export function cosineWithWarmup(peak: number, warmupSteps: number, totalSteps: number, minLr = 0): Schedule {
+export function cosineWithWarmup(
+  peak: number,
+  warmupSteps: number,
+  totalSteps: number,
+  minLr = 0,
+): (step: number) => number {
   if (!(totalSteps > 0) || warmupSteps < 0) {
     throw new Error(`cosineWithWarmup: need totalSteps > 0 and warmupSteps >= 0, got ${totalSteps}, ${warmupSteps}`);
   }
@@ -36,11 +41,11 @@ export function sgd(lr: Schedule, opts: { momentum?: number } = {}): GradientTra
   const { momentum = 0 } = opts;
   return {
     init: (params) => ({ count: 0, ...(momentum ? { trace: tree.map(params, (p) => zerosLike(p)) } : {}) }),
-    update(grads, state) {
+    update<T extends Tree>(grads: T, state: OptState) {
       const s = state as { count: number; trace?: Tree };
       const rate = scheduleAt(lr, s.count);
       if (!momentum) return { updates: mapLeaves(([g]) => mul(g, -rate), grads), state: { count: s.count + 1 } };
-      const trace = mapLeaves(([g, t]) => add(g, mul(t, momentum)), grads, s.trace!);
+      const trace: T = mapLeaves(([g, t]) => add(g, mul(t, momentum)), grads, s.trace!);
       return { updates: mapLeaves(([t]) => mul(t, -rate), trace), state: { count: s.count + 1, trace } };
     },
   };
@@ -67,15 +72,15 @@ export function adamw(lr: Schedule, opts: AdamWOptions = {}): GradientTransforma
       mu: tree.map(params, (p) => zerosLike(p)),
       nu: tree.map(params, (p) => zerosLike(p)),
     }),
-    update(grads, state, params) {
+    update<T extends Tree>(grads: T, state: OptState, params?: Tree) {
       const s = state as { count: number; mu: Tree; nu: Tree };
       if (weightDecay && !params) {
         throw new Error("adamw.update: weight decay needs the params (update(grads, state, params))");
       }
       const step = s.count + 1;
       const rate = scheduleAt(lr, s.count);
-      const mu = mapLeaves(([g, m]) => add(mul(m, b1), mul(g, 1 - b1)), grads, s.mu);
-      const nu = mapLeaves(([g, v]) => add(mul(v, b2), mul(square(g), 1 - b2)), grads, s.nu);
+      const mu: T = mapLeaves(([g, m]) => add(mul(m, b1), mul(g, 1 - b1)), grads, s.mu);
+      const nu: T = mapLeaves(([g, v]) => add(mul(v, b2), mul(square(g), 1 - b2)), grads, s.nu);
       const c1 = 1 - b1 ** step, c2 = 1 - b2 ** step;
       const updates = mapLeaves(
         ([m, v], path) => {
@@ -102,7 +107,7 @@ export function globalNorm(t: Tree): Tensor {
 export function clipByGlobalNorm(maxNorm: number): GradientTransformation {
   return {
     init: () => ({}),
-    update(grads, state) {
+    update<T extends Tree>(grads: T, state: OptState) {
       const norm = globalNorm(grads);
       const scale = div(maxNorm, maximum(norm, maxNorm));
       return { updates: mapLeaves(([g]) => mul(g, scale), grads), state: state as OptState };

@@ -21,7 +21,7 @@ export interface GradientTransformation {
   /** A fresh state for these parameters. */
   init(params: Tree): OptState;
   /** Turns gradients into updates (to be added to the parameters) and a new state. */
-  update(grads: Tree, state: OptState, params?: Tree): { updates: Tree; state: OptState };
+  update<T extends Tree>(grads: T, state: OptState, params?: Tree): { updates: T; state: OptState };
 }
 
 /** The value of a schedule at `step`. */
@@ -42,14 +42,14 @@ export function applyUpdates<T extends Tree>(params: T, updates: Tree): T {
 export function chain(...ts: GradientTransformation[]): GradientTransformation {
   return {
     init: (params) => ts.map((t) => t.init(params)),
-    update(grads, state, params) {
+    update<T extends Tree>(grads: T, state: OptState, params?: Tree) {
       const states = state as OptState[];
       if (!Array.isArray(states) || states.length !== ts.length) {
         throw new Error(
           `chain.update: state has ${Array.isArray(states) ? states.length : "no"} parts, the chain has ${ts.length}`,
         );
       }
-      let updates = grads;
+      let updates: T = grads;
       const next: OptState[] = [];
       ts.forEach((t, i) => {
         const r = t.update(updates, states[i], params);
@@ -62,6 +62,10 @@ export function chain(...ts: GradientTransformation[]): GradientTransformation {
 }
 
 /** Leafwise map over trees of one structure (all-tensor positions only). */
-export function mapLeaves(fn: (leaves: Tensor[], path: string) => Tensor, first: Tree, ...rest: Tree[]): Tree {
+export function mapLeaves<T extends Tree>(
+  fn: (leaves: Tensor[], path: string) => Tensor,
+  first: T,
+  ...rest: Tree[]
+): T {
   return tree.zipMap((ls, p) => fn(ls, p), first, ...rest);
 }

@@ -51,7 +51,10 @@ export async function saveCheckpoint(dir: string, state: Record<string, unknown>
   const skeleton = flatten(state, "s", tensors);
   const nonce = crypto.randomUUID();
   await saveSafetensors(`${dir}/checkpoint.safetensors`, tensors, { format: "knot-checkpoint", nonce });
-  await writeTextAtomic(`${dir}/checkpoint.json`, JSON.stringify({ format: "knot-checkpoint", version: 1, nonce, state: skeleton }) + "\n");
+  await writeTextAtomic(
+    `${dir}/checkpoint.json`,
+    JSON.stringify({ format: "knot-checkpoint", version: 1, nonce, state: skeleton }) + "\n",
+  );
 }
 
 /** True if `dir` holds a checkpoint. */
@@ -73,11 +76,15 @@ export async function loadCheckpoint(dir: string): Promise<Record<string, unknow
   } catch (e) {
     throw new Error(`loadCheckpoint: cannot read ${jsonPath}: ${(e as Error).message}`);
   }
-  if (j.format !== "knot-checkpoint" || j.version !== 1) throw new Error(`loadCheckpoint: ${jsonPath} is not a knot checkpoint`);
+  if (j.format !== "knot-checkpoint" || j.version !== 1) {
+    throw new Error(`loadCheckpoint: ${jsonPath} is not a knot checkpoint`);
+  }
   const reader = await openSafetensors(`${dir}/checkpoint.safetensors`);
   try {
     if (reader.metadata?.nonce !== j.nonce) {
-      throw new Error(`loadCheckpoint: ${dir}/checkpoint.safetensors does not belong to ${jsonPath} (interrupted write?)`);
+      throw new Error(
+        `loadCheckpoint: ${dir}/checkpoint.safetensors does not belong to ${jsonPath} (interrupted write?)`,
+      );
     }
     const tensors: Record<string, Tensor> = {};
     for (const name of reader.names) tensors[name] = await reader.tensor(name);

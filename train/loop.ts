@@ -100,7 +100,9 @@ function clone<P extends Tree>(t: P): P {
 export async function fit<P extends Tree, B>(opts: FitOptions<P, B>): Promise<FitResult<P>> {
   const { size, batchSize, steps, seed, evalEvery = 0, earlyStopping } = opts;
   if (!(size > 0)) throw new Error("fit: no training examples");
-  if (!(batchSize > 0) || !(steps >= 0)) throw new Error(`fit: need batchSize > 0 and steps >= 0, got ${batchSize}, ${steps}`);
+  if (!(batchSize > 0) || !(steps >= 0)) {
+    throw new Error(`fit: need batchSize > 0 and steps >= 0, got ${batchSize}, ${steps}`);
+  }
   const disposeBatch = opts.disposeBatch ?? ((b: B) => dispose(collectTensors(b)));
   let state = opts.init;
   let step = 0, cursor = 0;
@@ -123,12 +125,27 @@ export async function fit<P extends Tree, B>(opts: FitOptions<P, B>): Promise<Fi
     history.push(...(c.history as typeof history));
     evals.push(...(c.evals as typeof evals));
     if (c.seed !== seed || c.batchSize !== batchSize || c.size !== size) {
-      throw new Error(`fit: checkpoint in ${ckptDir} was made with seed ${c.seed}, batch ${c.batchSize}, ${c.size} examples; this run has ${seed}, ${batchSize}, ${size}`);
+      throw new Error(
+        `fit: checkpoint in ${ckptDir} was made with seed ${c.seed}, batch ${c.batchSize}, ${c.size} examples; this run has ${seed}, ${batchSize}, ${size}`,
+      );
     }
   }
   const save = async () => {
     if (!ckptDir) return;
-    await saveCheckpoint(ckptDir, { state, step, cursor, seed, batchSize, size, bestLoss, bestStep, badEvals, best, history, evals });
+    await saveCheckpoint(ckptDir, {
+      state,
+      step,
+      cursor,
+      seed,
+      batchSize,
+      size,
+      bestLoss,
+      bestStep,
+      badEvals,
+      best,
+      history,
+      evals,
+    });
   };
 
   let orderEpoch = -1;
@@ -184,7 +201,14 @@ export async function fit<P extends Tree, B>(opts: FitOptions<P, B>): Promise<Fi
     state = out.state;
     step++;
     history.push({ step, loss });
-    opts.onStep?.({ step, totalSteps: steps, loss, lr: opts.lrAt?.(step - 1), tokens, seconds: (performance.now() - t0) / 1000 });
+    opts.onStep?.({
+      step,
+      totalSteps: steps,
+      loss,
+      lr: opts.lrAt?.(step - 1),
+      tokens,
+      seconds: (performance.now() - t0) / 1000,
+    });
     let stop = false;
     if (evalEvery > 0 && step % evalEvery === 0) stop = await runEval();
     if (ckptDir && opts.checkpoint?.every && step % opts.checkpoint.every === 0) await save();

@@ -66,17 +66,27 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
     out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${sy(t)}" y2="${sy(t)}" stroke="#eee"/>`);
     out.push(`<text x="${m.l - 6}" y="${sy(t) + 4}" text-anchor="end">${+t.toPrecision(4)}</text>`);
   }
-  for (const t of xTicks) out.push(`<text x="${sx(t)}" y="${H - m.b + 18}" text-anchor="middle">${+t.toPrecision(4)}</text>`);
+  for (const t of xTicks) {
+    out.push(`<text x="${sx(t)}" y="${H - m.b + 18}" text-anchor="middle">${+t.toPrecision(4)}</text>`);
+  }
   out.push(`<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${H - m.b}" stroke="black"/>`);
   out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${H - m.b}" y2="${H - m.b}" stroke="black"/>`);
   out.push(`<text x="${(m.l + W - m.r) / 2}" y="${H - 12}" text-anchor="middle">${esc(opts.xLabel)}</text>`);
-  out.push(`<text transform="translate(16 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${esc(opts.yLabel)}</text>`);
+  out.push(
+    `<text transform="translate(16 ${(m.t + H - m.b) / 2}) rotate(-90)" text-anchor="middle">${
+      esc(opts.yLabel)
+    }</text>`,
+  );
   series.forEach((s, i) => {
     const c = COLORS[i % COLORS.length];
     const p = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
-    if (s.markers) for (const [x, y] of p) out.push(`<circle cx="${sx(x)}" cy="${sy(y)}" r="3.5" fill="${c}"/>`);
+    if (s.markers) { for (const [x, y] of p) out.push(`<circle cx="${sx(x)}" cy="${sy(y)}" r="3.5" fill="${c}"/>`); }
     if (!s.markers || p.length > 1) {
-      out.push(`<polyline fill="none" stroke="${c}" stroke-width="${s.markers ? 1 : 1.6}" ${s.markers ? 'stroke-dasharray="4 3" ' : ""}points="${p.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ")}"/>`);
+      out.push(
+        `<polyline fill="none" stroke="${c}" stroke-width="${s.markers ? 1 : 1.6}" ${
+          s.markers ? 'stroke-dasharray="4 3" ' : ""
+        }points="${p.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(" ")}"/>`,
+      );
     }
     const ly = m.t + 10 + i * 18;
     out.push(`<line x1="${W - m.r + 12}" x2="${W - m.r + 32}" y1="${ly}" y2="${ly}" stroke="${c}" stroke-width="2"/>`);

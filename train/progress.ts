@@ -34,7 +34,9 @@ export class ProgressBar {
     const width = 20, filled = Math.round(frac * width);
     const bar = "█".repeat(filled) + "░".repeat(width - filled);
     const eta = step > 0 ? (elapsed / step) * (this.total - step) : NaN;
-    const line = `${this.label}step ${String(step).padStart(String(this.total).length)}/${this.total} ${bar} loss ${loss.toFixed(4)} · ${rate(this.#tokens / Math.max(elapsed, 1e-9))} tok/s · ETA ${clock(eta)}${extra ? ` · ${extra}` : ""}`;
+    const line = `${this.label}step ${String(step).padStart(String(this.total).length)}/${this.total} ${bar} loss ${
+      loss.toFixed(4)
+    } · ${rate(this.#tokens / Math.max(elapsed, 1e-9))} tok/s · ETA ${clock(eta)}${extra ? ` · ${extra}` : ""}`;
     this.#last = line;
     if (this.#isTty) Deno.stdout.writeSync(new TextEncoder().encode(`\r\x1b[2K${line}`));
     else if (step % this.printEvery === 0 || step === this.total) console.log(line);
