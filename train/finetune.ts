@@ -1,0 +1,260 @@
+/**
+ * Fine-tuning one method on one task, end to end: tokenise the task, train a
+ * preset with AdamW + cosine schedule through `fit`, score the task metric
+ * with the best parameters, and write the adapter, its PEFT LoRA export,
+ * metrics.jsonl and loss.svg. Shared by examples/train_tl6.ts and
+ * examples/sweep.ts.
+ * @module
+ */
+import { writeTextAtomic } from "../io/atomic.ts";
+import { exportPeftLora, saveAdapter } from "../io/adapter.ts";
+import type { Tokenizer } from "../io/tokenizer.ts";
+import type { LlamaConfig } from "../nn/config.ts";
+import type { LlamaParams } from "../nn/llama.ts";
+import { key } from "../core/random.ts";
+import { dispose } from "../core/scope.ts";
+import { adamw, clipByGlobalNorm, cosineWithWarmup } from "../optim/optimizers.ts";
+import { chain } from "../optim/transform.ts";
+import { preset } from "../peft/methods/presets.ts";
+import { summary } from "../peft/summary.ts";
+import { type LmBatch, makeBatch, type TokenizedExample } from "./batch.ts";
+import { generateAnswers, meanLoss, scoreEndings } from "./evaluate.ts";
+import { fit, type StopReason } from "./loop.ts";
+import { lmLoss, planLoss } from "./loss.ts";
+import { lineChart, smooth } from "./plot.ts";
+import { ProgressBar } from "./progress.ts";
+import { trainStep } from "./step.ts";
+import { isChoiceTask, type MetricResult, type Task } from "./tasks/index.ts";
+import type { Example } from "./tasks/types.ts";
+
+/** A task's data, tokenised for a model. */
+export interface PreparedTask {
+  task: Task;
+  train: TokenizedExample[];
+  /** A few batches of eval examples for the validation loss. */
+  valBatches: LmBatch[];
+  /** Eval examples scored with the task metric. */
+  metricExamples: Example[];
+  seqLen: number;
+}
+
+/** Prompt and answer ids, the answer tokenised in context (as the model sees it) and ended by EOS. */
+export function tokenizePair(tok: Tokenizer, prompt: string, answer: string): TokenizedExample {
+  const p = tok.encode(prompt);
+  const full = tok.encode(prompt + answer);
+  const inContext = full.length > p.length && p.every((id, i) => full[i] === id)
+    ? full.slice(p.length)
+    : tok.encode(answer, { addBos: false });
+  return { prompt: p, answer: tok.eosId === null ? inContext : [...inContext, tok.eosId] };
+}
+
+/** Loads and tokenises a task's train and eval splits. */
+export async function prepareTask(
+  task: Task,
+  tok: Tokenizer,
+  opts: {
+    data?: string;
+    seqLen: number;
+    evalLimit: number;
+    valBatchSize: number;
+    valBatches?: number;
+    trainLimit?: number;
+  },
+): Promise<PreparedTask> {
+  const trainExamples = await task.load({ split: "train", path: opts.data, limit: opts.trainLimit });
+  const evalExamples = await task.load({ split: "eval", path: opts.data });
+  if (!trainExamples.length || !evalExamples.length) throw new Error(`task ${task.name}: empty train or eval split`);
+  const pair = (e: Example) => {
+    const f = task.format(e);
+    return tokenizePair(tok, f.prompt, f.answer);
+  };
+  const nVal = Math.min(opts.valBatches ?? 4, Math.ceil(evalExamples.length / opts.valBatchSize));
+  return {
+    task,
+    train: trainExamples.map(pair),
+    valBatches: Array.from(
+      { length: nVal },
+      (_, i) =>
+        makeBatch(evalExamples.slice(i * opts.valBatchSize, (i + 1) * opts.valBatchSize).map(pair), opts.seqLen),
+    ),
+    metricExamples: evalExamples.slice(0, opts.evalLimit),
+    seqLen: opts.seqLen,
+  };
+}
+
+/** The task metric of a model on the prepared eval examples (generation, or choice log-likelihoods). */
+export async function taskMetric(
+  model: LlamaParams,
+  config: LlamaConfig,
+  tok: Tokenizer,
+  p: PreparedTask,
+): Promise<MetricResult> {
+  const { task, metricExamples } = p;
+  if (isChoiceTask(task)) {
+    const scores = [];
+    for (const e of metricExamples) {
+      const c = task.choices(e);
+      scores.push(await scoreEndings(model, config, tok, c.prompt, c.endings));
+    }
+    return task.metricFromLogLikelihoods(scores, metricExamples);
+  }
+  const prompts = metricExamples.map((e) => task.format(e).prompt);
+  const preds = await generateAnswers(model, config, tok, prompts, {
+    ...task.decoding,
+    maxPromptTokens: Math.max(8, p.seqLen),
+  });
+  return task.metric(preds, metricExamples);
+}
+
+/** A metric as one line: `em 81.00 (f1 85.20)`. */
+export function formatMetric(m: MetricResult): string {
+  const extra = Object.entries(m)
+    .filter(([k, v]) => k !== "name" && k !== "value" && typeof v === "number")
+    .map(([k, v]) => `${k} ${(v as number).toFixed(2)}`);
+  return `${m.name} ${m.value.toFixed(2)}${extra.length ? ` (${extra.join(", ")})` : ""}`;
+}
+
+/** Options of {@link finetune}. */
+export interface FinetuneOptions {
+  method: string;
+  rank: number;
+  lr: number;
+  steps: number;
+  batchSize: number;
+  warmup: number;
+  evalEvery: number;
+  seed: number;
+  patience?: number;
+  /** Where the adapter, export, metrics.jsonl, loss.svg and checkpoint/ go. */
+  outDir: string;
+  resume?: boolean;
+  signal?: AbortSignal;
+  /** Where the base model came from (recorded in adapter.json). */
+  modelPath?: string;
+  /** Print the plan summary and a progress bar (default true). */
+  verbose?: boolean;
+}
+
+/** The outcome of {@link finetune}. */
+export interface FinetuneResult {
+  method: string;
+  rank: number;
+  trainable: number;
+  percentOfLora: number;
+  metric: MetricResult | null;
+  valLoss: number;
+  bestStep: number;
+  steps: number;
+  seconds: number;
+  stoppedBy: StopReason;
+}
+
+/** Trains one preset on a prepared task and evaluates it (see the module docs). */
+export async function finetune(
+  config: LlamaConfig,
+  params: LlamaParams,
+  tok: Tokenizer,
+  data: PreparedTask,
+  o: FinetuneOptions,
+): Promise<FinetuneResult> {
+  const verbose = o.verbose ?? true;
+  await Deno.mkdir(o.outDir, { recursive: true });
+  const plan = preset(o.method, { rank: o.rank });
+  const { trainable, frozen } = plan.init(params, key(o.seed));
+  const s = summary(plan, trainable, frozen);
+  if (verbose) console.log(`\n== ${o.method.toUpperCase()} (r=${o.rank}, lr ${o.lr}) ==\n${s.toString()}`);
+  const schedule = cosineWithWarmup(o.lr, o.warmup, o.steps, o.lr / 100);
+  const optimizer = chain(clipByGlobalNorm(1), adamw(schedule, { b1: 0.9, b2: 0.98, weightDecay: 0.01 }));
+  const step = trainStep(planLoss(plan, config), optimizer);
+  const log: string[] = [];
+  const bar = verbose ? new ProgressBar(o.steps, `${o.method} `) : null;
+  const started = performance.now();
+  const result = await fit({
+    step: (st, b: LmBatch) => step(st, frozen, b),
+    init: { trainable, opt: optimizer.init(trainable) },
+    size: data.train.length,
+    batch: (idx) => makeBatch(idx.map((i) => data.train[i]), data.seqLen),
+    batchTokens: (b) => b.tokensSeen,
+    batchSize: o.batchSize,
+    steps: o.steps,
+    seed: o.seed,
+    evalEvery: o.evalEvery,
+    evaluate: async (t) => ({ loss: await meanLoss((b) => lmLoss(plan.build(t, frozen), config, b), data.valBatches) }),
+    earlyStopping: o.patience ? { patience: o.patience, minDelta: 0.001 } : undefined,
+    checkpoint: { dir: `${o.outDir}/checkpoint`, every: Math.max(o.evalEvery, 25) },
+    resume: o.resume,
+    signal: o.signal,
+    lrAt: schedule,
+    onStep: (i) => {
+      bar?.update(i.step, i.loss, i.tokens);
+      log.push(
+        JSON.stringify({
+          method: o.method,
+          rank: o.rank,
+          step: i.step,
+          loss: i.loss,
+          lr: i.lr,
+          tokens: i.tokens,
+          seconds: +i.seconds.toFixed(4),
+        }),
+      );
+    },
+    onEval: (k, r, improved) => {
+      bar?.log(`  step ${k}: validation loss ${r.loss.toFixed(4)}${improved ? " (best)" : ""}`);
+      log.push(JSON.stringify({ method: o.method, rank: o.rank, step: k, val_loss: r.loss }));
+    },
+  });
+  bar?.done();
+  const seconds = (performance.now() - started) / 1000;
+  if (result.message) console.log(result.message);
+  const base = {
+    method: o.method,
+    rank: o.rank,
+    trainable: s.trainable,
+    percentOfLora: s.percentOfLora,
+    steps: result.step,
+    seconds,
+    stoppedBy: result.stoppedBy,
+  };
+  if (result.stoppedBy === "interrupted" || result.stoppedBy === "nan") {
+    await Deno.writeTextFile(`${o.outDir}/metrics.jsonl`, log.join("\n") + "\n", { append: true });
+    return { ...base, metric: null, valLoss: NaN, bestStep: result.best.step };
+  }
+  const best = result.best.trainable;
+  const model = plan.build(best, frozen);
+  const metric = await taskMetric(model, config, tok, data);
+  const valLoss = await meanLoss((b) => lmLoss(model, config, b), data.valBatches);
+  if (verbose) {
+    console.log(
+      `${o.method}: ${formatMetric(metric)} · validation loss ${
+        valLoss.toFixed(4)
+      } (best at step ${result.best.step}) · ${seconds.toFixed(1)} s`,
+    );
+  }
+  log.push(
+    JSON.stringify({
+      method: o.method,
+      rank: o.rank,
+      final: true,
+      metric: metric.name,
+      value: metric.value,
+      val_loss: valLoss,
+      best_step: result.best.step,
+      seconds,
+    }),
+  );
+  await writeTextAtomic(`${o.outDir}/metrics.jsonl`, log.join("\n") + "\n");
+  await saveAdapter(`${o.outDir}/adapter`, plan, best, frozen, { path: o.modelPath });
+  await exportPeftLora(`${o.outDir}/peft`, plan, best, frozen, { baseModel: o.modelPath });
+  const trainPts = result.history.map((h) => [h.step, h.loss] as [number, number]);
+  await writeTextAtomic(
+    `${o.outDir}/loss.svg`,
+    lineChart([
+      { name: "train (EMA)", points: smooth(trainPts, 0.1) },
+      { name: "train", points: trainPts },
+      { name: "validation", points: result.evals.map((e) => [e.step, e.loss] as [number, number]), markers: true },
+    ], { title: `${o.method.toUpperCase()} r=${o.rank} on ${data.task.name}`, xLabel: "step", yLabel: "loss" }),
+  );
+  dispose([best, result.state]);
+  return { ...base, metric, valLoss, bestStep: result.best.step };
+}
