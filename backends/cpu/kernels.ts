@@ -76,27 +76,54 @@ function isScalar(strides: readonly number[]): boolean {
 }
 
 /**
+ * Merges adjacent axes that every operand (and the contiguous output) walks
+ * contiguously, and drops size-1 axes, so rows get as long as possible: a
+ * [B, H, T, 8] ⊙ [T, 8] broadcast becomes rows of T·8, not of 8.
+ */
+function coalesce(shape: readonly number[], strides: readonly (readonly number[])[]): [number[], number[][]] {
+  const outStrides = stridesOf(shape);
+  const keep = shape.map((d, i) => i).filter((i) => shape[i] !== 1);
+  const dims: number[] = [];
+  const st: number[][] = [...strides.map(() => [] as number[]), []];
+  const all = [...strides, outStrides];
+  for (const i of keep) {
+    const last = dims.length - 1;
+    if (last >= 0 && all.every((s, k) => st[k][last] === s[i] * shape[i])) {
+      dims[last] *= shape[i];
+      all.forEach((s, k) => (st[k][last] = s[i]));
+    } else {
+      dims.push(shape[i]);
+      all.forEach((s, k) => st[k].push(s[i]));
+    }
+  }
+  st.pop();
+  return [dims, st];
+}
+
+/**
  * Calls `row(outStart, offsets, n, innerStrides)` for each row of the
  * innermost axis: the shared walker behind every strided kernel.
  */
 function walkRows(
-  shape: readonly number[],
-  strides: readonly (readonly number[])[],
+  fullShape: readonly number[],
+  fullStrides: readonly (readonly number[])[],
   bases: readonly number[],
-  row: (outStart: number, offsets: number[], n: number) => void,
+  row: (outStart: number, offsets: number[], n: number, inner: number[]) => void,
 ): void {
+  const [shape, strides] = coalesce(fullShape, fullStrides);
   const rank = shape.length;
   if (rank === 0) {
-    row(0, [...bases], 1);
+    row(0, [...bases], 1, strides.map(() => 0));
     return;
   }
+  const inner = strides.map((s) => s[rank - 1]);
   const n = shape[rank - 1];
   const rows = shape.slice(0, -1).reduce((a, b) => a * b, 1);
   if (n === 0 || rows === 0) return;
   const idx = new Array<number>(rank - 1).fill(0);
   const offsets = [...bases];
   for (let r = 0; r < rows; r++) {
-    row(r * n, offsets, n);
+    row(r * n, offsets, n, inner);
     // Advance the multi-index of the outer axes, updating each operand's offset.
     for (let ax = rank - 2; ax >= 0; ax--) {
       idx[ax]++;
@@ -150,9 +177,7 @@ export function binary(
         return;
     }
   }
-  const r = shape.length;
-  const ia = r ? sa[r - 1] : 0, ib = r ? sb[r - 1] : 0;
-  walkRows(shape, [sa, sb], [0, 0], (o, [oa, ob], len) => {
+  walkRows(shape, [sa, sb], [0, 0], (o, [oa, ob], len, [ia, ib]) => {
     if (op === "mul") { for (let j = 0; j < len; j++) out[o + j] = a[oa + j * ia] * b[ob + j * ib]; }
     else if (op === "add") { for (let j = 0; j < len; j++) out[o + j] = a[oa + j * ia] + b[ob + j * ib]; }
     else for (let j = 0; j < len; j++) out[o + j] = f(a[oa + j * ia], b[ob + j * ib]);
@@ -169,9 +194,7 @@ export function where(
   shape: readonly number[],
   out: TypedArray,
 ): void {
-  const r = shape.length;
-  const ic = r ? sc[r - 1] : 0, ia = r ? sa[r - 1] : 0, ib = r ? sb[r - 1] : 0;
-  walkRows(shape, [sc, sa, sb], [0, 0, 0], (o, [oc, oa, ob], len) => {
+  walkRows(shape, [sc, sa, sb], [0, 0, 0], (o, [oc, oa, ob], len, [ic, ia, ib]) => {
     for (let j = 0; j < len; j++) out[o + j] = c[oc + j * ic] ? a[oa + j * ia] : b[ob + j * ib];
   });
 }
@@ -183,9 +206,7 @@ export function strided(
   offset: number,
   out: TypedArray,
 ): void {
-  const r = shape.length;
-  const inner = r ? strides[r - 1] : 0;
-  walkRows(shape, [strides], [offset], (o, [ox], len) => {
+  walkRows(shape, [strides], [offset], (o, [ox], len, [inner]) => {
     if (inner === 1) out.set(x.subarray(ox, ox + len), o);
     else for (let j = 0; j < len; j++) out[o + j] = x[ox + j * inner];
   });
@@ -204,7 +225,10 @@ export function pad(
   const os = stridesOf(outShape);
   const base = before.reduce((acc, b, i) => acc + b * os[i], 0);
   // Walk the input rows and write each at its place in the output.
-  walkRows(shape, [os], [base], (o, [oo], len) => out.set(x.subarray(o, o + len), oo));
+  walkRows(shape, [os], [base], (o, [oo], len, [step]) => {
+    if (step === 1) out.set(x.subarray(o, o + len), oo);
+    else for (let j = 0; j < len; j++) out[oo + j * step] = x[o + j];
+  });
 }
 
 export function concat(xs: readonly TypedArray[], outer: number, widths: readonly number[], out: TypedArray): void {
