@@ -13,6 +13,7 @@
  * @module
  */
 import "./backends/cpu/mod.ts";
+import "./backends/webgpu/mod.ts";
 
 export { Tensor } from "./core/tensor.ts";
 export type { NestedArray } from "./core/tensor.ts";

@@ -6,8 +6,12 @@
  */
 import { benchCpu } from "./cpu.ts";
 import { benchLlama } from "./llama.ts";
+import { benchTrain } from "./train.ts";
+import { benchWebGpu } from "./webgpu.ts";
 import { machineLine } from "./util.ts";
 
 console.log(`# knot bench\n\n${machineLine()}`);
 await benchCpu();
+await benchWebGpu();
 await benchLlama();
+await benchTrain();

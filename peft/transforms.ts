@@ -15,6 +15,7 @@
  */
 import { fmt } from "../core/shape.ts";
 import * as tree from "../core/tree.ts";
+import { glob } from "../core/tree.ts";
 import { type Initializer, kaimingUniform, ones, zeros } from "./initializers.ts";
 import type { LeafSpec, Part, Resolved, Site, Transform } from "./plan.ts";
 
@@ -79,13 +80,22 @@ export interface AdaptOptions {
   init?: Partial<Record<Part, Initializer>>;
   /** Fused site names (default `{qkv: ["q","k","v"]}`). */
   fused?: Record<string, readonly string[]>;
+  /** Nodes that hold `{weight}` but are lookups, not linear maps: never sites (default `"**.embed"`). */
+  lookupTables?: string;
 }
 
 const DEFAULT_INIT: Record<Part, Initializer> = { A: kaimingUniform(), B: zeros, u: ones, v: ones };
 
 /** Adds adapter leaves at every matched site. */
 export function adapt(opts: AdaptOptions): Transform {
-  const { where = "layers.*.attn.qkv", rank, parts = ["A", "B"], init = {}, fused = DEFAULT_FUSED } = opts;
+  const {
+    where = "layers.*.attn.qkv",
+    rank,
+    parts = ["A", "B"],
+    init = {},
+    fused = DEFAULT_FUSED,
+    lookupTables = "**.embed",
+  } = opts;
   if (!Number.isInteger(rank) || rank <= 0) throw new Error(`adapt: rank must be a positive integer, got ${rank}`);
   for (const p of parts) {
     if (!["A", "B", "u", "v"].includes(p)) throw new Error(`adapt: unknown part "${p}" (parts are A, B, u, v)`);
@@ -94,11 +104,18 @@ export function adapt(opts: AdaptOptions): Transform {
   return {
     describe: { transform: "adapt", where: typeof where === "string" ? where : "<predicate>", rank, parts: [...parts] },
     apply(state: Resolved): Resolved {
-      const candidates = candidateSites(state.baseShapes, fused);
+      const all = candidateSites(state.baseShapes, fused);
+      const isTable = glob(lookupTables);
+      const candidates = all.filter((s) => !isTable(s.path));
       const chosen = candidates.filter((s) => match(s.path));
       if (!chosen.length) {
+        const tables = all.filter((s) => isTable(s.path) && match(s.path)).map((s) => s.path);
         throw new Error(
-          `adapt: site pattern ${describePattern(where)} matches no site${examples(candidates.map((s) => s.path))}`,
+          tables.length
+            ? `adapt: "${
+              tables[0]
+            }" is an embedding table (a lookup, not a linear map in the forward), so it cannot carry a low-rank update`
+            : `adapt: site pattern ${describePattern(where)} matches no site${examples(candidates.map((s) => s.path))}`,
         );
       }
       const taken = new Set(state.sites.map((s) => s.path));
