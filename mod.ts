@@ -33,8 +33,9 @@ export { checkGrad } from "./autodiff/check.ts";
 export type { CheckGradOptions, CheckGradReport } from "./autodiff/check.ts";
 export type { Backend, BackendBuffer } from "./backends/backend.ts";
 
-// Models, file formats, fine-tuning plans and optimizers.
+// Models, file formats, fine-tuning plans, optimizers and training.
 export * from "./nn/mod.ts";
 export * from "./io/mod.ts";
 export * from "./peft/mod.ts";
 export * from "./optim/mod.ts";
+export * from "./train/mod.ts";

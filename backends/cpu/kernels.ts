@@ -82,7 +82,7 @@ function isScalar(strides: readonly number[]): boolean {
  */
 function coalesce(shape: readonly number[], strides: readonly (readonly number[])[]): [number[], number[][]] {
   const outStrides = stridesOf(shape);
-  const keep = shape.map((d, i) => i).filter((i) => shape[i] !== 1);
+  const keep = shape.map((_, i) => i).filter((i) => shape[i] !== 1);
   const dims: number[] = [];
   const st: number[][] = [...strides.map(() => [] as number[]), []];
   const all = [...strides, outStrides];
