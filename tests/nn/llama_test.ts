@@ -33,6 +33,7 @@ import {
   qkvWidth,
   randomLlama,
   ropeTables,
+  setBackend,
 } from "../../mod.ts";
 import { loadLlama, saveLlama, Tokenizer } from "../../mod.ts";
 
@@ -463,23 +464,37 @@ interface ReferenceCase {
 if (!haveStories) {
   Deno.test({ name: `stories260K reference (skipped: ${STORIES} absent)`, ignore: true, fn() {} });
 } else {
-  Deno.test("stories260K: logits, per-position argmax, greedy_32 and prompt ids match reference.json", async () => {
-    const { config, params } = await loadLlama(STORIES);
-    const tok = await Tokenizer.fromDir(STORIES);
-    const ref = JSON.parse(await Deno.readTextFile(`${STORIES}/reference.json`)) as { cases: ReferenceCase[] };
-    assert.ok(ref.cases.length >= 1);
-    const V = config.vocabSize;
-    assert.equal(V, 512);
-    for (const c of ref.cases) {
-      assert.deepEqual(tok.encode(c.prompt_text), c.prompt_ids, `tokenizer on ${JSON.stringify(c.prompt_text)}`);
-      const T = c.prompt_ids.length;
-      const d = await values(forward(params, ids(c.prompt_ids), config));
-      const err = await maxAbsDiff(d.slice((T - 1) * V), new Float32Array(c.last_logits_full));
-      assert.ok(err <= 1e-4, `last-position logits: max |diff| ${err} > 1e-4`);
-      assert.deepEqual(Array.from({ length: T }, (_, t): number => argmaxRow(d, t, V)), c.per_position_argmax);
-      const greedy = await collect(generate(params, config, c.prompt_ids, { maxTokens: 32, stop: [] }));
-      assert.deepEqual(greedy, c.greedy_32);
-    }
-    dispose(params);
-  });
+  const webgpuError = await setBackend("webgpu").then(() => null, (e: Error) => e.message);
+  await setBackend("cpu");
+  for (const [backend, tol] of [["cpu", 1e-4], ["webgpu", 1e-3]] as const) {
+    const skip = backend === "webgpu" && webgpuError;
+    Deno.test({
+      name:
+        `[${backend}] stories260K: logits (±${tol}), per-position argmax, greedy_32 and prompt ids match reference.json${
+          skip ? ` (skipped: ${webgpuError})` : ""
+        }`,
+      ignore: !!skip,
+      fn: async () => {
+        await setBackend(backend);
+        const { config, params } = await loadLlama(STORIES);
+        const tok = await Tokenizer.fromDir(STORIES);
+        const ref = JSON.parse(await Deno.readTextFile(`${STORIES}/reference.json`)) as { cases: ReferenceCase[] };
+        assert.ok(ref.cases.length >= 1);
+        const V = config.vocabSize;
+        assert.equal(V, 512);
+        for (const c of ref.cases) {
+          assert.deepEqual(tok.encode(c.prompt_text), c.prompt_ids, `tokenizer on ${JSON.stringify(c.prompt_text)}`);
+          const T = c.prompt_ids.length;
+          const d = await values(forward(params, ids(c.prompt_ids), config));
+          const err = await maxAbsDiff(d.slice((T - 1) * V), new Float32Array(c.last_logits_full));
+          assert.ok(err <= tol, `last-position logits: max |diff| ${err} > ${tol}`);
+          assert.deepEqual(Array.from({ length: T }, (_, t): number => argmaxRow(d, t, V)), c.per_position_argmax);
+          const greedy = await collect(generate(params, config, c.prompt_ids, { maxTokens: 32, stop: [] }));
+          assert.deepEqual(greedy, c.greedy_32);
+        }
+        dispose(params);
+        await setBackend("cpu");
+      },
+    });
+  }
 }
