@@ -203,16 +203,42 @@ export async function benchLlama(log: (s: string) => void = console.log): Promis
   }
   log(table(["model", "file", "load ms", "RSS before", "after", "peak", "peak − before", "÷ file size"], memRows));
   const stories = haveStories ? await loadLlama(STORIES) : null;
+  if (stories) dispose(stories.params);
 
-  log("\n## Llama forward on cpu (tokens/s; logits read back every forward)\n");
+  log("\n## Llama forward, cpu and webgpu (tokens/s; logits read back every forward)\n");
   const rows: (string | number)[][] = [];
-  if (stories) {
-    rows.push(...speedRows("stories260K", stories.config, await measure(stories.params, stories.config, 256, 32, 5)));
-    dispose(stories.params);
+  for (const backend of ["cpu", "webgpu"]) {
+    try {
+      await setBackend(backend);
+    } catch (e) {
+      log(`(${backend} skipped: ${(e as Error).message})`);
+      continue;
+    }
+    // Weights live on a backend: load or build them on the one being measured.
+    if (haveStories) {
+      const s = await loadLlama(STORIES);
+      rows.push(
+        ...speedRows(
+          `${backend} stories260K`,
+          s.config,
+          await measure(s.params, s.config, 256, 32, backend === "cpu" ? 5 : 2),
+        ),
+      );
+      dispose(s.params);
+    }
+    const b = randomLlama({ ...TINYSTORIES_15M, seed: 15 });
+    rows.push(
+      ...speedRows(
+        `${backend} TinyStories-15M shape`,
+        b.config,
+        await measure(b.params, b.config, 256, 32, backend === "cpu" ? 3 : 1),
+      ),
+    );
+    dispose(b.params);
   }
-  rows.push(...speedRows("TinyStories-15M shape", big.config, await measure(big.params, big.config, 256, 32, 3)));
+  await setBackend("cpu");
   dispose(big.params);
-  log(table(["model", "pass", "ms", "tokens/s", "GFLOP/s (matmuls)"], rows));
+  log(table(["backend / model", "pass", "ms", "tokens/s", "GFLOP/s (matmuls)"], rows));
   if (stories) log(`\nstories260K: ${describe(stories.config)}`);
   else log(`\nstories260K skipped: ${STORIES} absent`);
   log(`TinyStories-15M shape (random weights): ${describe(big.config)}`);

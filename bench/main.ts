@@ -14,4 +14,5 @@ console.log(`# knot bench\n\n${machineLine()}`);
 await benchCpu();
 await benchWebGpu();
 await benchLlama();
-await benchTrain();
+await benchTrain(console.log, "cpu");
+await benchTrain(console.log, "webgpu", { only260K: true });
