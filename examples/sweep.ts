@@ -24,11 +24,11 @@ usage: deno run -A examples/sweep.ts [flags]
   --data PATH      task data (default: the task's own)
   --methods LIST   comma-separated presets (default: ${PRESET_NAMES.join(",")})
   --ranks LIST     comma-separated ranks (default: 2,8,32)
-  --lr X           peak learning rate for tied methods (tl1..tl6, vera) (default: 3e-3)
-  --lora-lr X      peak learning rate for lora (default: --lr)
+  --lr X           peak learning rate for tied methods (tl1..tl6, vera) (default: 1e-2 on builtin, else 3e-3)
+  --lora-lr X      peak learning rate for lora (default: 3e-3)
   --steps N        training steps per cell (default: 100)
   --batch N        examples per step (default: 16)
-  --seq N          tokens per example (default: 64)
+  --seq N          tokens per example (default: 16 on builtin, else 128)
   --eval-limit N   eval examples scored per cell (default: 100)
   --backend NAME   cpu | webgpu (default: cpu)
   --out DIR        output directory (default: out/sweep)
@@ -43,11 +43,11 @@ const { values: f } = parseArgs({
     data: { type: "string" },
     methods: { type: "string", default: PRESET_NAMES.join(",") },
     ranks: { type: "string", default: "2,8,32" },
-    lr: { type: "string", default: "3e-3" },
-    "lora-lr": { type: "string" },
+    lr: { type: "string" },
+    "lora-lr": { type: "string", default: "3e-3" },
     steps: { type: "string", default: "100" },
     batch: { type: "string", default: "16" },
-    seq: { type: "string", default: "64" },
+    seq: { type: "string" },
     "eval-limit": { type: "string", default: "100" },
     backend: { type: "string", default: "cpu" },
     out: { type: "string", default: "out/sweep" },
@@ -69,8 +69,15 @@ const ranks = list(f.ranks!).map(Number);
 if (ranks.some((r) => !Number.isInteger(r) || r < 1)) {
   throw new Error(`--ranks must be positive integers, got ${f.ranks}`);
 }
-const [steps, batchSize, seqLen, evalLimit, seed] = [f.steps, f.batch, f.seq, f["eval-limit"], f.seed].map(Number);
-const lr = Number(f.lr), loraLr = f["lora-lr"] ? Number(f["lora-lr"]) : lr;
+const builtin = f.task === "builtin";
+const [steps, batchSize, seqLen, evalLimit, seed] = [
+  f.steps,
+  f.batch,
+  f.seq ?? (builtin ? "16" : "128"),
+  f["eval-limit"],
+  f.seed,
+].map(Number);
+const lr = Number(f.lr ?? (builtin ? "1e-2" : "3e-3")), loraLr = Number(f["lora-lr"]);
 
 await setBackend(f.backend!);
 const modelDir = f.model ?? new URL("./tiny", import.meta.url).pathname;
