@@ -24,8 +24,8 @@ import {
   type Transform,
   withMeta,
 } from "../peft/plan.ts";
-import { writeTextAtomic } from "./atomic.ts";
-import { loadSafetensors, saveSafetensors } from "./safetensors.ts";
+import { writeFileAtomic, writeTextAtomic } from "./atomic.ts";
+import { loadSafetensors, saveSafetensors, serializeSafetensors } from "./safetensors.ts";
 
 const FORMAT = "knot-adapter";
 const VERSION = 1;
@@ -94,30 +94,10 @@ export async function saveAdapter(
   base: BaseModelInfo = {},
 ): Promise<void> {
   if (!frozen) throw new Error("saveAdapter: pass the frozen tree too (saveAdapter(dir, plan, trainable, frozen))");
-  const r = plan.resolve(tree.combine(trainable.base, frozen.base));
-  const tensors: Record<string, Tensor> = {};
-  const put = (name: string, t: Tensor | null | undefined) => {
-    if (t) tensors[name] = t;
-  };
-  for (const [p, t] of tree.entries(trainable.sites)) put(`sites.${p}`, t);
-  for (const [g, t] of Object.entries(trainable.tied)) put(`tied.${g}`, t);
-  for (const [p, t] of tree.entries(trainable.base)) put(`base.${p}`, t);
-  for (const [p, t] of tree.entries(frozen.sites)) put(`sites.${p}`, t);
-  for (const [g, t] of Object.entries(frozen.tied)) put(`tied.${g}`, t);
-  const json: AdapterJson = {
-    format: FORMAT,
-    version: VERSION,
-    meta: plan.meta,
-    transforms: plan.transforms.map((t) => t.describe),
-    sites: r.sites,
-    leaves: r.leaves.map((l) => ({ ...l, init: { name: l.init.name, args: { ...l.init.args } } })),
-    baseTrainable: r.baseTrainable,
-    stored: Object.keys(tensors).sort(),
-    base,
-  };
+  const { json, safetensors } = await adapterToBytes(plan, trainable, frozen, base);
   await Deno.mkdir(dir, { recursive: true });
-  await saveSafetensors(`${dir}/adapter.safetensors`, tensors, { format: FORMAT });
-  await writeTextAtomic(`${dir}/adapter.json`, JSON.stringify(json, null, 2) + "\n");
+  await writeFileAtomic(`${dir}/adapter.safetensors`, safetensors);
+  await writeTextAtomic(`${dir}/adapter.json`, json);
 }
 
 /**
@@ -352,4 +332,58 @@ export async function importPeftLora(
     factors.push({ module: `layers.${m[1]}.${knot}`, A, B: scale === 1 ? B : mul(B, scale) });
   }
   return fromLoraFactors(factors, base);
+}
+
+// ---------------------------------------------------------------- adapter as bytes (browser-safe)
+
+/** The two files of an adapter, in memory (see {@link adapterToBytes}). */
+export interface AdapterBytes {
+  /** The text of `adapter.json`. */
+  json: string;
+  /** The bytes of `adapter.safetensors`. */
+  safetensors: Uint8Array;
+}
+
+/**
+ * The contents of {@link saveAdapter}'s two files, as a string and bytes
+ * (nothing is written: for a browser's download button, or any storage).
+ * Same stored leaves, same bytes as `saveAdapter` writes.
+ * @example
+ * ```ts ignore
+ * const { json, safetensors } = await adapterToBytes(plan, trainable, frozen);
+ * const url = URL.createObjectURL(new Blob([safetensors]));
+ * ```
+ */
+export async function adapterToBytes(
+  plan: Plan,
+  trainable: PlanTree,
+  frozen: PlanTree,
+  base: BaseModelInfo = {},
+): Promise<AdapterBytes> {
+  if (!frozen) throw new Error("adapterToBytes: pass the frozen tree too (adapterToBytes(plan, trainable, frozen))");
+  const r = plan.resolve(tree.combine(trainable.base, frozen.base));
+  const tensors: Record<string, Tensor> = {};
+  const put = (name: string, t: Tensor | null | undefined) => {
+    if (t) tensors[name] = t;
+  };
+  for (const [p, t] of tree.entries(trainable.sites)) put(`sites.${p}`, t);
+  for (const [g, t] of Object.entries(trainable.tied)) put(`tied.${g}`, t);
+  for (const [p, t] of tree.entries(trainable.base)) put(`base.${p}`, t);
+  for (const [p, t] of tree.entries(frozen.sites)) put(`sites.${p}`, t);
+  for (const [g, t] of Object.entries(frozen.tied)) put(`tied.${g}`, t);
+  const json: AdapterJson = {
+    format: FORMAT,
+    version: VERSION,
+    meta: plan.meta,
+    transforms: plan.transforms.map((t) => t.describe),
+    sites: r.sites,
+    leaves: r.leaves.map((l) => ({ ...l, init: { name: l.init.name, args: { ...l.init.args } } })),
+    baseTrainable: r.baseTrainable,
+    stored: Object.keys(tensors).sort(),
+    base,
+  };
+  return {
+    json: JSON.stringify(json, null, 2) + "\n",
+    safetensors: await serializeSafetensors(tensors, { format: FORMAT }),
+  };
 }

@@ -10,7 +10,7 @@ import type { Tensor } from "../core/tensor.ts";
 import { fmt, sameShape } from "../core/shape.ts";
 import { type LlamaConfig, type RopeScaling, validateConfig } from "../nn/config.ts";
 import type { LlamaLayerParams, LlamaParams } from "../nn/llama.ts";
-import { openSafetensorsDir, saveSafetensors } from "./safetensors.ts";
+import { openSafetensorsDir, parseSafetensors, rawToTensor, saveSafetensors } from "./safetensors.ts";
 import { writeTextAtomic } from "./atomic.ts";
 
 /** Keys of config.json that knot reads. */
@@ -294,22 +294,7 @@ export async function loadLlama(dir: string, opts: HfLoadOptions = {}): Promise<
   const reader = await openSafetensorsDir(dir);
   try {
     const expected = hfTensorMap(config);
-    const problems: string[] = [];
-    for (const e of expected) {
-      if (!reader.has(e.hf)) problems.push(`missing ${e.hf} (expected ${fmt(e.shape)})`);
-      else if (!sameShape(reader.info(e.hf).shape, e.shape)) {
-        problems.push(`${e.hf} has shape ${fmt(reader.info(e.hf).shape)}, expected ${fmt(e.shape)}`);
-      } else if (!FLOAT_DTYPES.has(reader.info(e.hf).dtype)) {
-        problems.push(`${e.hf} is ${reader.info(e.hf).dtype}, expected a float type (F32, F16, BF16, F64)`);
-      }
-    }
-    const known = new Set(expected.map((e) => e.hf));
-    const extra = reader.names.filter((n) => !known.has(n) && !SKIPPABLE.test(n));
-    if (extra.length) {
-      problems.push(
-        `unexpected tensors ${extra.slice(0, 5).join(", ")}${extra.length > 5 ? ` (+${extra.length - 5} more)` : ""}`,
-      );
-    }
+    const problems = checkpointProblems(expected, reader);
     if (problems.length) {
       throw new Error(`loadLlama: ${reader.source} does not match ${configPath}: ${problems.join("; ")}`);
     }
@@ -340,4 +325,85 @@ export async function saveLlama(dir: string, params: LlamaParams, config: LlamaC
   }
   await saveSafetensors(`${dir}/model.safetensors`, tensors, { format: "pt" });
   await writeTextAtomic(`${dir}/config.json`, JSON.stringify(toHfConfig(config), null, 2) + "\n");
+}
+
+// ---------------------------------------------------------------- Llama from bytes (browser-safe)
+
+/** What {@link checkpointProblems} needs of a checkpoint: names, and each tensor's shape and dtype. */
+interface CheckpointView {
+  readonly names: readonly string[];
+  has(name: string): boolean;
+  info(name: string): { shape: readonly number[]; dtype: string };
+}
+
+/**
+ * Every way a checkpoint fails to match the tensors a config expects: missing,
+ * mis-shaped or non-float tensors, and unexpected extra ones (shared by
+ * {@link loadLlama} and {@link llamaFromBytes}).
+ */
+function checkpointProblems(expected: { hf: string; shape: number[] }[], reader: CheckpointView): string[] {
+  const problems: string[] = [];
+  for (const e of expected) {
+    if (!reader.has(e.hf)) problems.push(`missing ${e.hf} (expected ${fmt(e.shape)})`);
+    else if (!sameShape(reader.info(e.hf).shape, e.shape)) {
+      problems.push(`${e.hf} has shape ${fmt(reader.info(e.hf).shape)}, expected ${fmt(e.shape)}`);
+    } else if (!FLOAT_DTYPES.has(reader.info(e.hf).dtype)) {
+      problems.push(`${e.hf} is ${reader.info(e.hf).dtype}, expected a float type (F32, F16, BF16, F64)`);
+    }
+  }
+  const known = new Set(expected.map((e) => e.hf));
+  const extra = reader.names.filter((n) => !known.has(n) && !SKIPPABLE.test(n));
+  if (extra.length) {
+    problems.push(
+      `unexpected tensors ${extra.slice(0, 5).join(", ")}${extra.length > 5 ? ` (+${extra.length - 5} more)` : ""}`,
+    );
+  }
+  return problems;
+}
+
+/**
+ * Builds a Llama from bytes in memory, with no file system (for browsers: the
+ * bytes of a `fetch` or a `File`): `configJson` is the parsed `config.json`
+ * object (or its text), `safetensors` the whole `model.safetensors` file.
+ * The same config parsing, name/shape mapping and checks as {@link loadLlama};
+ * errors name `source` (default "model.safetensors"). One file only: a
+ * sharded checkpoint needs {@link loadLlama}. Tensors are converted (F16/BF16
+ * → float32) and uploaded to the current backend.
+ * @example
+ * ```ts ignore
+ * const [cfg, st] = await Promise.all([fetch("config.json"), fetch("model.safetensors")]);
+ * const { config, params } = llamaFromBytes(await cfg.json(), new Uint8Array(await st.arrayBuffer()));
+ * ```
+ */
+export function llamaFromBytes(
+  configJson: unknown,
+  safetensors: Uint8Array,
+  source = "model.safetensors",
+  opts: HfLoadOptions = {},
+): LoadedLlama {
+  let raw = configJson;
+  if (typeof raw === "string") {
+    try {
+      raw = JSON.parse(raw);
+    } catch (e) {
+      throw new Error(`config.json: invalid JSON (${(e as Error).message})`);
+    }
+  }
+  const config = parseHfConfig(raw, "config.json", opts);
+  const { tensors } = parseSafetensors(safetensors, source);
+  const expected = hfTensorMap(config);
+  const problems = checkpointProblems(expected, {
+    names: Object.keys(tensors),
+    has: (n) => Object.hasOwn(tensors, n),
+    info: (n) => tensors[n],
+  });
+  if (problems.length) throw new Error(`llamaFromBytes: ${source} does not match config.json: ${problems.join("; ")}`);
+  const byPath = new Map<string, Tensor>();
+  try {
+    for (const e of expected) byPath.set(e.path, rawToTensor(tensors[e.hf], e.hf, source));
+  } catch (e) {
+    for (const t of byPath.values()) t.dispose();
+    throw e;
+  }
+  return { config, params: assemble(config, byPath) };
 }

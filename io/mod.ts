@@ -9,6 +9,7 @@ export * from "./safetensors.ts";
 export {
   type HfLoadOptions,
   hfTensorMap,
+  llamaFromBytes,
   type LoadedLlama,
   loadLlama,
   parseHfConfig,
@@ -17,7 +18,9 @@ export {
 } from "./hf.ts";
 export { type EncodeOptions, Tokenizer } from "./tokenizer.ts";
 export {
+  type AdapterBytes,
   type AdapterJson,
+  adapterToBytes,
   type BaseModelInfo,
   exportPeftLora,
   importPeftLora,

@@ -40,8 +40,9 @@ export const PRELUDE = `
 const NAN_F32 = 0x7fc00000u;
 const INF_F32 = 0x7f800000u;
 fn isnan_(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
-fn nan_() -> f32 { return bitcast<f32>(NAN_F32); }
-fn inf_() -> f32 { return bitcast<f32>(INF_F32); }
+// Through a variable: Chrome's compiler rejects NaN/Inf in constant expressions (Deno's accepts them).
+fn nan_() -> f32 { var u = NAN_F32; return bitcast<f32>(u); }
+fn inf_() -> f32 { var u = INF_F32; return bitcast<f32>(u); }
 // Rational approximation (Eigen's fast tanh): ~2e-7 relative everywhere, exact sign, ±1 at the ends.
 fn tanh_(x0: f32) -> f32 {
   let x = clamp(x0, -7.90531110763549805, 7.90531110763549805);

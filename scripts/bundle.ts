@@ -1,0 +1,277 @@
+/**
+ * Builds the browser bundle: `web.ts` → `dist/knot.js` (ESM, minified, with
+ * `dist/knot.js.map`), and the demo page's script `examples/web/app.ts` →
+ * `dist/app.js` (which imports `./knot.js` at run time; the page,
+ * examples/web/index.html, loads `../../dist/app.js`).
+ *
+ *   deno task bundle            # = deno run -A scripts/bundle.ts
+ *
+ * esbuild cannot resolve Deno's `npm:` specifiers by itself; a small plugin
+ * maps `npm:pkg@version/sub/path` to the package Deno installed under
+ * `node_modules/` (nodeModulesDir "auto"; `deno cache` is run first so they are
+ * there). `node:path` (used only by the file-system half of io/safetensors.ts)
+ * becomes a stub that throws, which tree-shaking drops. The build fails if the
+ * output mentions `Deno.` (a Deno-only code path leaked into the bundle) or
+ * imports a `node:` module.
+ *
+ * Exports {@link bundle} for tests; prints sizes (raw and gzip) when run.
+ * @module
+ */
+// deno-lint-ignore no-import-prefix
+import * as esbuild from "npm:esbuild@0.28.2";
+import { dirname, join, relative } from "node:path";
+import { fileURLToPath } from "node:url";
+
+/** The repository root (this file is scripts/bundle.ts). */
+export const ROOT: string = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
+
+/** One built file and its sizes. */
+export interface BuiltFile {
+  path: string;
+  bytes: number;
+  gzipBytes: number;
+}
+
+async function gzipSize(data: Uint8Array): Promise<number> {
+  const stream = new Blob([data as BlobPart]).stream().pipeThrough(new CompressionStream("gzip"));
+  return (await new Response(stream).arrayBuffer()).byteLength;
+}
+
+/** `npm:@scope/name@1.2.3/sub/path` → { name, version, subpath }. */
+function parseNpm(spec: string): { name: string; version: string | null; subpath: string } {
+  const rest = spec.slice("npm:".length).replace(/^\/+/, "");
+  const m = rest.match(/^((?:@[^/@]+\/)?[^/@]+)(?:@([^/]+))?(\/.*)?$/);
+  if (!m) throw new Error(`bundle: cannot parse the npm specifier "${spec}"`);
+  return { name: m[1], version: m[2] ?? null, subpath: m[3] ?? "" };
+}
+
+/** The directory holding `node_modules/<name>` for a package Deno installed (nodeModulesDir "auto"). */
+function packageRoot(name: string, version: string | null): string {
+  const store = join(ROOT, "node_modules", ".deno");
+  const key = name.replace("/", "+");
+  if (version) {
+    try {
+      if (Deno.statSync(join(store, `${key}@${version}`, "node_modules", name)).isDirectory) {
+        return join(store, `${key}@${version}`);
+      }
+    } catch { /* a range, or not installed under that exact version: look further */ }
+  }
+  let candidates: string[] = [];
+  try {
+    candidates = [...Deno.readDirSync(store)].map((e) => e.name).filter((n) => n.startsWith(`${key}@`)).sort();
+  } catch { /* no store */ }
+  if (candidates.length === 1) return join(store, candidates[0]);
+  // Several versions (or none in the store): the top-level link Deno makes for the project's own imports.
+  try {
+    if (Deno.statSync(join(ROOT, "node_modules", name)).isDirectory) return ROOT;
+  } catch { /* fall through */ }
+  throw new Error(
+    `bundle: npm package ${name}${version ? `@${version}` : ""} is not installed under node_modules/ ` +
+      `(run "deno cache web.ts"; found ${candidates.length ? candidates.join(", ") : "nothing"})`,
+  );
+}
+
+/**
+ * Deno-only methods of classes the browser entry needs, replaced in the
+ * browser build by a method that throws. Tree-shaking drops unused functions,
+ * never a method of a used class, so these would otherwise leak `Deno.*` into
+ * the bundle. A rule that no longer matches is reported (and the `Deno.` check
+ * still guards the output). Stopgap: best is to move such methods to a
+ * Deno-only module, after which the rule goes.
+ */
+const BROWSER_STRIP: { file: string; method: string; instead: string }[] = [
+  {
+    file: "io/tokenizer.ts",
+    method: "fromDir",
+    instead: "Tokenizer.fromDir reads files; in the browser use new Tokenizer(tokenizerJson, tokenizerConfig)",
+  },
+];
+
+/** Replaces the body of `static [async] method(...)` in `src` by `throw new Error(message)`; null if not found. */
+export function stripMethod(src: string, method: string, message: string): string | null {
+  const m = new RegExp(`\\bstatic\\s+(?:async\\s+)?${method}\\s*\\(`).exec(src);
+  if (!m) return null;
+  // The body starts at the first "{" after the parameter list's closing ")" (and the return type).
+  let i = m.index + m[0].length, depth = 1;
+  while (i < src.length && depth > 0) depth += src[i] === "(" ? 1 : src[i] === ")" ? -1 : 0, i++;
+  const open = src.indexOf("{", i);
+  if (open < 0) return null;
+  let end = open;
+  depth = 0;
+  do {
+    if (src[end] === "{") depth++;
+    else if (src[end] === "}") depth--;
+    end++;
+  } while (depth > 0 && end < src.length);
+  if (depth !== 0) return null;
+  return `${src.slice(0, open)}{ throw new Error(${JSON.stringify(message)}); }${src.slice(end)}`;
+}
+
+/**
+ * The esbuild plugin: `npm:` specifiers → node_modules, `node:path` → a
+ * throwing stub, and the {@link BROWSER_STRIP} methods stubbed out.
+ */
+export function denoNpmPlugin(): esbuild.Plugin {
+  return {
+    name: "deno-npm",
+    setup(build) {
+      build.onResolve({ filter: /^npm:/ }, async (args) => {
+        const { name, version, subpath } = parseNpm(args.path);
+        const r = await build.resolve(name + subpath, {
+          kind: args.kind,
+          resolveDir: packageRoot(name, version),
+          importer: args.importer,
+        });
+        if (r.errors.length) return { errors: r.errors };
+        return { path: r.path, external: r.external, sideEffects: r.sideEffects };
+      });
+      for (const rule of BROWSER_STRIP) {
+        const abs = join(ROOT, rule.file);
+        const filter = new RegExp(`^${abs.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`);
+        build.onLoad({ filter }, async (args) => {
+          const src = await Deno.readTextFile(args.path);
+          const out = stripMethod(src, rule.method, `knot (browser build): ${rule.instead}`);
+          if (out === null) {
+            return {
+              contents: src,
+              loader: "ts",
+              warnings: [{ text: `browser-strip rule for ${rule.file} ${rule.method}() no longer matches` }],
+            };
+          }
+          return { contents: out, loader: "ts" };
+        });
+      }
+      build.onResolve({ filter: /^node:path$/ }, () => ({ path: "node:path", namespace: "browser-stub" }));
+      build.onLoad({ filter: /.*/, namespace: "browser-stub" }, (args) => ({
+        contents: ["basename", "dirname", "join"].map((f) =>
+          `export function ${f}() { throw new Error("knot (browser build): ${args.path} ${f}() is not available"); }`
+        ).join("\n"),
+        loader: "js",
+      }));
+    },
+  };
+}
+
+/** Fails if a built file mentions `Deno.` or still imports a `node:` module. */
+function checkBrowserSafe(path: string, text: string): void {
+  const problems: string[] = [];
+  for (const m of text.matchAll(/Deno\./g)) {
+    problems.push(`mentions "Deno." at offset ${m.index}: …${text.slice(Math.max(0, m.index! - 60), m.index! + 60)}…`);
+    if (problems.length >= 5) break;
+  }
+  const nodeImport = text.match(/(?:from|import)\s*\(?\s*["']node:[^"']+["']/);
+  if (nodeImport) problems.push(`imports a node: module (${nodeImport[0]})`);
+  if (problems.length) {
+    throw new Error(
+      `bundle: ${path} is not browser-safe (a Deno-only module is reachable from web.ts):\n  ${problems.join("\n  ")}`,
+    );
+  }
+}
+
+/** Makes sure Deno has put every npm package web.ts needs under node_modules/. */
+async function ensureInstalled(): Promise<void> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["cache", "--quiet", "web.ts"],
+    cwd: ROOT,
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (!out.success) throw new Error("bundle: deno cache web.ts failed");
+}
+
+/** Options of {@link bundle}. */
+export interface BundleOptions {
+  /** Output directory of the library bundle (default `<root>/dist`). */
+  outdir?: string;
+  /** Also build examples/web/app.ts → dist/app.js (default true). */
+  app?: boolean;
+  /** Print what was built (default true). */
+  log?: boolean;
+}
+
+/** Builds dist/knot.js (+ .map) and dist/app.js; returns their sizes. Throws on any error. */
+export async function bundle(opts: BundleOptions = {}): Promise<BuiltFile[]> {
+  const { outdir = join(ROOT, "dist"), app = true, log = true } = opts;
+  await ensureInstalled();
+  try {
+    return await build(outdir, app, log);
+  } finally {
+    await esbuild.stop(); // the esbuild service would otherwise keep the process (or a test) alive
+  }
+}
+
+async function build(outdir: string, app: boolean, log: boolean): Promise<BuiltFile[]> {
+  const outfile = join(outdir, "knot.js");
+  const result = await esbuild.build({
+    absWorkingDir: ROOT,
+    entryPoints: [join(ROOT, "web.ts")],
+    outfile,
+    bundle: true,
+    format: "esm",
+    platform: "browser",
+    target: "es2022",
+    minify: true,
+    sourcemap: true,
+    legalComments: "eof",
+    plugins: [denoNpmPlugin()],
+    metafile: true,
+    logLevel: "warning",
+    write: false,
+  });
+  const files: { path: string; contents: Uint8Array }[] = result.outputFiles.map((f) => ({
+    path: f.path,
+    contents: f.contents,
+  }));
+  if (app) {
+    // The page's own script: knot itself stays external (imported from dist/knot.js at run time).
+    const appOut = await esbuild.build({
+      absWorkingDir: ROOT,
+      entryPoints: [join(ROOT, "examples/web/app.ts")],
+      outfile: join(outdir, "app.js"),
+      bundle: true,
+      format: "esm",
+      platform: "browser",
+      target: "es2022",
+      plugins: [
+        {
+          name: "knot-external",
+          setup(build) {
+            // app.ts imports "../../web.ts" (for type checking); in the browser that is the bundle beside it.
+            build.onResolve({ filter: /\/web\.ts$/ }, () => ({ path: "./knot.js", external: true }));
+          },
+        },
+      ],
+      logLevel: "warning",
+      write: false,
+    });
+    files.push(...appOut.outputFiles.map((f) => ({ path: f.path, contents: f.contents })));
+  }
+  const built: BuiltFile[] = [];
+  for (const f of files) {
+    if (f.path.endsWith(".js")) checkBrowserSafe(relative(ROOT, f.path), new TextDecoder().decode(f.contents));
+  }
+  for (const f of files) {
+    await Deno.mkdir(dirname(f.path), { recursive: true });
+    await Deno.writeFile(f.path, f.contents);
+    built.push({ path: relative(ROOT, f.path), bytes: f.contents.length, gzipBytes: await gzipSize(f.contents) });
+  }
+  if (log) {
+    for (const b of built) {
+      console.log(
+        `${b.path.padEnd(24)} ${(b.bytes / 1024).toFixed(1).padStart(8)} KiB   gzip ${
+          (b.gzipBytes / 1024).toFixed(1).padStart(7)
+        } KiB`,
+      );
+    }
+  }
+  return built;
+}
+
+if (import.meta.main) {
+  try {
+    await bundle();
+  } catch (e) {
+    console.error(e instanceof Error ? e.message : e);
+    Deno.exit(1);
+  }
+}
