@@ -16,6 +16,7 @@
  */
 import type { MatmulSpec } from "../backend.ts";
 import type { Engine, GpuBuffer } from "./engine.ts";
+import { colsSource } from "./matmul_cols.ts";
 import { declare } from "./wgsl.ts";
 
 /** A register-blocked program: a WG[0]×WG[1] workgroup of invocations each computing TM×TN outputs. */
@@ -40,6 +41,14 @@ export interface BlockedConfig {
    * takes every WG[0]-th vec4 of K, and one barrier sums the lanes' partials.
    */
   lanesK?: boolean;
+  /**
+   * The columns program ({@link colsSource}): a WG[0]×1 workgroup shares TM
+   * rows, each lane owns TN columns spaced WG[0] apart; scalar loads, k
+   * unrolled by `unroll`.
+   */
+  cols?: boolean;
+  /** k-loop unroll of the columns program (default 4). */
+  unroll?: number;
 }
 
 /** Whether the vec4 program can read `spec`'s operands as vec4 (every row and batch offset 16-byte aligned). */
@@ -77,6 +86,12 @@ function prologue(split: boolean, vec4: boolean): string {
  */
 export function blockedSource(cfg: BlockedConfig): string {
   if (cfg.lanesK) return lanesKSource(cfg);
+  if (cfg.cols) {
+    const { src: decl } = declare([["C", "f32", "w"], ["A", "f32", "r"], ["B", "f32", "r"]]);
+    const { tm, tn, wg, transA, transB } = cfg;
+    const colsCfg = { rows: tm, cols: tn, wg: wg[0], unroll: cfg.unroll ?? 4, transA, transB };
+    return colsSource(colsCfg, decl, prologue((cfg.splitK ?? 1) > 1, false));
+  }
   if (cfg.vec4) return vec4Source(cfg);
   const { tm, tn, wg, transA, transB } = cfg;
   const { src: decl } = declare([["C", "f32", "w"], ["A", "f32", "r"], ["B", "f32", "r"]]);

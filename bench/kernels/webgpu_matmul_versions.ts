@@ -8,7 +8,15 @@
  *   textbook GPU kernel; on llvmpipe its barriers cost more than they save).
  * - v2 blocked: 8×8 outputs per invocation in registers, scalar loads (the
  *   fallback for shapes that are not 16-byte aligned).
+ * - v2b columns 8x2: lanes own neighbouring columns, all lanes of a workgroup
+ *   share 8 rows (12–16 accumulators, no spills). Slow on llvmpipe (Mesa
+ *   22.3): every storage-buffer load, uniform or not, is an 8-iteration
+ *   per-lane loop with a bounds check per component, so the cost is loads per
+ *   fma, and only big tiles amortise it.
  * - v3 vec4: 16×32 outputs per invocation, every load a vec4 (big shapes).
+ * - v3b vec4 32x32: a bigger tile, ~20% faster at 1024² on llvmpipe, but its
+ *   shader takes ~18 s to compile there (v3: ~4 s; 64×32, ~40 GFLOP/s: ~80 s),
+ *   so the backend does not select it.
  * - v4 chosen: whatever `chooseProgram` picks for the shape (skinny and
  *   split-K programs for LoRA shapes, v3 for big ones).
  * @module
@@ -73,7 +81,9 @@ export const WEBGPU_VERSIONS: ReadonlyArray<readonly [string, WebGpuMatmulFn]> =
     return true;
   }],
   ["v2 blocked 8x8", blocked({ tm: 8, tn: 8, wg: [8, 4] })],
+  ["v2b columns 8x2", blocked({ tm: 8, tn: 2, wg: [8, 1], cols: true })],
   ["v3 vec4 16x32", blocked({ tm: 16, tn: 8, wg: [8, 2], vec4: true })],
+  ["v3b vec4 32x32", blocked({ tm: 32, tn: 8, wg: [8, 1], vec4: true })],
   ["v4 chosen by shape", (engine, a, b, c, s) => {
     runBlocked(engine, a, b, c, s, chooseProgram(s).cfg);
     return true;
