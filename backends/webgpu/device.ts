@@ -58,6 +58,13 @@ export async function createWebGpuBackend(opts: WebGpuOptions = {}): Promise<Web
   } catch (e) {
     throw new Error(`webgpu: requesting a GPU device failed (${e instanceof Error ? e.message : e}); ${CPU_HINT}`);
   }
+  // Release the device when the program (or test worker) ends, before the runtime tears down its GPU
+  // threads: leaving it to process exit occasionally crashed Deno's teardown ("corrupted size vs. prev_size").
+  globalThis.addEventListener?.("unload", () => {
+    try {
+      device.destroy();
+    } catch { /* already gone */ }
+  });
   const limits = {} as EngineLimits;
   for (const k of LIMITS) limits[k] = (device.limits as unknown as Record<string, number>)[k];
   const backend = new WebGpuBackend(new Engine(device, limits));
