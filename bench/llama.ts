@@ -19,18 +19,7 @@ import {
   TINYSTORIES_15M,
 } from "../mod.ts";
 import { loadLlama, saveLlama } from "../mod.ts";
-import { machineLine, table } from "./util.ts";
-
-const STORIES = new URL("../../shared/models/stories260K", import.meta.url).pathname;
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { exists, machineLine, STORIES, table } from "./util.ts";
 
 const MB = 1024 * 1024;
 const mb = (bytes: number) => (bytes / MB).toFixed(1);

@@ -25,18 +25,7 @@ import {
   valueAndGrad,
 } from "../mod.ts";
 import { type LmBatch, makeBatch, planLoss, trainStep } from "../train/mod.ts";
-import { machineLine, table, timeMedian } from "./util.ts";
-
-const STORIES = new URL("../../shared/models/stories260K", import.meta.url).pathname;
-
-function exists(path: string): boolean {
-  try {
-    Deno.statSync(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { exists, machineLine, STORIES, table, timeMedian } from "./util.ts";
 
 /** A batch whose every position counts in the loss (the costliest case: the LM head runs everywhere). */
 function fullBatch(config: LlamaConfig, batch: number, seq: number): LmBatch {

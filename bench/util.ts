@@ -37,3 +37,16 @@ export function machineLine(): string {
     new Date().toISOString().slice(0, 10)
   } · CPU: ${cpuModel()} · ${cores} cores · Deno ${Deno.version.deno} (V8 ${Deno.version.v8})`;
 }
+
+/** stories260K in the shared material beside the project (absent on users' machines). */
+export const STORIES = new URL("../../shared/models/stories260K", import.meta.url).pathname;
+
+/** True if `path` exists. */
+export function exists(path: string): boolean {
+  try {
+    Deno.statSync(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

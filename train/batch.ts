@@ -7,6 +7,8 @@
  */
 import { tensor } from "../core/ops/creation.ts";
 import type { Tensor } from "../core/tensor.ts";
+import { bitsToUniform, threefry2x32 } from "../core/threefry.ts";
+import type { Tokenizer } from "../io/tokenizer.ts";
 
 /** A tokenized example: the loss is taken on `answer` tokens only. */
 export interface TokenizedExample {
@@ -66,4 +68,24 @@ export function makeBatch(examples: readonly TokenizedExample[], seqLen: number,
     count: targets.length,
     tokensSeen,
   };
+}
+
+/** Prompt and answer ids, the answer tokenised in context (as the model sees it) and ended by EOS. */
+export function tokenizePair(tok: Tokenizer, prompt: string, answer: string): TokenizedExample {
+  const p = tok.encode(prompt);
+  const full = tok.encode(prompt + answer);
+  const inContext = full.length > p.length && p.every((id, i) => full[i] === id)
+    ? full.slice(p.length)
+    : tok.encode(answer, { addBos: false });
+  return { prompt: p, answer: tok.eosId === null ? inContext : [...inContext, tok.eosId] };
+}
+
+/** The order of `n` examples in `epoch`: a Fisher–Yates shuffle driven by threefry(seed, epoch). */
+export function epochOrder(n: number, seed: number, epoch: number): number[] {
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(bitsToUniform(threefry2x32(seed >>> 0, epoch >>> 0, 3, i)[0]) * (i + 1));
+    [order[i], order[j]] = [order[j], order[i]];
+  }
+  return order;
 }

@@ -17,7 +17,7 @@ import { adamw, clipByGlobalNorm, cosineWithWarmup } from "../optim/optimizers.t
 import { chain } from "../optim/transform.ts";
 import { preset } from "../peft/methods/presets.ts";
 import { summary } from "../peft/summary.ts";
-import { type LmBatch, makeBatch, type TokenizedExample } from "./batch.ts";
+import { type LmBatch, makeBatch, type TokenizedExample, tokenizePair } from "./batch.ts";
 import { generateAnswers, meanLoss, scoreEndings } from "./evaluate.ts";
 import { fit, type StopReason } from "./loop.ts";
 import { lmLoss, planLoss } from "./loss.ts";
@@ -36,16 +36,6 @@ export interface PreparedTask {
   /** Eval examples scored with the task metric. */
   metricExamples: Example[];
   seqLen: number;
-}
-
-/** Prompt and answer ids, the answer tokenised in context (as the model sees it) and ended by EOS. */
-export function tokenizePair(tok: Tokenizer, prompt: string, answer: string): TokenizedExample {
-  const p = tok.encode(prompt);
-  const full = tok.encode(prompt + answer);
-  const inContext = full.length > p.length && p.every((id, i) => full[i] === id)
-    ? full.slice(p.length)
-    : tok.encode(answer, { addBos: false });
-  return { prompt: p, answer: tok.eosId === null ? inContext : [...inContext, tok.eosId] };
 }
 
 /** Loads and tokenises a task's train and eval splits. */

@@ -6,23 +6,13 @@
  * @module
  */
 import { copy } from "../core/ops/movement.ts";
-import { bitsToUniform, threefry2x32 } from "../core/threefry.ts";
+import { epochOrder } from "./batch.ts";
 import type { Tensor } from "../core/tensor.ts";
 import * as tree from "../core/tree.ts";
 import type { Tree } from "../core/tree.ts";
 import { dispose } from "../core/scope.ts";
 import type { TrainState } from "./step.ts";
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
-
-/** The order of `n` examples in `epoch`: a Fisher–Yates shuffle driven by threefry(seed, epoch). */
-export function epochOrder(n: number, seed: number, epoch: number): number[] {
-  const order = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(bitsToUniform(threefry2x32(seed >>> 0, epoch >>> 0, 3, i)[0]) * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
-}
 
 /** What the loop reports after each step. */
 export interface StepInfo {

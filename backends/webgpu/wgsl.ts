@@ -6,6 +6,7 @@
  * @module
  */
 import type { DType } from "../../core/dtype.ts";
+import { stridesOf } from "../../core/shape.ts";
 
 /** WGSL storage type of a dtype: bool is stored as u32 0/1. */
 export function wgslType(d: DType): "f32" | "i32" | "u32" {
@@ -103,16 +104,8 @@ fn pow_(a: f32, b: f32) -> f32 {
 fn log_(x: f32) -> f32 { return select(log(x), -inf_(), x == 0.0); }
 `;
 
-/** Contiguous (row-major) strides of a shape. */
-export function contiguous(shape: readonly number[]): number[] {
-  const s = new Array<number>(shape.length);
-  let acc = 1;
-  for (let i = shape.length - 1; i >= 0; i--) {
-    s[i] = acc;
-    acc *= shape[i];
-  }
-  return s;
-}
+/** Contiguous (row-major) strides of a shape (core's `stridesOf`). */
+export const contiguous: (shape: readonly number[]) => number[] = stridesOf;
 
 /** float32 bits as a u32 word, for passing float parameters through `P`. */
 export function f32Bits(v: number): number {

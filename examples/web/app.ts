@@ -23,6 +23,7 @@ import {
   clipByGlobalNorm,
   cosineWithWarmup,
   dispose,
+  epochOrder,
   generate,
   key,
   lineChart,
@@ -45,6 +46,7 @@ import {
   summary,
   tensor,
   type TokenizedExample,
+  tokenizePair,
   Tokenizer,
   type TrainState,
   trainStep,
@@ -420,38 +422,6 @@ async function runGenerate(): Promise<void> {
 
 // ---------------------------------------------------------------- training
 
-/** Prompt and answer ids, the answer tokenised in context and ended by EOS (as train/finetune.ts does). */
-function tokenizePair(tok: Tokenizer, prompt: string, answer: string): TokenizedExample {
-  const p = tok.encode(prompt);
-  const full = tok.encode(prompt + answer);
-  const inContext = full.length > p.length && p.every((id, i) => full[i] === id)
-    ? full.slice(p.length)
-    : tok.encode(answer, { addBos: false });
-  return { prompt: p, answer: tok.eosId === null ? inContext : [...inContext, tok.eosId] };
-}
-
-/** A small seeded PRNG for the order of examples (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** 0..n-1 in a random order (Fisher–Yates). */
-function shuffled(n: number, random: () => number): number[] {
-  const a = Array.from({ length: n }, (_, i) => i);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(random() * (i + 1));
-    [a[i], a[j]] = [a[j], a[i]];
-  }
-  return a;
-}
-
 function drawChart(losses: number[]): void {
   const pts = losses.map((l, i) => [i + 1, l] as [number, number]);
   $("chart").innerHTML = lineChart(
@@ -481,15 +451,15 @@ async function runTrain(): Promise<void> {
   let state: TrainState<PlanTree> = { trainable, opt: optimizer.init(trainable) };
   const losses: number[] = [];
   demo.losses = losses;
-  const random = rng(SEED);
   let order: number[] = [];
+  let epoch = 0;
   const started = performance.now();
   let tokens = 0;
   try {
     for (let i = 0; i < steps; i++) {
       const idx: number[] = [];
       while (idx.length < Math.min(batchSize, examples.length)) {
-        if (!order.length) order = shuffled(examples.length, random);
+        if (!order.length) order = epochOrder(examples.length, SEED, epoch++);
         idx.push(order.pop()!);
       }
       const batch = makeBatch(idx.map((j) => examples[j]), SEQ_LEN, 0);
