@@ -26,6 +26,7 @@ import {
   type LlamaConfig,
   type LlamaParams,
   loadLlama,
+  loadTokenizer,
   mul,
   type Plan,
   type PlanTree,
@@ -36,7 +37,6 @@ import {
   summary,
   tensor,
   tie,
-  Tokenizer,
   tree,
   valueAndGrad,
   zerosLike,
@@ -100,7 +100,7 @@ async function main(): Promise<void> {
   let config: LlamaConfig, params: LlamaParams, ids: number[];
   if (values.model) {
     ({ config, params } = await loadLlama(values.model));
-    ids = (await Tokenizer.fromDir(values.model)).encode(TEXT);
+    ids = (await loadTokenizer(values.model)).encode(TEXT);
     console.log(`model: ${values.model} (${config.numLayers} layers, d=${config.hiddenSize}), ${ids.length} tokens`);
   } else {
     ({ config, params } = randomLlama({ seed, numLayers: 6 }));

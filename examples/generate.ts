@@ -9,7 +9,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { key, setBackend } from "../mod.ts";
+import { key, loadTokenizer, setBackend } from "../mod.ts";
 import { generate, type LlamaConfig } from "../mod.ts";
 import { loadLlama, Tokenizer } from "../mod.ts";
 
@@ -135,7 +135,7 @@ async function main(args: string[]): Promise<number> {
   const { config, params } = await loadLlama(dir);
   let tok: Tokenizer | null = null;
   try {
-    tok = await Tokenizer.fromDir(dir);
+    tok = await loadTokenizer(dir);
   } catch (e) {
     if (flags["prompt-ids"] === undefined) throw e;
     if (!flags.json) err(`note: ${(e as Error).message}; printing token ids instead of text\n`);

@@ -11,7 +11,17 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { crossEntropy, forward, randomLlama, reshape, scope, slice, type Tensor, tensor } from "../mod.ts";
+import {
+  crossEntropy,
+  forward,
+  loadTokenizer,
+  randomLlama,
+  reshape,
+  scope,
+  slice,
+  type Tensor,
+  tensor,
+} from "../mod.ts";
 import { adamw, chain, clipByGlobalNorm, cosineWithWarmup, type LlamaConfig, type LlamaParams } from "../mod.ts";
 import { saveLlama, Tokenizer } from "../mod.ts";
 import { trainStep } from "../train/step.ts";
@@ -324,7 +334,7 @@ async function main(args: string[]): Promise<void> {
   const json = (x: unknown) => JSON.stringify(x, null, 2) + "\n";
   await Deno.writeTextFile(`${out}/tokenizer.json`, json(files.json));
   await Deno.writeTextFile(`${out}/tokenizer_config.json`, json(files.config));
-  const reread = await Tokenizer.fromDir(out);
+  const reread = await loadTokenizer(out);
   checkTokenizer(reread, [...docs.slice(0, 500), ...qaTexts]);
   for (const split of ["train", "eval"] as const) {
     await Deno.writeTextFile(`${out}/task/${split}.jsonl`, qa[split].map((e) => JSON.stringify(e)).join("\n") + "\n");

@@ -8,7 +8,7 @@
  *   deno run -A examples/sweep.ts --methods tl5,tl6,lora --ranks 2,4,8,16
  */
 import { parseArgs } from "node:util";
-import { loadLlama, PRESET_NAMES, setBackend, Tokenizer } from "../mod.ts";
+import { loadLlama, loadTokenizer, PRESET_NAMES, setBackend } from "../mod.ts";
 import { finetune, type FinetuneResult, formatMetric, prepareTask, taskMetric } from "../train/finetune.ts";
 import { lineChart } from "../train/plot.ts";
 import { getTask, type Task, taskNames } from "../train/tasks/index.ts";
@@ -83,7 +83,7 @@ await setBackend(f.backend!);
 const modelDir = f.model ?? new URL("./tiny", import.meta.url).pathname;
 const task: Task = f.task === "builtin" ? (builtinTask as unknown as Task) : getTask(f.task!);
 const { config, params } = await loadLlama(modelDir);
-const tok = await Tokenizer.fromDir(modelDir);
+const tok = await loadTokenizer(modelDir);
 const data = await prepareTask(task, tok, { data: f.data, seqLen, evalLimit, valBatchSize: batchSize });
 await Deno.mkdir(f.out!, { recursive: true });
 const resultsPath = `${f.out}/results.jsonl`;

@@ -10,7 +10,7 @@
  * --resume continues from (Ctrl-C saves one).
  */
 import { parseArgs } from "node:util";
-import { loadLlama, PRESET_NAMES, setBackend, Tokenizer } from "../mod.ts";
+import { loadLlama, loadTokenizer, PRESET_NAMES, setBackend } from "../mod.ts";
 import { finetune, type FinetuneResult, formatMetric, prepareTask, taskMetric } from "../train/finetune.ts";
 import { meanLoss } from "../train/evaluate.ts";
 import { lmLoss } from "../train/loss.ts";
@@ -111,7 +111,7 @@ const task: Task = flags.task === "builtin" ? (builtinTask as unknown as Task) :
 console.log(`knot · ${flags.backend} · model ${modelDir} · task ${task.name}`);
 
 const { config, params } = await loadLlama(modelDir);
-const tok = await Tokenizer.fromDir(modelDir);
+const tok = await loadTokenizer(modelDir);
 const data = await prepareTask(task, tok, { data: flags.data, seqLen, evalLimit, valBatchSize: batchSize });
 console.log(`${data.train.length} training examples; metric on ${data.metricExamples.length} eval examples`);
 

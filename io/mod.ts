@@ -16,7 +16,7 @@ export {
   saveLlama,
   toHfConfig,
 } from "./hf.ts";
-export { type EncodeOptions, Tokenizer } from "./tokenizer.ts";
+export { type EncodeOptions, loadTokenizer, Tokenizer } from "./tokenizer.ts";
 export {
   type AdapterBytes,
   type AdapterJson,

@@ -51,34 +51,28 @@ export class Tokenizer {
   }
 
   /**
-   * Loads `tokenizer.json` (and `tokenizer_config.json` if present) from a
-   * model directory. A missing tokenizer is an Error naming the files looked for.
+   * From the texts of `tokenizer.json` and (optionally) `tokenizer_config.json`,
+   * e.g. fetched or read from an `<input type=file>` in a browser. Invalid
+   * JSON is an Error naming `source` (the tokenizer file's name or path).
    */
-  static async fromDir(dir: string): Promise<Tokenizer> {
-    const path = `${dir}/tokenizer.json`;
-    let text: string;
-    try {
-      text = await Deno.readTextFile(path);
-    } catch {
-      throw new Error(
-        `Tokenizer.fromDir: no tokenizer in ${dir}: looked for ${path} (a Hugging Face tokenizer.json; ` +
-          `tokenizer.model / sentencepiece files are not read)`,
-      );
-    }
+  static fromJson(tokenizerJson: string, tokenizerConfig?: string, source = "tokenizer.json"): Tokenizer {
     let json: object, config: Record<string, unknown> = {};
     try {
-      json = JSON.parse(text);
+      json = JSON.parse(tokenizerJson);
     } catch (e) {
-      throw new Error(`${path}: invalid JSON (${(e as Error).message})`);
+      throw new Error(`${source}: invalid JSON (${(e as Error).message})`);
     }
-    try {
-      config = JSON.parse(await Deno.readTextFile(`${dir}/tokenizer_config.json`));
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) {
-        throw new Error(`${dir}/tokenizer_config.json: ${(e as Error).message}`);
+    if (tokenizerConfig !== undefined) {
+      const configSource = source.endsWith("tokenizer.json")
+        ? source.replace(/tokenizer\.json$/, "tokenizer_config.json")
+        : `${source} (tokenizer config)`;
+      try {
+        config = JSON.parse(tokenizerConfig);
+      } catch (e) {
+        throw new Error(`${configSource}: invalid JSON (${(e as Error).message})`);
       }
     }
-    return new Tokenizer(json, config, path);
+    return new Tokenizer(json, config, source);
   }
 
   /** Token ids of `text`, with BOS/EOS as configured (see {@link EncodeOptions}). */
@@ -100,4 +94,34 @@ export class Tokenizer {
   idToToken(id: number): string | undefined {
     return this.#hf.id_to_token(id) ?? undefined;
   }
+}
+
+/**
+ * Loads `tokenizer.json` (and `tokenizer_config.json` if present) from a model
+ * directory (Deno only; in a browser use {@link Tokenizer.fromJson}). A missing
+ * tokenizer is an Error naming the files looked for.
+ * @example
+ * ```ts ignore
+ * const tok = await loadTokenizer("models/stories260K");
+ * tok.decode(tok.encode("Once upon a time"));
+ * ```
+ */
+export async function loadTokenizer(dir: string): Promise<Tokenizer> {
+  const path = `${dir}/tokenizer.json`;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch {
+    throw new Error(
+      `loadTokenizer: no tokenizer in ${dir}: looked for ${path} (a Hugging Face tokenizer.json; ` +
+        `tokenizer.model / sentencepiece files are not read)`,
+    );
+  }
+  let config: string | undefined;
+  try {
+    config = await Deno.readTextFile(`${dir}/tokenizer_config.json`);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw new Error(`${dir}/tokenizer_config.json: ${(e as Error).message}`);
+  }
+  return Tokenizer.fromJson(text, config, path);
 }

@@ -72,44 +72,8 @@ function packageRoot(name: string, version: string | null): string {
 }
 
 /**
- * Deno-only methods of classes the browser entry needs, replaced in the
- * browser build by a method that throws. Tree-shaking drops unused functions,
- * never a method of a used class, so these would otherwise leak `Deno.*` into
- * the bundle. A rule that no longer matches is reported (and the `Deno.` check
- * still guards the output). Stopgap: best is to move such methods to a
- * Deno-only module, after which the rule goes.
- */
-const BROWSER_STRIP: { file: string; method: string; instead: string }[] = [
-  {
-    file: "io/tokenizer.ts",
-    method: "fromDir",
-    instead: "Tokenizer.fromDir reads files; in the browser use new Tokenizer(tokenizerJson, tokenizerConfig)",
-  },
-];
-
-/** Replaces the body of `static [async] method(...)` in `src` by `throw new Error(message)`; null if not found. */
-export function stripMethod(src: string, method: string, message: string): string | null {
-  const m = new RegExp(`\\bstatic\\s+(?:async\\s+)?${method}\\s*\\(`).exec(src);
-  if (!m) return null;
-  // The body starts at the first "{" after the parameter list's closing ")" (and the return type).
-  let i = m.index + m[0].length, depth = 1;
-  while (i < src.length && depth > 0) depth += src[i] === "(" ? 1 : src[i] === ")" ? -1 : 0, i++;
-  const open = src.indexOf("{", i);
-  if (open < 0) return null;
-  let end = open;
-  depth = 0;
-  do {
-    if (src[end] === "{") depth++;
-    else if (src[end] === "}") depth--;
-    end++;
-  } while (depth > 0 && end < src.length);
-  if (depth !== 0) return null;
-  return `${src.slice(0, open)}{ throw new Error(${JSON.stringify(message)}); }${src.slice(end)}`;
-}
-
-/**
  * The esbuild plugin: `npm:` specifiers → node_modules, `node:path` → a
- * throwing stub, and the {@link BROWSER_STRIP} methods stubbed out.
+ * throwing stub.
  */
 export function denoNpmPlugin(): esbuild.Plugin {
   return {
@@ -125,22 +89,6 @@ export function denoNpmPlugin(): esbuild.Plugin {
         if (r.errors.length) return { errors: r.errors };
         return { path: r.path, external: r.external, sideEffects: r.sideEffects };
       });
-      for (const rule of BROWSER_STRIP) {
-        const abs = join(ROOT, rule.file);
-        const filter = new RegExp(`^${abs.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`);
-        build.onLoad({ filter }, async (args) => {
-          const src = await Deno.readTextFile(args.path);
-          const out = stripMethod(src, rule.method, `knot (browser build): ${rule.instead}`);
-          if (out === null) {
-            return {
-              contents: src,
-              loader: "ts",
-              warnings: [{ text: `browser-strip rule for ${rule.file} ${rule.method}() no longer matches` }],
-            };
-          }
-          return { contents: out, loader: "ts" };
-        });
-      }
       build.onResolve({ filter: /^node:path$/ }, () => ({ path: "node:path", namespace: "browser-stub" }));
       build.onLoad({ filter: /.*/, namespace: "browser-stub" }, (args) => ({
         contents: ["basename", "dirname", "join"].map((f) =>

@@ -19,6 +19,11 @@
  *   so the backend does not select it.
  * - v4 chosen: whatever `chooseProgram` picks for the shape (skinny and
  *   split-K programs for LoRA shapes, v3 for big ones).
+ *
+ * Beside the ladder: webgpu_loads.ts (what one load costs by kind of memory)
+ * and webgpu_matmul_dot.ts (K-major operands from textures or storage; up to
+ * ~46 GFLOP/s at 1024² on llvmpipe, but only with 11–27 s compiles). The
+ * findings are summarised in backends/README.md.
  * @module
  */
 import type { MatmulSpec } from "../../backends/backend.ts";

@@ -1,7 +1,7 @@
 // Tokenizers from tokenizer.json: round trips, BOS/EOS handling, special ids,
 // fixed ids checked against the file's own vocab, and error messages.
 import assert from "node:assert/strict";
-import { Tokenizer } from "../../mod.ts";
+import { loadTokenizer, Tokenizer } from "../../mod.ts";
 
 const SHARED = new URL("../../../shared/", import.meta.url).pathname;
 
@@ -93,7 +93,7 @@ if (missing.length) {
 }
 
 for (const c of CASES.filter((c) => present(c.dir))) {
-  const tokP = Tokenizer.fromDir(c.dir);
+  const tokP = loadTokenizer(c.dir);
 
   Deno.test(`${c.name} tokenizer: bosId, eosId, vocabSize`, async () => {
     const tok = await tokP;
@@ -154,7 +154,7 @@ for (const c of CASES.filter((c) => present(c.dir))) {
 
 if (present(CASES[0].dir)) {
   Deno.test("stories260K tokenizer reproduces reference.json prompt_ids (llama2.c encode)", async () => {
-    const tok = await Tokenizer.fromDir(CASES[0].dir);
+    const tok = await loadTokenizer(CASES[0].dir);
     const ref = JSON.parse(await Deno.readTextFile(`${CASES[0].dir}/reference.json`));
     for (const k of ref.cases) assert.deepEqual(tok.encode(k.prompt_text), k.prompt_ids);
   });
@@ -191,7 +191,7 @@ Deno.test("Tokenizer: a minimal tokenizer.json without tokenizer_config.json", a
   const dir = await Deno.makeTempDir({ prefix: "knot_tok_" });
   try {
     await Deno.writeTextFile(`${dir}/tokenizer.json`, JSON.stringify(MINI));
-    const tok = await Tokenizer.fromDir(dir);
+    const tok = await loadTokenizer(dir);
     assert.equal(tok.vocabSize, 6);
     assert.equal(tok.bosId, 1);
     assert.equal(tok.eosId, 2);
@@ -204,37 +204,54 @@ Deno.test("Tokenizer: a minimal tokenizer.json without tokenizer_config.json", a
   }
 });
 
-Deno.test("Tokenizer.fromDir: a missing tokenizer is an Error naming tokenizer.json and the directory", async () => {
+Deno.test("loadTokenizer: a missing tokenizer is an Error naming tokenizer.json and the directory", async () => {
   const dir = await Deno.makeTempDir({ prefix: "knot_tok_" });
   try {
-    await assert.rejects(() => Tokenizer.fromDir(dir), (e: unknown) => {
+    await assert.rejects(() => loadTokenizer(dir), (e: unknown) => {
       assert.ok(e instanceof Error);
       assert.ok(e.message.includes("tokenizer.json"), e.message);
       assert.ok(e.message.includes(dir), e.message);
       return true;
     });
-    await assert.rejects(() => Tokenizer.fromDir(`${dir}/nope`), new RegExp(`${dir}/nope`));
+    await assert.rejects(() => loadTokenizer(`${dir}/nope`), new RegExp(`${dir}/nope`));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
 
-Deno.test("Tokenizer.fromDir: invalid JSON and invalid tokenizers are Errors naming the file", async () => {
+Deno.test("loadTokenizer: invalid JSON and invalid tokenizers are Errors naming the file", async () => {
   const dir = await Deno.makeTempDir({ prefix: "knot_tok_" });
   try {
     await Deno.writeTextFile(`${dir}/tokenizer.json`, "{ this is not json");
-    await assert.rejects(() => Tokenizer.fromDir(dir), (e: unknown) => {
+    await assert.rejects(() => loadTokenizer(dir), (e: unknown) => {
       assert.ok(e instanceof Error);
       assert.ok(e.message.includes(`${dir}/tokenizer.json`) && /invalid JSON/.test(e.message), e.message);
       return true;
     });
     await Deno.writeTextFile(`${dir}/tokenizer.json`, JSON.stringify(MINI));
     await Deno.writeTextFile(`${dir}/tokenizer_config.json`, "[oops");
-    await assert.rejects(() => Tokenizer.fromDir(dir), new RegExp(`${dir}/tokenizer_config.json`));
+    await assert.rejects(() => loadTokenizer(dir), new RegExp(`${dir}/tokenizer_config.json`));
     await Deno.remove(`${dir}/tokenizer_config.json`);
     await Deno.writeTextFile(`${dir}/tokenizer.json`, JSON.stringify({ model: { type: "Nonsense" } }));
-    await assert.rejects(() => Tokenizer.fromDir(dir), new RegExp(`${dir}/tokenizer.json`));
+    await assert.rejects(() => loadTokenizer(dir), new RegExp(`${dir}/tokenizer.json`));
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("Tokenizer.fromJson: from texts (the browser path), errors name the source and its config", () => {
+  const tok = Tokenizer.fromJson(JSON.stringify(MINI), JSON.stringify({ add_bos_token: false }));
+  assert.deepEqual(tok.encode("ab"), new Tokenizer(MINI, { add_bos_token: false }).encode("ab"));
+  assert.throws(
+    () => Tokenizer.fromJson("{", undefined, "upload/tokenizer.json"),
+    /upload\/tokenizer\.json: invalid JSON/,
+  );
+  assert.throws(
+    () => Tokenizer.fromJson(JSON.stringify(MINI), "[", "upload/tokenizer.json"),
+    /upload\/tokenizer_config\.json: invalid JSON/,
+  );
+  assert.throws(
+    () => Tokenizer.fromJson(JSON.stringify(MINI), "[", "picked"),
+    /picked \(tokenizer config\): invalid JSON/,
+  );
 });

@@ -9,6 +9,7 @@ import {
   foldIn,
   key,
   liveBuffers,
+  loadTokenizer,
   mul,
   normal,
   slice,
@@ -35,7 +36,7 @@ import {
   ropeTables,
   setBackend,
 } from "../../mod.ts";
-import { loadLlama, saveLlama, Tokenizer } from "../../mod.ts";
+import { loadLlama, saveLlama, type Tokenizer } from "../../mod.ts";
 
 const STORIES = new URL("../../../shared/models/stories260K", import.meta.url).pathname;
 const haveStories = (() => {
@@ -477,7 +478,7 @@ if (!haveStories) {
       fn: async () => {
         await setBackend(backend);
         const { config, params } = await loadLlama(STORIES);
-        const tok = await Tokenizer.fromDir(STORIES);
+        const tok = await loadTokenizer(STORIES);
         const ref = JSON.parse(await Deno.readTextFile(`${STORIES}/reference.json`)) as { cases: ReferenceCase[] };
         assert.ok(ref.cases.length >= 1);
         const V = config.vocabSize;

@@ -3,7 +3,7 @@
 // people, the model is small and knows its facts, and the generator is reproducible
 // (the recorded seed gives the recorded corpus sha256, tokenizer and task files).
 import assert from "node:assert/strict";
-import { loadLlama, Tokenizer } from "../../mod.ts";
+import { loadLlama, loadTokenizer } from "../../mod.ts";
 import { learnBpe, MODEL_SHAPE, probeAccuracy, tokenizerFiles } from "../../examples/pretrain_tiny.ts";
 import {
   ATTRIBUTES,
@@ -32,7 +32,7 @@ Deno.test("builtin model: loads in HF layout with the recorded shape, GQA and ti
   const { config, params } = await loadLlama(DIR);
   for (const [k, v] of Object.entries(MODEL_SHAPE)) assert.equal(config[k as keyof typeof config], v, k);
   assert.ok(config.numKvHeads < config.numHeads, "GQA");
-  const tok = await Tokenizer.fromDir(DIR);
+  const tok = await loadTokenizer(DIR);
   assert.equal(config.vocabSize, tok.vocabSize);
   assert.ok(config.vocabSize <= 1000);
   assert.equal(params.layers.length, config.numLayers);
@@ -50,7 +50,7 @@ Deno.test("builtin model: model.safetensors is at most 10 MB and matches the rec
 });
 
 Deno.test("builtin tokenizer: encodes and decodes corpus and task text exactly, prompt + answer splits cleanly", async () => {
-  const tok = await Tokenizer.fromDir(DIR);
+  const tok = await loadTokenizer(DIR);
   assert.equal(tok.bosId, 1);
   assert.equal(tok.eosId, 2);
   const world = makeWorld(seed());
@@ -125,7 +125,7 @@ Deno.test("builtin generator: the recorded seed reproduces the corpus sha256, to
 
 Deno.test("builtin model: knows its facts (greedy 'alice lives in' → her city for most people)", async () => {
   const { config, params } = await loadLlama(DIR);
-  const tok = await Tokenizer.fromDir(DIR);
+  const tok = await loadTokenizer(DIR);
   const acc = await probeAccuracy(params, config, tok, makeWorld(seed()));
   assert.ok(acc.all >= 0.8, JSON.stringify(acc));
 });
