@@ -18,6 +18,7 @@
 // slower: V8 has ~15 usable FP registers and the accumulators spill.
 
 import { tryMatmulF32Wasm } from "./wasm/kernel.ts";
+import type { MatmulF32Args } from "./matmul_args.ts";
 
 /**
  * Smallest M·N·K sent to the WebAssembly kernel. A wasm call costs ~0.2 µs
@@ -43,25 +44,12 @@ export const WASM_MIN_MNK = 256;
  * deterministic, but they round differently, so the exact bits depend on
  * the shape (and, for the wasm kernel, on whether the machine fuses).
  */
-export function matmulF32(
-  a: Float32Array,
-  aOff: number,
-  b: Float32Array,
-  bOff: number,
-  out: Float32Array,
-  outOff: number,
-  M: number,
-  K: number,
-  N: number,
-  transA: boolean,
-  transB: boolean,
-): void {
+export function matmulF32(...args: MatmulF32Args): void {
+  const [, , , , , , M, K, N] = args;
   // Vectors (M or N = 1) stay in TS: rowTimesMatrix streams B once, while
   // the wasm path would copy and pack it first, for no measurable gain.
-  if (M > 1 && N > 1 && K > 0 && M * N * K >= WASM_MIN_MNK) {
-    if (tryMatmulF32Wasm(a, aOff, b, bOff, out, outOff, M, K, N, transA, transB)) return;
-  }
-  matmulF32Ts(a, aOff, b, bOff, out, outOff, M, K, N, transA, transB);
+  if (M > 1 && N > 1 && K > 0 && M * N * K >= WASM_MIN_MNK && tryMatmulF32Wasm(...args)) return;
+  matmulF32Ts(...args);
 }
 
 /** Rows (MR) and columns (NR) of C per microkernel tile. */
@@ -88,19 +76,7 @@ const edge = new Float32Array(MR * NR);
  * K-block of 256. Always available; used for small products and as the
  * fallback.
  */
-export function matmulF32Ts(
-  a: Float32Array,
-  aOff: number,
-  b: Float32Array,
-  bOff: number,
-  out: Float32Array,
-  outOff: number,
-  M: number,
-  K: number,
-  N: number,
-  transA: boolean,
-  transB: boolean,
-): void {
+export function matmulF32Ts(...[a, aOff, b, bOff, out, outOff, M, K, N, transA, transB]: MatmulF32Args): void {
   if (M <= 0 || N <= 0) return;
   if (K <= 0) {
     out.fill(0, outOff, outOff + M * N);

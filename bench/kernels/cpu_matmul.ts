@@ -9,7 +9,8 @@
 // GFLOP/s = 2·n³ / median time.
 
 import { cpus } from "node:os";
-import { type MatmulFn, v0Naive, v1Ikj, v2Blocked, v3Packed, v4WasmSimd, v5WasmFma } from "./cpu_matmul_versions.ts";
+import type { MatmulF32Fn } from "../../backends/cpu/matmul_args.ts";
+import { v0Naive, v1Ikj, v2Blocked, v3Packed, v4WasmSimd, v5WasmFma } from "./cpu_matmul_versions.ts";
 
 /** One measured cell of the table. */
 export interface CpuMatmulRow {
@@ -38,7 +39,7 @@ export interface CpuMatmulBenchOptions {
  * The rungs, slowest first; the last one is what `matmulF32` uses at these
  * sizes. v4/v5 are left out where the engine lacks (fused) WebAssembly SIMD.
  */
-export const VERSIONS: ReadonlyArray<readonly [string, MatmulFn]> = (
+export const VERSIONS: ReadonlyArray<readonly [string, MatmulF32Fn]> = (
   [
     ["v0 naive ijk", v0Naive],
     ["v1 ikj", v1Ikj],

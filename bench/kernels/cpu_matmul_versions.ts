@@ -12,6 +12,7 @@
 //           null where the engine lacks it or does not fuse.
 // `matmulF32` runs v5 (else v4) for all but tiny products, v3 for those.
 
+import type { MatmulF32Args, MatmulF32Fn } from "../../backends/cpu/matmul_args.ts";
 import { wasmMatmulBuild } from "../../backends/cpu/wasm/kernel.ts";
 
 /** v3: packed panels, 4×4 register tile, float64 accumulation (plain TypeScript). */
@@ -19,43 +20,16 @@ export { matmulF32Ts as v3Packed } from "../../backends/cpu/matmul.ts";
 /** What the CPU backend calls: dispatches between v3 and v5/v4 by size. */
 export { matmulF32 as production } from "../../backends/cpu/matmul.ts";
 /** v4: WebAssembly SIMD, plain mul + add; null where wasm SIMD is unavailable. */
-export const v4WasmSimd: MatmulFn | null = wasmMatmulBuild("simd");
+export const v4WasmSimd: MatmulF32Fn | null = wasmMatmulBuild("simd");
 /** v5: v4 with fused relaxed_madd; null where unavailable or not fused. */
-export const v5WasmFma: MatmulFn | null = wasmMatmulBuild("fma");
-
-/** Signature shared by every rung of the ladder. */
-export type MatmulFn = (
-  a: Float32Array,
-  aOff: number,
-  b: Float32Array,
-  bOff: number,
-  out: Float32Array,
-  outOff: number,
-  M: number,
-  K: number,
-  N: number,
-  transA: boolean,
-  transB: boolean,
-) => void;
+export const v5WasmFma: MatmulF32Fn | null = wasmMatmulBuild("fma");
 
 function noTrans(transA: boolean, transB: boolean): void {
   if (transA || transB) throw new Error("ladder rungs v0..v2 support no transposes");
 }
 
 /** v0: textbook i-j-k dot products; the inner loop strides B by N (cache-hostile). */
-export function v0Naive(
-  a: Float32Array,
-  aOff: number,
-  b: Float32Array,
-  bOff: number,
-  out: Float32Array,
-  outOff: number,
-  M: number,
-  K: number,
-  N: number,
-  transA: boolean,
-  transB: boolean,
-): void {
+export function v0Naive(...[a, aOff, b, bOff, out, outOff, M, K, N, transA, transB]: MatmulF32Args): void {
   noTrans(transA, transB);
   for (let i = 0; i < M; i++) {
     for (let j = 0; j < N; j++) {
@@ -67,19 +41,7 @@ export function v0Naive(
 }
 
 /** v1: i-k-j order; the inner loop streams a row of B and a row of C (unit stride). */
-export function v1Ikj(
-  a: Float32Array,
-  aOff: number,
-  b: Float32Array,
-  bOff: number,
-  out: Float32Array,
-  outOff: number,
-  M: number,
-  K: number,
-  N: number,
-  transA: boolean,
-  transB: boolean,
-): void {
+export function v1Ikj(...[a, aOff, b, bOff, out, outOff, M, K, N, transA, transB]: MatmulF32Args): void {
   noTrans(transA, transB);
   out.fill(0, outOff, outOff + M * N);
   for (let i = 0; i < M; i++) {
@@ -100,19 +62,7 @@ const BJ = 256;
  * stays in L2 and the BJ-wide strip of the C row stays in L1 while it is
  * re-used BK times.
  */
-export function v2Blocked(
-  a: Float32Array,
-  aOff: number,
-  b: Float32Array,
-  bOff: number,
-  out: Float32Array,
-  outOff: number,
-  M: number,
-  K: number,
-  N: number,
-  transA: boolean,
-  transB: boolean,
-): void {
+export function v2Blocked(...[a, aOff, b, bOff, out, outOff, M, K, N, transA, transB]: MatmulF32Args): void {
   noTrans(transA, transB);
   out.fill(0, outOff, outOff + M * N);
   for (let j0 = 0; j0 < N; j0 += BJ) {

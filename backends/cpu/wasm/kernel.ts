@@ -14,24 +14,10 @@
 // GEMM, and copies C out; transposes are handled by the kernel's packing.
 
 import { MATMUL_WASM_FMA_BASE64, MATMUL_WASM_SIMD_BASE64 } from "./matmul_wasm.ts";
+import type { MatmulF32Args, MatmulF32Fn } from "../matmul_args.ts";
 
 /** Which build of the WebAssembly kernel: plain mul+add, or fused relaxed_madd. */
 export type WasmMatmulVariant = "simd" | "fma";
-
-/** The signature shared by every matmul kernel (see `matmulF32`). */
-export type MatmulF32Fn = (
-  a: Float32Array,
-  aOff: number,
-  b: Float32Array,
-  bOff: number,
-  out: Float32Array,
-  outOff: number,
-  M: number,
-  K: number,
-  N: number,
-  transA: boolean,
-  transB: boolean,
-) => void;
 
 interface Exports {
   memory: WebAssembly.Memory;
@@ -206,38 +192,13 @@ function reserve(k: Kernel, bytes: number): boolean {
  * the operands do not fit in wasm32 memory; the caller then falls back to
  * the TypeScript kernel.
  */
-export function tryMatmulF32Wasm(
-  a: Float32Array,
-  aOff: number,
-  b: Float32Array,
-  bOff: number,
-  out: Float32Array,
-  outOff: number,
-  M: number,
-  K: number,
-  N: number,
-  transA: boolean,
-  transB: boolean,
-): boolean {
+export function tryMatmulF32Wasm(...args: MatmulF32Args): boolean {
   const k = loadBest();
-  return k !== null && run(k, a, aOff, b, bOff, out, outOff, M, K, N, transA, transB);
+  return k !== null && run(k, ...args);
 }
 
 /** Runs one product on kernel `k`; false (nothing written) if it does not fit in memory. */
-function run(
-  k: Kernel,
-  a: Float32Array,
-  aOff: number,
-  b: Float32Array,
-  bOff: number,
-  out: Float32Array,
-  outOff: number,
-  M: number,
-  K: number,
-  N: number,
-  transA: boolean,
-  transB: boolean,
-): boolean {
+function run(k: Kernel, ...[a, aOff, b, bOff, out, outOff, M, K, N, transA, transB]: MatmulF32Args): boolean {
   if (M <= 0 || N <= 0) return true;
   if (K <= 0) {
     out.fill(0, outOff, outOff + M * N);
@@ -263,22 +224,8 @@ function run(
  * {@link tryMatmulF32Wasm} that throws when the WebAssembly kernel cannot
  * run. Used by the benchmark ladder and tests; `matmulF32` dispatches.
  */
-export function matmulF32Wasm(
-  a: Float32Array,
-  aOff: number,
-  b: Float32Array,
-  bOff: number,
-  out: Float32Array,
-  outOff: number,
-  M: number,
-  K: number,
-  N: number,
-  transA: boolean,
-  transB: boolean,
-): void {
-  if (!tryMatmulF32Wasm(a, aOff, b, bOff, out, outOff, M, K, N, transA, transB)) {
-    throw new Error("WebAssembly SIMD matmul kernel unavailable for this call");
-  }
+export function matmulF32Wasm(...args: MatmulF32Args): void {
+  if (!tryMatmulF32Wasm(...args)) throw new Error("WebAssembly SIMD matmul kernel unavailable for this call");
 }
 
 /**
@@ -288,8 +235,8 @@ export function matmulF32Wasm(
 export function wasmMatmulBuild(variant: WasmMatmulVariant): MatmulF32Fn | null {
   const k = load(variant);
   if (k === null) return null;
-  return (a, aOff, b, bOff, out, outOff, M, K, N, transA, transB) => {
-    if (!run(k, a, aOff, b, bOff, out, outOff, M, K, N, transA, transB)) {
+  return (...args) => {
+    if (!run(k, ...args)) {
       throw new Error(`WebAssembly ${variant} matmul: operands do not fit in wasm32 memory`);
     }
   };
