@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 
 const EXAMPLE = new URL("../../examples/train_tl6.ts", import.meta.url).pathname;
-const ARGS = ["--compare", "none", "--steps", "120", "--eval-every", "20", "--eval-limit", "20"];
+const ARGS = ["--compare", "none", "--steps", "40", "--eval-every", "10", "--eval-limit", "10"];
 
 async function run(out: string, extra: string[] = []) {
   const r = await new Deno.Command(Deno.execPath(), {
@@ -68,7 +68,7 @@ Deno.test("train_tl6: Ctrl-C saves a checkpoint; --resume reaches the uninterrup
   }).spawn();
   let seen = "";
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  while (!/step +\d+\/120/.test(seen)) {
+  while (!/step +\d+\/40/.test(seen)) {
     const { value, done } = await reader.read();
     if (done) break;
     seen += value;
@@ -82,7 +82,7 @@ Deno.test("train_tl6: Ctrl-C saves a checkpoint; --resume reaches the uninterrup
   const status = await child.status;
   assert.equal(status.code, 130, seen);
   assert.match(seen, /interrupted: saving a checkpoint/);
-  await Deno.stat(`${cut}/tl6/checkpoint/checkpoint.json`);
+  await Deno.stat(`${cut}/tl6/checkpoint/checkpoint.safetensors`);
 
   const b = await run(cut, ["--resume"]);
   assert.equal(b.code, 0, b.text);
