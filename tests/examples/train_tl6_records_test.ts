@@ -173,3 +173,37 @@ Deno.test("sweep: a cell is keyed by all its settings; other settings in the sam
     await Deno.remove(out, { recursive: true });
   }
 });
+
+Deno.test("train_tl6 --task jsonl with one file: says how it split it, trains and scores on different rows", async () => {
+  const root = await Deno.makeTempDir({ prefix: "knot-jsonl-" });
+  try {
+    const file = `${root}/qa.jsonl`;
+    await Deno.copyFile(`${TINY}/task/train.jsonl`, file);
+    const r = await run([
+      ex("train_tl6.ts"),
+      "--task",
+      "jsonl",
+      "--data",
+      file,
+      "--seq",
+      "16",
+      "--compare",
+      "none",
+      "--steps",
+      "2",
+      "--batch",
+      "4",
+      "--eval-limit",
+      "2",
+      "--out",
+      `${root}/out`,
+    ]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const m = r.stdout.match(/holds both splits \(no separate eval\.jsonl\): (\d+) rows train, (\d+) rows eval/);
+    assert.ok(m, r.stdout);
+    assert.equal(Number(m[1]) + Number(m[2]), 600);
+    assert.match(r.stdout, new RegExp(`^${m[1]} training examples`, "m"));
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
