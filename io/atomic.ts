@@ -15,17 +15,18 @@
  */
 export const KILL_AT_WRITE_ENV = "KNOT_TEST_KILL_AT_WRITE";
 
-const killAt: number | null = (() => {
-  try {
-    const v = Deno.env.get(KILL_AT_WRITE_ENV);
-    return v === undefined || v === "" ? null : Number(v);
-  } catch { // no --allow-env: the hook is off
-    return null;
-  }
-})();
+let killAt: number | null | undefined; // read on the first write (a top-level read would reach the web bundle)
 let points = 0;
 
 function writePoint(op: string, path: string): void {
+  if (killAt === undefined) {
+    try {
+      const v = Deno.env.get(KILL_AT_WRITE_ENV);
+      killAt = v === undefined || v === "" ? null : Number(v);
+    } catch { // no --allow-env: the hook is off
+      killAt = null;
+    }
+  }
   if (killAt === null) return;
   points++;
   if (killAt === 0) console.error(`knot-write-point ${points} ${op} ${path}`);
