@@ -196,7 +196,7 @@ export async function finetune(
     const r = await resumeRun(dir, settings, data.fingerprint);
     for (const n of r.notes) console.log(n);
     record = r.record;
-    if (record.status === "finished" && record.result && !r.notes.some((n) => n.includes("changed on resume"))) {
+    if (record.status === "finished" && record.result && !r.changed) {
       console.log(`${o.method}: finished earlier (step ${record.step}); nothing to resume`);
       return record.result as unknown as FinetuneResult;
     }

@@ -61,6 +61,7 @@ export interface RunRecord {
 export const SAFE_TO_CHANGE: Readonly<Record<string, string>> = {
   evalLimit: "only the final task metric uses it (recorded in run.json's changes)",
   checkpointEvery: "checkpoints do not change the updates",
+  data: "where the data lives; its content is checked by the data fingerprint",
 };
 
 /** The record file of a run directory. */
@@ -172,6 +173,8 @@ export interface Resumed {
   record: RunRecord;
   /** Notes for the user: safe settings changed, a different code version. */
   notes: string[];
+  /** Whether settings declared safe to change were changed (a finished run must then be scored again). */
+  changed: boolean;
 }
 
 /**
@@ -216,7 +219,7 @@ export async function resumeRun(dir: string, settings: RunSettings, data: string
     ];
     record.settings = settings;
   }
-  return { record, notes };
+  return { record, notes, changed: diffs.length > 0 };
 }
 
 /**
