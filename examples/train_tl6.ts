@@ -47,7 +47,9 @@ usage: deno run -A examples/train_tl6.ts [flags]
                      (default: the built-in tiny model in examples/tiny)
   --task NAME        ${TASK_NAMES.join(" | ")} (default: builtin)
   --data PATH        task data file or directory (default: the task's own: examples/tiny/task for
-                     builtin, ../shared/data/<task> for the paper's tasks)
+                     builtin, ../shared/data/<task> for the paper's tasks); for jsonl, rows
+                     {"prompt": ..., "answer": ...} in DIR/train.jsonl + DIR/eval.jsonl, or one file
+                     (then split: a row goes to eval when a hash of its prompt is 0 mod 10, ~10%)
   --method NAME      ${PRESET_NAMES.join(" | ")}, any case (default: tl6)
   --compare LIST     methods to compare with, comma-separated, or "none" (default: lora)
   --rank N           adapter rank r (default: 8)
@@ -64,7 +66,7 @@ usage: deno run -A examples/train_tl6.ts [flags]
   --checkpoint-every N  checkpoint every N steps (default: max(--eval-every, 25)); also on Ctrl-C and at the end
   --out DIR          output directory, one run directory per method (default: out/train_tl6)
   --resume           continue the run in --out from each method's checkpoint; the settings must match
-                     the recorded ones (run.json), except --eval-limit and --checkpoint-every
+                     the recorded ones (run.json), except --eval-limit, --checkpoint-every, --data
   --overwrite        replace a run already in --out (without it, a new run there is refused)
   --evaluate DIR     no training: score the adapter in DIR (knot adapter/, PEFT peft/, or a run
                      directory of this script) and the base model on the task, then exit

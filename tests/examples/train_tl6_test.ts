@@ -34,6 +34,9 @@ Deno.test("train_tl6: --help lists every flag", async () => {
       "--out",
       "--compare",
       "--resume",
+      "--overwrite",
+      "--evaluate",
+      "--checkpoint-every",
       "--seed",
     ]
   ) {
