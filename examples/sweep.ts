@@ -54,7 +54,7 @@ usage: deno run -A examples/sweep.ts [flags]
   --backend NAME   cpu | webgpu (default: cpu)
   --out DIR        output directory (default: out/sweep); rerunning the same command there continues
                    the sweep, other settings there are refused
-  --overwrite      replace a sweep made with other settings in --out
+  --overwrite      replace whatever --out holds (a sweep with other settings, other runs)
   --seed N         (default: 0)
   -h, --help
 `;
@@ -130,24 +130,20 @@ async function main(args: string[]): Promise<number> {
     backend: getBackend().name,
   };
   const recordPath = `${out}/sweep.json`;
+  // --overwrite: start over in --out, whatever it holds.
+  if (f.overwrite) await Deno.remove(out, { recursive: true }).catch(() => {});
   let record: SweepRecord | null = null;
   try {
     record = JSON.parse(await Deno.readTextFile(recordPath));
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw new Error(`${recordPath}: ${(e as Error).message}`);
   }
-  if (record) {
-    const diffs = settingDiffs(record.settings, shared);
-    if (diffs.length && !f.overwrite) {
-      throw new UsageError(
-        `--out ${out} holds a sweep made with other settings (${formatDiffs(diffs)}); one table never mixes ` +
-          `settings: use another --out, or --overwrite to replace it`,
-      );
-    }
-    if (diffs.length) {
-      await Deno.remove(out, { recursive: true });
-      record = null;
-    }
+  const diffs = record ? settingDiffs(record.settings, shared) : [];
+  if (diffs.length) {
+    throw new UsageError(
+      `--out ${out} holds a sweep made with other settings (${formatDiffs(diffs)}); one table never mixes ` +
+        `settings: use another --out, or --overwrite to replace it`,
+    );
   }
   const options = (method: string, rank: number): FinetuneOptions => ({
     method,
@@ -169,7 +165,9 @@ async function main(args: string[]): Promise<number> {
     for (const r of ranks) {
       const o = options(m, r);
       if (await readRun(o.outDir)) {
-        await resumeRun(o.outDir, runSettings(data, o), data.fingerprint);
+        await resumeRun(o.outDir, runSettings(data, o), data.fingerprint).catch((e) => {
+          throw new UsageError(`${(e as Error).message} (--overwrite replaces what --out holds)`);
+        });
         recorded.add(o.outDir);
       }
     }

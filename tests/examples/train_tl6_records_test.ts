@@ -169,6 +169,16 @@ Deno.test("sweep: a cell is keyed by all its settings; other settings in the sam
     assert.match(await Deno.readTextFile(`${out}/sweep.md`), /4 steps per cell/);
     const cell = JSON.parse((await Deno.readTextFile(`${out}/results.jsonl`)).trim());
     assert.equal(cell.settings.steps, 4);
+    // A cell directory whose record disagrees with the sweep's settings is refused too.
+    const runJson = `${out}/tl6-r2/run.json`;
+    const rec = JSON.parse(await Deno.readTextFile(runJson));
+    await Deno.writeTextFile(runJson, JSON.stringify({ ...rec, settings: { ...rec.settings, lr: 0.5 } }));
+    const d = await sweep("--steps", "4");
+    assert.equal(d.code, 2, d.stdout + d.stderr);
+    assert.match(
+      d.stderr,
+      /cannot resume .*tl6-r2: it was started with other settings \(lr 0\.5 → 0\.01\).*--overwrite/,
+    );
   } finally {
     await Deno.remove(out, { recursive: true });
   }
