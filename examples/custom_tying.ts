@@ -12,7 +12,7 @@
  * a Hugging Face Llama directory and its tokenizer.json.
  * @module
  */
-import { parseArgs } from "node:util";
+import { intFlag, parseFlags, positiveFlag, runMain } from "./cli.ts";
 import {
   adapt,
   add,
@@ -67,34 +67,21 @@ const TEXT = "Once upon a time, a little robot lived in a quiet town. Every morn
 
 const USAGE = "usage: deno run -A examples/custom_tying.ts [--model DIR] [--steps N] [--rank R] [--lr LR] [--seed S]";
 
-async function main(): Promise<void> {
-  let values;
-  try {
-    ({ values } = parseArgs({
-      options: {
-        model: { type: "string" },
-        steps: { type: "string", default: "20" },
-        rank: { type: "string", default: "4" },
-        lr: { type: "string", default: "0.01" },
-        seed: { type: "string", default: "0" },
-        help: { type: "boolean", short: "h" },
-      },
-    }));
-  } catch (e) {
-    console.error(`${(e as Error).message}\n${USAGE}`);
-    Deno.exit(2);
-  }
+async function main(args: string[]): Promise<number> {
+  const values = parseFlags(args, {
+    model: { type: "string" },
+    steps: { type: "string", default: "20" },
+    rank: { type: "string", default: "4" },
+    lr: { type: "string", default: "0.01" },
+    seed: { type: "string", default: "0" },
+    help: { type: "boolean", short: "h" },
+  });
   if (values.help) {
     console.log(USAGE);
-    return;
+    return 0;
   }
-  const steps = Number(values.steps), rank = Number(values.rank), lr = Number(values.lr), seed = Number(values.seed);
-  if (
-    !(Number.isInteger(steps) && steps >= 0 && Number.isInteger(rank) && rank > 0 && lr > 0 && Number.isInteger(seed))
-  ) {
-    console.error(`bad --steps/--rank/--lr/--seed\n${USAGE}`);
-    Deno.exit(2);
-  }
+  const steps = intFlag("steps", values.steps, 0), rank = intFlag("rank", values.rank, 1);
+  const lr = positiveFlag("lr", values.lr), seed = intFlag("seed", values.seed);
 
   // The base model and the token sequence.
   let config: LlamaConfig, params: LlamaParams, ids: number[];
@@ -154,6 +141,7 @@ async function main(): Promise<void> {
   }
   const secs = (performance.now() - t0) / 1000;
   console.log(`loss ${losses[0].toFixed(4)} → ${losses.at(-1)!.toFixed(4)} in ${steps} steps (${secs.toFixed(2)} s)`);
+  return 0;
 }
 
-if (import.meta.main) await main();
+if (import.meta.main) runMain(main);

@@ -4,14 +4,15 @@
  *
  *   deno run -A examples/generate.ts --model ../shared/models/stories260K --prompt "Once upon a time"
  *   deno run -A examples/generate.ts --model DIR --prompt-ids 1,403,407 --json
+ *   deno run -A examples/generate.ts --model examples/tiny --adapter out/train_tl6/tl6 --prompt "question : …"
  *
  * Run with --help for every flag.
  * @module
  */
-import { parseArgs } from "node:util";
 import { key, loadTokenizer, setBackend } from "../mod.ts";
 import { generate, type LlamaConfig } from "../mod.ts";
-import { loadLlama, Tokenizer } from "../mod.ts";
+import { loadLlama, type Tokenizer } from "../mod.ts";
+import { adapterFlag, parseFlags, runMain, UsageError } from "./cli.ts";
 
 const HELP = `Usage: deno run -A examples/generate.ts --model DIR [options]
 
@@ -19,6 +20,8 @@ Generates text with a Llama model in Hugging Face layout and streams it to stdou
 
   --model DIR         model directory: config.json, model.safetensors (or a sharded
                       model.safetensors.index.json) and tokenizer.json (+ tokenizer_config.json)
+  --adapter DIR       apply a trained adapter: a knot adapter (adapter.json), a Hugging Face PEFT
+                      LoRA adapter (adapter_config.json), or a run directory of train_tl6.ts/sweep.ts
   --prompt TEXT       prompt text (default "Once upon a time"); BOS is added as tokenizer_config says
   --prompt-ids IDS    comma-separated prompt token ids instead of text, e.g. 1,403,407
                       (then tokenizer.json is optional: without it, ids are printed instead of text)
@@ -37,8 +40,6 @@ Generates text with a Llama model in Hugging Face layout and streams it to stdou
 Speeds (prompt tokens/s for the prefill, generated tokens/s for decoding with the KV cache)
 are reported on stderr.`;
 
-class UsageError extends Error {}
-
 const enc = new TextEncoder();
 function write(stream: { writeSync(p: Uint8Array): number }, s: string) {
   const bytes = enc.encode(s);
@@ -48,29 +49,21 @@ const out = (s: string) => write(Deno.stdout, s);
 const err = (s: string) => write(Deno.stderr, s);
 
 function parse(args: string[]) {
-  try {
-    return parseArgs({
-      args,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        model: { type: "string" },
-        prompt: { type: "string" },
-        "prompt-ids": { type: "string" },
-        "max-tokens": { type: "string", default: "64" },
-        temperature: { type: "string", default: "0" },
-        "top-k": { type: "string", default: "0" },
-        "top-p": { type: "string", default: "1" },
-        seed: { type: "string", default: "0" },
-        "ignore-eos": { type: "boolean", default: false },
-        backend: { type: "string", default: "cpu" },
-        json: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false },
-      },
-    }).values;
-  } catch (e) {
-    throw new UsageError((e as Error).message);
-  }
+  return parseFlags(args, {
+    model: { type: "string" },
+    adapter: { type: "string" },
+    prompt: { type: "string" },
+    "prompt-ids": { type: "string" },
+    "max-tokens": { type: "string", default: "64" },
+    temperature: { type: "string", default: "0" },
+    "top-k": { type: "string", default: "0" },
+    "top-p": { type: "string", default: "1" },
+    seed: { type: "string", default: "0" },
+    "ignore-eos": { type: "boolean", default: false },
+    backend: { type: "string", default: "cpu" },
+    json: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  });
 }
 
 function number(name: string, text: string, ok: (v: number) => boolean, what: string): number {
@@ -132,7 +125,10 @@ async function main(args: string[]): Promise<number> {
 
   await setBackend(flags.backend);
   const dir = flags.model.replace(/\/+$/, "") || "/";
-  const { config, params } = await loadLlama(dir);
+  const { config, params: base } = await loadLlama(dir);
+  const adapted = flags.adapter !== undefined ? await adapterFlag(flags.adapter, base) : null;
+  if (adapted && !flags.json) err(`${adapted.description}\n`);
+  const params = adapted?.params ?? base;
   let tok: Tokenizer | null = null;
   try {
     tok = await loadTokenizer(dir);
@@ -232,15 +228,4 @@ function stats(
     `decode: ${steps} steps in ${decodeMs.toFixed(1)} ms (${rate(steps, decodeMs)} tokens/s) · ${n} tokens generated\n`;
 }
 
-if (import.meta.main) {
-  try {
-    Deno.exit(await main(Deno.args));
-  } catch (e) {
-    if (e instanceof UsageError) {
-      err(`error: ${e.message}\n\nRun with --help to see every flag.\n`);
-      Deno.exit(2);
-    }
-    err(`error: ${(e as Error).message}\n`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) runMain(main);

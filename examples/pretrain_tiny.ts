@@ -10,7 +10,7 @@
  *   deno run -A examples/pretrain_tiny.ts --help
  * @module
  */
-import { parseArgs } from "node:util";
+import { intFlag, parseFlags, positiveFlag, runMain } from "./cli.ts";
 import {
   crossEntropy,
   forward,
@@ -289,28 +289,23 @@ export function checkTokenizer(tok: Tokenizer, texts: readonly string[]): void {
   }
 }
 
-async function main(args: string[]): Promise<void> {
-  const { values: f } = parseArgs({
-    args,
-    strict: true,
-    options: {
-      seed: { type: "string", default: String(DEFAULT_SEED) },
-      steps: { type: "string", default: "1600" },
-      batch: { type: "string", default: "8" },
-      seq: { type: "string", default: "128" },
-      lr: { type: "string", default: "3e-3" },
-      out: { type: "string", default: new URL("./tiny/", import.meta.url).pathname },
-      "dry-run": { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
-    },
+async function main(args: string[]): Promise<number> {
+  const f = parseFlags(args, {
+    seed: { type: "string", default: String(DEFAULT_SEED) },
+    steps: { type: "string", default: "1600" },
+    batch: { type: "string", default: "8" },
+    seq: { type: "string", default: "128" },
+    lr: { type: "string", default: "3e-3" },
+    out: { type: "string", default: new URL("./tiny/", import.meta.url).pathname },
+    "dry-run": { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
   });
-  if (f.help) return console.log(HELP);
-  const int = (k: "seed" | "steps" | "batch" | "seq") => {
-    const v = Number(f[k]);
-    if (!Number.isInteger(v) || v < 0) throw new Error(`--${k} must be a non-negative integer, got ${f[k]}`);
-    return v;
-  };
-  const seed = int("seed"), steps = int("steps"), batch = int("batch"), seqLen = int("seq"), lr = Number(f.lr);
+  if (f.help) {
+    console.log(HELP);
+    return 0;
+  }
+  const seed = intFlag("seed", f.seed), steps = intFlag("steps", f.steps), batch = intFlag("batch", f.batch, 1);
+  const seqLen = intFlag("seq", f.seq, 1), lr = positiveFlag("lr", f.lr);
   const out = f.out.replace(/\/+$/, "");
   const log = (m: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${m}`);
 
@@ -328,7 +323,7 @@ async function main(args: string[]): Promise<void> {
     `world: ${world.people.length} people; corpus: ${docs.length} documents, ${text.length} chars, ` +
       `${stream.length} tokens, sha256 ${sha256}; vocab ${bpe.vocab.length} (${bpe.merges.length} merges)`,
   );
-  if (f["dry-run"]) return;
+  if (f["dry-run"]) return 0;
 
   await Deno.mkdir(`${out}/task`, { recursive: true });
   const json = (x: unknown) => JSON.stringify(x, null, 2) + "\n";
@@ -375,13 +370,7 @@ questions about ${world.evalPeople.length} others. The corpus states every fact 
 `;
   await Deno.writeTextFile(`${out}/README.md`, readme);
   log(`wrote ${out}: final loss ${res.finalLoss.toFixed(4)}, probe ${JSON.stringify(acc)}`);
+  return 0;
 }
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(`error: ${(e as Error).message}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) runMain(main);

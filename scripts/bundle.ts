@@ -4,7 +4,13 @@
  * `dist/app.js` (which imports `./knot.js` at run time; the page,
  * examples/web/index.html, loads `../../dist/app.js`).
  *
- *   deno task bundle            # = deno run -A scripts/bundle.ts
+ *   deno task bundle            # = deno run -A --lock=scripts/build.lock scripts/bundle.ts
+ *   deno task bundle --outdir DIR --no-app --json   # (what tests/browser run, see run_bundle.ts)
+ *
+ * esbuild is a build tool, pinned in its own lock file (scripts/build.lock), so
+ * that deno.lock — and a user's first `deno run` — hold only what the library
+ * imports. Import {@link bundle} only from a process started with that lock
+ * (tests use scripts/run_bundle.ts, which runs this file in one).
  *
  * esbuild cannot resolve Deno's `npm:` specifiers by itself; a small plugin
  * maps `npm:pkg@version/sub/path` to the package Deno installed under
@@ -20,17 +26,10 @@
 // deno-lint-ignore no-import-prefix
 import * as esbuild from "npm:esbuild@0.28.2";
 import { dirname, join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
 
-/** The repository root (this file is scripts/bundle.ts). */
-export const ROOT: string = fileURLToPath(new URL("..", import.meta.url)).replace(/\/$/, "");
-
-/** One built file and its sizes. */
-export interface BuiltFile {
-  path: string;
-  bytes: number;
-  gzipBytes: number;
-}
+import { BUILD_LOCK, type BuiltFile, ROOT } from "./run_bundle.ts";
+export { type BuiltFile, ROOT };
 
 async function gzipSize(data: Uint8Array): Promise<number> {
   const stream = new Blob([data as BlobPart]).stream().pipeThrough(new CompressionStream("gzip"));
@@ -119,7 +118,7 @@ function checkBrowserSafe(path: string, text: string): void {
 /** Makes sure Deno has put every npm package web.ts needs under node_modules/. */
 async function ensureInstalled(): Promise<void> {
   const out = await new Deno.Command(Deno.execPath(), {
-    args: ["cache", "--quiet", "web.ts"],
+    args: ["cache", "--quiet", `--lock=${BUILD_LOCK}`, "web.ts"],
     cwd: ROOT,
     stdout: "inherit",
     stderr: "inherit",
@@ -217,7 +216,17 @@ async function build(outdir: string, app: boolean, log: boolean): Promise<BuiltF
 
 if (import.meta.main) {
   try {
-    await bundle();
+    const { values } = parseArgs({
+      args: Deno.args,
+      strict: true,
+      options: {
+        outdir: { type: "string" },
+        "no-app": { type: "boolean", default: false },
+        json: { type: "boolean", default: false },
+      },
+    });
+    const built = await bundle({ outdir: values.outdir, app: !values["no-app"], log: !values.json });
+    if (values.json) console.log(JSON.stringify(built));
   } catch (e) {
     console.error(e instanceof Error ? e.message : e);
     Deno.exit(1);

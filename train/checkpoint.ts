@@ -1,15 +1,15 @@
 /**
  * Checkpoints that lose nothing: the trainable tree, the optimizer state
  * (tensors and step counts), the data position, the RNG key and the loop's
- * bookkeeping, written as `checkpoint.safetensors` + `checkpoint.json`, each
- * atomically; the JSON is written last and names a nonce also stored in the
- * safetensors metadata, so a torn pair is detected at load.
+ * bookkeeping, in one file (`checkpoint.safetensors`, the JSON skeleton in its
+ * metadata) written to a temporary name and renamed into place, so a
+ * checkpoint is committed whole or not at all.
  * @module
  */
 import type { Tensor } from "../core/tensor.ts";
 import { isTensor } from "../core/tensor.ts";
-import { writeTextAtomic } from "../io/atomic.ts";
-import { openSafetensors, saveSafetensors } from "../io/safetensors.ts";
+import { removeTempFiles, writeFileAtomic } from "../io/atomic.ts";
+import { openSafetensors, serializeSafetensors } from "../io/safetensors.ts";
 
 /** A JSON value whose tensors have been replaced by `{"$tensor": name}`. */
 type Skeleton = null | number | string | boolean | Skeleton[] | { [k: string]: Skeleton };
@@ -35,7 +35,7 @@ export function unflatten(skeleton: Skeleton, tensors: Record<string, Tensor>): 
   if (skeleton && typeof skeleton === "object") {
     if (typeof skeleton.$tensor === "string") {
       const t = tensors[skeleton.$tensor];
-      if (!t) throw new Error(`checkpoint: tensor "${skeleton.$tensor}" is missing from checkpoint.safetensors`);
+      if (!t) throw new Error(`checkpoint: tensor "${skeleton.$tensor}" is missing from the checkpoint`);
       return t;
     }
     if (typeof skeleton.$number === "string") return Number(skeleton.$number);
@@ -44,51 +44,72 @@ export function unflatten(skeleton: Skeleton, tensors: Record<string, Tensor>): 
   return skeleton;
 }
 
-/** Writes `state` (any mix of trees, numbers and strings) to `dir`, atomically. */
+/** The one file a checkpoint is: tensors plus the JSON skeleton in its metadata, renamed into place whole. */
+export const CHECKPOINT_FILE = "checkpoint.safetensors";
+
+/**
+ * Writes `state` (any mix of trees, numbers and strings) to `dir` as one file,
+ * committed by a single rename: a kill at any moment leaves either the
+ * previous checkpoint or the new one.
+ */
 export async function saveCheckpoint(dir: string, state: Record<string, unknown>): Promise<void> {
   await Deno.mkdir(dir, { recursive: true });
   const tensors: Record<string, Tensor> = {};
   const skeleton = flatten(state, "s", tensors);
-  const nonce = crypto.randomUUID();
-  await saveSafetensors(`${dir}/checkpoint.safetensors`, tensors, { format: "knot-checkpoint", nonce });
-  await writeTextAtomic(
-    `${dir}/checkpoint.json`,
-    JSON.stringify({ format: "knot-checkpoint", version: 1, nonce, state: skeleton }) + "\n",
-  );
+  const bytes = await serializeSafetensors(tensors, {
+    format: "knot-checkpoint",
+    version: String(VERSION),
+    state: JSON.stringify(skeleton),
+  });
+  await writeFileAtomic(`${dir}/${CHECKPOINT_FILE}`, bytes);
 }
+
+const VERSION = 2;
 
 /** True if `dir` holds a checkpoint. */
 export async function hasCheckpoint(dir: string): Promise<boolean> {
   try {
-    await Deno.stat(`${dir}/checkpoint.json`);
-    return true;
+    return (await Deno.stat(`${dir}/${CHECKPOINT_FILE}`)).isFile;
   } catch {
     return false;
   }
 }
 
-/** Reads a checkpoint written by {@link saveCheckpoint}. */
+/**
+ * Removes the leftovers of interrupted checkpoint writes in `dir` (their
+ * temporary files); returns the names removed.
+ */
+export async function cleanCheckpointDir(dir: string): Promise<string[]> {
+  return await removeTempFiles(dir);
+}
+
+/**
+ * Reads a checkpoint written by {@link saveCheckpoint}. On any error every
+ * tensor it had read is released before the Error is thrown.
+ */
 export async function loadCheckpoint(dir: string): Promise<Record<string, unknown>> {
-  const jsonPath = `${dir}/checkpoint.json`;
-  let j: { format?: string; version?: number; nonce?: string; state?: Skeleton };
+  const path = `${dir}/${CHECKPOINT_FILE}`;
+  const reader = await openSafetensors(path);
+  const tensors: Record<string, Tensor> = {};
   try {
-    j = JSON.parse(await Deno.readTextFile(jsonPath));
-  } catch (e) {
-    throw new Error(`loadCheckpoint: cannot read ${jsonPath}: ${(e as Error).message}`);
-  }
-  if (j.format !== "knot-checkpoint" || j.version !== 1) {
-    throw new Error(`loadCheckpoint: ${jsonPath} is not a knot checkpoint`);
-  }
-  const reader = await openSafetensors(`${dir}/checkpoint.safetensors`);
-  try {
-    if (reader.metadata?.nonce !== j.nonce) {
+    const m = reader.metadata ?? {};
+    if (m.format !== "knot-checkpoint" || m.version !== String(VERSION) || typeof m.state !== "string") {
       throw new Error(
-        `loadCheckpoint: ${dir}/checkpoint.safetensors does not belong to ${jsonPath} (interrupted write?)`,
+        `loadCheckpoint: ${path} is not a knot checkpoint v${VERSION} (format ${JSON.stringify(m.format)}, ` +
+          `version ${JSON.stringify(m.version)})`,
       );
     }
-    const tensors: Record<string, Tensor> = {};
+    let skeleton: Skeleton;
+    try {
+      skeleton = JSON.parse(m.state);
+    } catch (e) {
+      throw new Error(`loadCheckpoint: ${path}: its state is not valid JSON (${(e as Error).message})`);
+    }
     for (const name of reader.names) tensors[name] = await reader.tensor(name);
-    return unflatten(j.state ?? null, tensors) as Record<string, unknown>;
+    return unflatten(skeleton, tensors) as Record<string, unknown>;
+  } catch (e) {
+    for (const t of Object.values(tensors)) t.dispose();
+    throw e;
   } finally {
     reader.close();
   }

@@ -2,11 +2,13 @@
  * Fine-tuning one method on one task, end to end: tokenise the task, train a
  * preset with AdamW + cosine schedule through `fit`, score the task metric
  * with the best parameters, and write the adapter, its PEFT LoRA export,
- * metrics.jsonl and loss.svg. Shared by examples/train_tl6.ts and
- * examples/sweep.ts.
+ * metrics.jsonl and loss.svg into a run directory that records the run
+ * (train/run.ts). Shared by examples/train_tl6.ts and examples/sweep.ts.
  * @module
  */
-import { writeTextAtomic } from "../io/atomic.ts";
+import { resolve } from "node:path";
+import { appendText, removeTempFiles, writeTextAtomic } from "../io/atomic.ts";
+import { getBackend } from "../core/runtime.ts";
 import { exportPeftLora, saveAdapter } from "../io/adapter.ts";
 import type { Tokenizer } from "../io/tokenizer.ts";
 import type { LlamaConfig } from "../nn/config.ts";
@@ -20,6 +22,7 @@ import { summary } from "../peft/summary.ts";
 import { type LmBatch, makeBatch, type TokenizedExample, tokenizePair } from "./batch.ts";
 import { generateAnswers, meanLoss, scoreEndings } from "./evaluate.ts";
 import { fit, type StopReason } from "./loop.ts";
+import { fingerprint, resumeRun, type RunRecord, type RunSettings, startRun, trimLog, writeRun } from "./run.ts";
 import { lmLoss, planLoss } from "./loss.ts";
 import { lineChart, smooth } from "./plot.ts";
 import { ProgressBar } from "./progress.ts";
@@ -36,6 +39,10 @@ export interface PreparedTask {
   /** Eval examples scored with the task metric. */
   metricExamples: Example[];
   seqLen: number;
+  /** sha256 of the task name, the tokenised training examples and the validation batches. */
+  fingerprint: string;
+  /** How the splits were made when the task says (e.g. a jsonl file split into train and eval). */
+  note?: string;
 }
 
 /** Loads and tokenises a task's train and eval splits. */
@@ -59,16 +66,19 @@ export async function prepareTask(
     return tokenizePair(tok, f.prompt, f.answer);
   };
   const nVal = Math.min(opts.valBatches ?? 4, Math.ceil(evalExamples.length / opts.valBatchSize));
+  const train = trainExamples.map(pair);
+  const val = Array.from(
+    { length: nVal },
+    (_, i) => evalExamples.slice(i * opts.valBatchSize, (i + 1) * opts.valBatchSize).map(pair),
+  );
   return {
     task,
-    train: trainExamples.map(pair),
-    valBatches: Array.from(
-      { length: nVal },
-      (_, i) =>
-        makeBatch(evalExamples.slice(i * opts.valBatchSize, (i + 1) * opts.valBatchSize).map(pair), opts.seqLen),
-    ),
+    train,
+    valBatches: val.map((examples) => makeBatch(examples, opts.seqLen)),
     metricExamples: evalExamples.slice(0, opts.evalLimit),
     seqLen: opts.seqLen,
+    fingerprint: await fingerprint({ task: task.name, seqLen: opts.seqLen, train, val }),
+    note: (await task.splitNote?.(opts.data)) ?? undefined,
   };
 }
 
@@ -115,12 +125,19 @@ export interface FinetuneOptions {
   evalEvery: number;
   seed: number;
   patience?: number;
-  /** Where the adapter, export, metrics.jsonl, loss.svg and checkpoint/ go. */
+  /** The run directory: run.json, metrics.jsonl, checkpoint/, adapter/, peft/, loss.svg (see train/run.ts). */
   outDir: string;
+  /** Continue the run recorded in `outDir` (its settings and data must match; see train/run.ts). */
   resume?: boolean;
+  /** Replace a run already in `outDir` (without it, a new run there is refused). */
+  overwrite?: boolean;
+  /** Checkpoint every N steps (default max(evalEvery, 25)); always on interruption and at the end. */
+  checkpointEvery?: number;
   signal?: AbortSignal;
-  /** Where the base model came from (recorded in adapter.json). */
+  /** Where the base model came from (recorded in adapter.json and run.json). */
   modelPath?: string;
+  /** More settings to record in run.json and check on resume (e.g. the data path). */
+  settings?: RunSettings;
   /** Print the plan summary and a progress bar (default true). */
   verbose?: boolean;
 }
@@ -139,6 +156,28 @@ export interface FinetuneResult {
   stoppedBy: StopReason;
 }
 
+/** The settings of a run as recorded in run.json (see train/run.ts). */
+export function runSettings(data: PreparedTask, o: FinetuneOptions): RunSettings {
+  return {
+    method: o.method,
+    rank: o.rank,
+    lr: o.lr,
+    steps: o.steps,
+    batchSize: o.batchSize,
+    warmup: o.warmup,
+    evalEvery: o.evalEvery,
+    patience: o.patience ?? null,
+    seed: o.seed,
+    checkpointEvery: o.checkpointEvery ?? Math.max(o.evalEvery, 25),
+    model: o.modelPath ? resolve(o.modelPath) : null,
+    task: data.task.name,
+    seqLen: data.seqLen,
+    evalLimit: data.metricExamples.length,
+    backend: getBackend().name,
+    ...o.settings,
+  };
+}
+
 /** Trains one preset on a prepared task and evaluates it (see the module docs). */
 export async function finetune(
   config: LlamaConfig,
@@ -148,7 +187,29 @@ export async function finetune(
   o: FinetuneOptions,
 ): Promise<FinetuneResult> {
   const verbose = o.verbose ?? true;
-  await Deno.mkdir(o.outDir, { recursive: true });
+  const dir = o.outDir;
+  const settings = runSettings(data, o);
+  // Leftovers of writes a kill interrupted (the checkpoint's own are removed by fit on resume).
+  for (const d of [dir, `${dir}/adapter`, `${dir}/peft`]) await removeTempFiles(d);
+  let record: RunRecord;
+  if (o.resume) {
+    const r = await resumeRun(dir, settings, data.fingerprint);
+    for (const n of r.notes) console.log(n);
+    record = r.record;
+    if (record.status === "finished" && record.result && !r.changed) {
+      console.log(`${o.method}: finished earlier (step ${record.step}); nothing to resume`);
+      return record.result as unknown as FinetuneResult;
+    }
+    if (r.notes.length) await writeRun(dir, record);
+  } else {
+    record = await startRun(dir, settings, data.fingerprint, { overwrite: o.overwrite });
+  }
+  const logPath = `${dir}/metrics.jsonl`;
+  let pending = "";
+  const flush = async () => {
+    if (pending) await appendText(logPath, pending);
+    pending = "";
+  };
   const plan = preset(o.method, { rank: o.rank });
   const { trainable, frozen } = plan.init(params, key(o.seed));
   const s = summary(plan, trainable, frozen);
@@ -156,9 +217,7 @@ export async function finetune(
   const schedule = cosineWithWarmup(o.lr, o.warmup, o.steps, o.lr / 100);
   const optimizer = chain(clipByGlobalNorm(1), adamw(schedule, { b1: 0.9, b2: 0.98, weightDecay: 0.01 }));
   const step = trainStep(planLoss(plan, config), optimizer);
-  const log: string[] = [];
   const bar = verbose ? new ProgressBar(o.steps, `${o.method} `) : null;
-  const started = performance.now();
   const result = await fit({
     step: (st, b: LmBatch) => step(st, frozen, b),
     init: { trainable, opt: optimizer.init(trainable) },
@@ -171,31 +230,42 @@ export async function finetune(
     evalEvery: o.evalEvery,
     evaluate: async (t) => ({ loss: await meanLoss((b) => lmLoss(plan.build(t, frozen), config, b), data.valBatches) }),
     earlyStopping: o.patience ? { patience: o.patience, minDelta: 0.001 } : undefined,
-    checkpoint: { dir: `${o.outDir}/checkpoint`, every: Math.max(o.evalEvery, 25) },
+    checkpoint: { dir: `${dir}/checkpoint`, every: settings.checkpointEvery as number },
     resume: o.resume,
     signal: o.signal,
     lrAt: schedule,
+    onStart: async (from) => {
+      if (!o.resume) return;
+      // The log holds exactly what the checkpoint holds: steps after it are replayed.
+      await trimLog(logPath, from);
+      console.log(
+        from > 0
+          ? `${o.method}: resuming from step ${from} (checkpoint in ${dir}/checkpoint)`
+          : `${o.method}: no checkpoint was saved in ${dir}/checkpoint; starting from step 0`,
+      );
+    },
+    beforeSave: flush,
     onStep: (i) => {
       bar?.update(i.step, i.loss, i.tokens);
-      log.push(
-        JSON.stringify({
-          method: o.method,
-          rank: o.rank,
-          step: i.step,
-          loss: i.loss,
-          lr: i.lr,
-          tokens: i.tokens,
-          seconds: +i.seconds.toFixed(4),
-        }),
-      );
+      pending += JSON.stringify({
+        method: o.method,
+        rank: o.rank,
+        step: i.step,
+        loss: i.loss,
+        lr: i.lr,
+        tokens: i.tokens,
+        seconds: +i.seconds.toFixed(4),
+      }) + "\n";
     },
     onEval: (k, r, improved) => {
       bar?.log(`  step ${k}: validation loss ${r.loss.toFixed(4)}${improved ? " (best)" : ""}`);
-      log.push(JSON.stringify({ method: o.method, rank: o.rank, step: k, val_loss: r.loss }));
+      pending += JSON.stringify({ method: o.method, rank: o.rank, step: k, val_loss: r.loss }) + "\n";
     },
   });
   bar?.done();
-  const seconds = (performance.now() - started) / 1000;
+  await flush();
+  // Training time of every step, before and after any resume (evaluation excluded).
+  const seconds = result.history.reduce((s, h) => s + h.seconds, 0);
   if (result.message) console.log(result.message);
   const base = {
     method: o.method,
@@ -207,7 +277,8 @@ export async function finetune(
     stoppedBy: result.stoppedBy,
   };
   if (result.stoppedBy === "interrupted" || result.stoppedBy === "nan") {
-    await Deno.writeTextFile(`${o.outDir}/metrics.jsonl`, log.join("\n") + "\n", { append: true });
+    await writeRun(dir, { ...record, status: result.stoppedBy, step: result.step });
+    dispose([result.best.trainable, result.state]);
     return { ...base, metric: null, valLoss: NaN, bestStep: result.best.step };
   }
   const best = result.best.trainable;
@@ -221,7 +292,8 @@ export async function finetune(
       } (best at step ${result.best.step}) · ${seconds.toFixed(1)} s`,
     );
   }
-  log.push(
+  await appendText(
+    logPath,
     JSON.stringify({
       method: o.method,
       rank: o.rank,
@@ -231,14 +303,13 @@ export async function finetune(
       val_loss: valLoss,
       best_step: result.best.step,
       seconds,
-    }),
+    }) + "\n",
   );
-  await writeTextAtomic(`${o.outDir}/metrics.jsonl`, log.join("\n") + "\n");
-  await saveAdapter(`${o.outDir}/adapter`, plan, best, frozen, { path: o.modelPath });
-  await exportPeftLora(`${o.outDir}/peft`, plan, best, frozen, { baseModel: o.modelPath });
+  await saveAdapter(`${dir}/adapter`, plan, best, frozen, { path: o.modelPath });
+  await exportPeftLora(`${dir}/peft`, plan, best, frozen, { baseModel: o.modelPath });
   const trainPts = result.history.map((h) => [h.step, h.loss] as [number, number]);
   await writeTextAtomic(
-    `${o.outDir}/loss.svg`,
+    `${dir}/loss.svg`,
     lineChart([
       { name: "train (EMA)", points: smooth(trainPts, 0.1) },
       { name: "train", points: trainPts },
@@ -246,5 +317,8 @@ export async function finetune(
     ], { title: `${o.method.toUpperCase()} r=${o.rank} on ${data.task.name}`, xLabel: "step", yLabel: "loss" }),
   );
   dispose([best, result.state]);
-  return { ...base, metric, valLoss, bestStep: result.best.step };
+  const out: FinetuneResult = { ...base, metric, valLoss, bestStep: result.best.step };
+  // Written last: a run is finished only once everything above is on disk.
+  await writeRun(dir, { ...record, status: "finished", step: result.step, result: { ...out } });
+  return out;
 }

@@ -12,7 +12,7 @@ import * as tree from "../core/tree.ts";
 import type { Tree } from "../core/tree.ts";
 import { dispose } from "../core/scope.ts";
 import type { TrainState } from "./step.ts";
-import { hasCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
+import { cleanCheckpointDir, hasCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 
 /** What the loop reports after each step. */
 export interface StepInfo {
@@ -56,8 +56,12 @@ export interface FitOptions<P extends Tree, B> {
   earlyStopping?: { patience: number; minDelta?: number };
   /** Checkpoints: where and how often (every N steps; always on interruption and at the end). */
   checkpoint?: { dir: string; every?: number };
-  /** Continue from the checkpoint in `checkpoint.dir` if there is one. */
+  /** Continue from the checkpoint in `checkpoint.dir` if there is one (leftovers of interrupted writes are removed). */
   resume?: boolean;
+  /** Called once before the first step with the step training continues from (0 when nothing was resumed). */
+  onStart?: (step: number) => void | Promise<void>;
+  /** Called before each checkpoint is written (e.g. to flush a log up to `step`). */
+  beforeSave?: (step: number) => void | Promise<void>;
   /** Aborting stops after the current step, saving a checkpoint (wire SIGINT to it). */
   signal?: AbortSignal;
   /** Learning rate at a step, for logging. */
@@ -77,7 +81,8 @@ export interface FitResult<P extends Tree> {
   stoppedBy: StopReason;
   /** Steps completed. */
   step: number;
-  history: { step: number; loss: number }[];
+  /** Training loss and seconds of every step, including those before a resume. */
+  history: { step: number; loss: number; seconds: number }[];
   evals: ({ step: number } & EvalResult)[];
   message?: string;
 }
@@ -98,12 +103,21 @@ export async function fit<P extends Tree, B>(opts: FitOptions<P, B>): Promise<Fi
   let step = 0, cursor = 0;
   let bestLoss = Infinity, bestStep = 0, badEvals = 0;
   let best: P | null = null;
-  const history: { step: number; loss: number }[] = [];
+  const history: { step: number; loss: number; seconds: number }[] = [];
   const evals: ({ step: number } & EvalResult)[] = [];
 
   const ckptDir = opts.checkpoint?.dir;
+  // The step of the checkpoint on disk, and how many evaluations it holds (null: none written by this run).
+  let saved: { step: number; evals: number } | null = null;
+  if (opts.resume && ckptDir) await cleanCheckpointDir(ckptDir);
   if (opts.resume && ckptDir && await hasCheckpoint(ckptDir)) {
     const c = await loadCheckpoint(ckptDir);
+    if (c.seed !== seed || c.batchSize !== batchSize || c.size !== size) {
+      dispose(collectTensors(c));
+      throw new Error(
+        `fit: checkpoint in ${ckptDir} was made with seed ${c.seed}, batch ${c.batchSize}, ${c.size} examples; this run has ${seed}, ${batchSize}, ${size}`,
+      );
+    }
     dispose(collectTensors(state));
     state = c.state as TrainState<P>;
     step = c.step as number;
@@ -114,14 +128,16 @@ export async function fit<P extends Tree, B>(opts: FitOptions<P, B>): Promise<Fi
     best = (c.best as P | null) ?? null;
     history.push(...(c.history as typeof history));
     evals.push(...(c.evals as typeof evals));
-    if (c.seed !== seed || c.batchSize !== batchSize || c.size !== size) {
-      throw new Error(
-        `fit: checkpoint in ${ckptDir} was made with seed ${c.seed}, batch ${c.batchSize}, ${c.size} examples; this run has ${seed}, ${batchSize}, ${size}`,
-      );
-    }
+    saved = { step, evals: evals.length };
   }
-  const save = async () => {
-    if (!ckptDir) return;
+  await opts.onStart?.(step);
+  // A checkpoint is written only when its parameters and optimizer state are finite (a step can
+  // overflow them while its loss, computed before the update, is still finite).
+  const save = async (): Promise<boolean> => {
+    if (!ckptDir) return true;
+    if (saved && saved.step === step && saved.evals === evals.length) return true;
+    if (!await allFinite(state)) return false;
+    await opts.beforeSave?.(step);
     await saveCheckpoint(ckptDir, {
       state,
       step,
@@ -136,7 +152,15 @@ export async function fit<P extends Tree, B>(opts: FitOptions<P, B>): Promise<Fi
       history,
       evals,
     });
+    saved = { step, evals: evals.length };
+    return true;
   };
+  const lastGood = () =>
+    ckptDir
+      ? saved
+        ? `; the last good checkpoint (step ${saved.step}) is kept in ${ckptDir}`
+        : `; no checkpoint was saved before it`
+      : "";
 
   let orderEpoch = -1;
   let order: number[] = [];
@@ -183,32 +207,40 @@ export async function fit<P extends Tree, B>(opts: FitOptions<P, B>): Promise<Fi
     out.loss.dispose();
     if (!Number.isFinite(loss)) {
       stoppedBy = "nan";
-      message = `loss became ${loss} at step ${step + 1}; stopped` +
-        (ckptDir ? `; the last good checkpoint (step ${await lastSavedStep(ckptDir)}) is kept in ${ckptDir}` : "");
+      message = `loss became ${loss} at step ${step + 1}; stopped${lastGood()}`;
       state = out.state;
       break;
     }
     state = out.state;
     step++;
-    history.push({ step, loss });
+    const seconds = (performance.now() - t0) / 1000;
+    history.push({ step, loss, seconds });
     opts.onStep?.({
       step,
       totalSteps: steps,
       loss,
       lr: opts.lrAt?.(step - 1),
       tokens,
-      seconds: (performance.now() - t0) / 1000,
+      seconds,
     });
     let stop = false;
     if (evalEvery > 0 && step % evalEvery === 0) stop = await runEval();
-    if (ckptDir && opts.checkpoint?.every && step % opts.checkpoint.every === 0) await save();
+    if (ckptDir && opts.checkpoint?.every && step % opts.checkpoint.every === 0 && !await save()) {
+      stoppedBy = "nan";
+      message = `parameters became non-finite at step ${step}; stopped${lastGood()}`;
+      break;
+    }
     if (stop) {
       stoppedBy = "early-stopping";
       break;
     }
   }
-  if (stoppedBy === "steps" && opts.evaluate && (evalEvery === 0 || step % evalEvery !== 0)) await runEval();
-  if (stoppedBy !== "nan") await save();
+  // The final evaluation, unless this step was evaluated already (also before a resume).
+  if (stoppedBy === "steps" && opts.evaluate && evals.at(-1)?.step !== step) await runEval();
+  if (stoppedBy !== "nan" && !await save()) {
+    stoppedBy = "nan";
+    message = `parameters became non-finite by step ${step}; stopped${lastGood()}`;
+  }
   const finalBest: P = best ?? clone(state.trainable);
   return {
     state,
@@ -221,15 +253,14 @@ export async function fit<P extends Tree, B>(opts: FitOptions<P, B>): Promise<Fi
   };
 }
 
-async function lastSavedStep(dir: string): Promise<string> {
-  try {
-    const c = await loadCheckpoint(dir);
-    const s = String(c.step);
-    dispose(collectTensors(c));
-    return s;
-  } catch {
-    return "none";
+/** True when every float tensor in `x` holds only finite values. */
+async function allFinite(x: unknown): Promise<boolean> {
+  for (const t of collectTensors(x)) {
+    if (t.dtype !== "float32") continue;
+    const d = (await t.data()) as Float32Array;
+    for (let i = 0; i < d.length; i++) if (!Number.isFinite(d[i])) return false;
   }
+  return true;
 }
 
 /** Every tensor inside a value. */

@@ -5,6 +5,7 @@ export * from "./step.ts";
 export * from "./checkpoint.ts";
 export * from "./loop.ts";
 export * from "./finetune.ts";
+export * from "./run.ts";
 export * from "./evaluate.ts";
 export * from "./plot.ts";
 export * from "./progress.ts";

@@ -45,7 +45,6 @@ import {
   sum,
   summary,
   tensor,
-  type TokenizedExample,
   tokenizePair,
   Tokenizer,
   type TrainState,
@@ -248,17 +247,15 @@ function makeModel(
   return { config: c, params: p, tok, source };
 }
 
-/** Training rows → (prompt, answer) pairs: the built-in task's QA format, prompt/answer, or plain text. */
+/**
+ * Training rows → (prompt, answer) pairs, in knot's one JSONL convention (train/tasks/jsonl.ts):
+ * `{"prompt": ..., "answer": ...}`, the answer being the exact continuation trained on.
+ */
 function pairsFromRows(rows: Record<string, unknown>[], where: string): TextPair[] {
   return rows.map((r, i) => {
-    if (typeof r.question === "string" && typeof r.answer === "string") {
-      return { prompt: `question : ${r.question} answer :`, answer: ` ${r.answer} .` };
-    }
-    if (typeof r.prompt === "string" && typeof (r.answer ?? r.completion) === "string") {
-      return { prompt: r.prompt, answer: String(r.answer ?? r.completion) };
-    }
-    if (typeof r.text === "string") return { prompt: "", answer: r.text };
-    throw new Error(`${where}:${i + 1}: expected question/answer, prompt/answer or text fields`);
+    if (typeof r.prompt === "string" && typeof r.answer === "string") return { prompt: r.prompt, answer: r.answer };
+    const hint = "completion" in r ? ' (rename "completion" to "answer")' : "";
+    throw new Error(`${where}:${i + 1}: expected string fields "prompt" and "answer"${hint}`);
   });
 }
 

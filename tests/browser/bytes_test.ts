@@ -9,7 +9,7 @@ import { randomLlama, tl6, tree } from "../../mod.ts";
 import { key } from "../../core/random.ts";
 import { llamaFromBytes, loadLlama, saveLlama } from "../../io/hf.ts";
 import { adapterToBytes, saveAdapter } from "../../io/adapter.ts";
-import { bundle } from "../../scripts/bundle.ts";
+import { runBundle } from "../../scripts/run_bundle.ts";
 import { handler } from "../../scripts/serve.ts";
 
 async function leavesEqual(a: unknown, b: unknown): Promise<void> {
@@ -70,7 +70,7 @@ Deno.test("adapterToBytes: exactly the bytes saveAdapter writes", async () => {
 Deno.test("bundle: builds, mentions no Deno., exports the browser API only, and runs", async () => {
   const out = await Deno.makeTempDir({ prefix: "knot-dist-" });
   try {
-    const built = await bundle({ outdir: out, app: false, log: false });
+    const built = await runBundle({ outdir: out, app: false });
     assert.deepEqual(built.map((b) => b.path.split("/").at(-1)).sort(), ["knot.js", "knot.js.map"]);
     const text = await Deno.readTextFile(`${out}/knot.js`);
     assert(!text.includes("Deno."));

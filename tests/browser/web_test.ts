@@ -13,7 +13,7 @@
  * `KNOT_WEB_REQUIRE_WEBGPU=1` fails the test unless WebGPU ran.
  */
 import assert from "node:assert/strict";
-import { bundle, ROOT } from "../../scripts/bundle.ts";
+import { ROOT, runBundle } from "../../scripts/run_bundle.ts";
 import { serve } from "../../scripts/serve.ts";
 import { parseSafetensors } from "../../io/safetensors.ts";
 import { type Browser, launch } from "./cdp.ts";
@@ -52,7 +52,7 @@ Deno.test({
   ignore: !haveChromium,
   async fn() {
     const t0 = performance.now();
-    const built = await bundle({ log: false });
+    const built = await runBundle();
     const knot = built.find((b) => b.path.endsWith("knot.js"))!;
     console.log(`bundle: dist/knot.js ${knot.bytes} bytes (gzip ${knot.gzipBytes})`);
 

@@ -29,6 +29,7 @@ Deno.test("examples/generate.ts --help documents every flag and exits 0", async 
   for (
     const flag of [
       "--model",
+      "--adapter",
       "--prompt",
       "--prompt-ids",
       "--max-tokens",

@@ -66,7 +66,7 @@ Deno.test("builtin tokenizer: encodes and decodes corpus and task text exactly, 
     const { prompt, answer } = builtinTask.format(r);
     assert.deepEqual(tok.encode(prompt + answer), [...tok.encode(prompt), ...tok.encode(answer, { addBos: false })]);
     assert.deepEqual(tok.encode(answer, { addBos: false }), tok.encode(answer.trim(), { addBos: false }));
-    assert.equal(tok.encode(` ${r.answer}`, { addBos: false }).length, 1, "answers are one token");
+    assert.equal(tok.encode(` ${normalizeAnswer(r.answer)}`, { addBos: false }).length, 1, "answers are one token");
   }
   assert.equal(tok.decode(tok.encode("alice lives in paris .", { addEos: true })), "alice lives in paris .");
 });
@@ -89,7 +89,8 @@ Deno.test("builtin task: both splits load, from any cwd, about disjoint people, 
   }
   const { prompt, answer } = builtinTask.format(ev[0]);
   assert.ok(prompt.startsWith("question : ") && prompt.endsWith(" ? answer :"), prompt);
-  assert.equal(answer, ` ${ev[0].answer} .`);
+  assert.equal(answer, ev[0].answer);
+  assert.match(answer, /^ [a-z]+ \.$/);
   await assert.rejects(() => builtinTask.load({ split: "dev" }), /unknown split "dev"/);
   await assert.rejects(() => builtinTask.load({ split: "train", path: "/nonexistent" }), /cannot read/);
 });
@@ -128,4 +129,13 @@ Deno.test("builtin model: knows its facts (greedy 'alice lives in' → her city 
   const tok = await loadTokenizer(DIR);
   const acc = await probeAccuracy(params, config, tok, makeWorld(seed()));
   assert.ok(acc.all >= 0.8, JSON.stringify(acc));
+});
+
+Deno.test("builtin task files follow knot's JSONL convention: --task jsonl reads the same pairs", async () => {
+  const { jsonl } = await import("../../train/tasks/jsonl.ts");
+  for (const split of ["train", "eval"]) {
+    const asBuiltin = (await builtinTask.load({ split })).map((e) => builtinTask.format(e));
+    const asJsonl = (await jsonl.load({ path: `${DIR}/task`, split })).map((e) => jsonl.format(e));
+    assert.deepEqual(asJsonl, asBuiltin, split);
+  }
 });

@@ -1,12 +1,17 @@
 // The training loop: exact resume, NaN stop, early stopping, data order, no leaks; batches.
 import assert from "node:assert/strict";
 import { adamw, chain, clipByGlobalNorm, key, liveBuffers, mul, randomLlama, tl6, tree } from "../../mod.ts";
+import { encodeSafetensors, parseSafetensors } from "../../io/safetensors.ts";
 import {
+  CHECKPOINT_FILE,
   epochOrder,
   fit,
+  hasCheckpoint,
   type LmBatch,
+  loadCheckpoint,
   makeBatch,
   planLoss,
+  saveCheckpoint,
   type TokenizedExample,
   trainStep,
 } from "../../train/mod.ts";
@@ -137,4 +142,90 @@ Deno.test("makeBatch: loss positions cover answer tokens only; long prompts lose
   assert.deepEqual(Array.from(await b.positions.data()), [2, 3, 4 + 3]);
   assert.deepEqual(Array.from(await b.targets.data()), [7, 2, 4]);
   assert.throws(() => makeBatch([{ prompt: [1], answer: [] }], 4), /empty answer/);
+});
+
+Deno.test("a NaN at the first step names no checkpoint: none was saved", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const s = setup();
+    const poisoned = (st: Parameters<typeof s.step>[0], b: LmBatch) => {
+      const r = s.step(st, b);
+      return { ...r, loss: mul(r.loss, NaN) };
+    };
+    const r = await fit({ ...common, step: poisoned, init: s.init, steps: 5, checkpoint: { dir, every: 1 } });
+    assert.equal(r.stoppedBy, "nan");
+    assert.match(r.message ?? "", /loss became NaN at step 1; stopped; no checkpoint was saved before it/);
+    assert.doesNotMatch(r.message ?? "", /step none|last good/);
+    assert.equal(await hasCheckpoint(dir), false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an update that overflows the parameters is never saved as a good checkpoint", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const s = setup();
+    let n = 0;
+    // Step 3's loss is finite (computed before the update) but its update makes the parameters infinite.
+    const overflowing = (st: Parameters<typeof s.step>[0], b: LmBatch) => {
+      const r = s.step(st, b);
+      if (++n !== 3) return r;
+      const trainable = tree.map(r.state.trainable, (x) => mul(x, Infinity));
+      return { ...r, state: { ...r.state, trainable } };
+    };
+    const r = await fit({ ...common, step: overflowing, init: s.init, steps: 10, checkpoint: { dir, every: 1 } });
+    assert.equal(r.stoppedBy, "nan");
+    assert.match(
+      r.message ?? "",
+      /parameters became non-finite at step 3; stopped; the last good checkpoint \(step 2\)/,
+    );
+    const c = await loadCheckpoint(dir);
+    assert.equal(c.step, 2);
+    for (const [path, t] of tree.entries((c.state as { trainable: unknown }).trainable)) {
+      assert.ok((await t.data()).every(Number.isFinite), `${path} is not finite in the saved checkpoint`);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("loadCheckpoint releases every buffer it allocated when it throws", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const s = setup();
+    await saveCheckpoint(dir, { state: s.init, step: 1 });
+    // The same tensors, but a state that names one more: unflatten fails after every tensor was read.
+    const parsed = parseSafetensors(await Deno.readFile(`${dir}/${CHECKPOINT_FILE}`));
+    const raw = parsed.tensors, meta = { ...parsed.metadata! };
+    meta.state = JSON.stringify({ ...JSON.parse(meta.state), extra: { $tensor: "s.nowhere" } });
+    await Deno.writeFile(`${dir}/${CHECKPOINT_FILE}`, encodeSafetensors(raw, meta));
+    const before = liveBuffers();
+    await assert.rejects(() => loadCheckpoint(dir), /tensor "s.nowhere" is missing/);
+    assert.equal(liveBuffers(), before);
+    // And a state that is not JSON.
+    meta.state = "{";
+    await Deno.writeFile(`${dir}/${CHECKPOINT_FILE}`, encodeSafetensors(raw, meta));
+    await assert.rejects(() => loadCheckpoint(dir), /not valid JSON/);
+    assert.equal(liveBuffers(), before);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("resume removes temporary files that interrupted checkpoint writes left", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const s = setup();
+    await fit({ ...common, step: s.step, init: s.init, steps: 2, checkpoint: { dir, every: 1 } });
+    await Deno.writeTextFile(`${dir}/${CHECKPOINT_FILE}.tmp-0123abcd`, "torn");
+    const c = setup();
+    const r = await fit({ ...common, step: c.step, init: c.init, steps: 3, checkpoint: { dir }, resume: true });
+    assert.equal(r.step, 3);
+    const names = [];
+    for await (const e of Deno.readDir(dir)) names.push(e.name);
+    assert.deepEqual(names, [CHECKPOINT_FILE]);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

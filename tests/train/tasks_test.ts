@@ -22,6 +22,7 @@ import type { Example, Task } from "../../train/tasks/index.ts";
 import { contextWindow } from "../../train/tasks/squad.ts";
 import type { SquadExample } from "../../train/tasks/squad.ts";
 import { cleanSolution } from "../../train/tasks/gsm8k.ts";
+import { isHeldOut } from "../../train/tasks/jsonl.ts";
 
 const DATA = new URL("../../../shared/data/", import.meta.url).pathname;
 const present = (() => {
@@ -86,37 +87,68 @@ Deno.test("tasks: contextWindow keeps whole words around the answer within the b
   assert.equal(contextWindow("costs $500 now or later", 7, 3, 12, 0), "$500 now or");
 });
 
-Deno.test("tasks: jsonl task loads prompt/completion rows and names file and line on errors", async () => {
+Deno.test("tasks: jsonl task loads prompt/answer rows and names file and line on errors", async () => {
   const dir = await Deno.makeTempDir();
   const write = (name: string, text: string) => Deno.writeTextFile(join(dir, name), text);
   try {
-    await write(
-      "train.jsonl",
-      '{"prompt": "2+2=", "completion": " 4", "extra": 1}\n\n{"prompt": "a", "completion": "b"}\r\n',
-    );
+    await write("train.jsonl", '{"prompt": "2+2=", "answer": " 4", "extra": 1}\n\n{"prompt": "a", "answer": "b"}\r\n');
+    await write("eval.jsonl", '{"prompt": "3+3=", "answer": " 6"}\n');
     const rows = await jsonl.load({ path: dir, split: "train" });
     assert.deepEqual(rows, [
-      { id: "train.jsonl:1", prompt: "2+2=", completion: " 4" },
-      { id: "train.jsonl:3", prompt: "a", completion: "b" },
+      { id: "train.jsonl:1", prompt: "2+2=", answer: " 4" },
+      { id: "train.jsonl:3", prompt: "a", answer: "b" },
     ]);
     assert.deepEqual(jsonl.format(rows[0]), { prompt: "2+2=", answer: " 4" });
-    assert.equal((await jsonl.load({ path: join(dir, "train.jsonl"), split: "eval", limit: 1 })).length, 1);
     assert.deepEqual(jsonl.metric(["4 ", "c"], rows), { name: "exactMatch", value: 50, count: 2 });
+    assert.equal(await jsonl.splitNote!(dir), null, "train.jsonl + eval.jsonl: nothing to say");
 
     const cases: [string, RegExp][] = [
-      ['{"prompt": "x", "completion": "y"}\n{"prompt": "x", "completion": \n', /bad\.jsonl:2: malformed JSON/],
-      ['{"prompt": "x"}\n', /bad\.jsonl:1: missing field "completion"/],
-      ['\n{"completion": "y"}\n', /bad\.jsonl:2: missing field "prompt"/],
-      ['{"prompt": 3, "completion": "y"}\n', /bad\.jsonl:1: field "prompt" must be a string, got number/],
+      ['{"prompt": "x", "answer": "y"}\n{"prompt": "x", "answer": \n', /bad\.jsonl:2: malformed JSON/],
+      ['{"prompt": "x"}\n', /bad\.jsonl:1: missing field "answer"/],
+      ['\n{"answer": "y"}\n', /bad\.jsonl:2: missing field "prompt"/],
+      ['{"prompt": 3, "answer": "y"}\n', /bad\.jsonl:1: field "prompt" must be a string, got number/],
       ['["x", "y"]\n', /bad\.jsonl:1: expected a JSON object, got an array/],
+      [
+        '{"prompt": "x", "completion": "y"}\n',
+        /bad\.jsonl:1: field "completion" is not read.*rename "completion" to "answer"/,
+      ],
     ];
     for (const [text, re] of cases) {
       await write("bad.jsonl", text);
       await assert.rejects(jsonl.load({ path: join(dir, "bad.jsonl"), split: "train" }), re);
     }
-    await assert.rejects(jsonl.load({ path: dir, split: "eval" }), /JSONL file not found at ".*eval\.jsonl"/);
+    await assert.rejects(jsonl.load({ path: dir, split: "test" }), /JSONL file not found at ".*test\.jsonl"/);
     await assert.rejects(jsonl.load({ split: "train" }), /jsonl: no path given/);
     await assert.rejects(jsonl.load({ path: dir, split: "train", limit: -1 }), /limit must be a non-negative integer/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("tasks: one jsonl file is split into disjoint train and eval rows, never read as both", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const rows = Array.from({ length: 200 }, (_, i) => JSON.stringify({ prompt: `q${i} =`, answer: ` ${i}` }));
+    const file = join(dir, "all.jsonl");
+    await Deno.writeTextFile(file, rows.join("\n") + "\n");
+    for (const path of [file, dir]) {
+      if (path === dir) await Deno.rename(file, join(dir, "train.jsonl")); // train.jsonl without eval.jsonl
+      const train = await jsonl.load({ path, split: "train" }), ev = await jsonl.load({ path, split: "eval" });
+      assert.equal(train.length + ev.length, 200);
+      assert.ok(ev.length >= 10 && ev.length <= 35, `${ev.length} eval rows`);
+      const trainPrompts = new Set(train.map((r) => r.prompt));
+      assert.ok(ev.every((r) => !trainPrompts.has(r.prompt)), "a row is in both splits");
+      assert.deepEqual(ev.map((r) => r.prompt), rows.map((r) => JSON.parse(r).prompt).filter(isHeldOut));
+      assert.match(
+        (await jsonl.splitNote!(path))!,
+        new RegExp(
+          `holds both splits \\(no separate eval.jsonl\\): ${train.length} rows train, ${ev.length} rows eval`,
+        ),
+      );
+    }
+    // Too few rows to split: refused with a message saying what to do.
+    await Deno.writeTextFile(join(dir, "one.jsonl"), '{"prompt": "x", "answer": "y"}\n');
+    await assert.rejects(jsonl.load({ path: join(dir, "one.jsonl"), split: "train" }), /too few to split/);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

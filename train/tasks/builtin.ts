@@ -10,6 +10,11 @@
  *   prompt  "question : where does alice live ? answer :"
  *   answer  " paris ."          (metric: exact match of the word before the ".")
  *
+ * The rows follow knot's one JSONL convention (see train/tasks/jsonl.ts):
+ * `prompt` is what the model reads, `answer` the exact continuation it is
+ * trained on; `id`, `person` and `attribute` are extra fields. So the files are
+ * also a valid `--task jsonl` dataset and web-page upload.
+ *
  * Data: `examples/tiny/task/{train,eval}.jsonl` (600 and 200 rows), resolved
  * relative to this module, so it works from any directory. The world itself
  * (people, facts, the pretraining corpus, the QA rows) is generated from a
@@ -46,9 +51,9 @@ export interface BuiltinExample extends Example {
   id: string;
   person: string;
   attribute: Attribute;
-  /** The question text, e.g. "where does alice live ?". */
-  question: string;
-  /** The gold answer, one word, e.g. "paris". */
+  /** What the model reads, e.g. "question : where does alice live ? answer :". */
+  prompt: string;
+  /** The continuation it is trained on, e.g. " paris ." (the gold word is {@link normalizeAnswer} of it). */
   answer: string;
 }
 
@@ -81,7 +86,7 @@ function parseRow(line: string, where: string): BuiltinExample {
   } catch (e) {
     throw new Error(`${where}: invalid JSON (${(e as Error).message})`);
   }
-  for (const k of ["id", "person", "attribute", "question", "answer"] as const) {
+  for (const k of ["id", "person", "attribute", "prompt", "answer"] as const) {
     if (typeof row[k] !== "string") throw new Error(`${where}: field "${k}" must be a string`);
   }
   if (!ATTRIBUTES.includes(row.attribute)) throw new Error(`${where}: unknown attribute "${row.attribute}"`);
@@ -125,7 +130,7 @@ export const builtinTask: Task<BuiltinExample> & {
 
   /** The prompt and the target continuation (the loss is taken on the answer). */
   format(ex: BuiltinExample): { prompt: string; answer: string } {
-    return { prompt: `question : ${ex.question} answer :`, answer: ` ${ex.answer} .` };
+    return { prompt: ex.prompt, answer: ex.answer };
   },
 
   /** Exact match (percent) of normalised predictions against the gold words. */
@@ -137,7 +142,7 @@ export const builtinTask: Task<BuiltinExample> & {
     const hits: Record<string, [number, number]> = {};
     let correct = 0;
     examples.forEach((ex, i) => {
-      const ok = normalizeAnswer(predictions[i]) === ex.answer ? 1 : 0;
+      const ok = normalizeAnswer(predictions[i]) === normalizeAnswer(ex.answer) ? 1 : 0;
       correct += ok;
       const h = hits[ex.attribute] ??= [0, 0];
       h[0] += ok;
@@ -154,10 +159,16 @@ export const builtinTask: Task<BuiltinExample> & {
   },
 };
 
-/** The row asking about `person`'s `attribute`, whose gold answer is `answer`. */
-export function qaExample(person: string, attribute: Attribute, answer: string): BuiltinExample {
+/** The row asking about `person`'s `attribute`, whose gold answer is the word `value`. */
+export function qaExample(person: string, attribute: Attribute, value: string): BuiltinExample {
   const question = QUESTIONS[attribute].replace("{n}", person);
-  return { id: `${person}/${attribute}`, person, attribute, question, answer };
+  return {
+    id: `${person}/${attribute}`,
+    person,
+    attribute,
+    prompt: `question : ${question} answer :`,
+    answer: ` ${value} .`,
+  };
 }
 
 // ---------------------------------------------------------------- the world and its corpus

@@ -56,6 +56,8 @@ export interface Task<E extends Example = Example> {
   format(example: E): Formatted;
   readonly decoding: Decoding;
   metric(predictions: readonly string[], examples: readonly E[]): MetricResult;
+  /** How `load` makes the train and eval splits from `path`, when that is worth telling (null otherwise). */
+  splitNote?(path?: string): Promise<string | null>;
 }
 
 /** A multiple-choice prompt: score `prompt + endings[j]` for each j. */

@@ -1,21 +1,24 @@
 // Dev-time build of the WebAssembly SIMD matmul kernel.
 //
-//   deno run -A backends/cpu/wasm/build.ts          # regenerate matmul_wasm.ts
-//   deno run -A backends/cpu/wasm/build.ts --check  # exit 1 if matmul_wasm.ts is stale
-//   deno run -A backends/cpu/wasm/build.ts --wat    # also write the text form of both builds to a temp dir
+//   deno task build:wasm          # regenerate matmul_wasm.ts
+//   deno task build:wasm --check  # exit 1 if matmul_wasm.ts is stale
+//   deno task build:wasm --wat    # also write the text form of both builds to a temp dir
+// (the task is deno run -A --lock=scripts/build.lock backends/cpu/wasm/build.ts: build tools are pinned in
+// their own lock file, so deno.lock, and a user's first run, hold only what the library imports)
 //
-// Compiles matmul.as.ts twice with the AssemblyScript compiler (pinned in
-// deno.json "imports"): a plain SIMD build and an "fma" build with
+// Compiles matmul.as.ts twice with the AssemblyScript compiler (pinned
+// below): a plain SIMD build and an "fma" build with
 // relaxed-simd enabled (the source switches on ASC_FEATURE_RELAXED_SIMD), and
 // writes both binaries, base64-encoded, into matmul_wasm.ts, which is what
 // kernel.ts loads. The compiler is only needed here: nothing in the
 // library imports this file, so users and CI never download it.
 
-import asc from "assemblyscript/asc";
+// deno-lint-ignore no-import-prefix
+import asc from "npm:assemblyscript@0.28.20/asc";
 
 const SOURCE = "matmul.as.ts";
 const OUTPUT = "matmul_wasm.ts";
-const ASC_VERSION = "0.28.20"; // keep in sync with deno.json "imports"
+const ASC_VERSION = "0.28.20"; // keep in sync with the import above
 /** -O3 and no runtime: the module is pure arithmetic on caller-owned memory. */
 const FLAGS = ["-O3", "--runtime", "stub", "--noAssert", "--enable", "simd"];
 const VARIANTS = {
