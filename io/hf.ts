@@ -150,11 +150,9 @@ export function parseHfConfig(raw: unknown, source = "config.json", opts: HfLoad
       : num(c, "rope_theta", source, 10000),
     ropeScaling: ropeScalingOf(ropeParams ?? c.rope_scaling, source),
     maxPositionEmbeddings: num(c, "max_position_embeddings", source, 2048),
-    tieWordEmbeddings: c.tie_word_embeddings === true,
-    bosTokenId: typeof c.bos_token_id === "number" ? c.bos_token_id : null,
-    eosTokenId: typeof c.eos_token_id === "number" || Array.isArray(c.eos_token_id)
-      ? c.eos_token_id as number | number[]
-      : null,
+    tieWordEmbeddings: (c.tie_word_embeddings ?? false) as boolean,
+    bosTokenId: (c.bos_token_id ?? null) as number | null,
+    eosTokenId: (c.eos_token_id ?? null) as number | number[] | null,
   };
   try {
     return validateConfig(config, source);
@@ -162,7 +160,7 @@ export function parseHfConfig(raw: unknown, source = "config.json", opts: HfLoad
     // validateConfig names LlamaConfig fields; name the config.json keys instead.
     const msg = (e as Error).message, head = `${source}: `;
     const rest = msg.startsWith(head) ? msg.slice(head.length) : msg;
-    throw new Error(head + rest.replace(/\b[a-z][A-Za-z]+\b/g, (w) => HF_KEY_OF[w] ?? w));
+    throw new Error(head + rest.replace(/\b[a-z][A-Za-z]+\b/g, (w) => Object.hasOwn(HF_KEY_OF, w) ? HF_KEY_OF[w] : w));
   }
 }
 
@@ -178,6 +176,13 @@ const HF_KEY_OF: Record<string, string> = {
   maxPositionEmbeddings: "max_position_embeddings",
   rmsNormEps: "rms_norm_eps",
   ropeTheta: "rope_theta",
+  ropeScaling: "rope_scaling",
+  lowFreqFactor: "low_freq_factor",
+  highFreqFactor: "high_freq_factor",
+  originalMaxPositionEmbeddings: "original_max_position_embeddings",
+  tieWordEmbeddings: "tie_word_embeddings",
+  bosTokenId: "bos_token_id",
+  eosTokenId: "eos_token_id",
 };
 
 /** The config as a Hugging Face config.json object. */

@@ -3,11 +3,11 @@
  * @module
  */
 import type { BinaryOp, UnaryOp } from "../../backends/backend.ts";
-import { type DType, promote } from "../dtype.ts";
+import { type DType, isDType, promote } from "../dtype.ts";
 import { broadcastShapes, broadcastStrides, sameShape, type Shape } from "../shape.ts";
 import { record } from "../tape.ts";
 import type { Tensor } from "../tensor.ts";
-import { backendOf, coerce, expectTensor, type TensorLike, wrap } from "./_util.ts";
+import { backendOf, checkAlloc, coerce, expectTensor, type TensorLike, wrap } from "./_util.ts";
 import { reshape } from "./movement.ts";
 import { sum } from "./reduce.ts";
 
@@ -104,6 +104,7 @@ function binaryOp(
   if (x.dtype !== dtype) x = cast(x, dtype);
   if (y.dtype !== dtype) y = cast(y, dtype);
   const outDtype = COMPARISONS.has(op) ? "bool" : dtype;
+  checkAlloc(op, backend, outShape, outDtype);
   const buf = backend.binary(
     // bool + bool is logical or; the kernel's add would store 1 + 1 = 2 in a bool buffer.
     op === "add" && dtype === "bool" ? "maximum" : op,
@@ -180,6 +181,7 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   const c = cond.dtype === "bool" ? cond : cast(cond, "bool");
   const outShape = broadcastShapes("where", broadcastShapes("where", c.shape, x.shape), y.shape);
   const dtype = promote(x.dtype, y.dtype);
+  checkAlloc("where", backend, outShape, dtype);
   if (x.dtype !== dtype) x = cast(x, dtype);
   if (y.dtype !== dtype) y = cast(y, dtype);
   const buf = backend.where(
@@ -203,7 +205,11 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
 /** Converts to `dtype`. float→int truncates toward zero; anything→bool tests `!= 0`. */
 export function cast(x: Tensor, dtype: DType): Tensor {
   expectTensor("cast", x);
+  if (!isDType(dtype)) {
+    throw new Error(`cast: unknown dtype ${JSON.stringify(dtype)}; expected float32, int32 or bool`);
+  }
   if (x.dtype === dtype) return x;
+  checkAlloc("cast", x.backend, x.shape, dtype);
   // Casts to or from integers are not differentiable: no vjp is recorded.
   return wrap(x.backend, x.backend.cast(x.buffer, dtype), x.shape, dtype);
 }
