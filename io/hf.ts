@@ -12,6 +12,8 @@ import { type LlamaConfig, type RopeScaling, validateConfig } from "../nn/config
 import type { LlamaLayerParams, LlamaParams } from "../nn/llama.ts";
 import { openSafetensorsDir, parseSafetensors, rawToTensor, saveSafetensors } from "./safetensors.ts";
 import { writeTextAtomic } from "./atomic.ts";
+import { parseJson, SIDE_FILE_LIMITS } from "./json.ts";
+import { readTextLimited } from "./read_text.ts";
 
 /** Keys of config.json that knot reads. */
 const USED_KEYS = new Set([
@@ -285,16 +287,11 @@ export async function loadLlama(dir: string, opts: HfLoadOptions = {}): Promise<
   const configPath = `${dir}/config.json`;
   let text: string;
   try {
-    text = await Deno.readTextFile(configPath);
+    text = await readTextLimited(configPath, SIDE_FILE_LIMITS.maxChars, (m) => new Error(m));
   } catch (e) {
     throw new Error(`loadLlama: cannot read ${configPath}: ${(e as Error).message}`);
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${configPath}: invalid JSON (${(e as Error).message})`);
-  }
+  const raw = parseJson(text, SIDE_FILE_LIMITS, (m) => new Error(`${configPath}: ${m}`));
   const config = parseHfConfig(raw, configPath, opts);
   const reader = await openSafetensorsDir(dir);
   try {
@@ -304,7 +301,12 @@ export async function loadLlama(dir: string, opts: HfLoadOptions = {}): Promise<
       throw new Error(`loadLlama: ${reader.source} does not match ${configPath}: ${problems.join("; ")}`);
     }
     const byPath = new Map<string, Tensor>();
-    for (const e of expected) byPath.set(e.path, await reader.tensor(e.hf));
+    try {
+      for (const e of expected) byPath.set(e.path, await reader.tensor(e.hf));
+    } catch (e) {
+      for (const t of byPath.values()) t.dispose();
+      throw e;
+    }
     return { config, params: assemble(config, byPath) };
   } finally {
     reader.close();
@@ -387,13 +389,7 @@ export function llamaFromBytes(
   opts: HfLoadOptions = {},
 ): LoadedLlama {
   let raw = configJson;
-  if (typeof raw === "string") {
-    try {
-      raw = JSON.parse(raw);
-    } catch (e) {
-      throw new Error(`config.json: invalid JSON (${(e as Error).message})`);
-    }
-  }
+  if (typeof raw === "string") raw = parseJson(raw, SIDE_FILE_LIMITS, (m) => new Error(`config.json: ${m}`));
   const config = parseHfConfig(raw, "config.json", opts);
   const { tensors } = parseSafetensors(safetensors, source);
   const expected = hfTensorMap(config);
