@@ -8,6 +8,7 @@
  */
 import type { Tensor } from "../core/tensor.ts";
 import { mul } from "../core/ops/elementwise.ts";
+import { scope } from "../core/scope.ts";
 import { concat } from "../core/ops/movement.ts";
 import { fmt, sameShape } from "../core/shape.ts";
 import * as tree from "../core/tree.ts";
@@ -436,7 +437,7 @@ export async function importPeftLora(
       const scale = cfg.use_rslora === true ? p.alpha / Math.sqrt(p.r) : p.alpha / p.r;
       const B = stored.get(p.b)!;
       if (scale === 1) return { module: p.module, A: stored.get(p.a)!, B };
-      const Bs = mul(B, scale);
+      const Bs = scope(() => mul(B, scale)); // the scope releases the scalar operand
       scaled.push(Bs);
       return { module: p.module, A: stored.get(p.a)!, B: Bs };
     });
