@@ -43,6 +43,7 @@ export class Tokenizer {
   readonly #hf: HfTokenizer;
   readonly #addBos: boolean;
   readonly #addEos: boolean;
+  readonly #source: string;
 
   /**
    * From the parsed `tokenizer.json` and (optionally) `tokenizer_config.json`
@@ -67,6 +68,20 @@ export class Tokenizer {
       ? tokenizerConfig.add_bos_token
       : this.bosId !== null;
     this.#addEos = tokenizerConfig.add_eos_token === true;
+    this.#source = source;
+    // A component the library accepts but cannot run (e.g. a post-processor without its template) would
+    // otherwise fail on the first encode with a TypeError: probe once here so the load itself is refused.
+    const probe = "Once upon a time, 1 2 3! é";
+    this.decode(this.encode(probe), { skipSpecial: false });
+  }
+
+  /** Runs a library call, turning its failures into an Error naming the tokenizer file. */
+  #call<T>(what: string, fn: () => T): T {
+    try {
+      return fn();
+    } catch (e) {
+      throw new Error(`${this.#source}: ${what} failed (${e instanceof Error ? e.message : e})`, { cause: e });
+    }
   }
 
   /**
@@ -91,7 +106,7 @@ export class Tokenizer {
 
   /** Token ids of `text`, with BOS/EOS as configured (see {@link EncodeOptions}). */
   encode(text: string, opts: EncodeOptions = {}): number[] {
-    const ids = this.#hf.encode(text, { add_special_tokens: false }).ids;
+    const ids = this.#call("encode", () => this.#hf.encode(text, { add_special_tokens: false }).ids);
     const { addBos = this.#addBos, addEos = this.#addEos } = opts;
     if (addBos && this.bosId !== null) ids.unshift(this.bosId);
     if (addEos && this.eosId !== null) ids.push(this.eosId);
@@ -101,7 +116,8 @@ export class Tokenizer {
   /** Text of `ids` (special tokens skipped unless `skipSpecial` is false). */
   decode(ids: readonly number[], opts: { skipSpecial?: boolean } = {}): string {
     if (ids.length === 0) return ""; // @huggingface/tokenizers throws on an empty list
-    return this.#hf.decode([...ids], { skip_special_tokens: opts.skipSpecial ?? true });
+    const list = [...ids];
+    return this.#call("decode", () => this.#hf.decode(list, { skip_special_tokens: opts.skipSpecial ?? true }));
   }
 
   /** The string of one token id (e.g. "▁the"), or undefined. */

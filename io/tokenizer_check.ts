@@ -78,6 +78,12 @@ function checkPatterns(json: Record<string, unknown>, source: string): void {
       continue;
     }
     if (!isJsonObject(node)) continue;
+    if (Object.hasOwn(node, "pattern") && typeof node.pattern === "object") {
+      const pat = node.pattern;
+      const ok = isJsonObject(pat) && Object.keys(pat).length === 1 &&
+        (typeof pat.Regex === "string" || typeof pat.String === "string");
+      if (!ok) throw fail(source, `${path}.pattern must be {"Regex": string} or {"String": string}, got ${short(pat)}`);
+    }
     if (Object.hasOwn(node, "Regex")) {
       const p = node.Regex;
       if (typeof p !== "string") throw fail(source, `${path}.Regex must be a string, got ${short(p)}`);
