@@ -29,9 +29,6 @@ export const SIDE_FILE_LIMITS: Readonly<JsonLimits> = Object.freeze({
   maxTopLevelEntries: 100_000,
 });
 
-/** Object keys that name prototype machinery: never walked into as data. */
-export const PROTO_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
-
 /** Quotes a string for an error message (JSON-escaped, truncated if long). */
 export function quote(s: string): string {
   const j = JSON.stringify(s);

@@ -27,14 +27,15 @@ export function checkTokenizerJson(json: unknown, source: string): void {
   if (!isJsonObject(json)) throw fail(source, "expected a JSON object");
   const model = json.model;
   if (!isJsonObject(model)) throw fail(source, `"model" must be an object, got ${short(model)}`);
-  const ids: [string, unknown][] = [];
+  // [where, id]: `where` is a vocab key (formatted only for an error) or a ready path.
+  const ids: [string | { vocabKey: string }, unknown][] = [];
   let entries = 0;
   const vocab = model.vocab;
   if (Array.isArray(vocab)) {
     entries += vocab.length; // Unigram: [[piece, score], ...], ids implicit
     if (model.unk_id !== undefined && model.unk_id !== null) ids.push(["model.unk_id", model.unk_id]);
   } else if (isJsonObject(vocab)) {
-    for (const [k, v] of Object.entries(vocab)) ids.push([`model.vocab[${quote(k)}]`, v]);
+    for (const [k, v] of Object.entries(vocab)) ids.push([{ vocabKey: k }, v]);
     entries += ids.length;
   } else if (vocab !== undefined) {
     throw fail(source, `"model.vocab" must be an object or a list, got ${short(vocab)}`);
@@ -59,7 +60,9 @@ export function checkTokenizerJson(json: unknown, source: string): void {
     if (!Number.isInteger(id) || (id as number) < 0 || (id as number) >= maxId) {
       throw fail(
         source,
-        `${where} must be a token id in [0, ${maxId}) (the file holds ${entries} tokens), got ${short(id)}`,
+        `${
+          typeof where === "string" ? where : `model.vocab[${quote(where.vocabKey)}]`
+        } must be a token id in [0, ${maxId}) (the file holds ${entries} tokens), got ${short(id)}`,
       );
     }
   }
@@ -78,7 +81,7 @@ function checkPatterns(json: Record<string, unknown>, source: string): void {
       continue;
     }
     if (!isJsonObject(node)) continue;
-    if (Object.hasOwn(node, "pattern") && typeof node.pattern === "object") {
+    if (Object.hasOwn(node, "pattern")) {
       const pat = node.pattern;
       const ok = isJsonObject(pat) && Object.keys(pat).length === 1 &&
         (typeof pat.Regex === "string" || typeof pat.String === "string");
