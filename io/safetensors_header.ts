@@ -127,7 +127,7 @@ export function parseHeader(headerBytes: Uint8Array, dataLength: number, source:
     text,
     { maxChars: MAX_HEADER_BYTES, maxDepth: MAX_HEADER_DEPTH, maxTopLevelEntries: MAX_TENSORS + 1 },
     (m) => stError(source, `header: ${m}`),
-    { entries: "tensors", topKey: "tensor name" },
+    { entries: `entries (at most ${MAX_TENSORS} tensors and "__metadata__")`, topKey: "tensor name" },
   );
   let json: unknown;
   try {
@@ -141,6 +141,8 @@ export function parseHeader(headerBytes: Uint8Array, dataLength: number, source:
       `header must be a JSON object, found ${json === null ? "null" : Array.isArray(json) ? "an array" : typeof json}`,
     );
   }
+  const count = Object.keys(json).length - (Object.hasOwn(json, "__metadata__") ? 1 : 0);
+  if (count > MAX_TENSORS) throw stError(source, `header holds ${count} tensors, over the limit of ${MAX_TENSORS}`);
   const dataStart = 8 + headerBytes.length;
   let metadata: Record<string, string> | null = null;
   const entries: TensorEntry[] = [];

@@ -49,7 +49,10 @@ function checkError(e: unknown, parts: string[]): true {
   return true;
 }
 
-/** Runs `fn` and asserts it took under `ms` milliseconds. */
+/**
+ * Runs `fn` and asserts it took under `ms` milliseconds: the issue's budget for a load (main took seconds to
+ * minutes, or never finished, on these inputs).
+ */
 async function within<T>(ms: number, what: string, fn: () => T | Promise<T>): Promise<T> {
   const t0 = performance.now();
   const out = await fn();
@@ -294,7 +297,7 @@ Deno.test("finding 5: tokenizer.json with an exponential pattern or a huge id is
   refuses(() => new Tokenizer(split("(\\w|\\d)*!"), {}, "t/tokenizer.json"), "pre_tokenizer", "refused");
   // A safe Split pattern still loads and encodes the adversarial input instantly.
   const ok = new Tokenizer(split("a+|!"), {}, "t/tokenizer.json");
-  await within(500, "encode", () => ok.encode("a".repeat(28) + "!"));
+  await within(2000, "encode", () => ok.encode("a".repeat(28) + "!"));
   const huge = { ...MINI, added_tokens: [...MINI.added_tokens, { ...MINI.added_tokens[1], id: 1e9, content: "<x>" }] };
   await within(
     500,
@@ -356,7 +359,7 @@ Deno.test("finding 7: huge shapes are refused before allocating, naming the op a
   const live = liveBuffers();
   const x = tensor([1, 2, 3]);
   // scope: the small operands made for the calls are released with it.
-  await within(1000, "all refusals", () =>
+  await within(2000, "all refusals", () =>
     scope(() => {
       refuses(() => zeros([1e6, 1e6]), "zeros", "[1000000, 1000000]");
       refuses(() => eye(1e6), "eye", "[1000000, 1000000]");
