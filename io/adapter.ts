@@ -156,6 +156,22 @@ export async function loadAdapter(
           }`,
         );
       }
+      // Shapes and dtypes from the header, before any tensor is read.
+      const baseShapes = shapesOf(base);
+      const expected = new Map<string, number[]>([
+        ...r.leaves.map((l) => [storagePath(l), l.shape] as [string, number[]]),
+        ...r.baseTrainable.map((p) => [`base.${p}`, baseShapes.get(p)!] as [string, number[]]),
+      ]);
+      for (const name of j.stored) {
+        const info = reader.info(name), shape = expected.get(name)!;
+        if (!sameShape(info.shape, shape) || !["F32", "F16", "BF16", "F64"].includes(info.dtype)) {
+          throw new Error(
+            `loadAdapter: ${weightsPath}: ${quote(name)} is ${fmt(info.shape)} ${info.dtype}, adapter.json expects ${
+              fmt(shape)
+            } float`,
+          );
+        }
+      }
       for (const name of j.stored) stored.set(name, await reader.tensor(name));
     } finally {
       reader.close();
