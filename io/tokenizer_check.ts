@@ -81,6 +81,8 @@ function checkPatterns(json: Record<string, unknown>, source: string): void {
       continue;
     }
     if (!isJsonObject(node)) continue;
+    const needsPattern = node.type === "Split" || node.type === "Replace";
+    if (needsPattern && !Object.hasOwn(node, "pattern")) throw fail(source, `${path} (${node.type}) has no "pattern"`);
     if (Object.hasOwn(node, "pattern")) {
       const pat = node.pattern;
       const ok = isJsonObject(pat) && Object.keys(pat).length === 1 &&
