@@ -18,7 +18,7 @@ export interface JsonLimits {
   maxChars: number;
   /** Deepest nesting of objects and arrays (the top level is depth 1). */
   maxDepth: number;
-  /** Most entries in the top-level object (or elements in a top-level array). */
+  /** Most entries in the top-level object (or nested containers in a top-level array). */
   maxTopLevelEntries: number;
 }
 
