@@ -2,7 +2,7 @@
  * Elementwise ops with NumPy broadcasting, and their vjp rules side by side.
  * @module
  */
-import type { BinaryOp, UnaryOp } from "../../backends/backend.ts";
+import type { Backend, BinaryOp, UnaryOp } from "../../backends/backend.ts";
 import { type DType, isDType, promote } from "../dtype.ts";
 import { broadcastShapes, broadcastStrides, sameShape, type Shape } from "../shape.ts";
 import { record } from "../tape.ts";
@@ -88,6 +88,23 @@ export function unbroadcast(g: Tensor, shape: Shape): Tensor {
 
 const COMPARISONS = new Set<BinaryOp>(["equal", "notEqual", "less", "lessEqual", "greater", "greaterEqual"]);
 
+/** checkAlloc, releasing the scalar operands `coerce` made from numbers if the result is refused. */
+function refuseUnlessFits(
+  op: string,
+  backend: Backend,
+  shape: Shape,
+  dtype: DType,
+  given: TensorLike[],
+  coerced: Tensor[],
+): void {
+  try {
+    checkAlloc(op, backend, shape, dtype);
+  } catch (e) {
+    coerced.forEach((t, i) => t !== given[i] && t.dispose());
+    throw e;
+  }
+}
+
 function binaryOp(
   op: BinaryOp,
   a: TensorLike,
@@ -101,10 +118,10 @@ function binaryOp(
   // True division and powers of integers give floats, as in NumPy.
   if ((op === "div" || op === "pow") && dtype !== "float32") dtype = "float32";
   if (op !== "add" && op !== "mul" && !COMPARISONS.has(op) && dtype === "bool") dtype = "int32";
+  const outDtype = COMPARISONS.has(op) ? "bool" : dtype;
+  refuseUnlessFits(op, backend, outShape, outDtype, [a, b], [x, y]);
   if (x.dtype !== dtype) x = cast(x, dtype);
   if (y.dtype !== dtype) y = cast(y, dtype);
-  const outDtype = COMPARISONS.has(op) ? "bool" : dtype;
-  checkAlloc(op, backend, outShape, outDtype);
   const buf = backend.binary(
     // bool + bool is logical or; the kernel's add would store 1 + 1 = 2 in a bool buffer.
     op === "add" && dtype === "bool" ? "maximum" : op,
@@ -178,10 +195,10 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   expectTensor("where", cond, "cond");
   let [x, y] = coerce("where", [a, b]);
   const backend = backendOf("where", cond, x, y);
-  const c = cond.dtype === "bool" ? cond : cast(cond, "bool");
-  const outShape = broadcastShapes("where", broadcastShapes("where", c.shape, x.shape), y.shape);
+  const outShape = broadcastShapes("where", broadcastShapes("where", cond.shape, x.shape), y.shape);
   const dtype = promote(x.dtype, y.dtype);
-  checkAlloc("where", backend, outShape, dtype);
+  refuseUnlessFits("where", backend, outShape, dtype, [a, b], [x, y]);
+  const c = cond.dtype === "bool" ? cond : cast(cond, "bool");
   if (x.dtype !== dtype) x = cast(x, dtype);
   if (y.dtype !== dtype) y = cast(y, dtype);
   const buf = backend.where(
