@@ -83,12 +83,12 @@ export function tensor(values: TensorData | number, shape?: Shape, dtype?: FileD
   }
   const finalShape = shape ? [...shape] : inferred;
   checkShape("tensor", finalShape);
-  checkAlloc("tensor", getBackend(), finalShape, dt);
   if (sizeOf(finalShape) !== flat.length) {
     throw new Error(
       `tensor: ${flat.length} values do not fill shape ${fmt(finalShape)} (${sizeOf(finalShape)} elements)`,
     );
   }
+  checkAlloc("tensor", getBackend(), finalShape, dt);
   const data = arrayFor(dt, flat.length);
   if (dt === "int32" && !(flat instanceof Int32Array)) {
     for (let i = 0; i < flat.length; i++) data[i] = Math.trunc(flat[i]);
