@@ -21,6 +21,7 @@ export type { DType, FileDType, TypedArray } from "./core/dtype.ts";
 export type { Shape } from "./core/shape.ts";
 export { getBackend, listBackends, registerBackend, setBackend } from "./core/runtime.ts";
 export { dispose, keep, liveBuffers, scope } from "./core/scope.ts";
+export { allocationLimit, setAllocationLimit } from "./core/alloc.ts";
 export * from "./core/ops/index.ts";
 export { bernoulli, foldIn, kaimingUniform, Key, key, normal, splitKey, uniform } from "./core/random.ts";
 export { split } from "./core/split.ts";

@@ -79,6 +79,8 @@ export interface MatmulSpec {
 export interface Backend {
   /** Registered name, e.g. "cpu" or "webgpu". */
   readonly name: string;
+  /** Largest buffer this backend can allocate, in bytes, if it has a ceiling (core refuses bigger results first). */
+  readonly maxBufferBytes?: number;
 
   // --- memory ---
   /**

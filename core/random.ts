@@ -18,6 +18,7 @@ import { getBackend } from "./runtime.ts";
 import { checkShape, fmt, type Shape, sizeOf } from "./shape.ts";
 import { fromBuffer, type Tensor } from "./tensor.ts";
 import { add, cast, less, mul } from "./ops/elementwise.ts";
+import { checkAlloc } from "./ops/_util.ts";
 
 /** A PRNG key: two uint32 words. Immutable; derive new keys with {@link splitKey} (`split` in mod.ts). */
 export class Key {
@@ -44,9 +45,18 @@ export function key(seed: number): Key {
   return new Key(0, seed);
 }
 
-/** `n` new independent keys derived from `k` (default 2). */
+/** The most keys one {@link splitKey} call returns (2^20); {@link foldIn} derives any number lazily. */
+export const MAX_SPLIT = 2 ** 20;
+
+/** `n` new independent keys derived from `k` (default 2; at most {@link MAX_SPLIT}). */
 export function splitKey(k: Key, n = 2): Key[] {
   if (!(k instanceof Key)) throw new Error(`split: expected a Key, got ${typeof k}`);
+  // Each key is a JS object: a million of them is already ~50 MB; 1e9 would run for a minute and then exhaust memory.
+  if (!Number.isInteger(n) || n < 0 || n > MAX_SPLIT) {
+    throw new Error(
+      `split: n must be an integer in [0, ${MAX_SPLIT}], got ${n} (draw keys lazily with foldIn(key, i))`,
+    );
+  }
   return Array.from({ length: n }, (_, j) => new Key(...threefry2x32(k.k0, k.k1, 1, j)));
 }
 
@@ -66,6 +76,7 @@ function draw(op: string, kind: "uniform" | "normal", k: Key, shape: Shape): Ten
   if (!(k instanceof Key)) throw new Error(`${op}: expected a Key as first argument (use key(seed)), got ${typeof k}`);
   checkShape(op, shape);
   const backend = getBackend();
+  checkAlloc(op, backend, shape, "float32");
   return fromBuffer(backend, backend.random(kind, k.words, sizeOf(shape)), shape, "float32");
 }
 

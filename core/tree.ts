@@ -7,6 +7,11 @@
  *
  * Positions left empty by {@link partition} hold `null`; {@link combine}
  * fills them back (Equinox's partition/combine).
+ *
+ * Keys that name prototype machinery (`__proto__`, `constructor`,
+ * `prototype`) are never tree nodes: every walk and every path refuses them
+ * with an Error, so a tree or path read from a file cannot reach
+ * `Object.prototype`.
  * @module
  */
 import { isTensor, type Tensor } from "./tensor.ts";
@@ -16,6 +21,24 @@ export type Tree = Tensor | null | undefined | readonly Tree[] | { readonly [k: 
 
 /** A predicate on leaves, or a glob pattern on their paths. */
 export type Where = string | ((path: string, leaf: Tensor) => boolean);
+
+/** Keys that are never tree nodes (see the module doc). */
+export const PROTO_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
+
+function checkKey(key: string, prefix: string): void {
+  if (PROTO_KEYS.has(key)) {
+    throw new Error(
+      `tree: key ${JSON.stringify(key)} at "${join(prefix, key)}" is not allowed (prototype keys are never tree nodes)`,
+    );
+  }
+}
+
+/** Own enumerable entries of a plain object, refusing prototype keys. */
+function ownEntries(x: Record<string, unknown>, prefix: string): [string, unknown][] {
+  const out = Object.entries(x);
+  for (const [k] of out) checkKey(k, prefix);
+  return out;
+}
 
 function isPlainObject(x: unknown): x is Record<string, unknown> {
   if (x === null || typeof x !== "object") return false;
@@ -31,7 +54,7 @@ function join(prefix: string, key: string | number): string {
 export function forEachLeaf(tree: unknown, fn: (path: string, leaf: Tensor) => void, prefix = ""): void {
   if (isTensor(tree)) fn(prefix, tree);
   else if (Array.isArray(tree)) tree.forEach((v, i) => forEachLeaf(v, fn, join(prefix, i)));
-  else if (isPlainObject(tree)) { for (const [k, v] of Object.entries(tree)) forEachLeaf(v, fn, join(prefix, k)); }
+  else if (isPlainObject(tree)) { for (const [k, v] of ownEntries(tree, prefix)) forEachLeaf(v, fn, join(prefix, k)); }
   else if (tree !== null && tree !== undefined && typeof tree === "object") {
     throw new Error(
       `tree: unsupported node at "${prefix}" (${
@@ -51,7 +74,7 @@ function mapAt(tree: unknown, fn: (leaf: Tensor, path: string) => unknown, prefi
   if (Array.isArray(tree)) return tree.map((v, i) => mapAt(v, fn, join(prefix, i)));
   if (isPlainObject(tree)) {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(tree)) out[k] = mapAt(v, fn, join(prefix, k));
+    for (const [k, v] of ownEntries(tree, prefix)) out[k] = mapAt(v, fn, join(prefix, k));
     return out;
   }
   return tree;
@@ -154,15 +177,18 @@ export function select(tree: unknown, where: Where): [string, Tensor][] {
 }
 
 function segmentsOf(path: string): (string | number)[] {
+  if (typeof path !== "string") throw new Error(`tree: a path must be a string, got ${typeof path}`);
   if (path === "") return [];
-  return path.split(".").map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+  const segs = path.split(".");
+  segs.forEach((s, i) => checkKey(s, segs.slice(0, i).join(".")));
+  return segs.map((s) => (/^\d+$/.test(s) ? Number(s) : s));
 }
 
 /** The subtree or leaf at a dotted path. Throws naming the path if absent. */
 export function at(tree: unknown, path: string): Tree {
   let cur: unknown = tree;
   for (const seg of segmentsOf(path)) {
-    if (cur === null || typeof cur !== "object" || isTensor(cur) || !(String(seg) in (cur as object))) {
+    if (cur === null || typeof cur !== "object" || isTensor(cur) || !Object.hasOwn(cur, String(seg))) {
       throw new Error(`tree.at: no node at path "${path}"${sample(tree)}`);
     }
     cur = (cur as Record<string, unknown>)[seg as string];
@@ -226,7 +252,11 @@ export function combine<T extends Tree>(...trees: T[]): T {
       const keys = new Set(present.flatMap((n) => (isPlainObject(n) ? Object.keys(n) : [])));
       const out: Record<string, unknown> = {};
       for (const k of keys) {
-        out[k] = go(nodes.map((n) => (n as Record<string, unknown> | null)?.[k] ?? null), join(path, k));
+        checkKey(k, path);
+        out[k] = go(
+          nodes.map((n) => (isPlainObject(n) && Object.hasOwn(n, k) ? n[k] : null)),
+          join(path, k),
+        );
       }
       return out;
     }

@@ -8,10 +8,11 @@
  */
 import type { Tensor } from "../core/tensor.ts";
 import { mul } from "../core/ops/elementwise.ts";
+import { scope } from "../core/scope.ts";
 import { concat } from "../core/ops/movement.ts";
 import { fmt, sameShape } from "../core/shape.ts";
 import * as tree from "../core/tree.ts";
-import type { Tree } from "../core/tree.ts";
+import { PROTO_KEYS, type Tree } from "../core/tree.ts";
 import { initializerFrom } from "../peft/initializers.ts";
 import { fromLoraFactors, type LoraFactors, toLoraFactors } from "../peft/merge.ts";
 import {
@@ -20,12 +21,16 @@ import {
   type Plan,
   type PlanTree,
   type Resolved,
+  shapesOf,
   storagePath,
   type Transform,
   withMeta,
 } from "../peft/plan.ts";
 import { writeFileAtomic, writeTextAtomic } from "./atomic.ts";
-import { loadSafetensors, saveSafetensors, serializeSafetensors } from "./safetensors.ts";
+import { SafetensorsFile, saveSafetensors, serializeSafetensors } from "./safetensors.ts";
+import { checkAdapterJson, type CheckedAdapterJson } from "./adapter_json.ts";
+import { isJsonObject, parseJson, quote, SIDE_FILE_LIMITS } from "./json.ts";
+import { readTextLimited } from "./read_text.ts";
 
 const FORMAT = "knot-adapter";
 const VERSION = 1;
@@ -52,8 +57,8 @@ export interface AdapterJson {
   base: BaseModelInfo;
 }
 
-/** A plan that reproduces a stored resolution (checked against the base model's shapes). */
-function planFromJson(j: AdapterJson, source: string): Plan {
+/** A plan that reproduces a stored resolution (already checked against the base model by checkAdapterJson). */
+function planFromJson(j: CheckedAdapterJson, source: string): Plan {
   const step: Transform = {
     describe: { transform: "restore", from: source },
     apply(state: Resolved): Resolved {
@@ -104,60 +109,119 @@ export async function saveAdapter(
  * Reads an adapter written by {@link saveAdapter} onto `base` (the model's
  * parameter tree): returns the same plan (as a restored resolution with the
  * original meta), and `{trainable, frozen}` bit-identical to what was saved.
+ *
+ * The files are untrusted: adapter.json is checked against a schema and the
+ * base model before any tensor is read (see io/adapter_json.ts), the
+ * safetensors file must hold exactly the tensors adapter.json lists, and on
+ * any error every tensor read so far is released.
  */
 export async function loadAdapter(
   dir: string,
   base: Tree,
 ): Promise<{ plan: Plan; trainable: PlanTree; frozen: PlanTree }> {
   const jsonPath = `${dir}/adapter.json`;
-  let j: AdapterJson;
-  try {
-    j = JSON.parse(await Deno.readTextFile(jsonPath));
-  } catch (e) {
-    throw new Error(`loadAdapter: cannot read ${jsonPath}: ${(e as Error).message}`);
-  }
-  if (j?.format !== FORMAT || j.version !== VERSION) {
+  const fail = (m: string) => new Error(`loadAdapter: ${jsonPath}: ${m}`);
+  const text = await readTextLimited(jsonPath, SIDE_FILE_LIMITS.maxChars, fail);
+  const raw = parseJson(text, SIDE_FILE_LIMITS, fail);
+  if (!isJsonObject(raw) || raw.format !== FORMAT || raw.version !== VERSION) {
+    const r = isJsonObject(raw) ? raw : {};
     throw new Error(
       `loadAdapter: ${jsonPath} is not a ${FORMAT} v${VERSION} file (format ${
-        JSON.stringify(j?.format)
-      }, version ${j?.version})`,
+        JSON.stringify(r.format) ?? "undefined"
+      }, version ${JSON.stringify(r.version) ?? "undefined"})`,
     );
   }
+  const j = checkAdapterJson(raw, shapesOf(base), fail);
   const plan = planFromJson(j, jsonPath);
   const r = plan.resolve(base);
-  const stored = await loadSafetensors(`${dir}/adapter.safetensors`);
-  const take = (name: string, shape: number[]): Tensor => {
-    const t = stored[name];
-    if (!t) throw new Error(`loadAdapter: ${dir}/adapter.safetensors has no "${name}", which adapter.json lists`);
-    if (!sameShape(t.shape, shape)) {
-      throw new Error(`loadAdapter: "${name}" has shape ${fmt(t.shape)}, adapter.json expects ${fmt(shape)}`);
+  const weightsPath = `${dir}/adapter.safetensors`;
+  const stored = new Map<string, Tensor>();
+  try {
+    const reader = await SafetensorsFile.open(weightsPath);
+    try {
+      const listed = new Set(j.stored);
+      const extra = reader.names.filter((n) => !listed.has(n));
+      const missing = j.stored.filter((n) => !reader.has(n));
+      if (extra.length || missing.length) {
+        throw new Error(
+          `loadAdapter: ${weightsPath} does not match ${jsonPath}: ${
+            [
+              missing.length ? `missing ${missing.slice(0, 3).map(quote).join(", ")}` : "",
+              extra.length
+                ? `unlisted tensors ${extra.slice(0, 3).map(quote).join(", ")}${
+                  extra.length > 3 ? ` (+${extra.length - 3} more)` : ""
+                }`
+                : "",
+            ].filter(Boolean).join("; ")
+          }`,
+        );
+      }
+      // Shapes and dtypes from the header, before any tensor is read.
+      const baseShapes = shapesOf(base);
+      const expected = new Map<string, number[]>([
+        ...r.leaves.map((l) => [storagePath(l), l.shape] as [string, number[]]),
+        ...r.baseTrainable.map((p) => [`base.${p}`, baseShapes.get(p)!] as [string, number[]]),
+      ]);
+      for (const name of j.stored) {
+        const info = reader.info(name), shape = expected.get(name)!;
+        if (!sameShape(info.shape, shape) || !["F32", "F16", "BF16", "F64"].includes(info.dtype)) {
+          throw new Error(
+            `loadAdapter: ${weightsPath}: ${quote(name)} is ${fmt(info.shape)} ${info.dtype}, adapter.json expects ${
+              fmt(shape)
+            } float`,
+          );
+        }
+      }
+      for (const name of j.stored) stored.set(name, await reader.tensor(name));
+    } finally {
+      reader.close();
     }
-    return t;
-  };
-  const trainable: PlanTree = { base: null, tied: {}, sites: null };
-  const frozen: PlanTree = { base: null, tied: {}, sites: null };
-  const trainableBase = new Set(r.baseTrainable);
-  [trainable.base, frozen.base] = tree.partition(base, (p) => trainableBase.has(p));
-  trainable.base = tree.map(trainable.base, (t, p) => take(`base.${p}`, [...t.shape]));
-  const sitesT: Record<string, unknown> = {}, sitesF: Record<string, unknown> = {};
-  for (const leaf of r.leaves) {
-    const value = take(storagePath(leaf), leaf.shape);
-    if (leaf.group !== null) {
-      (leaf.trainable ? trainable : frozen).tied[leaf.group] = value;
-      (leaf.trainable ? frozen : trainable).tied[leaf.group] ??= null;
-    } else setAt(leaf.trainable ? sitesT : sitesF, leaf.path, value);
+    const take = (name: string, shape: number[]): Tensor => {
+      const t = stored.get(name)!;
+      if (!sameShape(t.shape, shape) || t.dtype !== "float32") {
+        throw new Error(
+          `loadAdapter: ${weightsPath}: "${name}" is ${fmt(t.shape)} ${t.dtype}, adapter.json expects ${
+            fmt(shape)
+          } float32`,
+        );
+      }
+      return t;
+    };
+    const trainable: PlanTree = { base: null, tied: {}, sites: null };
+    const frozen: PlanTree = { base: null, tied: {}, sites: null };
+    const trainableBase = new Set(r.baseTrainable);
+    [trainable.base, frozen.base] = tree.partition(base, (p) => trainableBase.has(p));
+    trainable.base = tree.map(trainable.base, (t, p) => take(`base.${p}`, [...t.shape]));
+    const sitesT: Record<string, unknown> = {}, sitesF: Record<string, unknown> = {};
+    for (const leaf of r.leaves) {
+      const value = take(storagePath(leaf), leaf.shape);
+      if (leaf.group !== null) {
+        (leaf.trainable ? trainable : frozen).tied[leaf.group] = value;
+        if (!Object.hasOwn((leaf.trainable ? frozen : trainable).tied, leaf.group)) {
+          (leaf.trainable ? frozen : trainable).tied[leaf.group] = null;
+        }
+      } else setAt(leaf.trainable ? sitesT : sitesF, leaf.path, value);
+    }
+    trainable.sites = holesToNull(sitesT) as Tree;
+    frozen.sites = holesToNull(sitesF) as Tree;
+    return { plan, trainable, frozen };
+  } catch (e) {
+    for (const t of stored.values()) t.dispose();
+    throw e;
   }
-  trainable.sites = holesToNull(sitesT) as Tree;
-  frozen.sites = holesToNull(sitesF) as Tree;
-  return { plan, trainable, frozen };
 }
 
+/** Places `value` at a dotted path (validated by checkAdapterJson: plain segments only, sites of the plan). */
 function setAt(root: Record<string, unknown>, path: string, value: unknown): void {
   const segs = path.split(".");
   let node = root;
   segs.forEach((s, i) => {
+    if (PROTO_KEYS.has(s)) throw new Error(`loadAdapter: path "${path}" has a prototype key`);
     if (i === segs.length - 1) node[s] = value;
-    else node = (node[s] ??= /^\d+$/.test(segs[i + 1]) ? [] : {}) as Record<string, unknown>;
+    else {
+      if (!Object.hasOwn(node, s)) node[s] = /^\d+$/.test(segs[i + 1]) ? [] : {};
+      node = node[s] as Record<string, unknown>;
+    }
   });
 }
 
@@ -267,27 +331,48 @@ export async function exportPeftLora(
   await writeTextAtomic(`${dir}/adapter_config.json`, JSON.stringify(config, null, 2) + "\n");
 }
 
+/** Largest LoRA rank accepted from a PEFT config (real adapters use 4–256; a few go to 1024). */
+const MAX_PEFT_RANK = 65536;
+
+function positiveNumber(v: unknown, what: string, fail: (m: string) => Error, integer = false): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) {
+    throw fail(`${what} must be a positive ${integer ? "integer" : "finite number"}, got ${JSON.stringify(v)}`);
+  }
+  if (integer && v > MAX_PEFT_RANK) throw fail(`${what} is ${v}, over the bound of ${MAX_PEFT_RANK}`);
+  return v;
+}
+
+/** A `rank_pattern` / `alpha_pattern` object, its values checked. */
+function patternOf(raw: unknown, key: string, fail: (m: string) => Error, integer: boolean): Map<string, number> {
+  const out = new Map<string, number>();
+  if (raw === undefined || raw === null) return out;
+  if (!isJsonObject(raw)) throw fail(`"${key}" must be an object of module name → number, got ${JSON.stringify(raw)}`);
+  for (const [k, v] of Object.entries(raw)) out.set(k, positiveNumber(v, `"${key}" value for "${k}"`, fail, integer));
+  return out;
+}
+
 /**
  * Reads a Hugging Face PEFT LoRA adapter (any r, lora_alpha, target_modules,
  * rank_pattern/alpha_pattern, rsLoRA scaling) into a `lora` plan on `base`,
- * with the scale alpha/r folded into B.
+ * with the scale alpha/r folded into B. adapter_config.json is checked first
+ * (r and lora_alpha positive numbers, patterns numeric); every tensor must be
+ * a lora_A/lora_B pair of a Llama linear of `base`, with that linear's widths.
+ * On any error every tensor read is released.
  */
 export async function importPeftLora(
   dir: string,
   base: Tree,
 ): Promise<{ plan: Plan; trainable: PlanTree; frozen: PlanTree }> {
   const cfgPath = `${dir}/adapter_config.json`;
-  let cfg: Record<string, unknown>;
-  try {
-    cfg = JSON.parse(await Deno.readTextFile(cfgPath));
-  } catch (e) {
-    throw new Error(`importPeftLora: cannot read ${cfgPath}: ${(e as Error).message}`);
-  }
+  const fail = (m: string) => new Error(`importPeftLora: ${cfgPath}: ${m}`);
+  const raw = parseJson(await readTextLimited(cfgPath, SIDE_FILE_LIMITS.maxChars, fail), SIDE_FILE_LIMITS, fail);
+  if (!isJsonObject(raw)) throw fail("expected a JSON object");
+  const cfg = raw;
   if (cfg.peft_type !== "LORA") {
     throw new Error(`importPeftLora: ${cfgPath} has peft_type ${JSON.stringify(cfg.peft_type)}, expected "LORA"`);
   }
   if (cfg.use_dora === true) throw new Error(`importPeftLora: ${cfgPath} uses DoRA, which is not supported`);
-  if (cfg.bias !== undefined && cfg.bias !== "none") {
+  if (cfg.bias !== undefined && cfg.bias !== null && cfg.bias !== "none") {
     throw new Error(
       `importPeftLora: ${cfgPath} trains biases (bias ${JSON.stringify(cfg.bias)}), which is not supported`,
     );
@@ -295,43 +380,92 @@ export async function importPeftLora(
   if (cfg.fan_in_fan_out === true) {
     throw new Error(`importPeftLora: ${cfgPath} has fan_in_fan_out (Conv1D layout), which Llama does not use`);
   }
-  const r0 = Number(cfg.r), alpha0 = Number(cfg.lora_alpha ?? cfg.r);
-  const rankPattern = (cfg.rank_pattern ?? {}) as Record<string, number>;
-  const alphaPattern = (cfg.alpha_pattern ?? {}) as Record<string, number>;
-  const patternFor = (pattern: Record<string, number>, module: string, fallback: number) => {
-    const k = Object.keys(pattern).find((p) => module === p || module.endsWith(`.${p}`));
-    return k === undefined ? fallback : Number(pattern[k]);
+  for (const k of ["use_rslora", "use_dora", "fan_in_fan_out"]) {
+    if (cfg[k] !== undefined && cfg[k] !== null && typeof cfg[k] !== "boolean") {
+      throw fail(`"${k}" must be true or false, got ${JSON.stringify(cfg[k])}`);
+    }
+  }
+  const r0 = positiveNumber(cfg.r, `"r"`, fail, true);
+  const alpha0 = positiveNumber(cfg.lora_alpha ?? cfg.r, `"lora_alpha"`, fail);
+  const rankPattern = patternOf(cfg.rank_pattern, "rank_pattern", fail, true);
+  const alphaPattern = patternOf(cfg.alpha_pattern, "alpha_pattern", fail, false);
+  const patternFor = (pattern: Map<string, number>, module: string, fallback: number) => {
+    for (const [p, v] of pattern) if (module === p || module.endsWith(`.${p}`)) return v;
+    return fallback;
   };
   const weightsPath = `${dir}/adapter_model.safetensors`;
-  const stored = await loadSafetensors(weightsPath);
-  const factors: LoraFactors[] = [];
-  for (const name of Object.keys(stored)) {
-    const m = name.match(/^(?:base_model\.model\.)?model\.layers\.(\d+)\.(.+)\.lora_A(?:\.default)?\.weight$/);
-    if (!m) {
-      if (!/\.lora_B(\.default)?\.weight$/.test(name)) {
-        throw new Error(`importPeftLora: ${weightsPath}: unexpected tensor "${name}"`);
+  const wfail = (m: string) => new Error(`importPeftLora: ${weightsPath}: ${m}`);
+  const baseShapes = shapesOf(base);
+  const stored = new Map<string, Tensor>();
+  const scaled: Tensor[] = [];
+  try {
+    const reader = await SafetensorsFile.open(weightsPath);
+    // Check every name and shape from the header before reading any tensor.
+    const pairs: { module: string; moduleKey: string; a: string; b: string; r: number; alpha: number }[] = [];
+    try {
+      const modules = new Set<string>();
+      const seenB = new Set<string>();
+      for (const name of reader.names) {
+        const m = name.match(/^(?:base_model\.model\.)?model\.layers\.(\d+)\.(.+)\.lora_A(?:\.default)?\.weight$/);
+        if (!m) {
+          if (!/\.lora_B(\.default)?\.weight$/.test(name)) throw wfail(`unexpected tensor ${quote(name)}`);
+          continue;
+        }
+        const knot = Object.hasOwn(KNOT_MODULES, m[2]) ? KNOT_MODULES[m[2]] : undefined;
+        if (!knot) throw wfail(`module ${quote(m[2])} is not a Llama linear knot knows`);
+        const bName = name.replace(".lora_A", ".lora_B");
+        if (!reader.has(bName)) throw wfail(`${quote(name)} has no matching ${quote(bName)}`);
+        seenB.add(bName);
+        const module = `layers.${m[1]}.${knot}`;
+        if (modules.has(module)) throw wfail(`module ${quote(`model.layers.${m[1]}.${m[2]}`)} has two lora_A tensors`);
+        modules.add(module);
+        const w = baseShapes.get(`${module}.weight`);
+        if (!w || w.length !== 2) throw wfail(`${quote(name)}: the base model has no linear "${module}"`);
+        const moduleKey = `model.layers.${m[1]}.${m[2]}`;
+        const r = patternFor(rankPattern, moduleKey, r0);
+        const alpha = patternFor(alphaPattern, moduleKey, alpha0);
+        const A = reader.info(name), B = reader.info(bName);
+        if (!sameShape(A.shape, [r, w[1]]) || !sameShape(B.shape, [w[0], r])) {
+          throw wfail(
+            `"${moduleKey}" has lora_A ${fmt(A.shape)} and lora_B ${fmt(B.shape)}, expected rank ${r}: ${
+              fmt([r, w[1]])
+            } and ${fmt([w[0], r])}`,
+          );
+        }
+        for (const [n, info] of [[name, A], [bName, B]] as const) {
+          if (!["F32", "F16", "BF16", "F64"].includes(info.dtype)) {
+            throw wfail(`${quote(n)} is ${info.dtype}, expected a float type`);
+          }
+        }
+        pairs.push({ module, moduleKey, a: name, b: bName, r, alpha });
       }
-      continue;
+      const orphan = reader.names.find((n) => !n.includes(".lora_A") && !seenB.has(n));
+      if (orphan !== undefined) throw wfail(`${quote(orphan)} has no matching lora_A`);
+      if (!pairs.length) throw wfail("holds no lora_A/lora_B pairs");
+      for (const p of pairs) {
+        stored.set(p.a, await reader.tensor(p.a));
+        stored.set(p.b, await reader.tensor(p.b));
+      }
+    } finally {
+      reader.close();
     }
-    const knot = KNOT_MODULES[m[2]];
-    if (!knot) throw new Error(`importPeftLora: ${weightsPath}: module "${m[2]}" is not a Llama linear knot knows`);
-    const bName = name.replace(".lora_A", ".lora_B");
-    const A = stored[name], B = stored[bName];
-    if (!B) throw new Error(`importPeftLora: ${weightsPath}: "${name}" has no matching "${bName}"`);
-    const moduleKey = `model.layers.${m[1]}.${m[2]}`;
-    const r = patternFor(rankPattern, moduleKey, r0);
-    const alpha = patternFor(alphaPattern, moduleKey, alpha0);
-    if (A.shape[0] !== r || B.shape[1] !== r) {
-      throw new Error(
-        `importPeftLora: ${weightsPath}: "${moduleKey}" has lora_A ${fmt(A.shape)} and lora_B ${
-          fmt(B.shape)
-        }, expected rank ${r}`,
-      );
-    }
-    const scale = cfg.use_rslora === true ? alpha / Math.sqrt(r) : alpha / r;
-    factors.push({ module: `layers.${m[1]}.${knot}`, A, B: scale === 1 ? B : mul(B, scale) });
+    const factors: LoraFactors[] = pairs.map((p) => {
+      const scale = cfg.use_rslora === true ? p.alpha / Math.sqrt(p.r) : p.alpha / p.r;
+      const B = stored.get(p.b)!;
+      if (scale === 1) return { module: p.module, A: stored.get(p.a)!, B };
+      const Bs = scope(() => mul(B, scale)); // the scope releases the scalar operand
+      scaled.push(Bs);
+      return { module: p.module, A: stored.get(p.a)!, B: Bs };
+    });
+    const out = fromLoraFactors(factors, base);
+    // The unscaled B factors were replaced by their scaled copies: release them.
+    for (const p of pairs) if (!factors.some((f) => f.B === stored.get(p.b))) stored.get(p.b)!.dispose();
+    return out;
+  } catch (e) {
+    for (const t of stored.values()) t.dispose();
+    for (const t of scaled) t.dispose();
+    throw e;
   }
-  return fromLoraFactors(factors, base);
 }
 
 // ---------------------------------------------------------------- adapter as bytes (browser-safe)

@@ -12,6 +12,8 @@ import { type LlamaConfig, type RopeScaling, validateConfig } from "../nn/config
 import type { LlamaLayerParams, LlamaParams } from "../nn/llama.ts";
 import { openSafetensorsDir, parseSafetensors, rawToTensor, saveSafetensors } from "./safetensors.ts";
 import { writeTextAtomic } from "./atomic.ts";
+import { parseJson, SIDE_FILE_LIMITS } from "./json.ts";
+import { readTextLimited } from "./read_text.ts";
 
 /** Keys of config.json that knot reads. */
 const USED_KEYS = new Set([
@@ -150,11 +152,9 @@ export function parseHfConfig(raw: unknown, source = "config.json", opts: HfLoad
       : num(c, "rope_theta", source, 10000),
     ropeScaling: ropeScalingOf(ropeParams ?? c.rope_scaling, source),
     maxPositionEmbeddings: num(c, "max_position_embeddings", source, 2048),
-    tieWordEmbeddings: c.tie_word_embeddings === true,
-    bosTokenId: typeof c.bos_token_id === "number" ? c.bos_token_id : null,
-    eosTokenId: typeof c.eos_token_id === "number" || Array.isArray(c.eos_token_id)
-      ? c.eos_token_id as number | number[]
-      : null,
+    tieWordEmbeddings: (c.tie_word_embeddings ?? false) as boolean,
+    bosTokenId: (c.bos_token_id ?? null) as number | null,
+    eosTokenId: (c.eos_token_id ?? null) as number | number[] | null,
   };
   try {
     return validateConfig(config, source);
@@ -162,7 +162,7 @@ export function parseHfConfig(raw: unknown, source = "config.json", opts: HfLoad
     // validateConfig names LlamaConfig fields; name the config.json keys instead.
     const msg = (e as Error).message, head = `${source}: `;
     const rest = msg.startsWith(head) ? msg.slice(head.length) : msg;
-    throw new Error(head + rest.replace(/\b[a-z][A-Za-z]+\b/g, (w) => HF_KEY_OF[w] ?? w));
+    throw new Error(head + rest.replace(/\b[a-z][A-Za-z]+\b/g, (w) => Object.hasOwn(HF_KEY_OF, w) ? HF_KEY_OF[w] : w));
   }
 }
 
@@ -178,6 +178,13 @@ const HF_KEY_OF: Record<string, string> = {
   maxPositionEmbeddings: "max_position_embeddings",
   rmsNormEps: "rms_norm_eps",
   ropeTheta: "rope_theta",
+  ropeScaling: "rope_scaling",
+  lowFreqFactor: "low_freq_factor",
+  highFreqFactor: "high_freq_factor",
+  originalMaxPositionEmbeddings: "original_max_position_embeddings",
+  tieWordEmbeddings: "tie_word_embeddings",
+  bosTokenId: "bos_token_id",
+  eosTokenId: "eos_token_id",
 };
 
 /** The config as a Hugging Face config.json object. */
@@ -280,16 +287,11 @@ export async function loadLlama(dir: string, opts: HfLoadOptions = {}): Promise<
   const configPath = `${dir}/config.json`;
   let text: string;
   try {
-    text = await Deno.readTextFile(configPath);
+    text = await readTextLimited(configPath, SIDE_FILE_LIMITS.maxChars, (m) => new Error(m));
   } catch (e) {
     throw new Error(`loadLlama: cannot read ${configPath}: ${(e as Error).message}`);
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new Error(`${configPath}: invalid JSON (${(e as Error).message})`);
-  }
+  const raw = parseJson(text, SIDE_FILE_LIMITS, (m) => new Error(`${configPath}: ${m}`));
   const config = parseHfConfig(raw, configPath, opts);
   const reader = await openSafetensorsDir(dir);
   try {
@@ -299,7 +301,12 @@ export async function loadLlama(dir: string, opts: HfLoadOptions = {}): Promise<
       throw new Error(`loadLlama: ${reader.source} does not match ${configPath}: ${problems.join("; ")}`);
     }
     const byPath = new Map<string, Tensor>();
-    for (const e of expected) byPath.set(e.path, await reader.tensor(e.hf));
+    try {
+      for (const e of expected) byPath.set(e.path, await reader.tensor(e.hf));
+    } catch (e) {
+      for (const t of byPath.values()) t.dispose();
+      throw e;
+    }
     return { config, params: assemble(config, byPath) };
   } finally {
     reader.close();
@@ -382,13 +389,7 @@ export function llamaFromBytes(
   opts: HfLoadOptions = {},
 ): LoadedLlama {
   let raw = configJson;
-  if (typeof raw === "string") {
-    try {
-      raw = JSON.parse(raw);
-    } catch (e) {
-      throw new Error(`config.json: invalid JSON (${(e as Error).message})`);
-    }
-  }
+  if (typeof raw === "string") raw = parseJson(raw, SIDE_FILE_LIMITS, (m) => new Error(`config.json: ${m}`));
   const config = parseHfConfig(raw, "config.json", opts);
   const { tensors } = parseSafetensors(safetensors, source);
   const expected = hfTensorMap(config);

@@ -32,11 +32,10 @@ import { getBackend } from "../core/runtime.ts";
 import { fromBuffer, Tensor } from "../core/tensor.ts";
 import {
   buildHeader,
-  checkDuplicateKeys,
   DTYPE_SIZES,
   type EntrySpec,
   type Header,
-  MAX_HEADER_BYTES,
+  MAX_HEADER_DEPTH,
   parseHeader,
   q,
   readHeaderLength,
@@ -44,8 +43,9 @@ import {
   stError,
   type TensorEntry,
 } from "./safetensors_header.ts";
+import { parseJson } from "./json.ts";
 
-export { DTYPE_SIZES, MAX_HEADER_BYTES } from "./safetensors_header.ts";
+export { DTYPE_SIZES, MAX_HEADER_BYTES, MAX_TENSORS } from "./safetensors_header.ts";
 
 /** Shape, dtype and size of a stored tensor, from the header alone. */
 export interface TensorInfo {
@@ -252,6 +252,10 @@ export class SafetensorsFile implements SafetensorsReader {
   /** Reads one tensor's stored bytes into a new buffer of exactly its size. */
   async raw(name: string): Promise<Uint8Array> {
     const e = this.#entry(name);
+    if (e.byteLength === 0) {
+      if (this.#closed) throw stError(this.source, `read of tensor ${q(name)} after close()`);
+      return new Uint8Array(0); // nothing to read: no seek, no queue
+    }
     // Reads are serialised: a seek and the reads after it must not interleave with another call's.
     const run = this.#queue.then(async () => {
       if (this.#closed) throw stError(this.source, `read of tensor ${q(name)} after close()`);
@@ -335,29 +339,28 @@ export class SafetensorsShards implements SafetensorsReader {
   }
 }
 
-/** Reads a small JSON file (an index) with the same UTF-8, size and duplicate-key checks as headers. */
+/** Largest index file accepted (DeepSeek-V3's, with 92k tensors, is 9 MB). */
+export const MAX_INDEX_BYTES = 64 * 2 ** 20;
+
+/** Reads an index file with the same UTF-8, budget and duplicate-key checks as headers. */
 async function readJsonFile(path: string): Promise<unknown> {
+  const fail = (m: string) => stError(path, m);
   let bytes: Uint8Array;
   try {
     const { size } = await Deno.stat(path);
-    if (size > MAX_HEADER_BYTES) {
-      throw stError(path, `index file is ${size} bytes, over the limit of ${MAX_HEADER_BYTES}`);
-    }
+    if (size > MAX_INDEX_BYTES) throw fail(`index file is ${size} bytes, over the limit of ${MAX_INDEX_BYTES}`);
     bytes = await Deno.readFile(path);
   } catch (e) {
     if (e instanceof Error && e.message.startsWith("safetensors")) throw e;
     throw new Error(`safetensors: ${path}: cannot read: ${e instanceof Error ? e.message : e}`, { cause: e });
   }
   let text: string;
-  let json: unknown;
   try {
     text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-    json = JSON.parse(text);
-  } catch (e) {
-    throw stError(path, `not valid UTF-8 JSON (${e instanceof Error ? e.message : e})`);
+  } catch {
+    throw fail("not valid UTF-8");
   }
-  checkDuplicateKeys(text, path);
-  return json;
+  return parseJson(text, { maxChars: MAX_INDEX_BYTES, maxDepth: MAX_HEADER_DEPTH, maxTopLevelEntries: 64 }, fail);
 }
 
 /**

@@ -11,6 +11,8 @@
  * @module
  */
 
+import { scanJson } from "./json.ts";
+
 /** Bytes per element of every safetensors dtype this library understands. */
 export const DTYPE_SIZES: Readonly<Record<string, number>> = Object.freeze({
   BOOL: 1,
@@ -32,6 +34,17 @@ export const DTYPE_SIZES: Readonly<Record<string, number>> = Object.freeze({
 
 /** Largest header accepted (the limit of the reference implementation). */
 export const MAX_HEADER_BYTES = 100_000_000;
+
+/**
+ * Most tensors one file may hold. Real files hold hundreds to a few thousand
+ * (a Llama 70B: 723 in all); within the 100 MB header limit, 1.7 million
+ * zero-size entries would otherwise take minutes and gigabytes to parse and load
+ * (65,536 zero-size tensors parse and load in under a second).
+ */
+export const MAX_TENSORS = 65_536;
+
+/** Deepest JSON nesting in a header: a valid one needs 3 (header → entry → shape). */
+export const MAX_HEADER_DEPTH = 8;
 
 /** One tensor's entry in a validated header; offsets are absolute file positions. */
 export interface TensorEntry {
@@ -109,6 +122,13 @@ export function parseHeader(headerBytes: Uint8Array, dataLength: number, source:
   } catch {
     throw stError(source, "header is not valid UTF-8");
   }
+  // Budgets and duplicate keys before JSON.parse: its cost and memory then stay a small multiple of the header.
+  scanJson(
+    text,
+    { maxChars: MAX_HEADER_BYTES, maxDepth: MAX_HEADER_DEPTH, maxTopLevelEntries: MAX_TENSORS + 1 },
+    (m) => stError(source, `header: ${m}`),
+    { entries: `entries (at most ${MAX_TENSORS} tensors and "__metadata__")`, topKey: "tensor name" },
+  );
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -121,7 +141,8 @@ export function parseHeader(headerBytes: Uint8Array, dataLength: number, source:
       `header must be a JSON object, found ${json === null ? "null" : Array.isArray(json) ? "an array" : typeof json}`,
     );
   }
-  checkDuplicateKeys(text, source);
+  const count = Object.keys(json).length - (Object.hasOwn(json, "__metadata__") ? 1 : 0);
+  if (count > MAX_TENSORS) throw stError(source, `header holds ${count} tensors, over the limit of ${MAX_TENSORS}`);
   const dataStart = 8 + headerBytes.length;
   let metadata: Record<string, string> | null = null;
   const entries: TensorEntry[] = [];
@@ -233,48 +254,12 @@ function checkMetadata(value: unknown, source: string): Record<string, string> |
 }
 
 /**
- * Throws if any JSON object in `text` (already known to be valid JSON) has a
- * key twice after unescaping; `JSON.parse` would silently keep the last one.
- * A linear scan with an explicit stack, so deep nesting cannot overflow.
+ * Throws if any JSON object in `text` has a key twice after unescaping
+ * (`JSON.parse` would silently keep the last one). A linear scan with an
+ * explicit stack, so deep nesting cannot overflow.
  */
 export function checkDuplicateKeys(text: string, source: string): void {
-  // One entry per open container: a key set for objects, null for arrays.
-  const stack: (Set<string> | null)[] = [];
-  let expectKey = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 0x22 /* " */) {
-      let j = i + 1;
-      let escaped = false;
-      while (text.charCodeAt(j) !== 0x22) {
-        if (text.charCodeAt(j) === 0x5c /* \ */) {
-          escaped = true;
-          j++;
-        }
-        j++;
-      }
-      const keys = stack[stack.length - 1];
-      if (expectKey && keys) {
-        const key = escaped ? JSON.parse(text.slice(i, j + 1)) as string : text.slice(i + 1, j);
-        if (keys.has(key)) {
-          const what = stack.length === 1 ? "tensor name" : "key";
-          throw stError(source, `duplicate ${what} ${q(key)} in the header`);
-        }
-        keys.add(key);
-        expectKey = false;
-      }
-      i = j;
-    } else if (c === 0x7b /* { */) {
-      stack.push(new Set());
-      expectKey = true;
-    } else if (c === 0x5b /* [ */) {
-      stack.push(null);
-    } else if (c === 0x7d /* } */ || c === 0x5d /* ] */) {
-      stack.pop();
-    } else if (c === 0x2c /* , */) {
-      expectKey = stack[stack.length - 1] != null;
-    }
-  }
+  scanJson(text, { maxChars: Infinity, maxDepth: Infinity, maxTopLevelEntries: Infinity }, (m) => stError(source, m));
 }
 
 /** What the writer needs to know about one tensor before its data is available. */

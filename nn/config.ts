@@ -33,27 +33,100 @@ export interface LlamaConfig {
   eosTokenId: number | readonly number[] | null;
 }
 
-/** Throws unless the config's numbers are consistent (names the offending field). */
-export function validateConfig(c: LlamaConfig, where = "LlamaConfig"): LlamaConfig {
-  const positive = [
-    "vocabSize",
-    "hiddenSize",
-    "intermediateSize",
-    "numLayers",
-    "numHeads",
-    "numKvHeads",
-    "headDim",
-    "maxPositionEmbeddings",
-  ] as const;
-  for (const k of positive) {
-    if (!Number.isInteger(c[k]) || c[k] <= 0) throw new Error(`${where}: ${k} must be a positive integer, got ${c[k]}`);
+/**
+ * Bounds on each size, generous next to every released Llama-style model
+ * (Llama 3.1 405B: 126 layers, hidden 16384, 128 heads, FFN 53248; vocabularies
+ * reach 262144; contexts 10M positions). A config outside them is refused
+ * before anything is sized from it: `num_hidden_layers: 1e308` is an integer,
+ * and without a bound the tensor table alone would exhaust memory.
+ */
+export const CONFIG_BOUNDS: Readonly<Record<SizeField, number>> = Object.freeze({
+  vocabSize: 2 ** 22,
+  hiddenSize: 2 ** 17,
+  intermediateSize: 2 ** 19,
+  numLayers: 2 ** 12,
+  numHeads: 2 ** 12,
+  numKvHeads: 2 ** 12,
+  headDim: 2 ** 12,
+  maxPositionEmbeddings: 2 ** 27,
+});
+
+type SizeField =
+  | "vocabSize"
+  | "hiddenSize"
+  | "intermediateSize"
+  | "numLayers"
+  | "numHeads"
+  | "numKvHeads"
+  | "headDim"
+  | "maxPositionEmbeddings";
+
+/** The largest rms_norm_eps accepted: above it the norm no longer normalises (1e300 zeroes every logit). */
+export const MAX_RMS_NORM_EPS = 0.1;
+
+function finite(c: unknown, where: string, name: string, test: (v: number) => boolean, expected: string): void {
+  if (typeof c !== "number" || !Number.isFinite(c) || !test(c)) {
+    throw new Error(`${where}: ${name} must be ${expected}, got ${c}`);
   }
-  if (c.numHeads % c.numKvHeads !== 0) {
+}
+
+function tokenIds(v: unknown, vocab: number, where: string, name: string): void {
+  if (v === null) return;
+  const ids = Array.isArray(v) ? v : [v];
+  if (Array.isArray(v) && v.length > 1024) throw new Error(`${where}: ${name} lists ${v.length} ids (at most 1024)`);
+  for (const id of ids) {
+    if (!Number.isInteger(id) || id < 0 || id >= vocab) {
+      throw new Error(`${where}: ${name} must be a token id in [0, ${vocab}) (vocabSize), got ${JSON.stringify(id)}`);
+    }
+  }
+}
+
+/**
+ * Throws unless the config's numbers are consistent (names the offending
+ * field): every size a positive integer within {@link CONFIG_BOUNDS}, heads
+ * divisible by KV heads, an even head dimension, 0 < rmsNormEps ≤ 0.1, a
+ * finite ropeTheta > 1, RoPE scaling factors that keep every frequency finite
+ * and positive, and BOS/EOS ids inside the vocabulary.
+ */
+export function validateConfig(c: LlamaConfig, where = "LlamaConfig"): LlamaConfig {
+  if (c === null || typeof c !== "object") throw new Error(`${where}: expected a config object, got ${c}`);
+  for (const [k, max] of Object.entries(CONFIG_BOUNDS) as [SizeField, number][]) {
+    if (!Number.isInteger(c[k]) || c[k] <= 0) throw new Error(`${where}: ${k} must be a positive integer, got ${c[k]}`);
+    if (c[k] > max) {
+      throw new Error(`${where}: ${k} is ${c[k]}, over the bound of ${max} (no known model is this large)`);
+    }
+  }
+  if (c.numKvHeads > c.numHeads || c.numHeads % c.numKvHeads !== 0) {
     throw new Error(`${where}: numHeads (${c.numHeads}) must be a multiple of numKvHeads (${c.numKvHeads})`);
   }
   if (c.headDim % 2 !== 0) throw new Error(`${where}: headDim must be even for RoPE, got ${c.headDim}`);
-  if (!(c.rmsNormEps > 0)) throw new Error(`${where}: rmsNormEps must be positive, got ${c.rmsNormEps}`);
-  if (!(c.ropeTheta > 0)) throw new Error(`${where}: ropeTheta must be positive, got ${c.ropeTheta}`);
+  finite(c.rmsNormEps, where, "rmsNormEps", (v) => v > 0 && v <= MAX_RMS_NORM_EPS, `in (0, ${MAX_RMS_NORM_EPS}]`);
+  finite(c.ropeTheta, where, "ropeTheta", (v) => v > 1, "a finite number > 1");
+  const s = c.ropeScaling;
+  if (s !== null && s !== undefined) {
+    const w = `${where}: ropeScaling`;
+    if (typeof s !== "object") throw new Error(`${w} must be an object or null, got ${JSON.stringify(s)}`);
+    // A factor below 1 would speed positions up; 0 or a negative divides every frequency into NaN/Infinity.
+    finite(s.factor, w, "factor", (v) => v >= 1 && v <= 1e6, "a finite number in [1, 1e6]");
+    if (s.type === "llama3") {
+      finite(s.lowFreqFactor, w, "lowFreqFactor", (v) => v > 0, "a finite number > 0");
+      finite(s.highFreqFactor, w, "highFreqFactor", (v) => v > s.lowFreqFactor, `a finite number > lowFreqFactor`);
+      finite(
+        s.originalMaxPositionEmbeddings,
+        w,
+        "originalMaxPositionEmbeddings",
+        (v) => Number.isInteger(v) && v > 0 && v <= CONFIG_BOUNDS.maxPositionEmbeddings,
+        "a positive integer",
+      );
+    } else if (s.type !== "linear") {
+      throw new Error(`${w}: type ${JSON.stringify((s as { type: unknown }).type)} is not "linear" or "llama3"`);
+    }
+  }
+  if (typeof c.tieWordEmbeddings !== "boolean") {
+    throw new Error(`${where}: tieWordEmbeddings must be a boolean, got ${c.tieWordEmbeddings}`);
+  }
+  tokenIds(c.bosTokenId, c.vocabSize, where, "bosTokenId");
+  tokenIds(c.eosTokenId, c.vocabSize, where, "eosTokenId");
   return c;
 }
 

@@ -64,9 +64,24 @@ const FACTORIES: Record<string, (args: Record<string, number>) => Initializer> =
 
 /** Rebuilds an initializer from its `{name, args}` (as stored in adapter.json). */
 export function initializerFrom(desc: { name: string; args?: Record<string, number> }): Initializer {
-  const make = FACTORIES[desc.name];
+  const make = Object.hasOwn(FACTORIES, desc.name) ? FACTORIES[desc.name] : undefined;
   if (!make) {
-    throw new Error(`initializer: unknown initializer "${desc.name}" (known: ${Object.keys(FACTORIES).join(", ")})`);
+    throw new Error(
+      `initializer: unknown initializer ${JSON.stringify(desc.name)} (known: ${Object.keys(FACTORIES).join(", ")})`,
+    );
   }
-  return make(desc.args ?? {});
+  const args = desc.args ?? {};
+  for (const [k, v] of Object.entries(args)) {
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      throw new Error(`initializer: ${desc.name} argument "${k}" must be a finite number, got ${JSON.stringify(v)}`);
+    }
+  }
+  const init = make(args);
+  // A missing argument would draw NaN everywhere (e.g. normal with std undefined → NaN); refuse it by name.
+  for (const [k, v] of Object.entries(init.args)) {
+    if (typeof v !== "number" || !Number.isFinite(v)) {
+      throw new Error(`initializer: ${desc.name} needs a finite "${k}" argument, got ${JSON.stringify(v)}`);
+    }
+  }
+  return init;
 }

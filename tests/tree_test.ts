@@ -95,3 +95,17 @@ Deno.test("partition then combine restores the tree; each part has null where th
 Deno.test("unsupported nodes are rejected with their path", () => {
   assert.throws(() => tree.leaves({ a: new Map() }), /unsupported node at "a" \(Map\)/);
 });
+
+Deno.test("prototype keys are never tree nodes: paths and walks refuse them, Object.prototype stays clean", () => {
+  const t = { a: { w: tensor([1]) } };
+  for (const path of ["constructor", "constructor.prototype", "a.__proto__", "prototype.x"]) {
+    assert.throws(() => tree.at(t, path), /constructor|__proto__|prototype|no node/);
+    assert.throws(() => tree.set(t, path, null), /constructor|__proto__|prototype|no node/);
+  }
+  const parsed = JSON.parse('{"__proto__": {"polluted": true}, "constructor": {"prototype": {"x": null}}}');
+  assert.throws(() => tree.paths(parsed), /prototype keys are never tree nodes/);
+  assert.throws(() => tree.map(parsed, (x) => x), /prototype keys are never tree nodes/);
+  assert.throws(() => tree.combine(parsed, {}), /prototype keys are never tree nodes/);
+  assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  tree.leaves(t).forEach((x) => x.dispose());
+});

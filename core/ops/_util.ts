@@ -1,5 +1,6 @@
 /** Helpers shared by the op files: operand coercion and output wrapping. @module */
 import type { Backend, BackendBuffer } from "../../backends/backend.ts";
+import { checkAllocation } from "../alloc.ts";
 import { arrayFor, type DType } from "../dtype.ts";
 import { getBackend } from "../runtime.ts";
 import { fmt, type Shape } from "../shape.ts";
@@ -62,4 +63,9 @@ export function wrap(backend: Backend, buf: BackendBuffer, shape: Shape, dtype: 
 /** Throws unless `x` is float32 (for ops defined only on real numbers). */
 export function expectFloat(op: string, x: Tensor): void {
   if (x.dtype !== "float32") throw new Error(`${op}: expected a float32 tensor, got ${x.dtype} ${fmt(x.shape)}`);
+}
+
+/** Throws naming `op` and `shape` unless a result of that size may be allocated on `backend` (see core/alloc.ts). */
+export function checkAlloc(op: string, backend: Backend, shape: Shape, dtype: DType): void {
+  checkAllocation(op, shape, dtype, backend.maxBufferBytes);
 }

@@ -15,6 +15,7 @@ import {
 import { getBackend } from "../runtime.ts";
 import { checkShape, fmt, type Shape, sizeOf } from "../shape.ts";
 import { fromBuffer, type NestedArray, type Tensor } from "../tensor.ts";
+import { checkAlloc } from "./_util.ts";
 
 /** Values accepted by {@link tensor}. */
 export type TensorData = NestedArray | boolean | readonly boolean[] | TypedArray | Uint16Array | readonly unknown[];
@@ -87,6 +88,7 @@ export function tensor(values: TensorData | number, shape?: Shape, dtype?: FileD
       `tensor: ${flat.length} values do not fill shape ${fmt(finalShape)} (${sizeOf(finalShape)} elements)`,
     );
   }
+  checkAlloc("tensor", getBackend(), finalShape, dt);
   const data = arrayFor(dt, flat.length);
   if (dt === "int32" && !(flat instanceof Int32Array)) {
     for (let i = 0; i < flat.length; i++) data[i] = Math.trunc(flat[i]);
@@ -102,31 +104,39 @@ function firstLeaf(v: unknown): string {
   return typeof v;
 }
 
+function filled(op: string, shape: Shape, value: number, dtype: DType): Tensor {
+  checkShape(op, shape);
+  if (!isDType(dtype)) {
+    throw new Error(`${op}: unknown dtype ${JSON.stringify(dtype)}; expected float32, int32 or bool`);
+  }
+  const backend = getBackend();
+  checkAlloc(op, backend, shape, dtype);
+  return fromBuffer(backend, backend.fill(dtype, sizeOf(shape), value), shape, dtype);
+}
+
 /** A tensor of `shape` filled with `value`. */
 export function full(shape: Shape, value: number, dtype: DType = "float32"): Tensor {
-  checkShape("full", shape);
-  const backend = getBackend();
-  return fromBuffer(backend, backend.fill(dtype, sizeOf(shape), value), shape, dtype);
+  return filled("full", shape, value, dtype);
 }
 
 /** A tensor of zeros. */
 export function zeros(shape: Shape, dtype: DType = "float32"): Tensor {
-  return full(shape, 0, dtype);
+  return filled("zeros", shape, 0, dtype);
 }
 
 /** A tensor of ones. */
 export function ones(shape: Shape, dtype: DType = "float32"): Tensor {
-  return full(shape, 1, dtype);
+  return filled("ones", shape, 1, dtype);
 }
 
 /** Zeros with the shape and dtype of `x`. */
 export function zerosLike(x: Tensor): Tensor {
-  return full(x.shape, 0, x.dtype);
+  return filled("zerosLike", x.shape, 0, x.dtype);
 }
 
 /** Ones with the shape and dtype of `x`. */
 export function onesLike(x: Tensor): Tensor {
-  return full(x.shape, 1, x.dtype);
+  return filled("onesLike", x.shape, 1, x.dtype);
 }
 
 /**
@@ -140,6 +150,8 @@ export function arange(start: number, stop?: number, step = 1, dtype?: DType): T
   }
   const n = Math.max(0, Math.ceil((stop - start) / step));
   const dt = dtype ?? ([start, stop, step].every(Number.isInteger) ? "int32" : "float32");
+  if (!isDType(dt)) throw new Error(`arange: unknown dtype ${JSON.stringify(dt)}; expected float32, int32 or bool`);
+  checkAlloc("arange", getBackend(), [n], dt);
   const data = arrayFor(dt, n);
   for (let i = 0; i < n; i++) data[i] = start + i * step;
   const backend = getBackend();
@@ -149,6 +161,8 @@ export function arange(start: number, stop?: number, step = 1, dtype?: DType): T
 /** The n×m identity matrix (m defaults to n). */
 export function eye(n: number, m = n, dtype: DType = "float32"): Tensor {
   checkShape("eye", [n, m]);
+  if (!isDType(dtype)) throw new Error(`eye: unknown dtype ${JSON.stringify(dtype)}; expected float32, int32 or bool`);
+  checkAlloc("eye", getBackend(), [n, m], dtype);
   const data = arrayFor(dtype, n * m);
   for (let i = 0; i < Math.min(n, m); i++) data[i * m + i] = 1;
   const backend = getBackend();

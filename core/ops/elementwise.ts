@@ -2,12 +2,12 @@
  * Elementwise ops with NumPy broadcasting, and their vjp rules side by side.
  * @module
  */
-import type { BinaryOp, UnaryOp } from "../../backends/backend.ts";
-import { type DType, promote } from "../dtype.ts";
+import type { Backend, BinaryOp, UnaryOp } from "../../backends/backend.ts";
+import { type DType, isDType, promote } from "../dtype.ts";
 import { broadcastShapes, broadcastStrides, sameShape, type Shape } from "../shape.ts";
 import { record } from "../tape.ts";
 import type { Tensor } from "../tensor.ts";
-import { backendOf, coerce, expectTensor, type TensorLike, wrap } from "./_util.ts";
+import { backendOf, checkAlloc, coerce, expectTensor, type TensorLike, wrap } from "./_util.ts";
 import { reshape } from "./movement.ts";
 import { sum } from "./reduce.ts";
 
@@ -88,6 +88,23 @@ export function unbroadcast(g: Tensor, shape: Shape): Tensor {
 
 const COMPARISONS = new Set<BinaryOp>(["equal", "notEqual", "less", "lessEqual", "greater", "greaterEqual"]);
 
+/** checkAlloc, releasing the scalar operands `coerce` made from numbers if the result is refused. */
+function refuseUnlessFits(
+  op: string,
+  backend: Backend,
+  shape: Shape,
+  dtype: DType,
+  given: TensorLike[],
+  coerced: Tensor[],
+): void {
+  try {
+    checkAlloc(op, backend, shape, dtype);
+  } catch (e) {
+    coerced.forEach((t, i) => t !== given[i] && t.dispose());
+    throw e;
+  }
+}
+
 function binaryOp(
   op: BinaryOp,
   a: TensorLike,
@@ -101,9 +118,10 @@ function binaryOp(
   // True division and powers of integers give floats, as in NumPy.
   if ((op === "div" || op === "pow") && dtype !== "float32") dtype = "float32";
   if (op !== "add" && op !== "mul" && !COMPARISONS.has(op) && dtype === "bool") dtype = "int32";
+  const outDtype = COMPARISONS.has(op) ? "bool" : dtype;
+  refuseUnlessFits(op, backend, outShape, outDtype, [a, b], [x, y]);
   if (x.dtype !== dtype) x = cast(x, dtype);
   if (y.dtype !== dtype) y = cast(y, dtype);
-  const outDtype = COMPARISONS.has(op) ? "bool" : dtype;
   const buf = backend.binary(
     // bool + bool is logical or; the kernel's add would store 1 + 1 = 2 in a bool buffer.
     op === "add" && dtype === "bool" ? "maximum" : op,
@@ -177,9 +195,10 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
   expectTensor("where", cond, "cond");
   let [x, y] = coerce("where", [a, b]);
   const backend = backendOf("where", cond, x, y);
-  const c = cond.dtype === "bool" ? cond : cast(cond, "bool");
-  const outShape = broadcastShapes("where", broadcastShapes("where", c.shape, x.shape), y.shape);
+  const outShape = broadcastShapes("where", broadcastShapes("where", cond.shape, x.shape), y.shape);
   const dtype = promote(x.dtype, y.dtype);
+  refuseUnlessFits("where", backend, outShape, dtype, [a, b], [x, y]);
+  const c = cond.dtype === "bool" ? cond : cast(cond, "bool");
   if (x.dtype !== dtype) x = cast(x, dtype);
   if (y.dtype !== dtype) y = cast(y, dtype);
   const buf = backend.where(
@@ -203,7 +222,11 @@ export function where(cond: Tensor, a: TensorLike, b: TensorLike): Tensor {
 /** Converts to `dtype`. float→int truncates toward zero; anything→bool tests `!= 0`. */
 export function cast(x: Tensor, dtype: DType): Tensor {
   expectTensor("cast", x);
+  if (!isDType(dtype)) {
+    throw new Error(`cast: unknown dtype ${JSON.stringify(dtype)}; expected float32, int32 or bool`);
+  }
   if (x.dtype === dtype) return x;
+  checkAlloc("cast", x.backend, x.shape, dtype);
   // Casts to or from integers are not differentiable: no vjp is recorded.
   return wrap(x.backend, x.backend.cast(x.buffer, dtype), x.shape, dtype);
 }

@@ -6,7 +6,7 @@
 import { broadcastShapes, fmt, type Shape, stridesOf } from "../shape.ts";
 import { record } from "../tape.ts";
 import type { Tensor } from "../tensor.ts";
-import { backendOf, expectFloat, expectTensor, wrap } from "./_util.ts";
+import { backendOf, checkAlloc, expectFloat, expectTensor, wrap } from "./_util.ts";
 import { unbroadcast } from "./elementwise.ts";
 import { reshape } from "./movement.ts";
 
@@ -74,6 +74,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     );
   }
   const backend = backendOf("matmul", a, b);
+  checkAlloc("matmul", backend, [...batch, M, N], "float32");
   const buf = backend.matmul(a.buffer, b.buffer, {
     batchShape: batch,
     aBatchStrides: batchStrides(a.shape, batch),

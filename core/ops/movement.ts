@@ -19,7 +19,7 @@ import {
 import { record } from "../tape.ts";
 import { alias, type Tensor } from "../tensor.ts";
 import type { Backend } from "../../backends/backend.ts";
-import { backendOf, expectTensor, wrap } from "./_util.ts";
+import { backendOf, checkAlloc, expectTensor, wrap } from "./_util.ts";
 import { add, mul } from "./elementwise.ts";
 import { sum } from "./reduce.ts";
 
@@ -125,6 +125,7 @@ export function pad(x: Tensor, widths: readonly (readonly [number, number])[], v
   }
   const before = widths.map((w) => w[0]), after = widths.map((w) => w[1]);
   const outShape = x.shape.map((d, i) => d + before[i] + after[i]);
+  checkAlloc("pad", x.backend, outShape, x.dtype);
   const out = wrap(x.backend, x.backend.pad(x.buffer, x.shape, before, after, value), outShape, x.dtype);
   record([x], out, (g) => [slice(g, before, before.map((b, i) => b + x.shape[i]))]);
   return out;
@@ -138,6 +139,7 @@ export function broadcastTo(x: Tensor, shape: Shape): Tensor {
     throw new Error(`broadcastTo: cannot broadcast ${fmt(x.shape)} to ${fmt(shape)}`);
   }
   if (sameShape(x.shape, shape)) return alias(x);
+  checkAlloc("broadcastTo", x.backend, shape, x.dtype);
   const out = wrap(x.backend, x.backend.strided(x.buffer, shape, broadcastStrides(x.shape, shape), 0), shape, x.dtype);
   record([x], out, (g) => {
     const lead = shape.length - x.rank;
@@ -165,6 +167,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   const inner = sizeOf(first.shape.slice(ax + 1));
   const outShape = [...first.shape];
   outShape[ax] = xs.reduce((acc, x) => acc + x.shape[ax], 0);
+  checkAlloc("concat", backend, outShape, first.dtype);
   const buf = backend.concat(xs.map((x) => x.buffer), outer, xs.map((x) => x.shape[ax] * inner));
   const out = wrap(backend, buf, outShape, first.dtype);
   record(xs, out, (g, needed) => {
@@ -277,6 +280,7 @@ export function take(x: Tensor, indices: Tensor, axis = 0): Tensor {
   checkIndexRange("take", indices, rows, `axis ${axis} of shape ${fmt(x.shape)}`);
   const rowSize = sizeOf(x.shape.slice(1));
   const outShape = [...indices.shape, ...x.shape.slice(1)];
+  checkAlloc("take", backend, outShape, x.dtype);
   const out = wrap(backend, backend.gather(x.buffer, rows, rowSize, indices.buffer), outShape, x.dtype);
   record([x], out, (g) => [scatterAdd(indices, g, rows)]);
   return out;
@@ -304,6 +308,7 @@ export function scatterAdd(indices: Tensor, updates: Tensor, rows: number): Tens
   checkIndexRange("scatterAdd", indices, rows, `${rows} rows`);
   const rowShape = updates.shape.slice(indices.rank);
   const rowSize = sizeOf(rowShape);
+  checkAlloc("scatterAdd", backend, [rows, ...rowShape], "float32");
   const out = wrap(
     backend,
     backend.scatterAdd(indices.buffer, updates.buffer, rows, rowSize),

@@ -77,7 +77,7 @@ Deno.test("parseHfConfig: a full config maps field by field", () => {
     bosTokenId: 1,
     eosTokenId: 2,
   });
-  assert.deepEqual(parse({ eos_token_id: [128001, 128009] }).eosTokenId, [128001, 128009]);
+  assert.deepEqual(parse({ vocab_size: 128256, eos_token_id: [128001, 128009] }).eosTokenId, [128001, 128009]);
 });
 
 Deno.test("parseHfConfig: defaults for head_dim, num_key_value_heads and optional keys", () => {
