@@ -5,7 +5,9 @@
  * nothing outside its root.
  */
 import assert from "node:assert/strict";
-import { randomLlama, tl6, tree } from "../../mod.ts";
+import { randomLlama } from "../../llama/mod.ts";
+import { tl6 } from "../../peft/mod.ts";
+import { tree } from "../../mod.ts";
 import { key } from "../../core/random.ts";
 import { llamaFromBytes, loadLlama, saveLlama } from "../../io/hf.ts";
 import { adapterToBytes, saveAdapter } from "../../io/adapter.ts";
