@@ -98,7 +98,7 @@ export type { CheckGradOptions, CheckGradReport } from "./autodiff/check.ts";
 
 // Memory and backends.
 export { dispose, keep, liveBuffers, scope } from "./core/scope.ts";
-export { allocationLimit, setAllocationLimit } from "./core/alloc.ts";
+export { setAllocationLimit } from "./core/alloc.ts"; // returns the previous limit: no getter needed
 export { getBackend, listBackends, setBackend } from "./core/runtime.ts";
 
 // Namespaces.
