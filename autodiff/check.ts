@@ -7,7 +7,7 @@ import { scope } from "../core/scope.ts";
 import { fromBuffer, type Tensor } from "../core/tensor.ts";
 import * as tree from "../core/tree.ts";
 import type { Tree } from "../core/tree.ts";
-import { type GradTree, valueAndGrad } from "./grad.ts";
+import { valueAndGrad } from "./grad.ts";
 
 /** Options of {@link checkGrad}. */
 export interface CheckGradOptions {
@@ -44,7 +44,7 @@ function replaceLeaf(args: unknown[], argIndex: number, path: string, leaf: Tens
  * await checkGrad((x) => sum(tanh(x)), [tensor([0.1, -0.4])]);
  */
 export async function checkGrad(
-  f: (...args: GradTree[]) => Tensor,
+  f: (...args: never[]) => Tensor,
   args: readonly unknown[],
   opts: CheckGradOptions = {},
 ): Promise<CheckGradReport> {
@@ -71,7 +71,7 @@ export async function checkGrad(
             const v = base.slice();
             v[i] += delta;
             const t = fromBuffer(leaf.backend, leaf.backend.upload(v, "float32"), leaf.shape, "float32");
-            return await f(...replaceLeaf(args as unknown[], n, path, t)).item();
+            return await f(...(replaceLeaf(args as unknown[], n, path, t) as never[])).item();
           });
         const numeric = ((await probe(eps)) - (await probe(-eps))) / (2 * eps);
         const err = Math.abs(g[i] - numeric);

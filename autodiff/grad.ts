@@ -16,23 +16,53 @@ import { add } from "../core/ops/elementwise.ts";
 import { full, zerosLike } from "../core/ops/creation.ts";
 import { fmt } from "../core/shape.ts";
 
+/** Which positional argument(s) to differentiate: one index, or a tuple of them. */
+export type Argnums = number | readonly number[];
+
 /** Options of {@link grad} and {@link valueAndGrad}. */
-export interface GradOptions {
+export interface GradOptions<N extends Argnums = Argnums, H extends boolean = boolean> {
   /** Which positional argument(s) to differentiate (default 0). An array returns a tuple of gradients. */
-  argnums?: number | readonly number[];
+  argnums?: N;
   /** `f` returns `[value, aux]`; aux is returned alongside, not differentiated. */
-  hasAux?: boolean;
+  hasAux?: H;
 }
 
 /**
- * A gradient tree, shaped like the differentiated argument (or a tuple of
- * them with an `argnums` array). Typed loosely because TypeScript cannot map
- * an argument's type to its gradient's.
+ * A function that can be differentiated: any arguments (trees of tensors at
+ * the differentiated positions). Unannotated parameters are read as tensors
+ * (the first overload of {@link grad}); annotate tree parameters
+ * (`(p: LlamaParams, batch: LmBatch) => …`) and the gradient has their type.
  */
-// deno-lint-ignore no-explicit-any
-export type GradTree = any;
+export type Differentiable = (...args: never[]) => unknown;
 
-type Fn = (...args: GradTree[]) => GradTree;
+/**
+ * The gradient of an argument of type `T`: a tree of the same structure and
+ * type, a tensor of the leaf's shape at each tensor leaf (as `jax.grad`).
+ */
+export type GradOf<T> = T;
+
+/** The gradients for `argnums` `N` of arguments `P`: one tree, or a tuple of trees for a tuple of indices. */
+export type GradsAt<P extends readonly unknown[], N> = N extends number ? GradOf<P[N]>
+  : N extends readonly number[] ? { -readonly [K in keyof N]: GradOf<P[N[K] & number]> }
+  : never;
+
+/** The aux part of `[value, aux]`. */
+export type AuxOf<R> = R extends readonly [unknown, infer A] ? A : never;
+
+/** What {@link grad} returns for `f`, `argnums` `N` and `hasAux` `H`. */
+export type GradFn<F extends Differentiable, N, H> = (
+  ...args: Parameters<F>
+) => H extends true ? [GradsAt<Parameters<F>, N>, AuxOf<ReturnType<F>>] : GradsAt<Parameters<F>, N>;
+
+/** What {@link valueAndGrad} returns for `f`, `argnums` `N` and `hasAux` `H`. */
+export type ValueAndGradFn<F extends Differentiable, N, H> = (
+  ...args: Parameters<F>
+) => H extends true ? [Tensor, GradsAt<Parameters<F>, N>, AuxOf<ReturnType<F>>] : [Tensor, GradsAt<Parameters<F>, N>];
+
+/** `f` called with arguments that its type does not name (the tracked aliases). */
+function callUntyped(f: Differentiable, args: unknown[]): unknown {
+  return (f as (...a: unknown[]) => unknown)(...args);
+}
 
 /** Replaces the float leaves of argument trees by tracked aliases. */
 function trackArgs(op: string, tape: Tape, args: unknown[], nums: readonly number[]): unknown[] {
@@ -67,20 +97,36 @@ function gradTree(tracked: unknown, cts: Map<Tensor, Tensor>): unknown {
  * @example
  * const [loss, g] = valueAndGrad((w) => sum(square(w)))(tensor([1, 2])); // g = [2, 4]
  */
-export function valueAndGrad<F extends Fn>(
+export function valueAndGrad<
+  F extends (...args: Tensor[]) => unknown,
+  const N extends Argnums = 0,
+  H extends boolean = false,
+>(
   f: F,
-  opts: GradOptions = {},
-): (...args: Parameters<F>) => [Tensor, GradTree, GradTree?] {
+  opts?: GradOptions<N, H>,
+): ValueAndGradFn<F, N, H>;
+/**
+ * {@link valueAndGrad} of a function of trees: annotate its parameters
+ * (`(p: LlamaParams, batch: LmBatch) => …`) and the gradients have their types.
+ */
+export function valueAndGrad<F extends Differentiable, const N extends Argnums = 0, H extends boolean = false>(
+  f: F,
+  opts?: GradOptions<N, H>,
+): ValueAndGradFn<F, N, H>;
+export function valueAndGrad<F extends Differentiable, const N extends Argnums = 0, H extends boolean = false>(
+  f: F,
+  opts: GradOptions<N, H> = {},
+): ValueAndGradFn<F, N, H> {
   const { argnums = 0, hasAux = false } = opts;
-  const nums = typeof argnums === "number" ? [argnums] : argnums;
-  return (...args: Parameters<F>): [Tensor, GradTree, GradTree?] =>
+  const nums: readonly number[] = typeof argnums === "number" ? [argnums] : argnums;
+  return ((...args: unknown[]) =>
     scope(() => {
       const tape = new Tape();
       const targs = trackArgs("valueAndGrad", tape, args, nums);
       tapes.push(tape);
       let out: unknown;
       try {
-        out = f(...targs);
+        out = callUntyped(f, targs);
       } finally {
         tapes.splice(tapes.lastIndexOf(tape), 1);
       }
@@ -100,7 +146,7 @@ export function valueAndGrad<F extends Fn>(
       const grads = tracked.map((t) => gradTree(t, cts));
       const g = typeof argnums === "number" ? grads[0] : grads;
       return hasAux ? [value, g, aux] : [value, g];
-    }) as [Tensor, unknown, unknown?];
+    })) as unknown as ValueAndGradFn<F, N, H>;
 }
 
 function badAux(out: unknown): never {
@@ -112,13 +158,28 @@ function badAux(out: unknown): never {
  * with respect to argument `argnums` (default 0), a tree shaped like that argument.
  * With `hasAux`, returns `[grad, aux]`.
  */
-export function grad<F extends Fn>(f: F, opts: GradOptions = {}): (...args: Parameters<F>) => GradTree {
-  const vg = valueAndGrad(f, opts);
-  return (...args: Parameters<F>): GradTree => {
+export function grad<F extends (...args: Tensor[]) => unknown, const N extends Argnums = 0, H extends boolean = false>(
+  f: F,
+  opts?: GradOptions<N, H>,
+): GradFn<F, N, H>;
+/**
+ * {@link grad} of a function of trees: annotate its parameters
+ * (`(p: LlamaParams, batch: LmBatch) => …`) and the gradient has their type.
+ */
+export function grad<F extends Differentiable, const N extends Argnums = 0, H extends boolean = false>(
+  f: F,
+  opts?: GradOptions<N, H>,
+): GradFn<F, N, H>;
+export function grad<F extends Differentiable, const N extends Argnums = 0, H extends boolean = false>(
+  f: F,
+  opts: GradOptions<N, H> = {},
+): GradFn<F, N, H> {
+  const vg = valueAndGrad(f, opts) as unknown as (...a: unknown[]) => [Tensor, unknown, unknown?];
+  return ((...args: unknown[]) => {
     const [value, g, aux] = vg(...args);
     value.dispose();
     return opts.hasAux ? [g, aux] : g;
-  };
+  }) as unknown as GradFn<F, N, H>;
 }
 
 /**
@@ -127,22 +188,22 @@ export function grad<F extends Fn>(f: F, opts: GradOptions = {}): (...args: Para
  * like the primals). `cotangent` is shaped like `out` (a tensor or tree).
  * The recording is kept until `vjpFn` is garbage-collected.
  */
-export function vjp<F extends Fn>(
+export function vjp<F extends Differentiable>(
   f: F,
   ...primals: Parameters<F>
-): [ReturnType<F>, (cotangent: GradTree) => GradTree[]] {
+): [ReturnType<F>, (cotangent: Tree) => { -readonly [K in keyof Parameters<F>]: GradOf<Parameters<F>[K]> }] {
   const tape = new Tape();
   const targs = trackArgs("vjp", tape, primals, primals.map((_, i) => i));
   tapes.push(tape);
   let out: ReturnType<F>;
   try {
-    out = f(...targs);
+    out = callUntyped(f, targs) as ReturnType<F>;
   } finally {
     tapes.splice(tapes.lastIndexOf(tape), 1);
   }
   const outLeaves = tree.leaves(out);
   const keepSet = new Set(targs.flatMap((t) => tree.leaves(t)));
-  const vjpFn = (cotangent: unknown) =>
+  const vjpFn = (cotangent: Tree) =>
     scope(() => {
       const seeds = tree.leaves(cotangent);
       if (seeds.length !== outLeaves.length) {
@@ -156,7 +217,7 @@ export function vjp<F extends Fn>(
       });
       const pairs = outLeaves.map((o, i) => [o, seeds[i]] as const).filter(([o]) => tape.tracked.has(o));
       const cts = backward(tape, pairs.map((p) => p[0]), pairs.map((p) => p[1]), add, keepSet);
-      return targs.map((t) => gradTree(t, cts));
+      return targs.map((t) => gradTree(t, cts)) as { -readonly [K in keyof Parameters<F>]: GradOf<Parameters<F>[K]> };
     });
   return [out, vjpFn];
 }

@@ -10,7 +10,9 @@ import type { DType, TypedArray } from "../core/dtype.ts";
 
 /** An opaque device buffer holding `size` elements of `dtype`. */
 export interface BackendBuffer {
+  /** Number of elements. */
   readonly size: number;
+  /** Element type. */
   readonly dtype: DType;
 }
 
@@ -53,6 +55,7 @@ export type ReduceOp = "sum" | "max" | "min" | "argmax" | "logsumexp";
 
 /** Operands of a binary or ternary kernel: a buffer read through broadcast strides. */
 export interface StridedInput {
+  /** The buffer read. */
   buf: BackendBuffer;
   /** Element strides for each output axis (0 on broadcast axes). */
   strides: readonly number[];
@@ -66,8 +69,11 @@ export interface MatmulSpec {
   aBatchStrides: readonly number[];
   /** Element stride of B per output batch axis (0 where B is broadcast). */
   bBatchStrides: readonly number[];
+  /** Rows of the output. */
   M: number;
+  /** The contracted dimension. */
   K: number;
+  /** Columns of the output. */
   N: number;
   /** A is stored [K, M] per batch and read transposed. */
   transA: boolean;

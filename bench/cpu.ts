@@ -4,21 +4,9 @@
  * two-layer MLP forward+backward step.
  * @module
  */
-import {
-  add,
-  crossEntropy,
-  dispose,
-  key,
-  matmul,
-  normal,
-  scope,
-  setBackend,
-  split,
-  tanh,
-  tensor,
-  valueAndGrad,
-  zeros,
-} from "../mod.ts";
+import { add, dispose, matmul, scope, setBackend, tanh, tensor, valueAndGrad, zeros } from "../mod.ts";
+import { crossEntropy } from "../core/nn.ts";
+import { key, normal, split } from "../core/random.ts";
 import { benchCpuMatmul } from "./kernels/cpu_matmul.ts";
 import { table, timeMedian } from "./util.ts";
 

@@ -17,8 +17,8 @@ import {
   type LlamaParams,
   randomLlama,
   TINYSTORIES_15M,
-} from "../mod.ts";
-import { loadLlama, saveLlama } from "../mod.ts";
+} from "../llama/mod.ts";
+import { loadLlama, saveLlama } from "../io/mod.ts";
 import { exists, machineLine, STORIES, table } from "./util.ts";
 
 const MB = 1024 * 1024;

@@ -8,22 +8,12 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import {
-  adamw,
-  chain,
-  clipByGlobalNorm,
-  dispose,
-  key,
-  type LlamaConfig,
-  type LlamaParams,
-  loadLlama,
-  preset,
-  randomLlama,
-  scope,
-  setBackend,
-  TINYSTORIES_15M,
-  valueAndGrad,
-} from "../mod.ts";
+import { adamw, chain, clipByGlobalNorm } from "../optim/mod.ts";
+import { dispose, scope, setBackend, valueAndGrad } from "../mod.ts";
+import { key } from "../core/random.ts";
+import { type LlamaConfig, type LlamaParams, randomLlama, TINYSTORIES_15M } from "../llama/mod.ts";
+import { loadLlama } from "../io/mod.ts";
+import { preset } from "../peft/mod.ts";
 import { type LmBatch, makeBatch, planLoss, trainStep } from "../train/mod.ts";
 import { exists, machineLine, STORIES, table, timeMedian } from "./util.ts";
 

@@ -7,17 +7,13 @@
  */
 import {
   add,
-  crossEntropy,
   dispose,
   getBackend,
   keep,
-  key,
   matmul,
   mul,
-  normal,
   scope,
   setBackend,
-  split,
   sub,
   tanh,
   type Tensor,
@@ -26,6 +22,8 @@ import {
   valueAndGrad,
   zeros,
 } from "../mod.ts";
+import { crossEntropy } from "../core/nn.ts";
+import { key, normal, split } from "../core/random.ts";
 import "../backends/webgpu/mod.ts";
 import type { WebGpuBackend } from "../backends/webgpu/backend.ts";
 import { chooseProgram } from "../backends/webgpu/matmul.ts";

@@ -13,15 +13,15 @@
  */
 import type { DType } from "./dtype.ts";
 import { threefry2x32 } from "./threefry.ts";
-export { threefry2x32 };
 import { getBackend } from "./runtime.ts";
 import { checkShape, fmt, type Shape, sizeOf } from "./shape.ts";
 import { fromBuffer, type Tensor } from "./tensor.ts";
 import { add, cast, less, mul } from "./ops/elementwise.ts";
 import { checkAlloc } from "./ops/_util.ts";
 
-/** A PRNG key: two uint32 words. Immutable; derive new keys with {@link splitKey} (`split` in mod.ts). */
+/** A PRNG key: two uint32 words. Immutable; derive new keys with {@link split} or {@link foldIn}. */
 export class Key {
+  /** A key from its two uint32 words (use {@link key} for a key from a seed). */
   constructor(readonly k0: number, readonly k1: number) {
     if (!Number.isInteger(k0) || !Number.isInteger(k1) || k0 < 0 || k1 < 0 || k0 > 0xffffffff || k1 > 0xffffffff) {
       throw new Error(`Key: words must be uint32, got ${k0}, ${k1}`);
@@ -45,11 +45,11 @@ export function key(seed: number): Key {
   return new Key(0, seed);
 }
 
-/** The most keys one {@link splitKey} call returns (2^20); {@link foldIn} derives any number lazily. */
-export const MAX_SPLIT = 2 ** 20;
+/** The most keys one {@link split} call returns (2^20); {@link foldIn} derives any number lazily. */
+const MAX_SPLIT = 2 ** 20;
 
-/** `n` new independent keys derived from `k` (default 2; at most {@link MAX_SPLIT}). */
-export function splitKey(k: Key, n = 2): Key[] {
+/** `n` new independent keys derived from `k` (default 2; at most 2^20). */
+export function split(k: Key, n = 2): Key[] {
   if (!(k instanceof Key)) throw new Error(`split: expected a Key, got ${typeof k}`);
   // Each key is a JS object: a million of them is already ~50 MB; 1e9 would run for a minute and then exhaust memory.
   if (!Number.isInteger(n) || n < 0 || n > MAX_SPLIT) {

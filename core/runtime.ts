@@ -6,7 +6,8 @@
  */
 import type { Backend } from "../backends/backend.ts";
 
-type BackendFactory = () => Backend | Promise<Backend>;
+/** Makes a backend (once, on first use): `registerBackend`'s second argument. */
+export type BackendFactory = () => Backend | Promise<Backend>;
 
 const factories = new Map<string, BackendFactory>();
 const instances = new Map<string, Backend>();

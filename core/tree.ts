@@ -15,15 +15,13 @@
  * @module
  */
 import { isTensor, type Tensor } from "./tensor.ts";
+import { PROTO_KEYS } from "./proto_keys.ts";
 
 /** A tree of tensors: a tensor, or arrays/objects of trees. `null` marks an empty position. */
 export type Tree = Tensor | null | undefined | readonly Tree[] | { readonly [k: string]: Tree };
 
 /** A predicate on leaves, or a glob pattern on their paths. */
 export type Where = string | ((path: string, leaf: Tensor) => boolean);
-
-/** Keys that are never tree nodes (see the module doc). */
-export const PROTO_KEYS: ReadonlySet<string> = new Set(["__proto__", "constructor", "prototype"]);
 
 function checkKey(key: string, prefix: string): void {
   if (PROTO_KEYS.has(key)) {

@@ -16,11 +16,10 @@
  * @module
  */
 import { parseArgs, type ParseArgsOptionsConfig } from "node:util";
-import { importPeftLora, loadAdapter } from "../io/adapter.ts";
-import type { LlamaParams } from "../nn/llama.ts";
-import { PRESET_NAMES } from "../peft/methods/presets.ts";
-import { builtinTask } from "../train/tasks/builtin.ts";
-import { getTask, type Task, taskNames } from "../train/tasks/index.ts";
+import { importPeftLora, loadAdapter } from "../io/mod.ts";
+import type { LlamaParams } from "../llama/mod.ts";
+import { PRESET_NAMES } from "../peft/mod.ts";
+import { getTask, type Task, taskNames } from "../apps/tasks/index.ts";
 
 /** A mistake in the command line: printed with a pointer to --help, exit code 2. */
 export class UsageError extends Error {}
@@ -67,12 +66,11 @@ export function methodFlag(name: string, flag = "method"): string {
 }
 
 /** The names `--task` accepts: the built-in task first, then the paper's tasks and jsonl. */
-export const TASK_NAMES: readonly string[] = ["builtin", ...taskNames];
+export const TASK_NAMES: readonly string[] = taskNames;
 
 /** `--task NAME` (any case) as a task. */
 export function taskFlag(name: string): Task {
   const t = name.trim().toLowerCase();
-  if (t === "builtin") return builtinTask as unknown as Task;
   if (!taskNames.includes(t)) throw new UsageError(`--task: unknown task "${name}"; known: ${TASK_NAMES.join(", ")}`);
   return getTask(t);
 }

@@ -3,7 +3,7 @@
  * on each layer's fused Q|K|V map, A is tied within blocks of 4 layers, B is
  * per layer, and u is per layer — all trainable. Prints the plan's summary,
  * then trains a few steps of next-token cross-entropy on a short built-in
- * text (Adam written inline) and prints the loss falling.
+ * text with `optim.adamw` and `train.trainStep`, and prints the loss falling.
  *
  *   deno run -A examples/custom_tying.ts [--model DIR] [--steps N] [--rank R] [--lr LR] [--seed S]
  *
@@ -13,34 +13,11 @@
  * @module
  */
 import { intFlag, parseFlags, positiveFlag, runMain } from "./cli.ts";
-import {
-  adapt,
-  add,
-  compose,
-  crossEntropy,
-  dispose,
-  div,
-  forward,
-  initializers,
-  key,
-  type LlamaConfig,
-  type LlamaParams,
-  loadLlama,
-  loadTokenizer,
-  mul,
-  type Plan,
-  type PlanTree,
-  randomLlama,
-  scope,
-  sqrt,
-  sub,
-  summary,
-  tensor,
-  tie,
-  tree,
-  valueAndGrad,
-  zerosLike,
-} from "../mod.ts";
+import { llama, nn, optim, peft, random, scope, tensor } from "../mod.ts";
+import { loadLlama, loadTokenizer } from "../io/mod.ts";
+import { trainStep } from "../train/mod.ts";
+
+const { adapt, compose, initializers, tie } = peft;
 
 /** The group of a leaf path `layers.<i>.…`: its block of `size` consecutive layers. */
 export function blockOf(size: number): (path: string) => string {
@@ -50,7 +27,7 @@ export function blockOf(size: number): (path: string) => string {
 }
 
 /** A tied within blocks of `blockSize` layers, B and u per layer; all trainable; ΔW = 0 at init. */
-export function blockTiedPlan(rank: number, blockSize = 4): Plan {
+export function blockTiedPlan(rank: number, blockSize = 4): peft.Plan {
   return compose(
     adapt({
       where: "layers.*.attn.qkv",
@@ -84,13 +61,13 @@ async function main(args: string[]): Promise<number> {
   const lr = positiveFlag("lr", values.lr), seed = intFlag("seed", values.seed);
 
   // The base model and the token sequence.
-  let config: LlamaConfig, params: LlamaParams, ids: number[];
+  let config: llama.LlamaConfig, params: llama.LlamaParams, ids: number[];
   if (values.model) {
     ({ config, params } = await loadLlama(values.model));
     ids = (await loadTokenizer(values.model)).encode(TEXT);
     console.log(`model: ${values.model} (${config.numLayers} layers, d=${config.hiddenSize}), ${ids.length} tokens`);
   } else {
-    ({ config, params } = randomLlama({ seed, numLayers: 6 }));
+    ({ config, params } = llama.randomLlama({ seed, numLayers: 6 }));
     ids = [...new TextEncoder().encode(TEXT)].map((b) => b % config.vocabSize);
     console.log(
       `model: random tiny Llama (${config.numLayers} layers, d=${config.hiddenSize}), ${ids.length} byte tokens`,
@@ -102,43 +79,29 @@ async function main(args: string[]): Promise<number> {
 
   // The plan: materialise, summarise.
   const plan = blockTiedPlan(rank);
-  const init = plan.init(params, key(seed));
-  const frozen = init.frozen;
-  let trainable = init.trainable;
-  console.log(summary(plan, trainable, frozen).toString());
+  const { trainable, frozen } = plan.init(params, random.key(seed));
+  console.log(peft.summary(plan, trainable, frozen).toString());
 
-  // Training: Adam over the trainable tree only; the tied A of a block gets the sum of its layers' gradients.
-  const lossOf = (tr: PlanTree) => crossEntropy(forward(plan.build(tr, frozen), inputs, config), targets);
-  const lossAndGrad = valueAndGrad(lossOf);
-  const [b1, b2, eps] = [0.9, 0.999, 1e-8];
-  let m = tree.map(trainable, zerosLike);
-  let v = tree.map(trainable, zerosLike);
+  // Training: AdamW (no weight decay: plain Adam) over the trainable tree only; the tied A of a block
+  // gets the sum of its layers' gradients. The frozen tree goes in as an argument: never differentiated.
+  type Tree = peft.PlanTree<llama.LlamaParams>;
+  const lossOf = (tr: Tree, fr: Tree) => nn.crossEntropy(llama.forward(plan.build(tr, fr), inputs, config), targets);
+  const optimizer = optim.adamw(lr, { weightDecay: 0 });
+  const step = trainStep(lossOf, optimizer);
+  let state = { trainable, opt: optimizer.init(trainable) };
   const t0 = performance.now();
   const losses: number[] = [];
-  for (let step = 1; step <= steps + 1; step++) {
-    const [l, next] = scope(() => {
-      const [l, g] = lossAndGrad(trainable);
-      const m2 = tree.zipMap(([mi, gi]) => add(mul(mi, b1), mul(gi, 1 - b1)), m, g);
-      const v2 = tree.zipMap(([vi, gi]) => add(mul(vi, b2), mul(mul(gi, gi), 1 - b2)), v, g);
-      const c1 = 1 - b1 ** step, c2 = 1 - b2 ** step;
-      const w2 = tree.zipMap(
-        ([w, mi, vi]) => sub(w, mul(div(mi, add(sqrt(div(vi, c2)), eps)), lr / c1)),
-        trainable,
-        m2,
-        v2,
-      );
-      return [l, { w: w2, m: m2, v: v2 }] as const;
-    });
-    losses.push(await l.item());
-    l.dispose();
-    console.log(`step ${String(step - 1).padStart(3)}  loss ${losses.at(-1)!.toFixed(4)}`);
-    if (step === steps + 1) {
-      dispose(next); // the loss after `steps` updates is printed; its update is not needed
-      break;
-    }
-    dispose([trainable, m, v]);
-    ({ w: trainable, m, v } = next);
+  const report = async (i: number, loss: { item(): Promise<number>; dispose(): void }) => {
+    losses.push(await loss.item());
+    loss.dispose();
+    console.log(`step ${String(i).padStart(3)}  loss ${losses.at(-1)!.toFixed(4)}`);
+  };
+  for (let i = 0; i < steps; i++) {
+    const out = step(state, frozen);
+    state = out.state;
+    await report(i, out.loss);
   }
+  await report(steps, scope(() => lossOf(state.trainable, frozen))); // the loss after `steps` updates
   const secs = (performance.now() - t0) / 1000;
   console.log(`loss ${losses[0].toFixed(4)} → ${losses.at(-1)!.toFixed(4)} in ${steps} steps (${secs.toFixed(2)} s)`);
   return 0;

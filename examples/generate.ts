@@ -9,9 +9,8 @@
  * Run with --help for every flag.
  * @module
  */
-import { key, loadTokenizer, setBackend } from "../mod.ts";
-import { generate, type LlamaConfig } from "../mod.ts";
-import { loadLlama, type Tokenizer } from "../mod.ts";
+import { llama, random, setBackend } from "../mod.ts";
+import { loadLlama, loadTokenizer, type Tokenizer } from "../io/mod.ts";
 import { adapterFlag, parseFlags, runMain, UsageError } from "./cli.ts";
 
 const HELP = `Usage: deno run -A examples/generate.ts --model DIR [options]
@@ -171,12 +170,12 @@ async function main(args: string[]): Promise<number> {
     }
   };
   const stop = flags["ignore-eos"] ? [] : undefined;
-  const stream = generate(params, config, promptIds, {
+  const stream = llama.generate(params, config, promptIds, {
     maxTokens,
     temperature,
     topK,
     topP,
-    key: key(seed),
+    key: random.key(seed),
     stop,
     onLogits,
   });
@@ -214,7 +213,7 @@ function commonPrefix(a: string, b: string): number {
 }
 
 function stats(
-  c: LlamaConfig,
+  c: llama.LlamaConfig,
   promptLen: number,
   prefillMs: number,
   steps: number,

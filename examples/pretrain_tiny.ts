@@ -11,34 +11,20 @@
  * @module
  */
 import { intFlag, parseFlags, positiveFlag, runMain } from "./cli.ts";
-import {
-  crossEntropy,
-  forward,
-  loadTokenizer,
-  randomLlama,
-  reshape,
-  scope,
-  slice,
-  type Tensor,
-  tensor,
-} from "../mod.ts";
-import { adamw, chain, clipByGlobalNorm, cosineWithWarmup, type LlamaConfig, type LlamaParams } from "../mod.ts";
-import { saveLlama, Tokenizer } from "../mod.ts";
-import { trainStep } from "../train/step.ts";
-import {
-  type Attribute,
-  ATTRIBUTES,
-  builtinTask,
-  corpusDigest,
-  FACT_FORMS,
-  makeCorpus,
-  makeQa,
-  makeWorld,
-  rng,
-  sha256hex,
-  shuffle,
-  type World,
-} from "../train/tasks/builtin.ts";
+import { crossEntropy } from "../core/nn.ts";
+import { forward, randomLlama } from "../llama/mod.ts";
+import { loadTokenizer } from "../io/mod.ts";
+import { reshape, scope, slice, type Tensor, tensor } from "../mod.ts";
+import { adamw, chain, clipByGlobalNorm, schedules } from "../optim/mod.ts";
+import type { LlamaConfig, LlamaParams } from "../llama/mod.ts";
+import { saveLlama, Tokenizer } from "../io/mod.ts";
+import { trainStep } from "../train/mod.ts";
+import { builtin } from "../apps/tasks/index.ts";
+
+const { ATTRIBUTES, builtinTask, corpusDigest, FACT_FORMS, makeCorpus, makeQa, makeWorld, rng, sha256hex, shuffle } =
+  builtin;
+type Attribute = builtin.Attribute;
+type World = builtin.World;
 
 /** Default seed of the world, the corpus, the initialisation and the data order. */
 export const DEFAULT_SEED = 20261123;
@@ -214,7 +200,7 @@ export async function pretrain(
     crossEntropy(reshape(forward(p, tokens, config), [B * T, vocabSize]), targets);
   const optimizer = chain(
     clipByGlobalNorm(1),
-    adamw(cosineWithWarmup(o.lr, Math.min(100, steps >> 3), steps, o.lr / 10)),
+    adamw(schedules.cosineWithWarmup(o.lr, Math.min(100, steps >> 3), steps, o.lr / 10)),
   );
   const step = trainStep(lossFn, optimizer);
   let state = { trainable: params, opt: optimizer.init(params) };

@@ -8,14 +8,12 @@ import { intFlag, parseFlags, positiveFlag, runMain } from "./cli.ts";
 import {
   add,
   dispose,
-  key,
   matmul,
   mean,
   mul,
-  normal,
+  random,
   scope,
   sin,
-  split,
   square,
   sub,
   tanh,
@@ -46,11 +44,11 @@ async function main(args: string[]): Promise<number> {
   const x = tensor(Array.from({ length: 128 }, (_, i) => [-1 + (2 * i) / 127])); // [128, 1]
   const y = sin(mul(x, 3));
 
-  const [k1, k2] = split(key(0));
+  const [k1, k2] = random.split(random.key(0));
   let params: Params = {
-    w1: normal(k1, [1, hidden], { std: 1 }),
+    w1: random.normal(k1, [1, hidden], { std: 1 }),
     b1: zeros([hidden]),
-    w2: normal(k2, [hidden, 1], { std: 1 / Math.sqrt(hidden) }),
+    w2: random.normal(k2, [hidden, 1], { std: 1 / Math.sqrt(hidden) }),
     b2: zeros([1]),
   };
 

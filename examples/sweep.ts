@@ -11,7 +11,9 @@
  *   deno run -A examples/sweep.ts --methods tl5,tl6,lora --ranks 2,4,8,16
  */
 import { resolve } from "node:path";
-import { getBackend, loadLlama, loadTokenizer, PRESET_NAMES, setBackend } from "../mod.ts";
+import { getBackend, setBackend } from "../mod.ts";
+import { loadLlama, loadTokenizer } from "../io/mod.ts";
+import { PRESET_NAMES } from "../peft/mod.ts";
 import {
   finetune,
   type FinetuneOptions,
@@ -20,10 +22,10 @@ import {
   prepareTask,
   runSettings,
   taskMetric,
-} from "../train/finetune.ts";
-import { lineChart } from "../train/plot.ts";
-import { formatDiffs, readRun, resumeRun, type RunSettings, settingDiffs } from "../train/run.ts";
-import { writeTextAtomic } from "../io/atomic.ts";
+} from "../apps/mod.ts";
+import { lineChart } from "../apps/mod.ts";
+import { formatDiffs, readRun, resumeRun, type RunSettings, settingDiffs } from "../apps/mod.ts";
+import { writeTextAtomic } from "../io/mod.ts";
 import {
   intFlag,
   listFlag,

@@ -13,7 +13,9 @@
  * metrics.jsonl, loss.svg and a checkpoint/ that --resume continues from
  * (Ctrl-C saves one).
  */
-import { loadLlama, loadTokenizer, PRESET_NAMES, setBackend } from "../mod.ts";
+import { loadLlama, loadTokenizer } from "../io/mod.ts";
+import { PRESET_NAMES } from "../peft/mod.ts";
+import { setBackend } from "../mod.ts";
 import {
   finetune,
   type FinetuneOptions,
@@ -22,10 +24,10 @@ import {
   prepareTask,
   runSettings,
   taskMetric,
-} from "../train/finetune.ts";
-import { meanLoss } from "../train/evaluate.ts";
-import { lmLoss } from "../train/loss.ts";
-import { describeRun, readRun, resumeRun } from "../train/run.ts";
+} from "../apps/mod.ts";
+import { meanLoss } from "../apps/mod.ts";
+import { lmLoss } from "../train/mod.ts";
+import { describeRun, readRun, resumeRun } from "../apps/mod.ts";
 import {
   adapterFlag,
   intFlag,

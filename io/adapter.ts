@@ -12,7 +12,8 @@ import { scope } from "../core/scope.ts";
 import { concat } from "../core/ops/movement.ts";
 import { fmt, sameShape } from "../core/shape.ts";
 import * as tree from "../core/tree.ts";
-import { PROTO_KEYS, type Tree } from "../core/tree.ts";
+import { PROTO_KEYS } from "../core/proto_keys.ts";
+import type { Tree } from "../core/tree.ts";
 import { initializerFrom } from "../peft/initializers.ts";
 import { fromLoraFactors, type LoraFactors, toLoraFactors } from "../peft/merge.ts";
 import {
@@ -45,15 +46,23 @@ export interface BaseModelInfo {
 
 /** adapter.json as written by {@link saveAdapter}. */
 export interface AdapterJson {
-  format: typeof FORMAT;
+  /** Always "knot-adapter": tells this file from other adapter.json layouts. */
+  format: "knot-adapter";
+  /** Layout version, checked on load. */
   version: number;
+  /** The plan's metadata (preset name and options, key). */
   meta: Record<string, unknown>;
+  /** The plan's transforms as described by each (for reading; the leaves below are what load uses). */
   transforms: Record<string, unknown>[];
+  /** The resolved sites. */
   sites: Resolved["sites"];
+  /** Every adapter leaf, with its initializer by name and arguments. */
   leaves: (Omit<LeafSpec, "init"> & { init: { name: string; args: Record<string, number> } })[];
+  /** Base leaves the plan made trainable (stored in adapter.safetensors too). */
   baseTrainable: string[];
   /** Storage paths present in adapter.safetensors. */
   stored: string[];
+  /** The base model this adapter was trained on. */
   base: BaseModelInfo;
 }
 

@@ -10,7 +10,7 @@
  * sites (no path reaches `Object.prototype`).
  * @module
  */
-import { PROTO_KEYS } from "../core/tree.ts";
+import { PROTO_KEYS } from "../core/proto_keys.ts";
 import { initializerFrom } from "../peft/initializers.ts";
 import type { LeafSpec, Part, Site } from "../peft/plan.ts";
 import { isJsonObject, quote } from "./json.ts";

@@ -8,8 +8,8 @@
  */
 import type { Tensor } from "../core/tensor.ts";
 import { fmt, sameShape } from "../core/shape.ts";
-import { type LlamaConfig, type RopeScaling, validateConfig } from "../nn/config.ts";
-import type { LlamaLayerParams, LlamaParams } from "../nn/llama.ts";
+import { type LlamaConfig, type RopeScaling, validateConfig } from "../llama/config.ts";
+import type { LlamaLayerParams, LlamaParams } from "../llama/llama.ts";
 import { openSafetensorsDir, parseSafetensors, rawToTensor, saveSafetensors } from "./safetensors.ts";
 import { writeTextAtomic } from "./atomic.ts";
 import { parseJson, SIDE_FILE_LIMITS } from "./json.ts";
@@ -275,7 +275,9 @@ const SKIPPABLE = /(^|\.)rotary_emb\.inv_freq$|^lm_head\.weight$/;
 
 /** A loaded model: its config and parameter tree. */
 export interface LoadedLlama {
+  /** The model's configuration. */
   config: LlamaConfig;
+  /** The parameter tree. */
   params: LlamaParams;
 }
 

@@ -1,6 +1,7 @@
 /**
- * `sgd`, `adamw` (decoupled weight decay, bias correction), `clipByGlobalNorm`
- * and the schedules `constant` and `cosineWithWarmup`.
+ * `sgd`, `adamw` (decoupled weight decay, bias correction) and
+ * `clipByGlobalNorm`, each with its typed state (as Optax's
+ * `ScaleByAdamState`). Schedules are in schedules.ts.
  * @module
  */
 import { add, div, maximum, mul, sqrt, square } from "../core/ops/elementwise.ts";
@@ -9,40 +10,23 @@ import { zerosLike } from "../core/ops/creation.ts";
 import type { Tensor } from "../core/tensor.ts";
 import * as tree from "../core/tree.ts";
 import type { Tree } from "../core/tree.ts";
-import { type GradientTransformation, mapLeaves, type OptState, type Schedule, scheduleAt } from "./transform.ts";
+import { type GradientTransformation, mapLeaves, type Schedule, scheduleAt } from "./transform.ts";
 
-/** A constant learning rate. */
-export function constant(lr: number): (step: number) => number {
-  return () => lr;
-}
+/** The state of {@link sgd}: the step count, and the momentum buffer when momentum is on. */
+export type SgdState = { count: number; trace?: Tree };
 
-/**
- * Linear warm-up from 0 to `peak` over `warmupSteps`, then cosine decay to
- * `minLr` at `totalSteps` (and `minLr` after).
- */
-export function cosineWithWarmup(
-  peak: number,
-  warmupSteps: number,
-  totalSteps: number,
-  minLr = 0,
-): (step: number) => number {
-  if (!(totalSteps > 0) || warmupSteps < 0) {
-    throw new Error(`cosineWithWarmup: need totalSteps > 0 and warmupSteps >= 0, got ${totalSteps}, ${warmupSteps}`);
-  }
-  return (step: number) => {
-    if (step < warmupSteps) return (peak * (step + 1)) / warmupSteps;
-    const t = Math.min(1, (step - warmupSteps) / Math.max(1, totalSteps - warmupSteps));
-    return minLr + 0.5 * (peak - minLr) * (1 + Math.cos(Math.PI * t));
-  };
-}
+/** The state of {@link adamw} (Optax's `ScaleByAdamState`): step count, first and second moments. */
+export type AdamWState = { count: number; mu: Tree; nu: Tree };
+
+/** The state of {@link clipByGlobalNorm}: none. */
+export type ClipByGlobalNormState = Record<string, never>;
 
 /** Plain (optionally momentum) SGD: updates = −lr·(g + momentum·buffer). */
-export function sgd(lr: Schedule, opts: { momentum?: number } = {}): GradientTransformation {
+export function sgd(lr: Schedule, opts: { momentum?: number } = {}): GradientTransformation<SgdState> {
   const { momentum = 0 } = opts;
   return {
     init: (params) => ({ count: 0, ...(momentum ? { trace: tree.map(params, (p) => zerosLike(p)) } : {}) }),
-    update<T extends Tree>(grads: T, state: OptState) {
-      const s = state as { count: number; trace?: Tree };
+    update<T extends Tree>(grads: T, s: SgdState) {
       const rate = scheduleAt(lr, s.count);
       if (!momentum) return { updates: mapLeaves(([g]) => mul(g, -rate), grads), state: { count: s.count + 1 } };
       const trace: T = mapLeaves(([g, t]) => add(g, mul(t, momentum)), grads, s.trace!);
@@ -53,8 +37,11 @@ export function sgd(lr: Schedule, opts: { momentum?: number } = {}): GradientTra
 
 /** Options of {@link adamw}. */
 export interface AdamWOptions {
+  /** Decay of the first moment (default 0.9). */
   b1?: number;
+  /** Decay of the second moment (default 0.999). */
   b2?: number;
+  /** Added to the root of the second moment (default 1e-8). */
   eps?: number;
   /** Decoupled weight decay coefficient (multiplied by the learning rate, as in PyTorch's AdamW). */
   weightDecay?: number;
@@ -64,7 +51,7 @@ export interface AdamWOptions {
  * AdamW (Loshchilov & Hutter): Adam with bias correction, plus decoupled
  * weight decay −lr·wd·param. Defaults b1 0.9, b2 0.999, eps 1e-8, wd 0.01.
  */
-export function adamw(lr: Schedule, opts: AdamWOptions = {}): GradientTransformation {
+export function adamw(lr: Schedule, opts: AdamWOptions = {}): GradientTransformation<AdamWState> {
   const { b1 = 0.9, b2 = 0.999, eps = 1e-8, weightDecay = 0.01 } = opts;
   return {
     init: (params) => ({
@@ -72,8 +59,7 @@ export function adamw(lr: Schedule, opts: AdamWOptions = {}): GradientTransforma
       mu: tree.map(params, (p) => zerosLike(p)),
       nu: tree.map(params, (p) => zerosLike(p)),
     }),
-    update<T extends Tree>(grads: T, state: OptState, params?: Tree) {
-      const s = state as { count: number; mu: Tree; nu: Tree };
+    update<T extends Tree>(grads: T, s: AdamWState, params?: Tree) {
       if (weightDecay && !params) {
         throw new Error("adamw.update: weight decay needs the params (update(grads, state, params))");
       }
@@ -104,13 +90,13 @@ export function globalNorm(t: Tree): Tensor {
 }
 
 /** Scales all updates by min(1, maxNorm / globalNorm) (Optax's `clip_by_global_norm`). */
-export function clipByGlobalNorm(maxNorm: number): GradientTransformation {
+export function clipByGlobalNorm(maxNorm: number): GradientTransformation<ClipByGlobalNormState> {
   return {
     init: () => ({}),
-    update<T extends Tree>(grads: T, state: OptState) {
+    update<T extends Tree>(grads: T, state: ClipByGlobalNormState) {
       const norm = globalNorm(grads);
       const scale = div(maxNorm, maximum(norm, maxNorm));
-      return { updates: mapLeaves(([g]) => mul(g, scale), grads), state: state as OptState };
+      return { updates: mapLeaves(([g]) => mul(g, scale), grads), state };
     },
   };
 }

@@ -16,13 +16,20 @@ export type Schedule = number | ((step: number) => number);
 /** Optimizer state: tensor trees plus plain numbers (step counts). Serialisable by train/checkpoint. */
 export type OptState = { [k: string]: Tree | number | OptState | OptState[] } | OptState[];
 
-/** A gradient transformation. */
-export interface GradientTransformation {
+/**
+ * A gradient transformation with state `S` (Optax's `GradientTransformation`):
+ * `adamw` carries an {@link AdamWState} (`optim/optimizers.ts`), `chain` the tuple of its
+ * parts' states.
+ */
+export interface GradientTransformation<S extends OptState = OptState> {
   /** A fresh state for these parameters. */
-  init(params: Tree): OptState;
+  init(params: Tree): S;
   /** Turns gradients into updates (to be added to the parameters) and a new state. */
-  update<T extends Tree>(grads: T, state: OptState, params?: Tree): { updates: T; state: OptState };
+  update<T extends Tree>(grads: T, state: S, params?: Tree): { updates: T; state: S };
 }
+
+/** The state type of a gradient transformation. */
+export type StateOf<G> = G extends GradientTransformation<infer S> ? S : never;
 
 /** The value of a schedule at `step`. */
 export function scheduleAt(s: Schedule, step: number): number {
@@ -38,12 +45,20 @@ export function applyUpdates<T extends Tree>(params: T, updates: Tree): T {
   });
 }
 
-/** Applies transformations in sequence, each to the previous one's updates (Optax's `chain`). */
-export function chain(...ts: GradientTransformation[]): GradientTransformation {
+/**
+ * Applies transformations in sequence, each to the previous one's updates
+ * (Optax's `chain`). Its state is the tuple of their states, typed.
+ */
+export function chain<const Ts extends readonly GradientTransformation<OptState>[]>(
+  ...ts: Ts
+): GradientTransformation<{ -readonly [K in keyof Ts]: StateOf<Ts[K]> }> {
+  type S = { -readonly [K in keyof Ts]: StateOf<Ts[K]> };
+  // The parts' states are held as one array; each part gets its own (typed by S for callers).
+  const parts = ts as readonly GradientTransformation<OptState>[];
   return {
-    init: (params) => ts.map((t) => t.init(params)),
-    update<T extends Tree>(grads: T, state: OptState, params?: Tree) {
-      const states = state as OptState[];
+    init: (params) => parts.map((t) => t.init(params)) as unknown as S,
+    update<T extends Tree>(grads: T, state: S, params?: Tree) {
+      const states = state as unknown as OptState[];
       if (!Array.isArray(states) || states.length !== ts.length) {
         throw new Error(
           `chain.update: state has ${Array.isArray(states) ? states.length : "no"} parts, the chain has ${ts.length}`,
@@ -51,12 +66,12 @@ export function chain(...ts: GradientTransformation[]): GradientTransformation {
       }
       let updates: T = grads;
       const next: OptState[] = [];
-      ts.forEach((t, i) => {
+      parts.forEach((t, i) => {
         const r = t.update(updates, states[i], params);
         updates = r.updates;
         next.push(r.state);
       });
-      return { updates, state: next };
+      return { updates, state: next as unknown as S };
     },
   };
 }

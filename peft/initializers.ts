@@ -12,8 +12,11 @@ import type { Tensor } from "../core/tensor.ts";
 
 /** A named initializer: `fn(key, shape)` returns the initial value. */
 export interface Initializer {
+  /** The name written to adapter.json (`zeros`, `normal`, …). */
   readonly name: string;
+  /** The arguments written to adapter.json (e.g. `{std: 0.02}`). */
   readonly args: Readonly<Record<string, number>>;
+  /** Draws the initial value of a leaf of `shape` from `key`. */
   readonly fn: (key: Key, shape: Shape) => Tensor;
 }
 

@@ -19,7 +19,9 @@ import { zeros } from "./initializers.ts";
 export interface LoraFactors {
   /** Path of the linear node, e.g. `layers.3.attn.q`. */
   module: string;
+  /** Down-projection [r, in]. */
   A: Tensor;
+  /** Up-projection [out, r]. */
   B: Tensor;
 }
 

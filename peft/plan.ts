@@ -43,10 +43,15 @@ export interface Site {
 export interface LeafSpec {
   /** `<site path>.<part>`. */
   path: string;
+  /** Path of the site (the linear node) this leaf adapts. */
   site: string;
+  /** Which factor: A, B, u or v. */
   part: Part;
+  /** Shape of the leaf. */
   shape: number[];
+  /** Whether the optimizer updates it. */
   trainable: boolean;
+  /** How it is drawn by `plan.init`. */
   init: Initializer;
   /** Tie group name, or null when this leaf is stored on its own. */
   group: string | null;
@@ -54,7 +59,9 @@ export interface LeafSpec {
 
 /** A plan resolved against a base model's shapes. */
 export interface Resolved {
+  /** The adapted sites. */
   sites: Site[];
+  /** Every adapter leaf of every site. */
   leaves: LeafSpec[];
   /** Base leaves made trainable by `train` (the rest of the base is frozen). */
   baseTrainable: string[];
@@ -66,33 +73,41 @@ export interface Resolved {
 export interface Transform {
   /** What this step does, for summaries and adapter.json. */
   readonly describe: Record<string, unknown>;
+  /** The state after this step. */
   apply(state: Resolved): Resolved;
 }
 
-/** `{trainable, frozen}` trees, each `{base, tied, sites}`. */
-export interface PlanTrees {
-  trainable: PlanTree;
-  frozen: PlanTree;
+/** `{trainable, frozen}` trees, each `{base, tied, sites}`, for a base model tree of type `B`. */
+export interface PlanTrees<B extends Tree = Tree> {
+  /** What the optimizer updates. */
+  trainable: PlanTree<B>;
+  /** What stays fixed (the base model, frozen adapter leaves such as VeRA's shared matrices). */
+  frozen: PlanTree<B>;
 }
 
-/** The storage layout of a plan's leaves. */
-export interface PlanTree {
-  base: Tree;
+/** The storage layout of a plan's leaves, for a base model tree of type `B`. */
+export interface PlanTree<B extends Tree = Tree> {
+  /** The base model's leaves on this side, in the base tree's structure (the other side's leaves null). */
+  base: B;
+  /** Tied leaves, stored once by group name (null on the side that does not hold the group). */
   tied: Record<string, Tensor | null>;
+  /** Untied adapter leaves, in the base tree's structure. */
   sites: Tree;
+  /** (Trees only: the layout is walked as one tree.) */
   [k: string]: Tree;
 }
 
 /**
- * The base model's tree with adapter leaves grafted on. Typed loosely (it has
- * the base tree's type plus optional A/B/u/v leaves at each site) so it can be
- * passed straight to a forward such as `nn/llama.ts`'s.
+ * The base model's tree with adapter leaves grafted on at each site. It has
+ * the base tree's type: a model's layer types name the optional adapter
+ * leaves (as `LlamaParams`'s `LinearParams` does with A, B, u, v), so the
+ * forward takes it as it is.
  */
-// deno-lint-ignore no-explicit-any
-export type BuiltTree = any;
+export type Adapted<B extends Tree> = B;
 
 /** A composed plan. */
 export interface Plan {
+  /** The steps, in order. */
   readonly transforms: readonly Transform[];
   /** Extra description (preset name and options), stored in adapter.json. */
   readonly meta: Record<string, unknown>;
@@ -103,9 +118,9 @@ export interface Plan {
    * site does not change the others) and splits trainable from frozen. `key`
    * defaults to the preset's `key` option.
    */
-  init(base: Tree, key?: Key): PlanTrees;
+  init<B extends Tree>(base: B, key?: Key): PlanTrees<B>;
   /** The full model tree: base leaves plus each site's adapter leaves (pass it to the model's forward). */
-  build(trainable: PlanTree, frozen: PlanTree): BuiltTree;
+  build<B extends Tree>(trainable: PlanTree<B>, frozen: PlanTree<B>): Adapted<B>;
 }
 
 /** Storage path of a leaf: `tied.<group>` or `sites.<leaf path>`. */
@@ -189,13 +204,13 @@ function makePlan(transforms: readonly Transform[], meta: Record<string, unknown
     transforms,
     meta,
     resolve,
-    init(base: Tree, key?: Key): PlanTrees {
+    init<B extends Tree>(base: B, key?: Key): PlanTrees<B> {
       const stored = meta.key as [number, number] | undefined;
       key ??= stored ? new KeyClass(stored[0], stored[1]) : undefined;
       if (!key) throw new Error("plan.init: needs a PRNG key (plan.init(base, key(0)), or the preset's key option)");
       const r = resolve(base);
-      const trainable: PlanTree = { base: null, tied: {}, sites: null };
-      const frozen: PlanTree = { base: null, tied: {}, sites: null };
+      const trainable = { base: null, tied: {}, sites: null } as unknown as PlanTree<B>;
+      const frozen = { base: null, tied: {}, sites: null } as unknown as PlanTree<B>;
       const trainableBase = new Set(r.baseTrainable);
       [trainable.base, frozen.base] = tree.partition(base, (p) => trainableBase.has(p));
       const sitesT: Record<string, unknown> = {}, sitesF: Record<string, unknown> = {};
@@ -215,7 +230,7 @@ function makePlan(transforms: readonly Transform[], meta: Record<string, unknown
       frozen.sites = fillHoles(sitesF) as Tree;
       return { trainable, frozen };
     },
-    build(trainable: PlanTree, frozen: PlanTree): BuiltTree {
+    build<B extends Tree>(trainable: PlanTree<B>, frozen: PlanTree<B>): Adapted<B> {
       checkPlanTree("build", trainable, "trainable");
       checkPlanTree("build", frozen, "frozen");
       const base = tree.combine(trainable.base, frozen.base);

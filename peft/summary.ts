@@ -27,6 +27,7 @@ export function countResolved(r: Resolved): { trainable: number; frozenAdapter: 
 
 /** Model dimensions for {@link countTrainable}. */
 export interface CountDims {
+  /** Number of layers. */
   layers: number;
   /** Hidden size d. */
   hidden: number;
@@ -34,6 +35,7 @@ export interface CountDims {
   kvHidden?: number;
   /** MLP width, needed only for plans with MLP sites. */
   intermediate?: number;
+  /** Adapter rank r. */
   rank: number;
 }
 
@@ -68,23 +70,31 @@ export function countTrainable(method: string | Plan, dims: CountDims): number {
 
 /** One row of a {@link summary}. */
 export interface SummaryRow {
+  /** Leaf path (`<site>.<part>`). */
   path: string;
+  /** Leaf shape. */
   shape: number[];
+  /** Whether it is trained. */
   trainable: boolean;
   /** Tie group, or null. */
   group: string | null;
   /** Number of sites sharing this leaf's storage (1 when untied). */
   groupSize: number;
+  /** Initializer, as `name(args)`. */
   initializer: string;
 }
 
 /** The result of {@link summary}. */
 export interface Summary {
+  /** One row per adapter leaf. */
   rows: SummaryRow[];
+  /** Trainable parameters (adapter leaves stored once, plus base leaves made trainable). */
   trainable: number;
+  /** Frozen adapter parameters (e.g. VeRA's shared matrices). */
   frozenAdapter: number;
   /** LoRA's trainable count at `loraRank` on the same sites. */
   loraTrainable: number;
+  /** The LoRA rank compared against. */
   loraRank: number;
   /** trainable / loraTrainable · 100. */
   percentOfLora: number;

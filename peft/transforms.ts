@@ -5,9 +5,9 @@
  * - `adapt({where, rank, parts})` adds adapter leaves A [r, in], B [out, r],
  *   u [r], v [out] (any subset) at every matched site;
  * - `tie({where, groupBy})` stores matched leaves once (per group);
- * - `freeze({where})` / `train({where})` set trainability (adapter or base leaves;
+ * - `freeze({where})` / `unfreeze({where})` set trainability (adapter or base leaves;
  *   the base model starts frozen);
- * - `init({where, fn})` sets initializers.
+ * - `initialize({where, with})` sets initializers.
  *
  * A pattern that matches nothing, a tie of mismatched shapes, or a path that
  * does not exist is an Error naming the pattern.
@@ -193,7 +193,7 @@ export function tie(opts: TieOptions): Transform {
             } vs "${odd.path}" ${fmt(odd.shape)}`,
           );
         }
-        // One stored tensor has one initializer: members given different ones (by an `init` before
+        // One stored tensor has one initializer: members given different ones (by an `initialize` before
         // the tie) would otherwise silently all take the first member's.
         const initOf = (l: LeafSpec) => `${l.init.name}(${JSON.stringify(l.init.args)})`;
         const oddInit = members.find((m) => initOf(m) !== initOf(members[0]));
@@ -201,7 +201,7 @@ export function tie(opts: TieOptions): Transform {
           throw new Error(
             `tie: group "${g}" of pattern ${describePattern(where)} mixes initializers: "${members[0].path}" ${
               initOf(members[0])
-            } vs "${oddInit.path}" ${initOf(oddInit)} (use init after tie to set the whole group)`,
+            } vs "${oddInit.path}" ${initOf(oddInit)} (use initialize after tie to set the whole group)`,
           );
         }
       }
@@ -244,27 +244,30 @@ export function freeze(opts: { where: PathPattern }): Transform {
 }
 
 /** Marks matched leaves trainable (adapter leaves, or base leaves such as norms). */
-export function train(opts: { where: PathPattern }): Transform {
+export function unfreeze(opts: { where: PathPattern }): Transform {
+  // "train" is the name adapter.json records (kept so that saved plans read the same).
   return setTrainable("train", opts.where, true);
 }
 
 /** Sets the initializer of matched adapter leaves (for a tied group: of the whole group). */
-export function init(opts: { where: PathPattern; fn: Initializer }): Transform {
+export function initialize(opts: { where: PathPattern; with: Initializer }): Transform {
   const match = matcher(opts.where);
-  if (!opts.fn || typeof opts.fn.fn !== "function") {
-    throw new Error("init: fn must be an initializer (e.g. normal(1), zeros)");
+  const init = opts.with;
+  if (!init || typeof init.fn !== "function") {
+    throw new Error("initialize: with must be an initializer (e.g. initializers.normal(1), initializers.zeros)");
   }
   return {
     describe: {
+      // "init" and "fn" are the names adapter.json records (kept so that saved plans read the same).
       transform: "init",
       where: typeof opts.where === "string" ? opts.where : "<predicate>",
-      fn: { name: opts.fn.name, args: opts.fn.args },
+      fn: { name: init.name, args: init.args },
     },
     apply(state: Resolved): Resolved {
       const hits = state.leaves.filter((l) => match(l.path));
       if (!hits.length) {
         throw new Error(
-          `init: pattern ${describePattern(opts.where)} matches no adapter leaf${
+          `initialize: pattern ${describePattern(opts.where)} matches no adapter leaf${
             examples(state.leaves.map((l) => l.path))
           }`,
         );
@@ -272,7 +275,7 @@ export function init(opts: { where: PathPattern; fn: Initializer }): Transform {
       const groups = new Set(hits.map((l) => l.group).filter((g) => g !== null));
       const leaves = state.leaves.map((
         l,
-      ) => (hits.includes(l) || (l.group !== null && groups.has(l.group)) ? { ...l, init: opts.fn } : l));
+      ) => (hits.includes(l) || (l.group !== null && groups.has(l.group)) ? { ...l, init } : l));
       return { ...state, leaves };
     },
   };

@@ -7,11 +7,9 @@ import {
   customVjp,
   dispose,
   grad,
-  key,
   liveBuffers,
   matmul,
   mul,
-  normal,
   scope,
   sin,
   square,
@@ -24,6 +22,7 @@ import {
   vjp,
   zeros,
 } from "../mod.ts";
+import { key, normal } from "../core/random.ts";
 
 async function close(t: Tensor, expected: number[], tol = 1e-5) {
   const d = Array.from(await t.data());

@@ -9,27 +9,24 @@
 import assert from "node:assert/strict";
 import {
   add,
-  crossEntropy,
   dispose,
   keep,
-  key,
   liveBuffers,
   matmul,
   mul,
-  normal,
   scope,
   setBackend,
-  split,
   sub,
   take,
   tanh,
   type Tensor,
   tensor,
   tree,
-  uniform,
   valueAndGrad,
   zeros,
 } from "../mod.ts";
+import { crossEntropy } from "../core/nn.ts";
+import { key, normal, split, uniform } from "../core/random.ts";
 import { createWebGpuBackend, type WebGpuBackend } from "../backends/webgpu/mod.ts";
 import { chooseProgram } from "../backends/webgpu/matmul.ts";
 import { CpuBackend } from "../backends/cpu/backend.ts";

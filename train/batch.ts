@@ -12,7 +12,9 @@ import type { Tokenizer } from "../io/tokenizer.ts";
 
 /** A tokenized example: the loss is taken on `answer` tokens only. */
 export interface TokenizedExample {
+  /** Token ids the model reads (no loss on them). */
   prompt: number[];
+  /** Token ids it should continue with (the loss is taken on these). */
   answer: number[];
 }
 

@@ -12,31 +12,39 @@ import * as tree from "../core/tree.ts";
 import type { Tree } from "../core/tree.ts";
 import { dispose } from "../core/scope.ts";
 import type { TrainState } from "./step.ts";
+import type { OptState } from "../optim/transform.ts";
 import { cleanCheckpointDir, hasCheckpoint, loadCheckpoint, saveCheckpoint } from "./checkpoint.ts";
 
 /** What the loop reports after each step. */
 export interface StepInfo {
+  /** Steps completed, this one included. */
   step: number;
+  /** Steps the run aims for. */
   totalSteps: number;
+  /** Training loss of this step. */
   loss: number;
+  /** Learning rate of this step (when `lrAt` is given). */
   lr?: number;
   /** Tokens processed in this step (from `batchTokens`). */
   tokens: number;
+  /** Wall-clock seconds of this step. */
   seconds: number;
 }
 
 /** A validation result: `loss` drives early stopping; other fields are logged. */
 export interface EvalResult {
+  /** Validation loss. */
   loss: number;
+  /** Other metrics, logged. */
   [metric: string]: number;
 }
 
 /** Options of {@link fit}. */
-export interface FitOptions<P extends Tree, B> {
+export interface FitOptions<P extends Tree, B, S extends OptState = OptState> {
   /** A step from `trainStep` with everything but the state and batch bound. */
-  step: (state: TrainState<P>, batch: B) => { state: TrainState<P>; loss: Tensor };
+  step: (state: TrainState<P, S>, batch: B) => { state: TrainState<P, S>; loss: Tensor };
   /** The starting state (ignored when resuming from a checkpoint). */
-  init: TrainState<P>;
+  init: TrainState<P, S>;
   /** Number of training examples. */
   size: number;
   /** Builds a batch from example indices. */
@@ -45,12 +53,15 @@ export interface FitOptions<P extends Tree, B> {
   disposeBatch?: (batch: B) => void;
   /** Tokens in a batch, for throughput (default 0). */
   batchTokens?: (batch: B) => number;
+  /** Examples per batch. */
   batchSize: number;
+  /** Total steps to train for (counting those before a resume). */
   steps: number;
   /** Seed of the data order. */
   seed: number;
   /** Validation, called every `evalEvery` steps and at the end. */
   evaluate?: (trainable: P, step: number) => Promise<EvalResult>;
+  /** Steps between validations (default: only at the end). */
   evalEvery?: number;
   /** Stop when validation loss has not improved by `minDelta` for `patience` evaluations. */
   earlyStopping?: { patience: number; minDelta?: number };
@@ -66,7 +77,9 @@ export interface FitOptions<P extends Tree, B> {
   signal?: AbortSignal;
   /** Learning rate at a step, for logging. */
   lrAt?: (step: number) => number;
+  /** Called after each step. */
   onStep?: (info: StepInfo) => void;
+  /** Called after each validation; `improved` when it is the best so far. */
   onEval?: (step: number, result: EvalResult, improved: boolean) => void;
 }
 
@@ -74,16 +87,20 @@ export interface FitOptions<P extends Tree, B> {
 export type StopReason = "steps" | "early-stopping" | "interrupted" | "nan";
 
 /** The outcome of {@link fit}. */
-export interface FitResult<P extends Tree> {
-  state: TrainState<P>;
+export interface FitResult<P extends Tree, S extends OptState = OptState> {
+  /** The final train state. */
+  state: TrainState<P, S>;
   /** The trainable tree with the best validation loss (a copy), or the final one without evaluation. */
   best: { step: number; loss: number; trainable: P };
+  /** Why training stopped. */
   stoppedBy: StopReason;
   /** Steps completed. */
   step: number;
   /** Training loss and seconds of every step, including those before a resume. */
   history: { step: number; loss: number; seconds: number }[];
+  /** Every validation result, with its step. */
   evals: ({ step: number } & EvalResult)[];
+  /** A note for the user (e.g. why it stopped early), if any. */
   message?: string;
 }
 
@@ -92,7 +109,9 @@ function clone<P extends Tree>(t: P): P {
 }
 
 /** Runs the loop. See {@link FitOptions}. */
-export async function fit<P extends Tree, B>(opts: FitOptions<P, B>): Promise<FitResult<P>> {
+export async function fit<P extends Tree, B, S extends OptState = OptState>(
+  opts: FitOptions<P, B, S>,
+): Promise<FitResult<P, S>> {
   const { size, batchSize, steps, seed, evalEvery = 0, earlyStopping } = opts;
   if (!(size > 0)) throw new Error("fit: no training examples");
   if (!(batchSize > 0) || !(steps >= 0)) {
@@ -119,7 +138,7 @@ export async function fit<P extends Tree, B>(opts: FitOptions<P, B>): Promise<Fi
       );
     }
     dispose(collectTensors(state));
-    state = c.state as TrainState<P>;
+    state = c.state as TrainState<P, S>;
     step = c.step as number;
     cursor = c.cursor as number;
     bestLoss = c.bestLoss as number;

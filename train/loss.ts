@@ -7,9 +7,8 @@
 import type { Tensor } from "../core/tensor.ts";
 import { reshape, take } from "../core/ops/movement.ts";
 import { crossEntropy } from "../core/ops/nn.ts";
-import type { Tree } from "../core/tree.ts";
-import type { LlamaConfig } from "../nn/config.ts";
-import { forward, type LlamaParams, lmHead } from "../nn/llama.ts";
+import type { LlamaConfig } from "../llama/config.ts";
+import { forward, type LlamaParams, lmHead } from "../llama/llama.ts";
 import type { Plan, PlanTree } from "../peft/plan.ts";
 import type { LmBatch } from "./batch.ts";
 
@@ -25,7 +24,6 @@ export function lmLoss(params: LlamaParams, config: LlamaConfig, batch: LmBatch)
 export function planLoss(
   plan: Plan,
   config: LlamaConfig,
-): (trainable: PlanTree, frozen: PlanTree, batch: LmBatch) => Tensor {
-  return (trainable, frozen, batch) =>
-    lmLoss(plan.build(trainable, frozen) as Tree as unknown as LlamaParams, config, batch);
+): (trainable: PlanTree<LlamaParams>, frozen: PlanTree<LlamaParams>, batch: LmBatch) => Tensor {
+  return (trainable, frozen, batch) => lmLoss(plan.build(trainable, frozen), config, batch);
 }

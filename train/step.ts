@@ -13,10 +13,12 @@ import * as tree from "../core/tree.ts";
 import type { Tree } from "../core/tree.ts";
 import { applyUpdates, type GradientTransformation, type OptState } from "../optim/transform.ts";
 
-/** What a step carries from one call to the next. */
-export interface TrainState<P extends Tree = Tree> {
+/** What a step carries from one call to the next: the trainable tree and the optimizer's (typed) state. */
+export interface TrainState<P extends Tree = Tree, S extends OptState = OptState> {
+  /** The parameters being trained. */
   trainable: P;
-  opt: OptState;
+  /** The optimizer's state, e.g. `[ClipByGlobalNormState, AdamWState]` for `chain(clipByGlobalNorm(1), adamw(lr))`. */
+  opt: S;
 }
 
 /** Options of {@link trainStep}. */
@@ -37,30 +39,33 @@ function tensorsOf(x: unknown, out = new Set<Tensor>()): Set<Tensor> {
 /**
  * Makes `step(state, ...args) → {state, loss}` for `lossFn(trainable, ...args)`.
  * Frozen parameters and data go in `args`: they are never differentiated.
+ * The gradients live only inside the step's scope (returning them would keep
+ * a second copy of the trainable tree alive per step); take `valueAndGrad`
+ * of the loss where they are wanted.
  * @example
  * const step = trainStep(planLoss(plan, config), adamw(1e-3));
  * let state = { trainable, opt: opt.init(trainable) };
  * ({ state, loss } = step(state, frozen, batch));
  */
-export function trainStep<P extends Tree, A extends unknown[]>(
+export function trainStep<P extends Tree, A extends unknown[], S extends OptState>(
   lossFn: (trainable: P, ...args: A) => Tensor,
-  optimizer: GradientTransformation,
+  optimizer: GradientTransformation<S>,
   opts: TrainStepOptions = {},
-): (state: TrainState<P>, ...args: A) => { state: TrainState<P>; loss: Tensor; grads: Tree | null } {
+): (state: TrainState<P, S>, ...args: A) => { state: TrainState<P, S>; loss: Tensor } {
   const { donate = true } = opts;
-  const vg = valueAndGrad(lossFn as (...a: unknown[]) => Tensor);
+  const vg = valueAndGrad(lossFn);
   return (state, ...args) => {
     const out = scope(() => {
       const [loss, grads] = vg(state.trainable, ...args);
       const { updates, state: opt } = optimizer.update(grads, state.opt, state.trainable);
       const trainable = applyUpdates(state.trainable, updates);
-      return { loss, state: { trainable, opt } as TrainState<P> };
+      return { loss, state: { trainable, opt } as TrainState<P, S> };
     });
     if (donate) {
       const keep = tensorsOf(out.state);
       for (const t of tensorsOf(state)) if (!keep.has(t)) t.dispose();
     }
-    return { ...out, grads: null };
+    return out;
   };
 }
 

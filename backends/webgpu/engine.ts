@@ -28,10 +28,14 @@ export interface EngineLimits {
 }
 
 /** One pooled GPU allocation. `lastUse` is the epoch of the last encoder that referenced it. */
-interface Slot {
+export interface Slot {
+  /** Pool-wide id. */
   readonly id: number;
+  /** The GPU buffer. */
   readonly gpu: GPUBuffer;
+  /** Its size in bytes (a size class, see {@link sizeClass}). */
   readonly capacity: number;
+  /** Epoch of the last encoder that referenced it. */
   lastUse: number;
 }
 

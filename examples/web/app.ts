@@ -17,54 +17,38 @@
  * @module
  */
 import {
-  adamw,
-  adapterToBytes,
-  chain,
-  clipByGlobalNorm,
-  cosineWithWarmup,
   dispose,
-  epochOrder,
-  generate,
-  key,
-  lineChart,
-  type LlamaConfig,
-  llamaFromBytes,
-  type LlamaParams,
-  makeBatch,
+  io,
+  llama,
   matmul,
   maximum,
   mul,
-  type Plan,
-  planLoss,
-  type PlanTree,
-  preset,
+  nn,
+  optim,
+  peft,
+  plot,
+  random,
   scope,
   setBackend,
-  silu,
-  smooth,
   sum,
-  summary,
   tensor,
-  tokenizePair,
-  Tokenizer,
-  type TrainState,
-  trainStep,
+  train,
 } from "../../web.ts";
 
 // ---------------------------------------------------------------- state
 
 interface Model {
-  config: LlamaConfig;
-  params: LlamaParams;
-  tok: Tokenizer;
+  config: llama.LlamaConfig;
+  params: llama.LlamaParams;
+  tok: io.Tokenizer;
   /** Where it came from (shown, and recorded in adapter.json). */
   source: string;
 }
 
 interface Adapter {
-  plan: Plan;
-  trainable: PlanTree;
-  frozen: PlanTree;
+  plan: peft.Plan;
+  trainable: peft.PlanTree<llama.LlamaParams>;
+  frozen: peft.PlanTree<llama.LlamaParams>;
 }
 
 /** A training example before tokenisation: the loss is taken on `answer`. */
@@ -203,7 +187,7 @@ async function chooseBackend(): Promise<void> {
 async function selfTest(): Promise<void> {
   const got = await scope(async () => {
     const x = tensor([1, -2, 3, 4], [2, 2]);
-    const y = sum(mul(silu(matmul(x, x)), maximum(x, 0)));
+    const y = sum(mul(nn.silu(matmul(x, x)), maximum(x, 0)));
     return await y.item();
   });
   // x·x = [[-5, -10], [15, 10]]; max(x, 0) = [[1, 0], [3, 4]].
@@ -237,8 +221,8 @@ function makeModel(
   names: { weights: string; tokenizer: string },
   source: string,
 ): Model {
-  const tok = new Tokenizer(tokJson, tokConfig ?? {}, names.tokenizer);
-  const { config: c, params: p } = llamaFromBytes(config, weights, names.weights);
+  const tok = new io.Tokenizer(tokJson, tokConfig ?? {}, names.tokenizer);
+  const { config: c, params: p } = io.llamaFromBytes(config, weights, names.weights);
   // The new model is in: release the old one and its adapter.
   dropAdapter();
   if (model) dispose(model.params);
@@ -389,14 +373,14 @@ function dropAdapter(): void {
 
 // ---------------------------------------------------------------- generation
 
-async function generateInto(params: LlamaParams, prompt: string, out: HTMLElement): Promise<string> {
+async function generateInto(params: llama.LlamaParams, prompt: string, out: HTMLElement): Promise<string> {
   const m = model!;
   const ids = m.tok.encode(prompt);
   const got: number[] = [];
   out.classList.remove("dim");
   out.textContent = "…";
   await scope(async () => {
-    for await (const id of generate(params, m.config, ids, { maxTokens: 24 })) {
+    for await (const id of llama.generate(params, m.config, ids, { maxTokens: 24 })) {
       got.push(id);
       out.textContent = m.tok.decode(got) || "…";
       if (got.length % 4 === 0) await nextFrame();
@@ -421,10 +405,10 @@ async function runGenerate(): Promise<void> {
 
 function drawChart(losses: number[]): void {
   const pts = losses.map((l, i) => [i + 1, l] as [number, number]);
-  $("chart").innerHTML = lineChart(
+  $("chart").innerHTML = plot.lineChart(
     [
       { name: "loss", points: pts },
-      { name: "EMA", points: smooth(pts, 0.2) },
+      { name: "EMA", points: plot.smooth(pts, 0.2) },
     ],
     { title: "TL6 training loss", xLabel: "step", yLabel: "cross-entropy", width: 640, height: 340 },
   );
@@ -436,16 +420,19 @@ async function runTrain(): Promise<void> {
   const lr = Number($<HTMLInputElement>("lr").value);
   if (!(lr > 0)) throw new Error(`learning rate must be positive, got "${$<HTMLInputElement>("lr").value}"`);
   dropAdapter();
-  const examples = data!.pairs.map((p) => tokenizePair(m.tok, p.prompt, p.answer));
-  const plan = preset("tl6", { rank });
-  const { trainable, frozen } = plan.init(m.params, key(SEED));
-  const s = summary(plan, trainable, frozen);
+  const examples = data!.pairs.map((p) => train.tokenizePair(m.tok, p.prompt, p.answer));
+  const plan = peft.preset("tl6", { rank });
+  const { trainable, frozen } = plan.init(m.params, random.key(SEED));
+  const s = peft.summary(plan, trainable, frozen);
   $("summary").textContent = s.toString();
   $("summary").classList.remove("dim");
-  const schedule = cosineWithWarmup(lr, Math.max(1, Math.round(steps / 10)), steps, lr / 100);
-  const optimizer = chain(clipByGlobalNorm(1), adamw(schedule, { b1: 0.9, b2: 0.98, weightDecay: 0.01 }));
-  const step = trainStep(planLoss(plan, m.config), optimizer);
-  let state: TrainState<PlanTree> = { trainable, opt: optimizer.init(trainable) };
+  const schedule = optim.schedules.cosineWithWarmup(lr, Math.max(1, Math.round(steps / 10)), steps, lr / 100);
+  const optimizer = optim.chain(
+    optim.clipByGlobalNorm(1),
+    optim.adamw(schedule, { b1: 0.9, b2: 0.98, weightDecay: 0.01 }),
+  );
+  const step = train.trainStep(train.planLoss(plan, m.config), optimizer);
+  let state = { trainable, opt: optimizer.init(trainable) };
   const losses: number[] = [];
   demo.losses = losses;
   let order: number[] = [];
@@ -456,10 +443,10 @@ async function runTrain(): Promise<void> {
     for (let i = 0; i < steps; i++) {
       const idx: number[] = [];
       while (idx.length < Math.min(batchSize, examples.length)) {
-        if (!order.length) order = epochOrder(examples.length, SEED, epoch++);
+        if (!order.length) order = train.epochOrder(examples.length, SEED, epoch++);
         idx.push(order.pop()!);
       }
-      const batch = makeBatch(idx.map((j) => examples[j]), SEQ_LEN, 0);
+      const batch = train.makeBatch(idx.map((j) => examples[j]), SEQ_LEN, 0);
       const out = step(state, frozen, batch);
       state = out.state;
       const loss = await out.loss.item();
@@ -502,7 +489,7 @@ function saveBlob(blob: Blob, name: string): void {
 
 async function runDownload(): Promise<void> {
   const a = adapter!;
-  const { json, safetensors } = await adapterToBytes(a.plan, a.trainable, a.frozen, { path: model!.source });
+  const { json, safetensors } = await io.adapterToBytes(a.plan, a.trainable, a.frozen, { path: model!.source });
   saveBlob(new Blob([safetensors as BlobPart], { type: "application/octet-stream" }), "adapter.safetensors");
   await new Promise((r) => setTimeout(r, 300)); // browsers drop a second download started in the same tick
   saveBlob(new Blob([json], { type: "application/json" }), "adapter.json");

@@ -1,6 +1,6 @@
 /**
  * LoRA, VeRA and Tied-LoRA TL1–TL6 as plain compositions of `adapt`, `tie`
- * and `freeze` (see ../../../shared/docs/TIED_LORA.md, Tables 1–2). The default
+ * and `freeze` (see docs/TIED_LORA.md in the repository, Tables 1–2). The default
  * site is each layer's fused Q|K|V map, where Tied-LoRA's update
  * z = Wx + Λv B Λu A x is added (scale 1, no alpha/r).
  *

@@ -5,7 +5,9 @@
  * nothing outside its root.
  */
 import assert from "node:assert/strict";
-import { randomLlama, tl6, tree } from "../../mod.ts";
+import { randomLlama } from "../../llama/mod.ts";
+import { tl6 } from "../../peft/mod.ts";
+import { tree } from "../../mod.ts";
 import { key } from "../../core/random.ts";
 import { llamaFromBytes, loadLlama, saveLlama } from "../../io/hf.ts";
 import { adapterToBytes, saveAdapter } from "../../io/adapter.ts";
@@ -75,14 +77,20 @@ Deno.test("bundle: builds, mentions no Deno., exports the browser API only, and 
     const text = await Deno.readTextFile(`${out}/knot.js`);
     assert(!text.includes("Deno."));
     const knot = await import(`file://${out}/knot.js`);
-    for (const name of ["llamaFromBytes", "adapterToBytes", "parseSafetensors", "Tokenizer", "trainStep", "tl6"]) {
-      assert.equal(typeof knot[name], "function", name);
+    for (const name of ["io.llamaFromBytes", "io.adapterToBytes", "io.parseSafetensors", "io.Tokenizer"]) {
+      assert.equal(typeof knot.io[name.slice(3)], "function", name);
     }
-    for (const name of ["loadLlama", "saveAdapter", "SafetensorsFile", "saveSafetensors", "fit", "loadTokenizer"]) {
+    assert.equal(typeof knot.train.trainStep, "function", "train.trainStep");
+    assert.equal(typeof knot.peft.tl6, "function", "peft.tl6");
+    for (const name of ["loadLlama", "saveAdapter", "SafetensorsFile", "saveSafetensors", "loadTokenizer"]) {
+      assert.equal(knot.io[name], undefined, `io.${name} should stay out of the browser entry`);
       assert.equal(knot[name], undefined, `${name} should stay out of the browser entry`);
     }
+    for (const name of ["fit", "saveCheckpoint", "loadCheckpoint"]) {
+      assert.equal(knot.train[name], undefined, `train.${name} should stay out of the browser entry`);
+    }
     assert.equal(await knot.sum(knot.tensor([1, 2, 3])).item(), 6);
-    const tok = knot.Tokenizer.fromJson(await Deno.readTextFile("examples/tiny/tokenizer.json"));
+    const tok = knot.io.Tokenizer.fromJson(await Deno.readTextFile("examples/tiny/tokenizer.json"));
     assert.equal(tok.decode(tok.encode("abby in denver")), "abby in denver");
   } finally {
     await Deno.remove(out, { recursive: true });

@@ -8,9 +8,7 @@ import {
   arange,
   broadcastTo,
   concat,
-  crossEntropy,
   grad,
-  key,
   matmul,
   mul,
   ones,
@@ -19,17 +17,16 @@ import {
   reshape,
   scatterAdd,
   slice,
-  softmax,
   squeeze,
   stack,
   sum,
   take,
-  takeLast,
   tensor,
-  uniform,
   where,
   zeros,
 } from "../../mod.ts";
+import { crossEntropy, softmax, takeLast } from "../../core/nn.ts";
+import { key, uniform } from "../../core/random.ts";
 import { split as splitTensor } from "../../mod.ts";
 import { bools, type ErrorCase, ints } from "./types.ts";
 

@@ -18,7 +18,6 @@ import {
   exp,
   eye,
   full,
-  gelu,
   greater,
   greaterEqual,
   less,
@@ -36,9 +35,7 @@ import {
   onesLike,
   pow,
   rsqrt,
-  sigmoid,
   sign,
-  silu,
   sin,
   sqrt,
   square,
@@ -49,6 +46,7 @@ import {
   zeros,
   zerosLike,
 } from "../../mod.ts";
+import { gelu, sigmoid, silu } from "../../core/nn.ts";
 import { FORWARD_SHAPE_CASES } from "./forward_cases_shapes.ts";
 import { RANDOM_CASES } from "./forward_cases_random.ts";
 import { bools, type ForwardCase, ints } from "./types.ts";

@@ -6,28 +6,21 @@
  */
 import {
   abs,
-  bernoulli,
   cast,
   equal,
-  foldIn,
   greaterEqual,
-  kaimingUniform,
-  Key,
-  key,
   less,
   logicalAnd,
   max,
   mean,
   min,
-  normal,
-  split,
   sqrt,
   square,
   sub,
   sum,
   type Tensor,
-  uniform,
 } from "../../mod.ts";
+import { bernoulli, foldIn, kaimingUniform, Key, key, normal, split, uniform } from "../../core/random.ts";
 import { threefry2x32 } from "../../core/threefry.ts";
 import { type ForwardCase, ints } from "./types.ts";
 

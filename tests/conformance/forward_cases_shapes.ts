@@ -6,12 +6,8 @@
 import {
   argmax,
   broadcastTo,
-  causalMask,
   concat,
-  crossEntropy,
   expandDims,
-  logSoftmax,
-  logsumexp,
   matmul,
   max,
   mean,
@@ -22,16 +18,15 @@ import {
   reshape,
   scatterAdd,
   slice,
-  softmax,
   squeeze,
   stack,
   sum,
   take,
-  takeLast,
   tensor,
   transpose,
   zeros,
 } from "../../mod.ts";
+import { causalMask, crossEntropy, logSoftmax, logsumexp, softmax, takeLast } from "../../core/nn.ts";
 // mod.ts exports random's `split` (keys) under the same name, so the tensor op comes from core.
 import { split as splitTensor } from "../../mod.ts";
 import { bools, type ForwardCase, grid, ints } from "./types.ts";

@@ -1,5 +1,5 @@
 /** Case types of the conformance tables and the small helpers they share. @module */
-import type { CheckGradOptions, DType, GradTree, Tensor } from "../../mod.ts";
+import type { CheckGradOptions, DType, Tensor } from "../../mod.ts";
 import { mul, sum, tensor } from "../../mod.ts";
 
 /** An expected value: a number (scalar), a boolean (bool scalar) or nested arrays of them. */
@@ -33,7 +33,7 @@ export interface ForwardCase {
  */
 export interface GradCase {
   name: string;
-  f: (...args: GradTree[]) => Tensor;
+  f: (...args: never[]) => Tensor;
   args: () => unknown[];
   argnums?: number[];
   tol?: CheckGradOptions;

@@ -1,8 +1,10 @@
 // The custom scheme of examples/custom_tying.ts (A tied within blocks of 4 layers, B and u per
 // layer, all trainable), in process; then the example itself as a subprocess.
 import assert from "node:assert/strict";
-import { add, crossEntropy, foldIn, grad, key, normal, type Tensor, tensor, type Tree, tree } from "../../mod.ts";
-import { forward, type LlamaParams, qkvWidth, randomLlama } from "../../nn/mod.ts";
+import { add, grad, type Tensor, tensor, type Tree, tree } from "../../mod.ts";
+import { crossEntropy } from "../../core/nn.ts";
+import { foldIn, key, normal } from "../../core/random.ts";
+import { forward, type LlamaParams, qkvWidth, randomLlama } from "../../llama/mod.ts";
 import { adapt, compose, countResolved, merge, type PlanTree, summary } from "../../peft/mod.ts";
 import { exportPeftLora, importPeftLora, loadAdapter, saveAdapter } from "../../io/adapter.ts";
 import { blockTiedPlan } from "../../examples/custom_tying.ts";

@@ -1,9 +1,10 @@
 // Hugging Face Llama checkpoints: config.json parsing and refusals, and the
 // safetensors loader's checks (missing, mis-shaped, extra tensors).
 import assert from "node:assert/strict";
-import { dispose, key, normal, type Tensor, tensor, tree, zeros } from "../../mod.ts";
-import { type LlamaConfig, randomLlama } from "../../mod.ts";
-import { loadLlama, loadSafetensors, parseHfConfig, saveLlama, saveSafetensors, toHfConfig } from "../../mod.ts";
+import { dispose, type Tensor, tensor, tree, zeros } from "../../mod.ts";
+import { key, normal } from "../../core/random.ts";
+import { type LlamaConfig, randomLlama } from "../../llama/mod.ts";
+import { loadLlama, loadSafetensors, parseHfConfig, saveLlama, saveSafetensors, toHfConfig } from "../../io/mod.ts";
 
 const SRC = "models/demo/config.json";
 

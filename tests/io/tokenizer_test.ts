@@ -1,7 +1,7 @@
 // Tokenizers from tokenizer.json: round trips, BOS/EOS handling, special ids,
 // fixed ids checked against the file's own vocab, and error messages.
 import assert from "node:assert/strict";
-import { loadTokenizer, Tokenizer } from "../../mod.ts";
+import { loadTokenizer, Tokenizer } from "../../io/mod.ts";
 
 const SHARED = new URL("../../../shared/", import.meta.url).pathname;
 

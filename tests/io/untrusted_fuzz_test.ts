@@ -21,8 +21,9 @@
 //   KNOT_UNTRUSTED_FUZZ_CASES=10000 deno test -A tests/io/untrusted_fuzz_test.ts
 // (KNOT_UNTRUSTED_FUZZ_SEED picks another seed).
 import assert from "node:assert/strict";
-import { dispose, key, liveBuffers } from "../../mod.ts";
-import { randomLlama } from "../../nn/mod.ts";
+import { dispose, liveBuffers } from "../../mod.ts";
+import { key } from "../../core/random.ts";
+import { randomLlama } from "../../llama/mod.ts";
 import { exportPeftLora, importPeftLora, loadAdapter, saveAdapter } from "../../io/adapter.ts";
 import { loadLlama, saveLlama } from "../../io/hf.ts";
 import { loadSafetensors, saveSafetensors } from "../../io/safetensors.ts";

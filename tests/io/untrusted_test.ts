@@ -9,20 +9,19 @@ import {
   cast,
   dispose,
   eye,
-  key,
   liveBuffers,
   matmul,
   pad,
+  random,
   scope,
   setAllocationLimit,
-  splitKey,
   tensor,
   tree,
-  uniform,
   zeros,
 } from "../../mod.ts";
+import { key, uniform } from "../../core/random.ts";
 import type { DType } from "../../mod.ts";
-import { randomLlama } from "../../nn/mod.ts";
+import { randomLlama } from "../../llama/mod.ts";
 import { exportPeftLora, importPeftLora, loadAdapter, saveAdapter } from "../../io/adapter.ts";
 import { loadLlama, parseHfConfig, saveLlama } from "../../io/hf.ts";
 import { loadSafetensors, parseSafetensors, saveSafetensors } from "../../io/safetensors.ts";
@@ -371,7 +370,7 @@ Deno.test("finding 7: huge shapes are refused before allocating, naming the op a
       refuses(() => uniform(key(0), [2 ** 31]), "uniform", "[2147483648]");
       refuses(() => preset("lora", { rank: 1e7 }).init(BASE64, key(0)), "uniform", "[10000000, 64]");
       refuses(() => cast(x, "float64" as DType), "cast", "float64");
-      refuses(() => splitKey(key(0), 1e9), "split", "1000000000");
+      refuses(() => random.split(key(0), 1e9), "split", "1000000000");
     }));
   // The limit is configurable, and restoring it restores the default.
   const previous = setAllocationLimit(1024);

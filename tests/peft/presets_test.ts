@@ -10,22 +10,10 @@
 // - PEFT LoRA export → import → merge ≡ merge; adapter_config.json and key layout; lora_alpha scaling;
 // - saveAdapter → loadAdapter bit-identical, tied leaves stored once.
 import assert from "node:assert/strict";
-import {
-  add,
-  crossEntropy,
-  foldIn,
-  grad,
-  key,
-  matmul,
-  mul,
-  normal,
-  sub,
-  type Tensor,
-  tensor,
-  type Tree,
-  tree,
-} from "../../mod.ts";
-import { forward, type LlamaParams, qkvWidth, randomLlama } from "../../nn/mod.ts";
+import { add, grad, matmul, mul, sub, type Tensor, tensor, type Tree, tree } from "../../mod.ts";
+import { crossEntropy } from "../../core/nn.ts";
+import { foldIn, key, normal } from "../../core/random.ts";
+import { forward, type LlamaParams, qkvWidth, randomLlama } from "../../llama/mod.ts";
 import {
   adapt,
   compose,

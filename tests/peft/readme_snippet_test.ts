@@ -2,20 +2,10 @@
 // markers except for the import path ("./mod.ts" in the README) and indentation; then checks that
 // it builds what its comment says.
 import assert from "node:assert/strict";
-import {
-  adapt,
-  compose,
-  countResolved,
-  forward,
-  freeze,
-  initializers,
-  key,
-  randomLlama,
-  summary,
-  tensor,
-  tie,
-  tree,
-} from "../../mod.ts";
+import { adapt, compose, countResolved, freeze, initializers, summary, tie } from "../../peft/mod.ts";
+import { forward, randomLlama } from "../../llama/mod.ts";
+import { key } from "../../core/random.ts";
+import { tensor, tree } from "../../mod.ts";
 
 function snippet() {
   // ---- snippet start

@@ -1,29 +1,17 @@
-// The transforms plans are made of (adapt, tie, freeze, train, init) and how they compose:
+// The transforms plans are made of (adapt, tie, freeze, unfreeze, initialize) and how they compose:
 // errors that name the offending pattern, composition, initializers, per-storage-path keys,
 // custom tie groups, trainable base leaves, other adapter sites, and the summary table.
 import assert from "node:assert/strict";
-import {
-  add,
-  crossEntropy,
-  foldIn,
-  grad,
-  key,
-  mul,
-  normal,
-  sub,
-  type Tensor,
-  tensor,
-  type Tree,
-  tree,
-  zeros,
-} from "../../mod.ts";
-import { forward, type LlamaParams, qkvWidth, randomLlama } from "../../nn/mod.ts";
+import { add, grad, mul, sub, type Tensor, tensor, type Tree, tree, zeros } from "../../mod.ts";
+import { crossEntropy } from "../../core/nn.ts";
+import { foldIn, key, normal } from "../../core/random.ts";
+import { forward, type LlamaParams, qkvWidth, randomLlama } from "../../llama/mod.ts";
 import {
   adapt,
   compose,
   countResolved,
   freeze,
-  init,
+  initialize,
   initializers,
   lora,
   merge,
@@ -35,7 +23,7 @@ import {
   tie,
   tl5,
   tl6,
-  train,
+  unfreeze,
   vera,
 } from "../../peft/mod.ts";
 import { exportPeftLora, importPeftLora, loadAdapter, saveAdapter } from "../../io/adapter.ts";
@@ -131,7 +119,7 @@ Deno.test("transforms: every misuse is an Error that names the pattern or path",
       run: () =>
         compose(
           adapt({ rank: R }),
-          init({ where: "layers.1.attn.qkv.A", fn: initializers.ones }),
+          initialize({ where: "layers.1.attn.qkv.A", with: initializers.ones }),
           tie({ where: "layers.*.attn.qkv.A" }),
         ).resolve(BASE),
       error:
@@ -151,14 +139,16 @@ Deno.test("transforms: every misuse is an Error that names the pattern or path",
     },
     {
       name: "train of a pattern that matches nothing",
-      run: () => compose(lora({ rank: R }), train({ where: "layers.*.norm2.weight" })).resolve(BASE),
+      run: () => compose(lora({ rank: R }), unfreeze({ where: "layers.*.norm2.weight" })).resolve(BASE),
       error: /train: pattern "layers\.\*\.norm2\.weight" matches no leaf/,
     },
     {
-      name: "init of a pattern that matches nothing",
+      name: "initialize of a pattern that matches nothing",
       run: () =>
-        compose(lora({ rank: R }), init({ where: "layers.*.attn.qkv.v", fn: initializers.zeros })).resolve(BASE),
-      error: /init: pattern "layers\.\*\.attn\.qkv\.v" matches no adapter leaf/,
+        compose(lora({ rank: R }), initialize({ where: "layers.*.attn.qkv.v", with: initializers.zeros })).resolve(
+          BASE,
+        ),
+      error: /initialize: pattern "layers\.\*\.attn\.qkv\.v" matches no adapter leaf/,
     },
     {
       name: "unknown preset name",
@@ -228,10 +218,13 @@ Deno.test("compose(plan, transform) flattens into one list of transforms", () =>
   assert.equal(countResolved(c.resolve(BASE)).trainable, M * R);
 });
 
-Deno.test("init({where, fn}) overrides a part, a whole tied group, and nothing else", async () => {
+Deno.test("initialize({where, with}) overrides a part, a whole tied group, and nothing else", async () => {
   const k = key(4);
   const plain = lora({ rank: R }).init(BASE, k);
-  const over = compose(lora({ rank: R }), init({ where: "layers.*.attn.qkv.B", fn: initializers.constant(0.5) })).init(
+  const over = compose(
+    lora({ rank: R }),
+    initialize({ where: "layers.*.attn.qkv.B", with: initializers.constant(0.5) }),
+  ).init(
     BASE,
     k,
   );
@@ -243,7 +236,10 @@ Deno.test("init({where, fn}) overrides a part, a whole tied group, and nothing e
     );
   }
   // Selecting one member of a tied group sets the group's initializer.
-  const grp = compose(tl5({ rank: R }), init({ where: "layers.3.attn.qkv.A", fn: initializers.ones })).init(BASE, k);
+  const grp = compose(tl5({ rank: R }), initialize({ where: "layers.3.attn.qkv.A", with: initializers.ones })).init(
+    BASE,
+    k,
+  );
   assert.ok((await f32(grp.trainable.tied["layers/attn/qkv/A"]!)).every((x) => x === 1));
   // The preset's init option does the same.
   const opt = tl6({ rank: R, init: { v: initializers.constant(2) } }).init(BASE, k);
@@ -324,8 +320,8 @@ Deno.test("tie with groupBy: blocks of 4 layers give ceil(L/4) stored copies", a
   }
 });
 
-Deno.test("train({where: layers.*.attnNorm.weight}) makes base norms trainable: in trainable.base, with gradients, saved", async () => {
-  const plan = compose(lora({ rank: R }), train({ where: "layers.*.attnNorm.weight" }));
+Deno.test("unfreeze({where: layers.*.attnNorm.weight}) makes base norms trainable: in trainable.base, with gradients, saved", async () => {
+  const plan = compose(lora({ rank: R }), unfreeze({ where: "layers.*.attnNorm.weight" }));
   const { trainable, frozen } = plan.init(BASE, key(2));
   const norms = Array.from({ length: L }, (_, i) => `layers.${i}.attnNorm.weight`);
   assert.deepEqual(tree.paths(trainable.base), norms);

@@ -1,6 +1,10 @@
 // The training loop: exact resume, NaN stop, early stopping, data order, no leaks; batches.
 import assert from "node:assert/strict";
-import { adamw, chain, clipByGlobalNorm, key, liveBuffers, mul, randomLlama, tl6, tree } from "../../mod.ts";
+import { adamw, chain, clipByGlobalNorm } from "../../optim/mod.ts";
+import { key } from "../../core/random.ts";
+import { liveBuffers, mul, tree } from "../../mod.ts";
+import { randomLlama } from "../../llama/mod.ts";
+import { tl6 } from "../../peft/mod.ts";
 import { encodeSafetensors, parseSafetensors } from "../../io/safetensors.ts";
 import {
   CHECKPOINT_FILE,

@@ -1,0 +1,18 @@
+/**
+ * For backend authors and for choosing one explicitly, `@knot/knot/backends`:
+ * the narrow {@link Backend} interface, {@link registerBackend}, and the two
+ * backends knot ships (CPU: TypeScript + Wasm SIMD; WebGPU). Using knot needs
+ * none of this: mod.ts registers both and `setBackend(name)` picks one.
+ * @module
+ */
+export type { Backend, BackendBuffer, BinaryOp, MatmulSpec, ReduceOp, StridedInput, UnaryOp } from "./backend.ts";
+export { type BackendFactory, registerBackend } from "../core/runtime.ts";
+export { CpuBackend } from "./cpu/mod.ts";
+export { createWebGpuBackend, WebGpuBackend, type WebGpuOptions } from "./webgpu/mod.ts";
+export type {
+  Engine as WebGpuEngine,
+  EngineLimits as WebGpuEngineLimits,
+  GpuBuffer,
+  RawBinding as WebGpuBinding,
+  Slot as WebGpuSlot,
+} from "./webgpu/engine.ts";

@@ -1,0 +1,69 @@
+/**
+ * The library's size, as tinygrad's `sz.py`: lines of code (not blank, not
+ * comment-only) per library folder, the total, and a budget. Exits 1 above
+ * the budget, so growth is a decision (raise BUDGET in the same commit) and
+ * not an accident. Applications (apps/, examples/), benchmarks and tests are
+ * not counted; neither is the generated Wasm module.
+ *
+ *   deno task lines            # prints the table and "library: N lines of code (budget B)"
+ * @module
+ */
+import { join, relative } from "node:path";
+
+/** Folders (and root files) that make up the library. */
+export const LIBRARY = ["mod.ts", "web.ts", "core", "autodiff", "backends", "llama", "peft", "optim", "io", "train"];
+/** Generated or build-only files, not code anyone maintains by hand in the library. */
+const EXCLUDE = new Set(["backends/cpu/wasm/matmul_wasm.ts", "backends/cpu/wasm/build.ts"]);
+/** The most lines of code the library may have. */
+export const BUDGET = 9_500;
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+/** Lines that are neither blank nor only a comment (`//`, or inside a block comment). */
+export function codeLines(text: string): number {
+  let n = 0, inBlock = false;
+  for (const raw of text.split("\n")) {
+    const line = raw.trim();
+    if (inBlock) {
+      if (line.includes("*/")) inBlock = false;
+      continue;
+    }
+    if (line === "" || line.startsWith("//")) continue;
+    if (line.startsWith("/*")) {
+      if (!line.includes("*/")) inBlock = true;
+      continue;
+    }
+    n++;
+  }
+  return n;
+}
+
+function* tsFiles(path: string): Generator<string> {
+  const info = Deno.statSync(path);
+  if (info.isFile) {
+    if (path.endsWith(".ts")) yield path;
+    return;
+  }
+  for (const e of [...Deno.readDirSync(path)].sort((a, b) => a.name.localeCompare(b.name))) {
+    yield* tsFiles(join(path, e.name));
+  }
+}
+
+if (import.meta.main) {
+  let total = 0;
+  for (const part of LIBRARY) {
+    let n = 0;
+    for (const f of tsFiles(join(ROOT, part))) {
+      if (!EXCLUDE.has(relative(ROOT, f))) n += codeLines(Deno.readTextFileSync(f));
+    }
+    console.log(`${part.padEnd(10)} ${String(n).padStart(6)}`);
+    total += n;
+  }
+  console.log(`library: ${total} lines of code (budget ${BUDGET})`);
+  if (total > BUDGET) {
+    console.error(
+      `library is ${total - BUDGET} lines over its budget of ${BUDGET}: trim it, or raise BUDGET in scripts/lines.ts`,
+    );
+    Deno.exit(1);
+  }
+}
