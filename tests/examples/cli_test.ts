@@ -6,6 +6,9 @@ import { formatMessage } from "../../examples/cli.ts";
 
 const ex = (name: string) => new URL(`../../examples/${name}`, import.meta.url).pathname;
 const TINY = new URL("../../examples/tiny", import.meta.url).pathname;
+// An --out that never exists: the default out/ may hold a developer's earlier run, which would be
+// refused before the mistake under test is reached.
+const NO_OUT = ["--out", "/nonexistent/knot-cli-test-out"];
 
 async function run(args: string[]) {
   const r = await new Deno.Command(Deno.execPath(), {
@@ -28,15 +31,15 @@ function assertUsageError(r: { code: number; stderr: string }, pattern: RegExp, 
 
 Deno.test("every example: a bad flag or value is one message on stderr and exit 2", async () => {
   const cases: [string[], RegExp][] = [
-    [[ex("train_tl6.ts"), "--steps", "abc"], /--steps must be an integer >= 1, got "abc"/],
-    [[ex("train_tl6.ts"), "--nope"], /--nope/],
-    [[ex("train_tl6.ts"), "--lr", "0"], /--lr must be a positive number/],
-    [[ex("train_tl6.ts"), "--method", "tl9"], /unknown method "tl9"; known: lora, vera, tl1/],
-    [[ex("train_tl6.ts"), "--task", "nope"], /unknown task "nope"; known: builtin, squad/],
-    [[ex("train_tl6.ts"), "--model", "/nonexistent/model"], /\/nonexistent\/model\/config.json/],
-    [[ex("sweep.ts"), "--ranks", "2,x"], /--ranks must be an integer >= 1, got "x"/],
-    [[ex("sweep.ts"), "--methods", "tl6,bogus"], /unknown method "bogus"/],
-    [[ex("sweep.ts"), "--task", "nope"], /known: builtin, squad/],
+    [[ex("train_tl6.ts"), ...NO_OUT, "--steps", "abc"], /--steps must be an integer >= 1, got "abc"/],
+    [[ex("train_tl6.ts"), ...NO_OUT, "--nope"], /--nope/],
+    [[ex("train_tl6.ts"), ...NO_OUT, "--lr", "0"], /--lr must be a positive number/],
+    [[ex("train_tl6.ts"), ...NO_OUT, "--method", "tl9"], /unknown method "tl9"; known: lora, vera, tl1/],
+    [[ex("train_tl6.ts"), ...NO_OUT, "--task", "nope"], /unknown task "nope"; known: builtin, squad/],
+    [[ex("train_tl6.ts"), ...NO_OUT, "--model", "/nonexistent/model"], /\/nonexistent\/model\/config.json/],
+    [[ex("sweep.ts"), ...NO_OUT, "--ranks", "2,x"], /--ranks must be an integer >= 1, got "x"/],
+    [[ex("sweep.ts"), ...NO_OUT, "--methods", "tl6,bogus"], /unknown method "bogus"/],
+    [[ex("sweep.ts"), ...NO_OUT, "--task", "nope"], /known: builtin, squad/],
     [[ex("quickstart.ts"), "--steps", "abc"], /--steps must be an integer >= 0, got "abc"/],
     [[ex("custom_tying.ts"), "--rank", "0"], /--rank must be an integer >= 1/],
     [[ex("pretrain_tiny.ts"), "--steps", "abc"], /--steps must be an integer >= 0/],
