@@ -193,8 +193,8 @@ Deno.test({
     ];
     for (const c of cases) {
       const code = `
-        import { MATMUL_WASM_FMA_BASE64 } from "${dir}wasm/matmul_wasm.ts";
-        const fma = atob(MATMUL_WASM_FMA_BASE64);
+        import { ENGINE_WASM_FMA_BASE64 } from "${dir}wasm/engine_wasm.ts";
+        const fma = atob(ENGINE_WASM_FMA_BASE64);
         const validate = WebAssembly.validate;
         WebAssembly.validate = (b) =>
           "${c.reject}" === "ALL" ? false : String.fromCharCode(...b) === fma ? false : validate(b);

@@ -1,0 +1,319 @@
+// @ts-nocheck: AssemblyScript source (v128/f32x4/usize builtins), not Deno TypeScript.
+// deno-lint-ignore-file
+// deno-fmt-ignore-file
+//
+// Elementwise, where, strided-copy and reduction kernels of the CPU engine, on buffers that live in the
+// engine's one linear memory (backends/cpu/heap.ts): every pointer is a byte offset into it, nothing is
+// copied in or out. Compiled with matmul.as.ts into one module by build.ts (entry: engine.as.ts).
+//
+// Broadcast operands arrive as a descriptor written by engine.ts at `desc`: i32 dims[rank], then each
+// operand's element strides[rank] (0 on broadcast axes). The caller has already merged contiguous axes
+// (so the innermost row is as long as possible) and the output is contiguous. The walker below visits
+// the rows of the innermost axis in order; each row is one tight loop (SIMD where the operands are
+// contiguous or a broadcast scalar along the row).
+//
+// Numerics mirror the TypeScript reference (backends/cpu/kernels.ts): transcendental functions are
+// evaluated in float64 and rounded once to float32; sums accumulate in float64. So results are
+// deterministic and differ from the reference by at most the last bit of a float64 library function.
+
+// ---------------------------------------------------------------- op codes (engine.ts mirrors these)
+// binary:  0 add 1 sub 2 mul 3 div 4 pow 5 maximum 6 minimum
+//          7 equal 8 notEqual 9 less 10 lessEqual 11 greater 12 greaterEqual (bool out)
+// unary:   0 neg 1 exp 2 log 3 sqrt 4 rsqrt 5 abs 6 sign 7 tanh 8 sigmoid 9 silu 10 gelu 11 square 12 sin 13 cos
+// reduce:  0 sum 1 max 2 min 3 argmax 4 logsumexp
+
+const GELU_C: f64 = 0.7978845608028654; // sqrt(2/pi)
+
+// @ts-ignore: decorator
+@inline function binScalar(op: i32, x: f32, y: f32): f32 {
+  switch (op) {
+    case 0: return x + y;
+    case 1: return x - y;
+    case 2: return x * y;
+    case 3: return x / y;
+    case 4: return <f32>Math.pow(<f64>x, <f64>y);
+    case 5: return x != x || y != y ? NaN : (x > y ? x : y);
+    default: return x != x || y != y ? NaN : (x < y ? x : y);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function binVec(op: i32, x: v128, y: v128): v128 {
+  switch (op) {
+    case 0: return f32x4.add(x, y);
+    case 1: return f32x4.sub(x, y);
+    case 2: return f32x4.mul(x, y);
+    case 3: return f32x4.div(x, y);
+    case 5: return f32x4.max(x, y); // wasm max/min propagate NaN, like the reference
+    default: return f32x4.min(x, y);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function cmpScalar(op: i32, x: f32, y: f32): u8 {
+  switch (op) {
+    case 7: return <u8>(x == y);
+    case 8: return <u8>(x != y);
+    case 9: return <u8>(x < y);
+    case 10: return <u8>(x <= y);
+    case 11: return <u8>(x > y);
+    default: return <u8>(x >= y);
+  }
+}
+
+/** One row of a float32 binary op: out[j] = a[j·ia] op b[j·ib] (ia, ib element strides). */
+function binaryRow(op: i32, a: usize, ia: i32, b: usize, ib: i32, out: usize, n: i32): void {
+  let j = 0;
+  if (op >= 7) {
+    for (; j < n; j++) {
+      store<u8>(out + <usize>j, cmpScalar(op, load<f32>(a + (<usize>(j * ia) << 2)), load<f32>(b + (<usize>(j * ib) << 2))));
+    }
+    return;
+  }
+  if (op != 4) {
+    if (ia == 1 && ib == 1) {
+      for (; j + 8 <= n; j += 8) {
+        const o = <usize>j << 2;
+        v128.store(out + o, binVec(op, v128.load(a + o), v128.load(b + o)));
+        v128.store(out + o, binVec(op, v128.load(a + o, 16), v128.load(b + o, 16)), 16);
+      }
+      for (; j + 4 <= n; j += 4) {
+        const o = <usize>j << 2;
+        v128.store(out + o, binVec(op, v128.load(a + o), v128.load(b + o)));
+      }
+    } else if (ia == 1 && ib == 0) {
+      const y = v128.load32_splat(b);
+      for (; j + 8 <= n; j += 8) {
+        const o = <usize>j << 2;
+        v128.store(out + o, binVec(op, v128.load(a + o), y));
+        v128.store(out + o, binVec(op, v128.load(a + o, 16), y), 16);
+      }
+    } else if (ia == 0 && ib == 1) {
+      const x = v128.load32_splat(a);
+      for (; j + 8 <= n; j += 8) {
+        const o = <usize>j << 2;
+        v128.store(out + o, binVec(op, x, v128.load(b + o)));
+        v128.store(out + o, binVec(op, x, v128.load(b + o, 16)), 16);
+      }
+    }
+  }
+  for (; j < n; j++) {
+    store<f32>(out + (<usize>j << 2), binScalar(op, load<f32>(a + (<usize>(j * ia) << 2)), load<f32>(b + (<usize>(j * ib) << 2))));
+  }
+}
+
+/**
+ * out = a op b over a broadcast view: `rank` ≥ 1 axes, descriptor at `desc` (dims, strides of a, of b).
+ * out is float32, or bool (one byte) for the comparisons.
+ */
+export function binaryF32(op: i32, a: usize, b: usize, out: usize, desc: usize, rank: i32): void {
+  const last = rank - 1;
+  const n = load<i32>(desc + (<usize>last << 2));
+  const ia = load<i32>(desc + (<usize>(rank + last) << 2));
+  const ib = load<i32>(desc + (<usize>(2 * rank + last) << 2));
+  const idx = desc + (<usize>(3 * rank) << 2); // scratch multi-index after the descriptor
+  for (let k = 0; k < last; k++) store<i32>(idx + (<usize>k << 2), 0);
+  const esz: usize = op >= 7 ? 1 : 4;
+  let oa = 0, ob = 0, o: usize = out;
+  while (true) {
+    binaryRow(op, a + (<usize>oa << 2), ia, b + (<usize>ob << 2), ib, o, n);
+    o += <usize>n * esz;
+    // Advance the outer multi-index, updating each operand's element offset.
+    let ax = last - 1;
+    for (; ax >= 0; ax--) {
+      const pi = idx + (<usize>ax << 2);
+      const i = load<i32>(pi) + 1;
+      const sa = load<i32>(desc + (<usize>(rank + ax) << 2)), sb = load<i32>(desc + (<usize>(2 * rank + ax) << 2));
+      if (i < load<i32>(desc + (<usize>ax << 2))) {
+        store<i32>(pi, i);
+        oa += sa; ob += sb;
+        break;
+      }
+      store<i32>(pi, 0);
+      oa -= sa * (i - 1); ob -= sb * (i - 1);
+    }
+    if (ax < 0) return;
+  }
+}
+
+/** out = cond ? a : b for 32-bit elements (float32 or int32 bits), cond one byte; descriptor: dims, sc, sa, sb. */
+export function where32(c: usize, a: usize, b: usize, out: usize, desc: usize, rank: i32): void {
+  const last = rank - 1;
+  const n = load<i32>(desc + (<usize>last << 2));
+  const ic = load<i32>(desc + (<usize>(rank + last) << 2));
+  const ia = load<i32>(desc + (<usize>(2 * rank + last) << 2));
+  const ib = load<i32>(desc + (<usize>(3 * rank + last) << 2));
+  const idx = desc + (<usize>(4 * rank) << 2);
+  for (let k = 0; k < last; k++) store<i32>(idx + (<usize>k << 2), 0);
+  let oc = 0, oa = 0, ob = 0, o: usize = out;
+  while (true) {
+    for (let j = 0; j < n; j++) {
+      const v = load<u8>(c + <usize>(oc + j * ic)) ? load<u32>(a + (<usize>(oa + j * ia) << 2)) : load<u32>(b + (<usize>(ob + j * ib) << 2));
+      store<u32>(o + (<usize>j << 2), v);
+    }
+    o += <usize>n << 2;
+    let ax = last - 1;
+    for (; ax >= 0; ax--) {
+      const pi = idx + (<usize>ax << 2);
+      const i = load<i32>(pi) + 1;
+      const sc = load<i32>(desc + (<usize>(rank + ax) << 2));
+      const sa = load<i32>(desc + (<usize>(2 * rank + ax) << 2));
+      const sb = load<i32>(desc + (<usize>(3 * rank + ax) << 2));
+      if (i < load<i32>(desc + (<usize>ax << 2))) {
+        store<i32>(pi, i);
+        oc += sc; oa += sa; ob += sb;
+        break;
+      }
+      store<i32>(pi, 0);
+      oc -= sc * (i - 1); oa -= sa * (i - 1); ob -= sb * (i - 1);
+    }
+    if (ax < 0) return;
+  }
+}
+
+/** out[i] = x[offset + Σ idx_k·stride_k] for 32-bit elements; descriptor: dims, strides of x. */
+export function strided32(x: usize, out: usize, desc: usize, rank: i32): void {
+  const last = rank - 1;
+  const n = load<i32>(desc + (<usize>last << 2));
+  const ix = load<i32>(desc + (<usize>(rank + last) << 2));
+  const idx = desc + (<usize>(2 * rank) << 2);
+  for (let k = 0; k < last; k++) store<i32>(idx + (<usize>k << 2), 0);
+  let ox = 0, o: usize = out;
+  while (true) {
+    const src = x + (<usize>ox << 2);
+    if (ix == 1) memory.copy(o, src, <usize>n << 2);
+    else if (ix == 0) {
+      const v = load<u32>(src);
+      for (let j = 0; j < n; j++) store<u32>(o + (<usize>j << 2), v);
+    } else {
+      for (let j = 0; j < n; j++) store<u32>(o + (<usize>j << 2), load<u32>(src + (<usize>(j * ix) << 2)));
+    }
+    o += <usize>n << 2;
+    let ax = last - 1;
+    for (; ax >= 0; ax--) {
+      const pi = idx + (<usize>ax << 2);
+      const i = load<i32>(pi) + 1;
+      const sx = load<i32>(desc + (<usize>(rank + ax) << 2));
+      if (i < load<i32>(desc + (<usize>ax << 2))) {
+        store<i32>(pi, i);
+        ox += sx;
+        break;
+      }
+      store<i32>(pi, 0);
+      ox -= sx * (i - 1);
+    }
+    if (ax < 0) return;
+  }
+}
+
+// @ts-ignore: decorator
+@inline function unaryScalar(op: i32, x: f32): f32 {
+  const d = <f64>x;
+  switch (op) {
+    case 0: return -x;
+    case 1: return <f32>Math.exp(d);
+    case 2: return <f32>Math.log(d);
+    case 3: return <f32>Math.sqrt(d);
+    case 4: return <f32>(1 / Math.sqrt(d));
+    case 5: return Mathf.abs(x);
+    case 6: return x > 0 ? 1 : x < 0 ? -1 : 0;
+    case 7: return <f32>Math.tanh(d);
+    case 8: {
+      if (d >= 0) return <f32>(1 / (1 + Math.exp(-d)));
+      const e = Math.exp(d);
+      return <f32>(e / (1 + e));
+    }
+    case 9: {
+      if (d >= 0) return <f32>(d / (1 + Math.exp(-d)));
+      const e = Math.exp(d);
+      return <f32>((d * e) / (1 + e));
+    }
+    case 10: return <f32>(0.5 * d * (1 + Math.tanh(GELU_C * (d + 0.044715 * d * d * d))));
+    case 11: return x * x;
+    case 12: return <f32>Math.sin(d);
+    default: return <f32>Math.cos(d);
+  }
+}
+
+/** out[i] = op(x[i]) over n contiguous float32 elements. */
+export function unaryF32(op: i32, x: usize, out: usize, n: i32): void {
+  let j = 0;
+  if (op == 0 || op == 3 || op == 5 || op == 11) {
+    // Exactly rounded in float32 already (sqrt is correctly rounded in both widths), so SIMD is bit-identical.
+    for (; j + 4 <= n; j += 4) {
+      const o = <usize>j << 2;
+      const v = v128.load(x + o);
+      let r: v128;
+      if (op == 0) r = f32x4.neg(v);
+      else if (op == 3) r = f32x4.sqrt(v);
+      else if (op == 5) r = f32x4.abs(v);
+      else r = f32x4.mul(v, v);
+      v128.store(out + o, r);
+    }
+  }
+  for (; j < n; j++) {
+    const o = <usize>j << 2;
+    store<f32>(out + o, unaryScalar(op, load<f32>(x + o)));
+  }
+}
+
+/**
+ * Reduces the middle axis of x viewed as [outer, red, inner] (float32; argmax writes int32). Sums in float64,
+ * in index order per output element (so the bits do not depend on how outputs are split between workers).
+ */
+export function reduceF32(op: i32, x: usize, out: usize, outer: i32, red: i32, inner: i32): void {
+  const rowBytes = <usize>inner << 2;
+  for (let o = 0; o < outer; o++) {
+    const base = x + <usize>o * <usize>red * rowBytes;
+    for (let i = 0; i < inner; i++) {
+      const start = base + (<usize>i << 2);
+      let r: f64 = 0;
+      switch (op) {
+        case 0: {
+          let s: f64 = 0;
+          for (let p = 0; p < red; p++) s += <f64>load<f32>(start + <usize>p * rowBytes);
+          r = s;
+          break;
+        }
+        case 1: case 2: {
+          let m: f32 = op == 1 ? -Infinity : Infinity;
+          for (let p = 0; p < red; p++) {
+            const v = load<f32>(start + <usize>p * rowBytes);
+            if (v != v) { m = v; break; }
+            if (op == 1 ? v > m : v < m) m = v;
+          }
+          r = m;
+          break;
+        }
+        case 3: {
+          let best: f32 = -Infinity, arg = 0;
+          for (let p = 0; p < red; p++) {
+            const v = load<f32>(start + <usize>p * rowBytes);
+            if (v > best || (v != v && best == best)) { best = v; arg = p; }
+          }
+          store<i32>(out + (<usize>(o * inner + i) << 2), arg);
+          continue;
+        }
+        default: {
+          let m: f32 = -Infinity;
+          for (let p = 0; p < red; p++) {
+            const v = load<f32>(start + <usize>p * rowBytes);
+            if (v != v) { m = v; break; }
+            if (v > m) m = v;
+          }
+          if (m == -Infinity || m != m) { r = m; break; }
+          const md = <f64>m;
+          let s: f64 = 0;
+          for (let p = 0; p < red; p++) s += Math.exp(<f64>load<f32>(start + <usize>p * rowBytes) - md);
+          r = md + Math.log(s);
+        }
+      }
+      store<f32>(out + (<usize>(o * inner + i) << 2), <f32>r);
+    }
+  }
+}
+
+/** Address where the heap may begin: past this module's static data. */
+export function heapBase(): usize {
+  return __heap_base;
+}

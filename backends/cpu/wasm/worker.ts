@@ -1,0 +1,79 @@
+// A worker of the CPU engine's pool (pool.ts): instantiates the engine module on the shared memory, then
+// runs the kernel calls posted in its slot of the control block until it has been idle a while, when it
+// closes itself (so a finished program exits; the pool starts it again on demand).
+//
+// Slot layout (int32 words at `slot`): [0] state, [1] kernel, [2..] arguments. States: see pool.ts.
+
+import { ENGINE_WASM_FMA_SHARED_BASE64, ENGINE_WASM_SIMD_SHARED_BASE64 } from "./engine_wasm.ts";
+import type { EngineExports } from "./engine.ts";
+import { KERNEL, SLOT_ARGS, STATE } from "./pool_protocol.ts";
+
+interface Init {
+  variant: "simd" | "fma";
+  memory: WebAssembly.Memory;
+  /** Byte address of this worker's slot. */
+  slot: number;
+  /** Milliseconds without work after which the worker closes. */
+  idleMs: number;
+}
+
+function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+function run(x: EngineExports, kernel: number, a: Int32Array): void {
+  switch (kernel) {
+    case KERNEL.matmul:
+      x.matmul(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13]);
+      return;
+    case KERNEL.binary:
+      x.binaryF32(a[0], a[1], a[2], a[3], a[4], a[5]);
+      return;
+    case KERNEL.where:
+      x.where32(a[0], a[1], a[2], a[3], a[4], a[5]);
+      return;
+    case KERNEL.strided:
+      x.strided32(a[0], a[1], a[2], a[3]);
+      return;
+    case KERNEL.unary:
+      x.unaryF32(a[0], a[1], a[2], a[3]);
+      return;
+    case KERNEL.reduce:
+      x.reduceF32(a[0], a[1], a[2], a[3], a[4], a[5]);
+      return;
+  }
+  throw new Error(`cpu pool worker: unknown kernel ${kernel}`);
+}
+
+self.onmessage = (ev: MessageEvent<Init>) => {
+  const { variant, memory, slot, idleMs } = ev.data;
+  const bytes = decodeBase64(variant === "fma" ? ENGINE_WASM_FMA_SHARED_BASE64 : ENGINE_WASM_SIMD_SHARED_BASE64);
+  const x = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } })
+    .exports as unknown as EngineExports;
+  const words = new Int32Array(memory.buffer); // shared: never detached, and slots sit below any growth
+  const s = slot >> 2;
+  const args = words.subarray(s + 2, s + 2 + SLOT_ARGS);
+  Atomics.store(words, s, STATE.idle);
+  Atomics.notify(words, s);
+  let idleSince = performance.now();
+  while (true) {
+    const state = Atomics.load(words, s);
+    if (state === STATE.run) {
+      run(x, Atomics.load(words, s + 1), args);
+      Atomics.store(words, s, STATE.done);
+      Atomics.notify(words, s);
+      idleSince = performance.now();
+      continue;
+    }
+    if (state === STATE.idle && performance.now() - idleSince > idleMs) {
+      // Close unless the main thread claimed this slot in the meantime.
+      if (Atomics.compareExchange(words, s, STATE.idle, STATE.closed) === STATE.idle) break;
+      continue;
+    }
+    Atomics.wait(words, s, state, idleMs);
+  }
+  self.close();
+};
