@@ -12,10 +12,26 @@ import { sizeOf } from "../../core/shape.ts";
 import * as k from "./kernels.ts";
 import { matmulF32, WASM_MIN_MNK } from "./matmul.ts";
 import { DESC_BYTES, type Engine, engine } from "./wasm/engine.ts";
-import { matmulAt } from "./wasm/kernel.ts";
+import { ensureScratch, mainScratch, matmulArgs, packBytes } from "./wasm/kernel.ts";
+import { KERNEL, type Pool, poolFor, type Slot, splitRange } from "./wasm/pool.ts";
+import { runKernel } from "./wasm/pool_protocol.ts";
 import type { Heap } from "./heap.ts";
 
 const BYTES: Record<DType, number> = { float32: 4, int32: 4, bool: 1 };
+
+/** Kernels smaller than this (elements; multiply-adds for matmul) run on the calling thread alone. */
+const PARALLEL_MIN_ELEMENTS = 1 << 15;
+const PARALLEL_MIN_MACS = 1 << 20;
+
+/** Options of {@link CpuBackend}. */
+export interface CpuBackendOptions {
+  /** false: every buffer in a typed array and only the TypeScript kernels (the reference). Default true. */
+  useEngine?: boolean;
+  /** Smallest kernel (elements) split between threads (default 2¹⁵; tests lower it to split everything). */
+  parallelMinElements?: number;
+  /** Smallest matmul (multiply-adds) split between threads (default 2²⁰). */
+  parallelMinMacs?: number;
+}
 
 /** Op codes of the wasm kernels (elementwise.as.ts). */
 const BINARY_CODE: Record<BinaryOp, number> = {
@@ -92,9 +108,13 @@ export class CpuBackend implements Backend {
   #live = 0;
   readonly #e: Engine | null;
 
-  /** `useEngine: false` keeps every buffer in a typed array and runs only the TypeScript kernels. */
-  constructor(opts: { useEngine?: boolean } = {}) {
+  readonly #minElements: number;
+  readonly #minMacs: number;
+
+  constructor(opts: CpuBackendOptions = {}) {
     this.#e = opts.useEngine === false ? null : engine();
+    this.#minElements = opts.parallelMinElements ?? PARALLEL_MIN_ELEMENTS;
+    this.#minMacs = opts.parallelMinMacs ?? PARALLEL_MIN_MACS;
   }
 
   /** Which kernels run: the wasm engine build ("simd" or "fma"), or "typescript". */
@@ -132,14 +152,65 @@ export class CpuBackend implements Backend {
     return this.#e;
   }
 
-  /** Writes dims and strides into the engine's descriptor block; returns the rank, or -1 if too many axes. */
-  #descriptor(e: Engine, dims: readonly number[], strides: readonly (readonly number[])[]): number {
+  /**
+   * Runs a kernel in parts: `make(parts, slots)` returns one argument list per part (null: nothing to do);
+   * part 0 runs here, part i on slots[i − 1]. Splits only when the pool has idle workers and `size` is large.
+   */
+  #run(
+    e: Engine,
+    kernel: number,
+    size: number,
+    min: number,
+    make: (parts: number, slots: Slot[], pool: Pool | null) => (number[] | null)[] | null,
+  ): boolean {
+    const pool = size >= min ? poolFor(e) : null;
+    const slots = pool ? pool.claim() : [];
+    const args = make(1 + slots.length, slots, pool);
+    if (args === null) {
+      if (slots.length) pool!.run(slots, slots.map(() => null), () => {});
+      return false;
+    }
+    const own = args[0];
+    if (!slots.length) {
+      if (own) runKernel(e.x, kernel, own);
+      return true;
+    }
+    pool!.run(slots, args.slice(1).map((a) => (a ? { kernel, args: a } : null)), () => {
+      if (own) runKernel(e.x, kernel, own);
+    });
+    return true;
+  }
+
+  /**
+   * A kernel over a broadcast view (binary, where, strided copy), split along its outermost axis. Its
+   * arguments are `lead`, each input's address, the output's, the descriptor's and the rank.
+   */
+  #strided(
+    e: Engine,
+    kernel: number,
+    lead: number[],
+    shape: readonly number[],
+    inputs: { ptr: number; strides: readonly number[]; esz: number }[],
+    out: number,
+    outEsz: number,
+  ): boolean {
+    const [dims, st] = layout(shape, inputs.map((x) => x.strides));
     const rank = dims.length;
-    if ((strides.length + 2) * rank * 4 > DESC_BYTES) return -1;
-    const d = e.heap.i32, o = e.desc >> 2;
-    d.set(dims, o);
-    strides.forEach((s, i) => d.set(s, o + (i + 1) * rank));
-    return rank;
+    if ((inputs.length + 2) * rank * 4 > DESC_BYTES) return false;
+    const row = dims.slice(1).reduce((x, y) => x * y, 1);
+    return this.#run(e, kernel, dims[0] * row, this.#minElements, (parts, slots, pool) => {
+      const ranges = splitRange(dims[0], rank === 1 ? parts : Math.min(parts, dims[0]), rank === 1 ? 16 : 1);
+      return Array.from({ length: parts }, (_, p) => {
+        const [s0, s1] = ranges[p] ?? [0, 0];
+        if (s1 <= s0) return null;
+        const desc = p === 0 ? e.desc : pool!.desc(slots[p - 1]);
+        const d = e.heap.i32, o = desc >> 2;
+        d.set([s1 - s0, ...dims.slice(1)], o);
+        st.forEach((x, i) => d.set(x, o + (i + 1) * rank));
+        const ptrs = inputs.map((x, i) => x.ptr + s0 * st[i][0] * x.esz);
+        return [...lead, ...ptrs, out + s0 * row * outEsz, desc, rank];
+      });
+    });
   }
 
   upload(data: TypedArray, dtype: DType, transfer = false): BackendBuffer {
@@ -189,7 +260,17 @@ export class CpuBackend implements Backend {
     const code = UNARY_CODE[op];
     const e = this.#wasm(x, out);
     if (e && code !== undefined && x.dtype === "float32" && outDtype === "float32") {
-      e.x.unaryF32(code, (x as CpuBuffer).ptr, out.ptr, x.size);
+      const px = (x as CpuBuffer).ptr;
+      this.#run(
+        e,
+        KERNEL.unary,
+        x.size,
+        this.#minElements,
+        (parts) =>
+          splitRange(x.size, parts, 16).map(([s0, s1]) =>
+            s1 > s0 ? [code, px + s0 * 4, out.ptr + s0 * 4, s1 - s0] : null
+          ),
+      );
     } else k.unary(op, this.#get(x), out.data);
     return out;
   }
@@ -203,12 +284,8 @@ export class CpuBackend implements Backend {
     if (
       e && a.buf.dtype === "float32" && b.buf.dtype === "float32" && outDtype === (code >= 7 ? "bool" : "float32")
     ) {
-      const [dims, st] = layout(outShape, [a.strides, b.strides]);
-      const rank = this.#descriptor(e, dims, st);
-      if (rank > 0) {
-        e.x.binaryF32(code, (a.buf as CpuBuffer).ptr, (b.buf as CpuBuffer).ptr, out.ptr, e.desc, rank);
-        return out;
-      }
+      const inputs = [a, b].map((x) => ({ ptr: (x.buf as CpuBuffer).ptr, strides: x.strides, esz: 4 }));
+      if (this.#strided(e, KERNEL.binary, [code], outShape, inputs, out.ptr, code >= 7 ? 1 : 4)) return out;
     }
     k.binary(op, this.#get(a.buf), a.strides, this.#get(b.buf), b.strides, outShape, out.data);
     return out;
@@ -220,13 +297,8 @@ export class CpuBackend implements Backend {
     if (size === 0) return out;
     const e = this.#wasm(c.buf, a.buf, b.buf, out);
     if (e && c.buf.dtype === "bool" && BYTES[dtype] === 4 && a.buf.dtype === dtype && b.buf.dtype === dtype) {
-      const [dims, st] = layout(outShape, [c.strides, a.strides, b.strides]);
-      const rank = this.#descriptor(e, dims, st);
-      if (rank > 0) {
-        const p = (x: StridedInput) => (x.buf as CpuBuffer).ptr;
-        e.x.where32(p(c), p(a), p(b), out.ptr, e.desc, rank);
-        return out;
-      }
+      const inputs = [c, a, b].map((x, i) => ({ ptr: (x.buf as CpuBuffer).ptr, strides: x.strides, esz: i ? 4 : 1 }));
+      if (this.#strided(e, KERNEL.where, [], outShape, inputs, out.ptr, 4)) return out;
     }
     k.where(this.#get(c.buf), c.strides, this.#get(a.buf), a.strides, this.#get(b.buf), b.strides, outShape, out.data);
     return out;
@@ -246,7 +318,17 @@ export class CpuBackend implements Backend {
     const out = this.#new(dtype, outer * inner);
     const e = this.#wasm(x, out);
     if (e && x.dtype === "float32" && outer * inner > 0) {
-      e.x.reduceF32(REDUCE_CODE[op], (x as CpuBuffer).ptr, out.ptr, outer, red, inner);
+      const px = (x as CpuBuffer).ptr, code = REDUCE_CODE[op];
+      this.#run(
+        e,
+        KERNEL.reduce,
+        outer * red * inner,
+        this.#minElements,
+        (parts) =>
+          splitRange(outer, parts).map(([o0, o1]) =>
+            o1 > o0 ? [code, px + o0 * red * inner * 4, out.ptr + o0 * inner * 4, o1 - o0, red, inner] : null
+          ),
+      );
     } else k.reduce(op, this.#get(x), outer, red, inner, out.data);
     return out;
   }
@@ -257,23 +339,101 @@ export class CpuBackend implements Backend {
     const plane = M * N;
     const big = M > 1 && N > 1 && K > 0 && M * N * K >= WASM_MIN_MNK;
     const out = this.#new("float32", batch * plane);
+    const offsets: [number, number][] = [];
     const idx = new Array<number>(s.batchShape.length).fill(0);
-    const inPlace = big ? this.#wasm(a, b, out) : null;
     for (let n = 0; n < batch; n++) {
       let ao = 0, bo = 0;
       for (let i = 0; i < idx.length; i++) {
         ao += idx[i] * s.aBatchStrides[i];
         bo += idx[i] * s.bBatchStrides[i];
       }
-      const pa = (a as CpuBuffer).ptr + ao * 4, pb = (b as CpuBuffer).ptr + bo * 4, pc = out.ptr + n * plane * 4;
-      if (!(inPlace && matmulAt(inPlace, pa, pb, pc, M, K, N, s.transA, s.transB))) {
-        const A = this.#get(a) as Float32Array, B = this.#get(b) as Float32Array;
-        matmulF32(A, ao, B, bo, out.data as Float32Array, n * plane, M, K, N, s.transA, s.transB);
-      }
+      offsets.push([ao, bo]);
       for (let i = idx.length - 1; i >= 0; i--) {
         if (++idx[i] < s.batchShape[i]) break;
         idx[i] = 0;
       }
+    }
+    const e = big ? this.#wasm(a, b, out) : null;
+    let n = 0;
+    if (e) {
+      const lda = s.transA ? M : K, ldb = s.transB ? K : N;
+      const A = (a as CpuBuffer).ptr, B = (b as CpuBuffer).ptr;
+      // Each part computes whole products (a round of the batch) or a block of rows (or columns) of one:
+      // either way every output element is computed by one thread, in the same order.
+      while (n < batch) {
+        let used = 0;
+        const ok = this.#run(e, KERNEL.matmul, M * N * K, this.#minMacs, (parts, slots, pool) => {
+          const scratch = (p: number, bytes: number) =>
+            p === 0 ? (ensureScratch(e, mainScratch, bytes) ? mainScratch : null) : pool!.scratch(slots[p - 1], bytes);
+          const args: (number[] | null)[] = [];
+          if (parts > 1 && batch - n >= parts) {
+            for (let p = 0; p < parts; p++) {
+              const sc = scratch(p, packBytes(e, K, N));
+              if (!sc) return null;
+              const [ao, bo] = offsets[n + p];
+              const c = out.ptr + (n + p) * plane * 4;
+              args.push(matmulArgs(e, sc, A + ao * 4, B + bo * 4, c, M, K, N, s.transA, s.transB, lda, ldb, N));
+            }
+            used = parts;
+            return args;
+          }
+          const [ao, bo] = offsets[n];
+          const a0 = A + ao * 4, b0 = B + bo * 4, c0 = out.ptr + n * plane * 4;
+          const byRows = M >= N || N < parts * e.NR;
+          const ranges = splitRange(byRows ? M : N, parts, byRows ? e.MR : e.NR);
+          for (let p = 0; p < parts; p++) {
+            const [r0, r1] = ranges[p];
+            if (r1 <= r0) {
+              args.push(null);
+              continue;
+            }
+            const sc = scratch(p, packBytes(e, K, byRows ? N : r1 - r0));
+            if (!sc) return null;
+            args.push(
+              byRows
+                ? matmulArgs(
+                  e,
+                  sc,
+                  a0 + (s.transA ? r0 : r0 * lda) * 4,
+                  b0,
+                  c0 + r0 * N * 4,
+                  r1 - r0,
+                  K,
+                  N,
+                  s.transA,
+                  s.transB,
+                  lda,
+                  ldb,
+                  N,
+                )
+                : matmulArgs(
+                  e,
+                  sc,
+                  a0,
+                  b0 + (s.transB ? r0 * ldb : r0) * 4,
+                  c0 + r0 * 4,
+                  M,
+                  K,
+                  r1 - r0,
+                  s.transA,
+                  s.transB,
+                  lda,
+                  ldb,
+                  N,
+                ),
+            );
+          }
+          used = 1;
+          return args;
+        });
+        if (!ok) break; // the heap has no room for packing scratch: the rest take the copying path
+        n += used;
+      }
+    }
+    for (; n < batch; n++) {
+      const [ao, bo] = offsets[n];
+      const A = this.#get(a) as Float32Array, B = this.#get(b) as Float32Array;
+      matmulF32(A, ao, B, bo, out.data as Float32Array, n * plane, M, K, N, s.transA, s.transB);
     }
     return out;
   }
@@ -284,12 +444,8 @@ export class CpuBackend implements Backend {
     if (size === 0) return out;
     const e = this.#wasm(x, out);
     if (e && BYTES[x.dtype] === 4) {
-      const [dims, st] = layout(outShape, [strides]);
-      const rank = this.#descriptor(e, dims, st);
-      if (rank > 0) {
-        e.x.strided32((x as CpuBuffer).ptr + offset * 4, out.ptr, e.desc, rank);
-        return out;
-      }
+      const inputs = [{ ptr: (x as CpuBuffer).ptr + offset * 4, strides, esz: 4 }];
+      if (this.#strided(e, KERNEL.strided, [], outShape, inputs, out.ptr, 4)) return out;
     }
     k.strided(this.#get(x), outShape, strides, offset, out.data);
     return out;

@@ -10,7 +10,12 @@
 // here runs where WebAssembly SIMD is missing: `engine()` is then null and the cpu backend keeps its
 // buffers in plain typed arrays with the TypeScript kernels.
 
-import { ENGINE_WASM_FMA_BASE64, ENGINE_WASM_SIMD_BASE64 } from "./engine_wasm.ts";
+import {
+  ENGINE_WASM_FMA_BASE64,
+  ENGINE_WASM_FMA_SHARED_BASE64,
+  ENGINE_WASM_SIMD_BASE64,
+  ENGINE_WASM_SIMD_SHARED_BASE64,
+} from "./engine_wasm.ts";
 import { Heap, MAX_PAGES } from "../heap.ts";
 
 /** Which build of the module: plain mul+add, or fused relaxed_madd. */
@@ -52,6 +57,8 @@ export interface Engine {
   readonly variant: EngineVariant;
   readonly x: EngineExports;
   readonly heap: Heap;
+  /** Whether the heap's memory is shared (a SharedArrayBuffer), so workers can run kernels on it. */
+  readonly shared: boolean;
   /** Address of a 4 KiB scratch block for kernel descriptors (dims and strides). */
   readonly desc: number;
   readonly MR: number;
@@ -95,27 +102,51 @@ function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
+/**
+ * A shared memory where the runtime allows one (Deno; a browser page only when cross-origin isolated), so
+ * the worker pool can run on it; else null.
+ */
+function sharedMemory(): WebAssembly.Memory | null {
+  try {
+    if (typeof SharedArrayBuffer !== "function") return null;
+    if ((globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false) return null;
+    const m = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
+    return m.buffer instanceof SharedArrayBuffer ? m : null;
+  } catch {
+    return null;
+  }
+}
+
 /** The memory and heap every build runs on, made with the first build. */
-let shared: { memory: WebAssembly.Memory; heap: Heap | null; desc: number } | null = null;
+let shared: { memory: WebAssembly.Memory; isShared: boolean; heap: Heap | null; desc: number } | null = null;
 const builds: Record<EngineVariant, Engine | null | undefined> = { simd: undefined, fma: undefined };
 let best: Engine | null | undefined;
 
 function instantiate(variant: EngineVariant): Engine | null {
   try {
-    const bytes = decodeBase64(variant === "fma" ? ENGINE_WASM_FMA_BASE64 : ENGINE_WASM_SIMD_BASE64);
+    let memory = shared?.memory ?? null, isShared = shared?.isShared ?? false;
+    if (memory === null) {
+      memory = sharedMemory();
+      isShared = memory !== null;
+      memory ??= new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES });
+    }
+    const base64 = variant === "fma"
+      ? (isShared ? ENGINE_WASM_FMA_SHARED_BASE64 : ENGINE_WASM_FMA_BASE64)
+      : (isShared ? ENGINE_WASM_SIMD_SHARED_BASE64 : ENGINE_WASM_SIMD_BASE64);
+    const bytes = decodeBase64(base64);
     if (!WebAssembly.validate(bytes)) return null; // e.g. no relaxed-simd
-    const memory = shared?.memory ?? new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES });
     const x = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } })
       .exports as unknown as EngineExports;
     if (shared === null) {
       const heap = new Heap(memory, x.heapBase());
-      shared = { memory, heap, desc: heap.alloc(DESC_BYTES) };
+      shared = { memory, isShared, heap, desc: heap.alloc(DESC_BYTES) };
     } else if (x.heapBase() > shared.heap!.reserved) return null; // cannot happen: both builds share their data
     const g = (v: WebAssembly.Global) => v.value as number;
     return {
       variant,
       x,
       heap: shared.heap!,
+      shared: shared.isShared,
       desc: shared.desc,
       MR: g(x.MR),
       NR: g(x.NR),

@@ -38,7 +38,8 @@ export interface PackScratch {
   bytes: number;
 }
 
-const mainScratch: PackScratch = { ptr: -1, bytes: 0 };
+/** The main thread's packing scratch. */
+export const mainScratch: PackScratch = { ptr: -1, bytes: 0 };
 
 /** Scratch bytes one matmul call with these sizes needs (packed A block, packed B panel, edge tile). */
 export function packBytes(e: Engine, K: number, N: number): number {
@@ -75,10 +76,30 @@ export function matmulAt(
   scratch: PackScratch = mainScratch,
 ): boolean {
   if (!ensureScratch(e, scratch, packBytes(e, K, N))) return false;
+  const x = matmulArgs(e, scratch, a, b, c, M, K, N, transA, transB, lda, ldb, ldc);
+  e.x.matmul(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12], x[13]);
+  return true;
+}
+
+/** Arguments of the module's `matmul` for one call with `scratch` (at least `packBytes(e, K, N)` long). */
+export function matmulArgs(
+  e: Engine,
+  scratch: PackScratch,
+  a: number,
+  b: number,
+  c: number,
+  M: number,
+  K: number,
+  N: number,
+  transA: boolean,
+  transB: boolean,
+  lda: number,
+  ldb: number,
+  ldc: number,
+): number[] {
   const pa = scratch.ptr, pb = pa + e.MC * e.KC * 4;
   const tmp = pb + Math.min(K, e.KC) * roundUp(Math.min(N, e.NC), e.NR) * 4;
-  e.x.matmul(a, b, c, pa, pb, tmp, M, K, N, transA ? 1 : 0, transB ? 1 : 0, lda, ldb, ldc);
-  return true;
+  return [a, b, c, pa, pb, tmp, M, K, N, transA ? 1 : 0, transB ? 1 : 0, lda, ldb, ldc];
 }
 
 /**

@@ -153,21 +153,26 @@ export class Pool {
     return ensureScratch(this.#e, s.scratch, bytes) ? s.scratch : null;
   }
 
-  /** Runs `jobs[i]` on `slots[i]` and `inline` on this thread; returns when all are done. */
-  run(slots: Slot[], jobs: Job[], inline: () => void): void {
+  /** Kernel parts run by workers so far (tests check that splitting happened). */
+  workerJobs = 0;
+
+  /** Runs `jobs[i]` on `slots[i]` (null: nothing) and `inline` on this thread; returns when all are done. */
+  run(slots: Slot[], jobs: (Job | null)[], inline: () => void): void {
     let words = this.#view();
     for (let i = 0; i < slots.length; i++) {
       const w = slots[i].addr >> 2;
-      words[w + 1] = jobs[i].kernel;
-      words.set(jobs[i].args.map((a) => a | 0), w + 2);
+      if (jobs[i] === null) continue;
+      this.workerJobs++;
+      words[w + 1] = jobs[i]!.kernel;
+      words.set(jobs[i]!.args.map((a) => a | 0), w + 2);
       Atomics.store(words, w, STATE.run);
       Atomics.notify(words, w);
     }
     inline();
     words = this.#view();
-    for (const s of slots) {
+    slots.forEach((s, i) => {
       const w = s.addr >> 2;
-      while (true) {
+      while (jobs[i] !== null) {
         const st = Atomics.load(words, w);
         if (st === STATE.done) break;
         if (mainCanWait !== false) {
@@ -182,7 +187,7 @@ export class Pool {
       }
       Atomics.store(words, w, STATE.idle);
       Atomics.notify(words, w);
-    }
+    });
   }
 
   /** The descriptor block of a claimed slot. */
@@ -200,3 +205,17 @@ export function splitRange(n: number, parts: number, align = 1): [number, number
 }
 
 export type { Slot };
+
+const pools = new Map<Engine, Pool>();
+
+/** The pool of engine `e`, or null where it cannot have one (memory not shared, or one thread asked for). */
+export function poolFor(e: Engine): Pool | null {
+  if (!e.shared || cpuThreads() <= 1) return null;
+  let p = pools.get(e);
+  if (!p) {
+    // Both builds of a process share one heap; their workers run the build the pool was made for.
+    p = new Pool(e);
+    pools.set(e, p);
+  }
+  return p;
+}

@@ -6,7 +6,7 @@
 
 import { ENGINE_WASM_FMA_SHARED_BASE64, ENGINE_WASM_SIMD_SHARED_BASE64 } from "./engine_wasm.ts";
 import type { EngineExports } from "./engine.ts";
-import { KERNEL, SLOT_ARGS, STATE } from "./pool_protocol.ts";
+import { runKernel, SLOT_ARGS, STATE } from "./pool_protocol.ts";
 
 interface Init {
   variant: "simd" | "fma";
@@ -24,31 +24,10 @@ function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
   return out;
 }
 
-function run(x: EngineExports, kernel: number, a: Int32Array): void {
-  switch (kernel) {
-    case KERNEL.matmul:
-      x.matmul(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13]);
-      return;
-    case KERNEL.binary:
-      x.binaryF32(a[0], a[1], a[2], a[3], a[4], a[5]);
-      return;
-    case KERNEL.where:
-      x.where32(a[0], a[1], a[2], a[3], a[4], a[5]);
-      return;
-    case KERNEL.strided:
-      x.strided32(a[0], a[1], a[2], a[3]);
-      return;
-    case KERNEL.unary:
-      x.unaryF32(a[0], a[1], a[2], a[3]);
-      return;
-    case KERNEL.reduce:
-      x.reduceF32(a[0], a[1], a[2], a[3], a[4], a[5]);
-      return;
-  }
-  throw new Error(`cpu pool worker: unknown kernel ${kernel}`);
-}
+/** The worker side of `Worker`: a message handler and close(). */
+const scope = self as unknown as { onmessage: (ev: MessageEvent<Init>) => void; close(): void };
 
-self.onmessage = (ev: MessageEvent<Init>) => {
+scope.onmessage = (ev) => {
   const { variant, memory, slot, idleMs } = ev.data;
   const bytes = decodeBase64(variant === "fma" ? ENGINE_WASM_FMA_SHARED_BASE64 : ENGINE_WASM_SIMD_SHARED_BASE64);
   const x = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } })
@@ -62,7 +41,7 @@ self.onmessage = (ev: MessageEvent<Init>) => {
   while (true) {
     const state = Atomics.load(words, s);
     if (state === STATE.run) {
-      run(x, Atomics.load(words, s + 1), args);
+      runKernel(x, Atomics.load(words, s + 1), args);
       Atomics.store(words, s, STATE.done);
       Atomics.notify(words, s);
       idleSince = performance.now();
@@ -75,5 +54,5 @@ self.onmessage = (ev: MessageEvent<Init>) => {
     }
     Atomics.wait(words, s, state, idleMs);
   }
-  self.close();
+  scope.close();
 };
