@@ -235,9 +235,65 @@ export function strided32(x: usize, out: usize, desc: usize, rank: i32): void {
   }
 }
 
+// exp on two float64 lanes: x = k·ln2 + r with |r| ≤ ln2/2, exp(r) by its Taylor series to r¹¹ (relative
+// error below 1e-14, so after rounding to float32 it agrees with a correctly rounded exp except within
+// ~1e-7 of a rounding boundary), times 2^k built in the exponent bits. x is clamped to [-708, 709], where
+// 2^k stays a normal float64: below, exp is under 3e-308 (0 in float32, nothing in a sum of terms ≥ 1;
+// exactly 0 where float64's exp is); above, it is past float32's range either way. NaN stays NaN.
+const LOG2E: f64 = 1.4426950408889634;
+const LN2_HI: f64 = 6.93147180369123816490e-01; // fdlibm's split of ln 2
+const LN2_LO: f64 = 1.90821492927058770002e-10;
+
+// @ts-ignore: decorator
+@inline function expd2(x0: v128): v128 {
+  const x = f64x2.min(f64x2.max(x0, f64x2.splat(-708.0)), f64x2.splat(709.0));
+  // k = round(x·log2 e) by the 1.5·2⁵² trick: t's low mantissa bits hold k (two's complement).
+  const t = f64x2.add(f64x2.mul(x, f64x2.splat(LOG2E)), f64x2.splat(6755399441055744.0));
+  const k = f64x2.sub(t, f64x2.splat(6755399441055744.0));
+  const r = f64x2.sub(f64x2.sub(x, f64x2.mul(k, f64x2.splat(LN2_HI))), f64x2.mul(k, f64x2.splat(LN2_LO)));
+  // Estrin's scheme (pairs, then r², r⁴, r⁸): a short dependency chain instead of Horner's eleven steps.
+  const r2 = f64x2.mul(r, r), r4 = f64x2.mul(r2, r2), r8 = f64x2.mul(r4, r4);
+  const p01 = f64x2.add(f64x2.splat(1.0), r);
+  const p23 = f64x2.add(f64x2.splat(0.5), f64x2.mul(r, f64x2.splat(1.0 / 6.0)));
+  const p45 = f64x2.add(f64x2.splat(1.0 / 24.0), f64x2.mul(r, f64x2.splat(1.0 / 120.0)));
+  const p67 = f64x2.add(f64x2.splat(1.0 / 720.0), f64x2.mul(r, f64x2.splat(1.0 / 5040.0)));
+  const p89 = f64x2.add(f64x2.splat(1.0 / 40320.0), f64x2.mul(r, f64x2.splat(1.0 / 362880.0)));
+  const pab = f64x2.add(f64x2.splat(1.0 / 3628800.0), f64x2.mul(r, f64x2.splat(1.0 / 39916800.0)));
+  const q0 = f64x2.add(p01, f64x2.mul(p23, r2));
+  const q1 = f64x2.add(p45, f64x2.mul(p67, r2));
+  const q2 = f64x2.add(p89, f64x2.mul(pab, r2));
+  const p = f64x2.add(f64x2.add(q0, f64x2.mul(q1, r4)), f64x2.mul(q2, r8));
+  // 2^k: (k + 1023) << 52 as the bits of a float64 (k in [-1022, 1023]; t's high bits shift out).
+  const scale = i64x2.shl(i64x2.add(t, i64x2.splat(1023)), 52);
+  // Where float64 exp underflows (x < −745.14, −∞ included) the result is exactly 0, as in the reference.
+  return v128.andnot(f64x2.mul(p, scale), f64x2.lt(x0, f64x2.splat(-745.2)));
+}
+
+/** exp, sigmoid or silu of two float64 lanes, with the reference's formulas (e = exp(−|x|)). */
+// @ts-ignore: decorator
+@inline function expLike2(op: i32, x: v128): v128 {
+  if (op == 1) return expd2(x);
+  const e = expd2(f64x2.neg(f64x2.abs(x)));
+  const one = f64x2.splat(1.0);
+  const den = f64x2.add(one, e);
+  const neg = f64x2.lt(x, f64x2.splat(0.0)); // x ≥ 0 (or NaN): the first formula
+  if (op == 8) return v128.bitselect(f64x2.div(e, den), f64x2.div(one, den), neg);
+  return v128.bitselect(f64x2.div(f64x2.mul(x, e), den), f64x2.div(x, den), neg);
+}
+
 /** out[i] = op(x[i]) over n contiguous float32 elements. */
 export function unaryF32(op: i32, x: usize, out: usize, n: i32): void {
   let j = 0;
+  if (op == 1 || op == 8 || op == 9) {
+    for (; j + 4 <= n; j += 4) {
+      const o = <usize>j << 2;
+      const v = v128.load(x + o);
+      const lo = expLike2(op, f64x2.promote_low_f32x4(v));
+      const hi = expLike2(op, f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1)));
+      const l = f32x4.demote_f64x2_zero(lo), h = f32x4.demote_f64x2_zero(hi);
+      v128.store(out + o, i32x4.shuffle(l, h, 0, 1, 4, 5));
+    }
+  }
   if (op == 0 || op == 3 || op == 5 || op == 11) {
     // Exactly rounded in float32 already (sqrt is correctly rounded in both widths), so SIMD is bit-identical.
     for (; j + 4 <= n; j += 4) {
@@ -262,6 +318,10 @@ export function unaryF32(op: i32, x: usize, out: usize, n: i32): void {
  * in index order per output element (so the bits do not depend on how outputs are split between workers).
  */
 export function reduceF32(op: i32, x: usize, out: usize, outer: i32, red: i32, inner: i32): void {
+  if (op == 4 && inner == 1) {
+    for (let o = 0; o < outer; o++) store<f32>(out + (<usize>o << 2), logsumexpRow(x + (<usize>o * <usize>red << 2), red));
+    return;
+  }
   const rowBytes = <usize>inner << 2;
   for (let o = 0; o < outer; o++) {
     const base = x + <usize>o * <usize>red * rowBytes;
@@ -311,6 +371,31 @@ export function reduceF32(op: i32, x: usize, out: usize, outer: i32, red: i32, i
       store<f32>(out + (<usize>(o * inner + i) << 2), <f32>r);
     }
   }
+}
+
+/**
+ * logsumexp of n contiguous floats: the maximum m (NaN if any is NaN), then m + log Σ exp(x − m) with the
+ * sum in float64, four lanes at a time (lane sums added in a fixed order at the end).
+ */
+function logsumexpRow(x: usize, n: i32): f32 {
+  let j = 0;
+  let mv = f32x4.splat(-Infinity);
+  for (; j + 4 <= n; j += 4) mv = f32x4.max(mv, v128.load(x + (<usize>j << 2)));
+  let m = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+  for (; j < n; j++) m = max(m, load<f32>(x + (<usize>j << 2))); // wasm max propagates NaN
+  if (m == -Infinity || m != m) return m;
+  const md = <f64>m, mm = f64x2.splat(md);
+  let s0 = f64x2.splat(0), s1 = f64x2.splat(0);
+  j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const v = v128.load(x + (<usize>j << 2));
+    s0 = f64x2.add(s0, expd2(f64x2.sub(f64x2.promote_low_f32x4(v), mm)));
+    s1 = f64x2.add(s1, expd2(f64x2.sub(f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1)), mm)));
+  }
+  const t = f64x2.add(s0, s1);
+  let s = f64x2.extract_lane(t, 0) + f64x2.extract_lane(t, 1);
+  for (; j < n; j++) s += Math.exp(<f64>load<f32>(x + (<usize>j << 2)) - md);
+  return <f32>(md + Math.log(s));
 }
 
 /** Address where the heap may begin: past this module's static data. */
