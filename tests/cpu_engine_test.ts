@@ -167,3 +167,34 @@ Deno.test("engine: batched matmul in place equals the TypeScript dispatcher's wa
   // The reference backend copies operands into the heap for the same wasm kernel: same bits.
   assert.equal(ulps(got, want), 0);
 });
+
+Deno.test("engine: vector products (M = 1 or N = 1, any transposes, batched) agree with float64 sums", () => {
+  if (engine.kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
+  const fin = (x: Float32Array) => x.map((v) => (Number.isFinite(v) ? v : 0.5));
+  for (const [M, K, N] of [[1, 37, 45], [1, 300, 33], [29, 70, 1], [1, 9, 1]]) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        const a = fin(data(2 * M * K, M + K)), b = fin(data(K * N, K + N));
+        const spec = { batchShape: [2], aBatchStrides: [M * K], bBatchStrides: [0], M, K, N, transA, transB };
+        const got = engine.readSync(engine.matmul(engine.upload(a, "float32"), engine.upload(b, "float32"), spec));
+        for (let n = 0; n < 2; n++) {
+          for (let i = 0; i < M; i++) {
+            for (let j = 0; j < N; j++) {
+              let want = 0, mag = 0;
+              for (let p = 0; p < K; p++) {
+                const av = a[n * M * K + (transA ? p * M + i : i * K + p)], bv = b[transB ? j * K + p : p * N + j];
+                want += av * bv;
+                mag += Math.abs(av * bv);
+              }
+              const g = got[n * M * N + i * N + j];
+              assert.ok(
+                Math.abs(g - want) <= 1e-6 * mag + 1e-30,
+                `${M}x${K}x${N} tA=${transA} tB=${transB}: ${g} vs ${want}`,
+              );
+            }
+          }
+        }
+      }
+    }
+  }
+});

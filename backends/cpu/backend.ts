@@ -353,6 +353,28 @@ export class CpuBackend implements Backend {
         idx[i] = 0;
       }
     }
+    // Vector products (decode: M = 1; matrix·vector: N = 1) in the wasm gemv, split over outputs.
+    const ev = (M === 1 || N === 1) && K >= 8 ? this.#wasm(a, b, out) : null;
+    if (ev) {
+      const A = (a as CpuBuffer).ptr, B = (b as CpuBuffer).ptr;
+      offsets.forEach(([ao, bo], n) => {
+        const x = M === 1 ? A + ao * 4 : B + bo * 4, w = M === 1 ? B + bo * 4 : A + ao * 4;
+        const transW = M === 1 ? s.transB : !s.transA;
+        const ldw = M === 1 ? (s.transB ? K : N) : (s.transA ? M : K);
+        const len = M === 1 ? N : M, c = out.ptr + n * plane * 4;
+        this.#run(
+          ev,
+          KERNEL.gemv,
+          K * len,
+          this.#minMacs,
+          (parts) =>
+            splitRange(len, parts, 16).map(([j0, j1]) =>
+              j1 > j0 ? [x, w + (transW ? j0 * ldw : j0) * 4, c + j0 * 4, K, j1 - j0, ldw, transW ? 1 : 0] : null
+            ),
+        );
+      });
+      return out;
+    }
     const e = big ? this.#wasm(a, b, out) : null;
     let n = 0;
     if (e) {

@@ -4,7 +4,7 @@
  * machine's copy bandwidth, probed here); llama2.c on greedy decode. Each peer is skipped with one line when
  * it is not installed. These are the bars of issue 11.
  *
- *   deno run -A bench/peers/mod.ts [--reps 3]
+ *   deno run -A bench/peers/mod.ts [--reps 3] [--only ops|train|decode]
  * @module
  */
 import { parseArgs } from "node:util";
@@ -13,6 +13,7 @@ import { machineLine, table, timeMedian } from "../util.ts";
 import { timeStep } from "../train.ts";
 import { measure } from "../llama.ts";
 import { benchLlama2c, llama2cMissing } from "./llama2c.ts";
+import { cpuThreads, cpuWorkersReady } from "../../backends/cpu/mod.ts";
 
 const PYTHON = "/usr/bin/python3";
 const TORCH_SCRIPT = new URL("./torch_peer.py", import.meta.url).pathname;
@@ -81,12 +82,24 @@ async function knotOps(): Promise<Record<string, { ms: number; gflops?: number; 
 const ratio = (a: number | undefined, b: number | undefined) => (a && b ? `${(a / b).toFixed(2)}×` : "-");
 
 /** Runs the peer section, printing Markdown through `log`. */
-export async function benchPeers(log: (s: string) => void = console.log, reps = 3): Promise<void> {
+export async function benchPeers(
+  log: (s: string) => void = console.log,
+  reps = 3,
+  only?: "ops" | "train" | "decode",
+): Promise<void> {
   await setBackend("cpu");
   log("\n## knot against its peers (same run, same machine; issue 11's bars)\n");
   const torchWhy = await torchMissing();
   const l2cWhy = llama2cMissing();
 
+  const workers = await cpuWorkersReady();
+  log(`knot cpu engine: ${cpuThreads()} thread(s) (${workers} worker(s) running); PyTorch: 2 threads\n`);
+  if (!only || only === "ops") await benchOps(log, reps, torchWhy);
+  if (!only || only === "train") await benchTrainPeers(log, reps, torchWhy);
+  if (!only || only === "decode") await benchDecode(log, reps, l2cWhy);
+}
+
+async function benchOps(log: (s: string) => void, reps: number, torchWhy: string | null): Promise<void> {
   // Ops: matmul shapes and add, against PyTorch; add against this machine's copy bandwidth.
   const copy = await copyBandwidth();
   const kOps = await knotOps();
@@ -106,7 +119,9 @@ export async function benchPeers(log: (s: string) => void = console.log, reps = 
   log(table(["op", "knot", "PyTorch 2 thr", "knot ÷ PyTorch", "note"], opRows));
   log(`\ncopy bandwidth probe (64 MiB TypedArray.set, read + write): ${copy.toFixed(2)} GB/s`);
   if (torchWhy) log(`(PyTorch skipped: ${torchWhy})`);
+}
 
+async function benchTrainPeers(log: (s: string) => void, reps: number, torchWhy: string | null): Promise<void> {
   // Training steps on the 15M shape.
   const big = randomLlama({ ...TINYSTORIES_15M, seed: 0 });
   const trainRows: (string | number)[][] = [];
@@ -123,7 +138,10 @@ export async function benchPeers(log: (s: string) => void = console.log, reps = 
   }
   dispose(big.params);
   log("\n" + table(["training step (tokens/s)", "knot", "PyTorch 2 thr", "knot ÷ PyTorch"], trainRows));
+  if (torchWhy) log(`(PyTorch skipped: ${torchWhy})`);
+}
 
+async function benchDecode(log: (s: string) => void, reps: number, l2cWhy: string | null): Promise<void> {
   // Decode against llama2.c.
   const steps = 112, prompt = 16;
   const dec = randomLlama({ ...TINYSTORIES_15M, seed: 15 });
@@ -153,7 +171,9 @@ export async function benchPeers(log: (s: string) => void = console.log, reps = 
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { reps: { type: "string", default: "3" } } });
+  const { values } = parseArgs({
+    options: { reps: { type: "string", default: "3" }, only: { type: "string" } },
+  });
   console.log(`# knot bench: peers\n\n${machineLine()}`);
-  await benchPeers(console.log, Number(values.reps));
+  await benchPeers(console.log, Number(values.reps), values.only as "ops" | "train" | "decode" | undefined);
 }

@@ -75,7 +75,23 @@ function validate(wasm: Uint8Array, wat: string, relaxed: boolean): void {
     throw new Error(`unexpected imports: ${JSON.stringify(imports)}`);
   }
   const exports = new Set(WebAssembly.Module.exports(mod).map((e) => e.name));
-  for (const name of ["matmul", "MR", "NR", "KC", "MC", "NC", "binaryF32", "unaryF32", "reduceF32", "heapBase"]) {
+  for (
+    const name of [
+      "matmul",
+      "MR",
+      "NR",
+      "KC",
+      "MC",
+      "NC",
+      "binaryF32",
+      "where32",
+      "strided32",
+      "unaryF32",
+      "reduceF32",
+      "gemv",
+      "heapBase",
+    ]
+  ) {
     if (!exports.has(name)) throw new Error(`missing export ${name}`);
   }
 }

@@ -398,6 +398,57 @@ function logsumexpRow(x: usize, n: i32): f32 {
   return <f32>(md + Math.log(s));
 }
 
+/**
+ * Matrix-vector product: out[j] = Σ_p x[p] · W(p, j) for j < N, with W(p, j) = w[j·ldw + p] when transW
+ * (each output a dot product of contiguous rows: 4 lane accumulators over p in order, summed lane 0..3),
+ * else w[p·ldw + j] (16 outputs at a time in registers, p in order). float32 accumulation, like matmul.
+ */
+export function gemv(x: usize, w: usize, out: usize, K: i32, N: i32, ldw: i32, transW: i32): void {
+  const ld = <usize>ldw << 2;
+  if (transW) {
+    for (let j = 0; j < N; j++) {
+      const row = w + <usize>j * ld;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let p = 0;
+      for (; p + 16 <= K; p += 16) {
+        const o = <usize>p << 2;
+        a0 = f32x4.add(a0, f32x4.mul(v128.load(x + o), v128.load(row + o)));
+        a1 = f32x4.add(a1, f32x4.mul(v128.load(x + o, 16), v128.load(row + o, 16)));
+        a2 = f32x4.add(a2, f32x4.mul(v128.load(x + o, 32), v128.load(row + o, 32)));
+        a3 = f32x4.add(a3, f32x4.mul(v128.load(x + o, 48), v128.load(row + o, 48)));
+      }
+      for (; p + 4 <= K; p += 4) {
+        const o = <usize>p << 2;
+        a0 = f32x4.add(a0, f32x4.mul(v128.load(x + o), v128.load(row + o)));
+      }
+      const t = f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
+      let s = (f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1)) + (f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3));
+      for (; p < K; p++) s += load<f32>(x + (<usize>p << 2)) * load<f32>(row + (<usize>p << 2));
+      store<f32>(out + (<usize>j << 2), s);
+    }
+    return;
+  }
+  let j = 0;
+  for (; j + 16 <= N; j += 16) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let col = w + (<usize>j << 2);
+    for (let p = 0; p < K; p++, col += ld) {
+      const xp = v128.load32_splat(x + (<usize>p << 2));
+      a0 = f32x4.add(a0, f32x4.mul(xp, v128.load(col)));
+      a1 = f32x4.add(a1, f32x4.mul(xp, v128.load(col, 16)));
+      a2 = f32x4.add(a2, f32x4.mul(xp, v128.load(col, 32)));
+      a3 = f32x4.add(a3, f32x4.mul(xp, v128.load(col, 48)));
+    }
+    const o = out + (<usize>j << 2);
+    v128.store(o, a0); v128.store(o, a1, 16); v128.store(o, a2, 32); v128.store(o, a3, 48);
+  }
+  for (; j < N; j++) {
+    let s: f32 = 0;
+    for (let p = 0; p < K; p++) s += load<f32>(x + (<usize>p << 2)) * load<f32>(w + <usize>p * ld + (<usize>j << 2));
+    store<f32>(out + (<usize>j << 2), s);
+  }
+}
+
 /** Address where the heap may begin: past this module's static data. */
 export function heapBase(): usize {
   return __heap_base;

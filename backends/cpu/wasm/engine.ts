@@ -44,6 +44,7 @@ export interface EngineExports {
   strided32(x: number, out: number, desc: number, rank: number): void;
   unaryF32(op: number, x: number, out: number, n: number): void;
   reduceF32(op: number, x: number, out: number, outer: number, red: number, inner: number): void;
+  gemv(x: number, w: number, out: number, K: number, N: number, ldw: number, transW: number): void;
   heapBase(): number;
   MR: WebAssembly.Global;
   NR: WebAssembly.Global;

@@ -15,7 +15,7 @@ export const STATE = {
 } as const;
 
 /** Kernel ids (the engine module's exports a worker can run). */
-export const KERNEL = { matmul: 1, binary: 2, where: 3, strided: 4, unary: 5, reduce: 6 } as const;
+export const KERNEL = { matmul: 1, binary: 2, where: 3, strided: 4, unary: 5, reduce: 6, gemv: 7 } as const;
 
 export const SLOT_ARGS = 16;
 export const SLOT_WORDS = 2 + SLOT_ARGS;
@@ -40,6 +40,9 @@ export function runKernel(x: EngineExports, kernel: number, a: ArrayLike<number>
       return;
     case KERNEL.reduce:
       x.reduceF32(a[0], a[1], a[2], a[3], a[4], a[5]);
+      return;
+    case KERNEL.gemv:
+      x.gemv(a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
       return;
   }
   throw new Error(`cpu engine: unknown kernel ${kernel}`);
