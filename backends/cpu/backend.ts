@@ -13,8 +13,8 @@ import * as k from "./kernels.ts";
 import { matmulF32, WASM_MIN_MNK } from "./matmul.ts";
 import { DESC_BYTES, type Engine, engine } from "./wasm/engine.ts";
 import { ensureScratch, mainScratch, matmulArgs, packBytes } from "./wasm/kernel.ts";
-import { KERNEL, type Pool, poolFor, type Slot, splitRange } from "./wasm/pool.ts";
-import { runKernel } from "./wasm/pool_protocol.ts";
+import { cpuThreads, KERNEL, poolFor, splitRange } from "./wasm/pool.ts";
+import { PART_WORDS, runKernel } from "./wasm/pool_protocol.ts";
 import type { Heap } from "./heap.ts";
 
 const BYTES: Record<DType, number> = { float32: 4, int32: 4, bool: 1 };
@@ -22,6 +22,10 @@ const BYTES: Record<DType, number> = { float32: 4, int32: 4, bool: 1 };
 /** Kernels smaller than this (elements; multiply-adds for matmul) run on the calling thread alone. */
 const PARALLEL_MIN_ELEMENTS = 1 << 15;
 const PARALLEL_MIN_MACS = 1 << 20;
+/** Parts a large kernel is cut into per thread: threads take parts as they finish (load balance). */
+const PARTS_PER_THREAD = 4;
+/** Bytes of a part's descriptor block (dims, strides, the kernel's index scratch). */
+const DESC_PART_BYTES = 256;
 
 /** Options of {@link CpuBackend}. */
 export interface CpuBackendOptions {
@@ -153,32 +157,42 @@ export class CpuBackend implements Backend {
   }
 
   /**
-   * Runs a kernel in parts: `make(parts, slots)` returns one argument list per part (null: nothing to do);
-   * part 0 runs here, part i on slots[i − 1]. Splits only when the pool has idle workers and `size` is large.
+   * Runs a kernel in parts. `make(parts, descAt)` returns the arguments of up to `parts` parts (descAt(p):
+   * a descriptor block of DESC_PART_BYTES for part p), or null to decline. A large kernel (`size` ≥ `min`)
+   * with a pool is cut into a few parts per thread, which the threads take from a shared counter (so a
+   * thread the OS delays does not hold the others back); otherwise its single part runs here.
    */
   #run(
     e: Engine,
     kernel: number,
     size: number,
     min: number,
-    make: (parts: number, slots: Slot[], pool: Pool | null) => (number[] | null)[] | null,
+    make: (parts: number, descAt: (p: number) => number) => number[][] | null,
+    scratchBytes = 0,
   ): boolean {
     const pool = size >= min ? poolFor(e) : null;
-    const slots = pool ? pool.claim() : [];
-    const args = make(1 + slots.length, slots, pool);
-    if (args === null) {
-      if (slots.length) pool!.run(slots, slots.map(() => null), () => {});
-      return false;
-    }
-    const own = args[0];
-    if (!slots.length) {
-      if (own) runKernel(e.x, kernel, own);
+    const h = e.heap;
+    const parts = pool ? cpuThreads() * PARTS_PER_THREAD : 1;
+    const arenaBytes = 64 + parts * (PART_WORDS * 4 + DESC_PART_BYTES);
+    const arena = pool ? h.alloc(arenaBytes) : -1;
+    if (arena < 0) {
+      const args = make(1, () => e.desc);
+      if (!args || (scratchBytes && !ensureScratch(e, mainScratch, scratchBytes))) return false;
+      for (const a of args) runKernel(e.x, kernel, a, mainScratch.ptr);
       return true;
     }
-    pool!.run(slots, args.slice(1).map((a) => (a ? { kernel, args: a } : null)), () => {
-      if (own) runKernel(e.x, kernel, own);
-    });
-    return true;
+    try {
+      const table = arena + 64, descs = table + parts * PART_WORDS * 4;
+      const args = make(parts, (p) => descs + p * DESC_PART_BYTES);
+      if (!args || (scratchBytes && !ensureScratch(e, mainScratch, scratchBytes))) return false;
+      const words = h.i32;
+      words[arena >>> 2] = 0;
+      args.forEach((a, i) => words.set(a.map((v) => v | 0), (table >>> 2) + i * PART_WORDS));
+      pool!.run(kernel, table, args.length, arena, scratchBytes, mainScratch.ptr);
+      return true;
+    } finally {
+      h.release(arena, arenaBytes);
+    }
   }
 
   /**
@@ -195,22 +209,28 @@ export class CpuBackend implements Backend {
     outEsz: number,
   ): boolean {
     const [dims, st] = layout(shape, inputs.map((x) => x.strides));
-    const rank = dims.length;
-    if ((inputs.length + 2) * rank * 4 > DESC_BYTES) return false;
+    const rank = dims.length, descBytes = (inputs.length + 2) * rank * 4;
+    if (descBytes > DESC_BYTES) return false;
     const row = dims.slice(1).reduce((x, y) => x * y, 1);
-    return this.#run(e, kernel, dims[0] * row, this.#minElements, (parts, slots, pool) => {
-      const ranges = splitRange(dims[0], rank === 1 ? parts : Math.min(parts, dims[0]), rank === 1 ? 16 : 1);
-      return Array.from({ length: parts }, (_, p) => {
-        const [s0, s1] = ranges[p] ?? [0, 0];
-        if (s1 <= s0) return null;
-        const desc = p === 0 ? e.desc : pool!.desc(slots[p - 1]);
-        const d = e.heap.i32, o = desc >> 2;
-        d.set([s1 - s0, ...dims.slice(1)], o);
-        st.forEach((x, i) => d.set(x, o + (i + 1) * rank));
-        const ptrs = inputs.map((x, i) => x.ptr + s0 * st[i][0] * x.esz);
-        return [...lead, ...ptrs, out + s0 * row * outEsz, desc, rank];
-      });
-    });
+    // A descriptor too long for a part's block runs whole, in the engine's own block.
+    const size = descBytes > DESC_PART_BYTES ? 0 : dims[0] * row;
+    return this.#run(
+      e,
+      kernel,
+      size,
+      this.#minElements,
+      (parts, descAt) =>
+        splitRange(dims[0], Math.min(parts, dims[0]), rank === 1 ? 16 : 1).filter(([s0, s1]) => s1 > s0).map(
+          ([s0, s1], p) => {
+            const desc = descAt(p);
+            const d = e.heap.i32, o = desc >>> 2;
+            d.set([s1 - s0, ...dims.slice(1)], o);
+            st.forEach((x, i) => d.set(x, o + (i + 1) * rank));
+            const ptrs = inputs.map((x, i) => x.ptr + s0 * st[i][0] * x.esz);
+            return [...lead, ...ptrs, out + s0 * row * outEsz, desc, rank];
+          },
+        ),
+    );
   }
 
   upload(data: TypedArray, dtype: DType, transfer = false): BackendBuffer {
@@ -267,9 +287,12 @@ export class CpuBackend implements Backend {
         x.size,
         this.#minElements,
         (parts) =>
-          splitRange(x.size, parts, 16).map(([s0, s1]) =>
-            s1 > s0 ? [code, px + s0 * 4, out.ptr + s0 * 4, s1 - s0] : null
-          ),
+          splitRange(x.size, parts, 16).filter(([s0, s1]) => s1 > s0).map(([s0, s1]) => [
+            code,
+            px + s0 * 4,
+            out.ptr + s0 * 4,
+            s1 - s0,
+          ]),
       );
     } else k.unary(op, this.#get(x), out.data);
     return out;
@@ -325,9 +348,9 @@ export class CpuBackend implements Backend {
         outer * red * inner,
         this.#minElements,
         (parts) =>
-          splitRange(outer, parts).map(([o0, o1]) =>
-            o1 > o0 ? [code, px + o0 * red * inner * 4, out.ptr + o0 * inner * 4, o1 - o0, red, inner] : null
-          ),
+          splitRange(outer, parts).filter(([o0, o1]) => o1 > o0).map((
+            [o0, o1],
+          ) => [code, px + o0 * red * inner * 4, out.ptr + o0 * inner * 4, o1 - o0, red, inner]),
       );
     } else k.reduce(op, this.#get(x), outer, red, inner, out.data);
     return out;
@@ -368,9 +391,9 @@ export class CpuBackend implements Backend {
           K * len,
           this.#minMacs,
           (parts) =>
-            splitRange(len, parts, 16).map(([j0, j1]) =>
-              j1 > j0 ? [x, w + (transW ? j0 * ldw : j0) * 4, c + j0 * 4, K, j1 - j0, ldw, transW ? 1 : 0] : null
-            ),
+            splitRange(len, parts, 16).filter(([j0, j1]) => j1 > j0).map((
+              [j0, j1],
+            ) => [x, w + (transW ? j0 * ldw : j0) * 4, c + j0 * 4, K, j1 - j0, ldw, transW ? 1 : 0]),
         );
       });
       return out;
@@ -380,42 +403,24 @@ export class CpuBackend implements Backend {
     if (e) {
       const lda = s.transA ? M : K, ldb = s.transB ? K : N;
       const A = (a as CpuBuffer).ptr, B = (b as CpuBuffer).ptr;
-      // Each part computes whole products (a round of the batch) or a block of rows (or columns) of one:
-      // either way every output element is computed by one thread, in the same order.
-      while (n < batch) {
-        let used = 0;
-        const ok = this.#run(e, KERNEL.matmul, M * N * K, this.#minMacs, (parts, slots, pool) => {
-          const scratch = (p: number, bytes: number) =>
-            p === 0 ? (ensureScratch(e, mainScratch, bytes) ? mainScratch : null) : pool!.scratch(slots[p - 1], bytes);
-          const args: (number[] | null)[] = [];
-          if (parts > 1 && batch - n >= parts) {
-            for (let p = 0; p < parts; p++) {
-              const sc = scratch(p, packBytes(e, K, N));
-              if (!sc) return null;
-              const [ao, bo] = offsets[n + p];
-              const c = out.ptr + (n + p) * plane * 4;
-              args.push(matmulArgs(e, sc, A + ao * 4, B + bo * 4, c, M, K, N, s.transA, s.transB, lda, ldb, N));
-            }
-            used = parts;
-            return args;
-          }
-          const [ao, bo] = offsets[n];
+      const scratch = { ptr: 0, bytes: 0 }; // packing buffers as offsets into the running thread's scratch
+      // Parts are whole products, or blocks of rows (or columns) of one: either way every output element is
+      // computed by one thread, in the same order.
+      const ok = this.#run(e, KERNEL.matmul, batch * M * N * K, this.#minMacs, (parts) => {
+        const per = Math.ceil(parts / batch);
+        const byRows = M >= N;
+        // Blocks of at least 4 tiles, so that repacking the shared operand stays small.
+        const chunks = Math.max(1, Math.min(per, Math.floor(byRows ? M / (4 * e.MR) : N / (4 * e.NR))));
+        const args: number[][] = [];
+        offsets.forEach(([ao, bo], n) => {
           const a0 = A + ao * 4, b0 = B + bo * 4, c0 = out.ptr + n * plane * 4;
-          const byRows = M >= N || N < parts * e.NR;
-          const ranges = splitRange(byRows ? M : N, parts, byRows ? e.MR : e.NR);
-          for (let p = 0; p < parts; p++) {
-            const [r0, r1] = ranges[p];
-            if (r1 <= r0) {
-              args.push(null);
-              continue;
-            }
-            const sc = scratch(p, packBytes(e, K, byRows ? N : r1 - r0));
-            if (!sc) return null;
+          for (const [r0, r1] of splitRange(byRows ? M : N, chunks, byRows ? e.MR : e.NR)) {
+            if (r1 <= r0) continue;
             args.push(
               byRows
                 ? matmulArgs(
                   e,
-                  sc,
+                  scratch,
                   a0 + (s.transA ? r0 : r0 * lda) * 4,
                   b0,
                   c0 + r0 * N * 4,
@@ -430,7 +435,7 @@ export class CpuBackend implements Backend {
                 )
                 : matmulArgs(
                   e,
-                  sc,
+                  scratch,
                   a0,
                   b0 + (s.transB ? r0 * ldb : r0) * 4,
                   c0 + r0 * 4,
@@ -445,12 +450,10 @@ export class CpuBackend implements Backend {
                 ),
             );
           }
-          used = 1;
-          return args;
         });
-        if (!ok) break; // the heap has no room for packing scratch: the rest take the copying path
-        n += used;
-      }
+        return args;
+      }, packBytes(e, K, N));
+      if (ok) n = batch; // else the heap has no room for packing scratch: the copying path below
     }
     for (; n < batch; n++) {
       const [ao, bo] = offsets[n];

@@ -15,6 +15,14 @@ const PAGE = 65536;
 /** wasm32 addresses 4 GiB: 65536 pages. */
 export const MAX_PAGES = 65536;
 const ALIGN = 64;
+/**
+ * New blocks of at least BIG_BLOCK bytes are refused (they live outside, in typed arrays) once the heap's top
+ * would pass SOFT_LIMIT, keeping the last half GiB for everything else: a model whose weights alone fill
+ * 4 GiB (TinyLlama-1.1B's float32) then leaves room for activations, gradients and the matmul staging of the
+ * weights that stayed outside.
+ */
+const BIG_BLOCK = 16 * 2 ** 20;
+const SOFT_LIMIT = MAX_PAGES * PAGE - 2 ** 29;
 
 /** The size class (block bytes) a request of `bytes` is served from. */
 export function sizeClass(bytes: number): number {
@@ -81,6 +89,7 @@ export class Heap {
       return list.pop()!;
     }
     const ptr = this.#top, end = ptr + cls;
+    if (cls >= BIG_BLOCK && end > SOFT_LIMIT) return -1;
     const have = this.memory.buffer.byteLength;
     if (end > have) {
       const need = Math.ceil((end - have) / PAGE);

@@ -36,9 +36,9 @@ async function torchMissing(): Promise<string | null> {
   }
 }
 
-async function runTorch(only: "train" | "ops", reps: number): Promise<TorchResult> {
+async function runTorch(only: "train" | "ops", reps: number, threads = 2): Promise<TorchResult> {
   const { code, stdout, stderr } = await new Deno.Command(PYTHON, {
-    args: [TORCH_SCRIPT, "--threads", "2", "--reps", String(reps), "--only", only],
+    args: [TORCH_SCRIPT, "--threads", String(threads), "--reps", String(reps), "--only", only],
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -104,19 +104,22 @@ async function benchOps(log: (s: string) => void, reps: number, torchWhy: string
   const copy = await copyBandwidth();
   const kOps = await knotOps();
   const tOps = torchWhy ? null : (await runTorch("ops", reps)).ops!;
+  const tOps1 = torchWhy ? null : (await runTorch("ops", reps, 1)).ops!;
   const opRows = Object.keys(kOps).map((name) => {
-    const k = kOps[name], t = tOps?.[name];
+    const k = kOps[name], t = tOps?.[name], t1 = tOps1?.[name];
     const unit = name === "add16M" ? "GB/s" : "GFLOP/s";
     const kv = k.gflops ?? k.gbps!, tv = t ? (t.gflops ?? t.gbps!) : undefined;
+    const tv1 = t1 ? (t1.gflops ?? t1.gbps!) : undefined;
     return [
       `${name} (${unit})`,
       kv.toFixed(2),
       tv?.toFixed(2) ?? "-",
       ratio(kv, tv),
+      tv1?.toFixed(2) ?? "-",
       name === "add16M" ? `${((100 * kv) / copy).toFixed(0)}% of copy` : "",
     ];
   });
-  log(table(["op", "knot", "PyTorch 2 thr", "knot ÷ PyTorch", "note"], opRows));
+  log(table(["op", "knot", "PyTorch 2 thr", "knot ÷ PyTorch 2 thr", "PyTorch 1 thr", "note"], opRows));
   log(`\ncopy bandwidth probe (64 MiB TypedArray.set, read + write): ${copy.toFixed(2)} GB/s`);
   if (torchWhy) log(`(PyTorch skipped: ${torchWhy})`);
 }
@@ -126,18 +129,33 @@ async function benchTrainPeers(log: (s: string) => void, reps: number, torchWhy:
   const big = randomLlama({ ...TINYSTORIES_15M, seed: 0 });
   const trainRows: (string | number)[][] = [];
   const tTrain = torchWhy ? null : (await runTorch("train", reps)).train!;
+  const tTrain1 = torchWhy ? null : (await runTorch("train", reps, 1)).train!;
   for (const method of ["tl6", "lora"]) {
     const k = await timeStep(method, big.config, big.params, 4, 256, reps);
-    const t = tTrain?.[method];
+    const t = tTrain?.[method], t1 = tTrain1?.[method];
     trainRows.push([
       `15M-shape b4×s256 ${method}`,
       k.tokensPerS.toFixed(0),
       t?.tokensPerS.toFixed(0) ?? "-",
       ratio(k.tokensPerS, t?.tokensPerS),
+      t1?.tokensPerS.toFixed(0) ?? "-",
+      ratio(k.tokensPerS, t1?.tokensPerS),
     ]);
   }
   dispose(big.params);
-  log("\n" + table(["training step (tokens/s)", "knot", "PyTorch 2 thr", "knot ÷ PyTorch"], trainRows));
+  log(
+    "\n" + table(
+      [
+        "training step (tokens/s)",
+        "knot",
+        "PyTorch 2 thr",
+        "knot ÷ PyTorch 2 thr",
+        "PyTorch 1 thr",
+        "knot ÷ PyTorch 1 thr",
+      ],
+      trainRows,
+    ),
+  );
   if (torchWhy) log(`(PyTorch skipped: ${torchWhy})`);
 }
 

@@ -169,10 +169,10 @@ function fuses(e: Engine): boolean {
   const a = h.alloc(64), b = h.alloc(64), c = h.alloc(64), pa = h.alloc(e.MC * e.KC * 4);
   const pb = h.alloc(e.KC * e.NR * 4), tmp = h.alloc(e.MR * e.NR * 4);
   const x = 1 + 2 ** -23;
-  h.f32.set([1, x], a >> 2);
-  h.f32.set([-(1 + 2 ** -22), x], b >> 2);
+  h.f32.set([1, x], a >>> 2);
+  h.f32.set([-(1 + 2 ** -22), x], b >>> 2);
   e.x.matmul(a, b, c, pa, pb, tmp, 1, 2, 1, 0, 0, 2, 1, 1);
-  const ok = h.f32[c >> 2] === 2 ** -46;
+  const ok = h.f32[c >>> 2] === 2 ** -46;
   h.release(a, 64), h.release(b, 64), h.release(c, 64), h.release(pa, e.MC * e.KC * 4);
   h.release(pb, e.KC * e.NR * 4), h.release(tmp, e.MR * e.NR * 4);
   return ok;

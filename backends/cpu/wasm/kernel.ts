@@ -129,10 +129,10 @@ function run(e: Engine, ...[a, aOff, b, bOff, out, outOff, M, K, N, transA, tran
   try {
     if (pa < 0 || pb < 0 || pc < 0) return false;
     const heap = h.f32;
-    heap.set(a.subarray(aOff, aOff + M * K), pa >> 2);
-    heap.set(b.subarray(bOff, bOff + K * N), pb >> 2);
+    heap.set(a.subarray(aOff, aOff + M * K), pa >>> 2);
+    heap.set(b.subarray(bOff, bOff + K * N), pb >>> 2);
     if (!matmulAt(e, pa, pb, pc, M, K, N, transA, transB)) return false;
-    out.set(h.f32.subarray(pc >> 2, (pc >> 2) + M * N), outOff);
+    out.set(h.f32.subarray(pc >>> 2, (pc >>> 2) + M * N), outOff);
     return true;
   } finally {
     if (pa >= 0) h.release(pa, aBytes);

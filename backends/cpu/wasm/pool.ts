@@ -13,24 +13,16 @@
 
 import type { Engine } from "./engine.ts";
 import { ensureScratch, type PackScratch } from "./kernel.ts";
-import { DESC_BYTES } from "./engine.ts";
-import { SLOT_WORDS, STATE } from "./pool_protocol.ts";
+import { runParts, SLOT_WORDS, STATE } from "./pool_protocol.ts";
 
 export { KERNEL } from "./pool_protocol.ts";
 
 const IDLE_MS = 1000;
 
-/** One kernel call: a KERNEL id and its arguments. */
-export interface Job {
-  kernel: number;
-  args: number[];
-}
-
 interface Slot {
   /** Byte address of the slot's words. */
   addr: number;
-  /** The slot's own descriptor block and matmul packing scratch. */
-  desc: number;
+  /** The worker's matmul packing scratch. */
   scratch: PackScratch;
   worker: Worker | null;
 }
@@ -95,21 +87,21 @@ export class Pool {
   #start(n: number): void {
     const h = this.#e.heap;
     while (this.#slots.length < n) {
-      const addr = h.alloc(SLOT_WORDS * 4), desc = h.alloc(DESC_BYTES);
-      if (addr < 0 || desc < 0) return;
-      this.#slots.push({ addr, desc, scratch: { ptr: -1, bytes: 0 }, worker: null });
-      this.#view()[addr >> 2] = STATE.closed;
+      const addr = h.alloc(SLOT_WORDS * 4);
+      if (addr < 0) return;
+      this.#slots.push({ addr, scratch: { ptr: -1, bytes: 0 }, worker: null });
+      this.#view()[addr >>> 2] = STATE.closed;
     }
     for (let i = 0; i < n; i++) {
       const s = this.#slots[i];
-      if (Atomics.load(this.#view(), s.addr >> 2) !== STATE.closed) continue;
-      Atomics.store(this.#view(), s.addr >> 2, STATE.starting);
+      if (Atomics.load(this.#view(), s.addr >>> 2) !== STATE.closed) continue;
+      Atomics.store(this.#view(), s.addr >>> 2, STATE.starting);
       try {
         const w = new Worker(new URL("./worker.ts", import.meta.url).href, { type: "module" });
         w.postMessage({ variant: this.#e.variant, memory: h.memory, slot: s.addr, idleMs: IDLE_MS });
         s.worker = w;
       } catch {
-        Atomics.store(this.#view(), s.addr >> 2, STATE.closed);
+        Atomics.store(this.#view(), s.addr >>> 2, STATE.closed);
         return; // no module workers here: stay single-threaded
       }
     }
@@ -122,7 +114,7 @@ export class Pool {
     const t0 = performance.now();
     while (performance.now() - t0 < timeoutMs) {
       const n = this.#slots.slice(0, want).filter((s) => {
-        const st = Atomics.load(this.#view(), s.addr >> 2);
+        const st = Atomics.load(this.#view(), s.addr >>> 2);
         return st === STATE.idle;
       }).length;
       if (n === want) return n;
@@ -132,54 +124,54 @@ export class Pool {
     return 0;
   }
 
-  /**
-   * Claims up to `cpuThreads() − 1` idle workers for one parallel kernel; returns their slots (possibly
-   * none). Every claimed slot must then be given exactly one job by {@link run}.
-   */
-  claim(): Slot[] {
+  /** Claims up to `cpuThreads() − 1` idle workers for one kernel; returns their slots (possibly none). */
+  #claim(): Slot[] {
     const want = cpuThreads() - 1;
     if (want <= 0) return [];
     this.#start(want);
     const words = this.#view(), got: Slot[] = [];
     for (let i = 0; i < want && i < this.#slots.length; i++) {
       const s = this.#slots[i];
-      if (Atomics.compareExchange(words, s.addr >> 2, STATE.idle, STATE.claimed) === STATE.idle) got.push(s);
+      if (Atomics.compareExchange(words, s.addr >>> 2, STATE.idle, STATE.claimed) === STATE.idle) got.push(s);
     }
     return got;
-  }
-
-  /** Packing scratch and descriptor block of a claimed slot (grown to `bytes`); false if the heap is full. */
-  scratch(s: Slot, bytes: number): PackScratch | null {
-    return ensureScratch(this.#e, s.scratch, bytes) ? s.scratch : null;
   }
 
   /** Kernel parts run by workers so far (tests check that splitting happened). */
   workerJobs = 0;
 
-  /** Runs `jobs[i]` on `slots[i]` (null: nothing) and `inline` on this thread; returns when all are done. */
-  run(slots: Slot[], jobs: (Job | null)[], inline: () => void): void {
+  /**
+   * Runs every part of `table` (`total` parts of PART_WORDS words at byte address `table`, counter at
+   * `counter`, already zero) on this thread and on the idle workers, each thread taking the next part
+   * until none is left; returns when all are done. Matmul parts need `scratchBytes` of packing scratch
+   * per thread; a worker whose scratch cannot grow stays out.
+   */
+  run(kernel: number, table: number, total: number, counter: number, scratchBytes: number, main: number): void {
+    const slots = this.#claim().filter((s) => {
+      if (scratchBytes === 0 || ensureScratch(this.#e, s.scratch, scratchBytes)) return true;
+      Atomics.store(this.#view(), s.addr >>> 2, STATE.idle);
+      return false;
+    });
     let words = this.#view();
-    for (let i = 0; i < slots.length; i++) {
-      const w = slots[i].addr >> 2;
-      if (jobs[i] === null) continue;
-      this.workerJobs++;
-      words[w + 1] = jobs[i]!.kernel;
-      words.set(jobs[i]!.args.map((a) => a | 0), w + 2);
+    for (const s of slots) {
+      const w = s.addr >>> 2;
+      words[w + 1] = kernel;
+      words.set([table | 0, total, counter | 0, s.scratch.ptr | 0], w + 2);
       Atomics.store(words, w, STATE.run);
       Atomics.notify(words, w);
     }
-    inline();
+    runParts(this.#e.x, kernel, words, table, total, counter, main);
     words = this.#view();
-    slots.forEach((s, i) => {
-      const w = s.addr >> 2;
-      while (jobs[i] !== null) {
+    this.workerJobs += slots.length;
+    for (const s of slots) {
+      const w = s.addr >>> 2;
+      while (true) {
         const st = Atomics.load(words, w);
         if (st === STATE.done) break;
         if (mainCanWait !== false) {
           try {
             Atomics.wait(words, w, st, 50);
             mainCanWait = true;
-            continue;
           } catch {
             mainCanWait = false; // a browser main thread: spin
           }
@@ -187,12 +179,7 @@ export class Pool {
       }
       Atomics.store(words, w, STATE.idle);
       Atomics.notify(words, w);
-    });
-  }
-
-  /** The descriptor block of a claimed slot. */
-  desc(s: Slot): number {
-    return s.desc;
+    }
   }
 }
 
@@ -203,8 +190,6 @@ export function splitRange(n: number, parts: number, align = 1): [number, number
   for (let p = 0; p < parts; p++) out.push([Math.min(n, p * step), Math.min(n, (p + 1) * step)]);
   return out;
 }
-
-export type { Slot };
 
 const pools = new Map<Engine, Pool>();
 

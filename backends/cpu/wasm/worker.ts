@@ -6,7 +6,7 @@
 
 import { ENGINE_WASM_FMA_SHARED_BASE64, ENGINE_WASM_SIMD_SHARED_BASE64 } from "./engine_wasm.ts";
 import type { EngineExports } from "./engine.ts";
-import { runKernel, SLOT_ARGS, STATE } from "./pool_protocol.ts";
+import { runParts, SLOT_ARGS, STATE } from "./pool_protocol.ts";
 
 interface Init {
   variant: "simd" | "fma";
@@ -32,16 +32,17 @@ scope.onmessage = (ev) => {
   const bytes = decodeBase64(variant === "fma" ? ENGINE_WASM_FMA_SHARED_BASE64 : ENGINE_WASM_SIMD_SHARED_BASE64);
   const x = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } })
     .exports as unknown as EngineExports;
-  const words = new Int32Array(memory.buffer); // shared: never detached, and slots sit below any growth
+  let words = new Int32Array(memory.buffer); // shared: never detached; a new view after the memory grew
   const s = slot >> 2;
-  const args = words.subarray(s + 2, s + 2 + SLOT_ARGS);
   Atomics.store(words, s, STATE.idle);
   Atomics.notify(words, s);
   let idleSince = performance.now();
   while (true) {
     const state = Atomics.load(words, s);
     if (state === STATE.run) {
-      runKernel(x, Atomics.load(words, s + 1), args);
+      const args = words.slice(s + 2, s + 2 + SLOT_ARGS);
+      if ((args[0] >>> 0) + args[1] * 64 + 64 > words.byteLength) words = new Int32Array(memory.buffer);
+      runParts(x, words[s + 1], words, args[0] >>> 0, args[1], args[2] >>> 0, args[3] >>> 0);
       Atomics.store(words, s, STATE.done);
       Atomics.notify(words, s);
       idleSince = performance.now();
