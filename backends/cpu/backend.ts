@@ -234,13 +234,18 @@ export class CpuBackend implements Backend {
   }
 
   upload(data: TypedArray, dtype: DType, transfer = false): BackendBuffer {
-    if (!this.#e && transfer && data instanceof arrayFor(dtype, 0).constructor) {
-      // The array is ours now: bools are normalised to 0/1 in place.
+    const heapPtr = this.#e && data.length > 0 ? this.#e.heap.alloc(data.length * BYTES[dtype]) : -1;
+    if (heapPtr < 0 && transfer && data instanceof arrayFor(dtype, 0).constructor) {
+      // Not in the heap (no engine, or no room): the array is ours now; bools are normalised in place.
       if (dtype === "bool") { for (let i = 0; i < data.length; i++) data[i] = data[i] !== 0 ? 1 : 0; }
       this.#live++;
       return new CpuBuffer(dtype, data.length, -1, 0, data, null);
     }
-    const b = this.#new(dtype, data.length);
+    let b: CpuBuffer;
+    if (heapPtr >= 0) {
+      this.#live++;
+      b = new CpuBuffer(dtype, data.length, heapPtr, data.length * BYTES[dtype], null, this.#e!.heap);
+    } else b = this.#new(dtype, data.length);
     const out = b.data;
     if (dtype === "bool") { for (let i = 0; i < data.length; i++) out[i] = data[i] !== 0 ? 1 : 0; }
     else out.set(data);
