@@ -198,3 +198,15 @@ Deno.test("engine: vector products (M = 1 or N = 1, any transposes, batched) agr
     }
   }
 });
+
+Deno.test("engine: threefry random matches the TypeScript kernel (uniform exactly, normal within one ulp)", () => {
+  if (engine.kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
+  for (const size of [1, 7, 1000, 40001]) {
+    for (const key of [[0, 0], [1234567, 0xdeadbeef]] as [number, number][]) {
+      const [u1, u2] = both((be) => Array.from(be.readSync(be.random("uniform", key, size))));
+      assert.equal(ulps(u1, u2), 0, `uniform size ${size}`);
+      const [n1, n2] = both((be) => Array.from(be.readSync(be.random("normal", key, size))));
+      assert.ok(ulps(n1, n2) <= 1, `normal size ${size}: ${ulps(n1, n2)} ulps`);
+    }
+  }
+});

@@ -525,7 +525,22 @@ export class CpuBackend implements Backend {
 
   random(kind: "uniform" | "normal", key: readonly [number, number], size: number): BackendBuffer {
     const out = this.#new("float32", size);
-    k.random(kind, key[0], key[1], out.data as Float32Array);
+    const e = size > 0 ? this.#wasm(out) : null;
+    if (e) {
+      const kindCode = kind === "uniform" ? 0 : 1;
+      // Each thread's 32 bytes of threefry output sit at the start of its packing scratch.
+      this.#run(
+        e,
+        KERNEL.random,
+        size * 8,
+        this.#minElements,
+        (parts) =>
+          splitRange(size, parts, 4).filter(([s0, s1]) => s1 > s0).map((
+            [s0, s1],
+          ) => [kindCode, key[0], key[1], s0, out.ptr + s0 * 4, s1 - s0, 0]),
+        64,
+      );
+    } else k.random(kind, key[0], key[1], out.data as Float32Array);
     return out;
   }
 }

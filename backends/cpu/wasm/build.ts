@@ -89,6 +89,7 @@ function validate(wasm: Uint8Array, wat: string, relaxed: boolean): void {
       "unaryF32",
       "reduceF32",
       "gemv",
+      "randomF32",
       "heapBase",
     ]
   ) {

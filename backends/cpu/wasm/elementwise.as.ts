@@ -449,6 +449,62 @@ export function gemv(x: usize, w: usize, out: usize, K: i32, N: i32, ldw: i32, t
   }
 }
 
+// @ts-ignore: decorator
+@inline function rotl4(x: v128, r: i32): v128 {
+  return v128.or(i32x4.shl(x, r), i32x4.shr_u(x, 32 - r));
+}
+
+/**
+ * threefry2x32 (20 rounds, as in JAX and core/threefry.ts) of the counters (0, c) for the four c in `c`,
+ * under key (k0, k1); writes the two output words of each lane to x0 and x1 (16 bytes each).
+ */
+// @ts-ignore: decorator
+@inline function threefry4(k0: u32, k1: u32, c: v128, x: usize): void {
+  const k2 = 0x1bd11bda ^ k0 ^ k1;
+  const ks0 = i32x4.splat(k0), ks1 = i32x4.splat(k1), ks2 = i32x4.splat(k2);
+  let x0 = ks0;
+  let x1 = i32x4.add(c, ks1);
+  for (let block = 0; block < 5; block++) {
+    const odd = block & 1;
+    x0 = i32x4.add(x0, x1); x1 = v128.xor(rotl4(x1, odd ? 17 : 13), x0);
+    x0 = i32x4.add(x0, x1); x1 = v128.xor(rotl4(x1, odd ? 29 : 15), x0);
+    x0 = i32x4.add(x0, x1); x1 = v128.xor(rotl4(x1, odd ? 16 : 26), x0);
+    x0 = i32x4.add(x0, x1); x1 = v128.xor(rotl4(x1, odd ? 24 : 6), x0);
+    const s = block + 1;
+    const a = s % 3 == 0 ? ks0 : s % 3 == 1 ? ks1 : ks2;
+    const b = (s + 1) % 3 == 0 ? ks0 : (s + 1) % 3 == 1 ? ks1 : ks2;
+    x0 = i32x4.add(x0, a);
+    x1 = i32x4.add(i32x4.add(x1, b), i32x4.splat(s));
+  }
+  v128.store(x, x0);
+  v128.store(x, x1, 16);
+}
+
+/**
+ * out[i − start] for i in [start, start + n): uniform (kind 0) or normal (kind 1) floats from the bits of
+ * threefry2x32(key, (0, i)), mapped exactly as core/threefry.ts does (Box–Muller in float64). `tmp` is
+ * 32 bytes of scratch.
+ */
+export function randomF32(kind: i32, k0: u32, k1: u32, start: u32, out: usize, n: i32, tmp: usize): void {
+  for (let j = 0; j < n; j += 4) {
+    const c = <u32>start + <u32>j;
+    const cv = i32x4.add(i32x4.splat(c), i32x4(0, 1, 2, 3));
+    threefry4(k0, k1, cv, tmp);
+    const m = min(4, n - j);
+    for (let l = 0; l < m; l++) {
+      const b0 = load<u32>(tmp + (<usize>l << 2)), b1 = load<u32>(tmp + 16 + (<usize>l << 2));
+      let v: f64;
+      const u0 = <f64>(b0 >>> 9) * 1.1920928955078125e-7;
+      if (kind == 0) v = u0;
+      else {
+        const u2 = <f64>(b1 >>> 9) * 1.1920928955078125e-7;
+        v = Math.sqrt(-2 * Math.log(1 - u0)) * Math.cos(2 * Math.PI * u2);
+      }
+      store<f32>(out + (<usize>(j + l) << 2), <f32>v);
+    }
+  }
+}
+
 /** Address where the heap may begin: past this module's static data. */
 export function heapBase(): usize {
   return __heap_base;

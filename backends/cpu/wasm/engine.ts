@@ -45,6 +45,7 @@ export interface EngineExports {
   unaryF32(op: number, x: number, out: number, n: number): void;
   reduceF32(op: number, x: number, out: number, outer: number, red: number, inner: number): void;
   gemv(x: number, w: number, out: number, K: number, N: number, ldw: number, transW: number): void;
+  randomF32(kind: number, k0: number, k1: number, start: number, out: number, n: number, tmp: number): void;
   heapBase(): number;
   MR: WebAssembly.Global;
   NR: WebAssembly.Global;

@@ -18,7 +18,7 @@ export const STATE = {
 } as const;
 
 /** Kernel ids (the engine module's exports a worker can run). */
-export const KERNEL = { matmul: 1, binary: 2, where: 3, strided: 4, unary: 5, reduce: 6, gemv: 7 } as const;
+export const KERNEL = { matmul: 1, binary: 2, where: 3, strided: 4, unary: 5, reduce: 6, gemv: 7, random: 8 } as const;
 
 export const SLOT_ARGS = 16;
 export const PART_WORDS = 16;
@@ -81,6 +81,9 @@ export function runKernel(x: EngineExports, kernel: number, a: ArrayLike<number>
       return;
     case KERNEL.gemv:
       x.gemv(a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
+      return;
+    case KERNEL.random: // a[6]: offset of 32 bytes in the running thread's scratch
+      x.randomF32(a[0], a[1], a[2], a[3], a[4], a[5], a[6] + scratch);
       return;
   }
   throw new Error(`cpu engine: unknown kernel ${kernel}`);
