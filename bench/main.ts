@@ -7,6 +7,7 @@
 import { benchCpu } from "./cpu.ts";
 import { benchLlama } from "./llama.ts";
 import { benchPeers } from "./peers/mod.ts";
+import { benchTinyLlama } from "./tinyllama.ts";
 import { benchTrain } from "./train.ts";
 import { benchWebGpu } from "./webgpu.ts";
 import { machineLine } from "./util.ts";
@@ -18,3 +19,4 @@ await benchLlama();
 await benchTrain(console.log, "cpu");
 await benchTrain(console.log, "webgpu", { only260K: true });
 await benchPeers();
+await benchTinyLlama();
