@@ -160,26 +160,33 @@ export class Pool {
       Atomics.store(words, w, STATE.run);
       Atomics.notify(words, w);
     }
-    runParts(this.#e.x, kernel, words, table, total, counter, main);
-    words = this.#view();
-    this.workerJobs += slots.length;
-    for (const s of slots) {
-      const w = s.addr >>> 2;
-      while (true) {
-        const st = Atomics.load(words, w);
-        if (st === STATE.done) break;
-        if (mainCanWait !== false) {
-          try {
-            Atomics.wait(words, w, st, 50);
-            mainCanWait = true;
-          } catch {
-            mainCanWait = false; // a browser main thread: spin
+    let failed = false;
+    try {
+      runParts(this.#e.x, kernel, words, table, total, counter, main);
+    } finally {
+      // Wait for every worker even if this thread's part trapped: their slots must return to idle.
+      words = this.#view();
+      this.workerJobs += slots.length;
+      for (const s of slots) {
+        const w = s.addr >>> 2;
+        while (true) {
+          const st = Atomics.load(words, w);
+          if (st === STATE.failed) failed = true;
+          if (st === STATE.done || st === STATE.failed) break;
+          if (mainCanWait !== false) {
+            try {
+              Atomics.wait(words, w, st, 50);
+              mainCanWait = true;
+            } catch {
+              mainCanWait = false; // a browser main thread: spin
+            }
           }
         }
+        Atomics.store(words, w, STATE.idle);
+        Atomics.notify(words, w);
       }
-      Atomics.store(words, w, STATE.idle);
-      Atomics.notify(words, w);
     }
+    if (failed) throw new Error(`cpu engine: kernel ${kernel} failed in a worker (see its message above)`);
   }
 }
 

@@ -15,6 +15,8 @@ export const STATE = {
   done: 4,
   /** The worker closed itself after being idle; the pool starts a new one on demand. */
   closed: 5,
+  /** A kernel trapped in the worker (its output is incomplete); the main thread throws. */
+  failed: 6,
 } as const;
 
 /** Kernel ids (the engine module's exports a worker can run). */

@@ -42,8 +42,14 @@ scope.onmessage = (ev) => {
     if (state === STATE.run) {
       const args = words.slice(s + 2, s + 2 + SLOT_ARGS);
       if ((args[0] >>> 0) + args[1] * 64 + 64 > words.byteLength) words = new Int32Array(memory.buffer);
-      runParts(x, words[s + 1], words, args[0] >>> 0, args[1], args[2] >>> 0, args[3] >>> 0);
-      Atomics.store(words, s, STATE.done);
+      let state: number = STATE.done;
+      try {
+        runParts(x, words[s + 1], words, args[0] >>> 0, args[1], args[2] >>> 0, args[3] >>> 0);
+      } catch (e) {
+        console.error(`knot cpu engine worker: ${e}`);
+        state = STATE.failed; // the main thread throws rather than wait forever
+      }
+      Atomics.store(words, s, state);
       Atomics.notify(words, s);
       idleSince = performance.now();
       continue;
