@@ -77,7 +77,7 @@ function flopsPerToken(c: LlamaConfig, ctx: number): number {
 /** Deterministic token ids in [3, vocab). */
 const tokens = (n: number, vocab: number) => Array.from({ length: n }, (_, i) => 3 + ((i * 7919) % (vocab - 3)));
 
-interface Speed {
+export interface Speed {
   prefillMs: number;
   prefillTokens: number;
   decodeMs: number;
@@ -85,7 +85,7 @@ interface Speed {
   decodeStart: number;
 }
 
-async function measure(
+export async function measure(
   params: LlamaParams,
   config: LlamaConfig,
   prefillTokens: number,

@@ -6,6 +6,8 @@
  */
 import { benchCpu } from "./cpu.ts";
 import { benchLlama } from "./llama.ts";
+import { benchPeers } from "./peers/mod.ts";
+import { benchTinyLlama } from "./tinyllama.ts";
 import { benchTrain } from "./train.ts";
 import { benchWebGpu } from "./webgpu.ts";
 import { machineLine } from "./util.ts";
@@ -16,3 +18,5 @@ await benchWebGpu();
 await benchLlama();
 await benchTrain(console.log, "cpu");
 await benchTrain(console.log, "webgpu", { only260K: true });
+await benchPeers();
+await benchTinyLlama();

@@ -26,6 +26,48 @@ function fullBatch(config: LlamaConfig, batch: number, seq: number): LmBatch {
   return makeBatch(seqs.map((s) => ({ prompt: s.slice(0, 1), answer: s.slice(1) })), seq);
 }
 
+/** Times one method's step (forward, forward+backward, full step) on `params`; medians in ms. */
+export async function timeStep(
+  method: string,
+  config: LlamaConfig,
+  params: LlamaParams,
+  batchSize: number,
+  seq: number,
+  reps: number,
+): Promise<{ fwd: number; fb: number; full: number; tokensPerS: number }> {
+  const batch = fullBatch(config, batchSize, seq);
+  const plan = preset(method, { rank: 8 });
+  const { trainable, frozen } = plan.init(params, key(0));
+  const loss = planLoss(plan, config);
+  const opt = chain(clipByGlobalNorm(1), adamw(1e-3));
+  const step = trainStep(loss, opt);
+  let state = { trainable, opt: opt.init(trainable) };
+  const fwd = await timeMedian(
+    () => scope(async () => void (await loss(state.trainable, frozen, batch).item())),
+    reps,
+    0,
+  );
+  const vg = valueAndGrad(loss);
+  const fb = await timeMedian(
+    () => scope(async () => void (await vg(state.trainable, frozen, batch)[0].item())),
+    reps,
+    0,
+  );
+  const full = await timeMedian(
+    async () => {
+      const r = step(state, frozen, batch);
+      await r.loss.item();
+      r.loss.dispose();
+      state = r.state;
+    },
+    reps,
+    0,
+  );
+  dispose([state.trainable, state.opt]);
+  dispose([batch.tokens, batch.positions, batch.targets]);
+  return { fwd, fb, full, tokensPerS: (batchSize * seq) / (full / 1000) };
+}
+
 async function benchModel(
   name: string,
   config: LlamaConfig,
@@ -35,47 +77,17 @@ async function benchModel(
   reps: number,
 ) {
   const rows: (string | number)[][] = [];
-  const batch = fullBatch(config, batchSize, seq);
   for (const method of ["tl6", "lora"]) {
-    const plan = preset(method, { rank: 8 });
-    const { trainable, frozen } = plan.init(params, key(0));
-    const loss = planLoss(plan, config);
-    const opt = chain(clipByGlobalNorm(1), adamw(1e-3));
-    const step = trainStep(loss, opt);
-    let state = { trainable, opt: opt.init(trainable) };
-    const fwd = await timeMedian(
-      () => scope(async () => void (await loss(state.trainable, frozen, batch).item())),
-      reps,
-      0,
-    );
-    const vg = valueAndGrad(loss);
-    const fb = await timeMedian(
-      () => scope(async () => void (await vg(state.trainable, frozen, batch)[0].item())),
-      reps,
-      0,
-    );
-    const full = await timeMedian(
-      async () => {
-        const r = step(state, frozen, batch);
-        await r.loss.item();
-        r.loss.dispose();
-        state = r.state;
-      },
-      reps,
-      0,
-    );
-    const tps = (batchSize * seq) / (full / 1000);
+    const { fwd, fb, full, tokensPerS } = await timeStep(method, config, params, batchSize, seq, reps);
     rows.push([
       `${name} ${method}`,
       full.toFixed(0),
       fwd.toFixed(0),
       Math.max(0, fb - fwd).toFixed(0),
       Math.max(0, full - fb).toFixed(0),
-      tps.toFixed(0),
+      tokensPerS.toFixed(0),
     ]);
-    dispose(state.trainable);
   }
-  dispose([batch.tokens, batch.positions, batch.targets]);
   return rows;
 }
 

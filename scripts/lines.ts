@@ -13,9 +13,13 @@ import { join, relative } from "node:path";
 /** Folders (and root files) that make up the library. */
 export const LIBRARY = ["mod.ts", "web.ts", "core", "autodiff", "backends", "llama", "peft", "optim", "io", "train"];
 /** Generated or build-only files, not code anyone maintains by hand in the library. */
-const EXCLUDE = new Set(["backends/cpu/wasm/matmul_wasm.ts", "backends/cpu/wasm/build.ts"]);
-/** The most lines of code the library may have. */
-export const BUDGET = 9_500;
+const EXCLUDE = new Set(["backends/cpu/wasm/engine_wasm.ts", "backends/cpu/wasm/build.ts"]);
+/**
+ * The most lines of code the library may have. Raised from 9,500 to 10,500 when the cpu engine landed
+ * (issue 11: the heap, the worker pool and the AssemblyScript kernels, ~1,200 lines, beside the TypeScript
+ * fallback kernels it keeps for runtimes without WebAssembly SIMD).
+ */
+export const BUDGET = 10_500;
 
 const ROOT = new URL("..", import.meta.url).pathname;
 

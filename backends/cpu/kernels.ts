@@ -80,7 +80,7 @@ function isScalar(strides: readonly number[]): boolean {
  * contiguously, and drops size-1 axes, so rows get as long as possible: a
  * [B, H, T, 8] ⊙ [T, 8] broadcast becomes rows of T·8, not of 8.
  */
-function coalesce(shape: readonly number[], strides: readonly (readonly number[])[]): [number[], number[][]] {
+export function coalesce(shape: readonly number[], strides: readonly (readonly number[])[]): [number[], number[][]] {
   const outStrides = stridesOf(shape);
   const keep = shape.map((_, i) => i).filter((i) => shape[i] !== 1);
   const dims: number[] = [];

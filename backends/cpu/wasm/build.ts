@@ -1,32 +1,44 @@
-// Dev-time build of the WebAssembly SIMD matmul kernel.
+// Dev-time build of the CPU engine's WebAssembly module (every kernel, one module).
 //
-//   deno task build:wasm          # regenerate matmul_wasm.ts
-//   deno task build:wasm --check  # exit 1 if matmul_wasm.ts is stale
+//   deno task build:wasm          # regenerate engine_wasm.ts
+//   deno task build:wasm --check  # exit 1 if engine_wasm.ts is stale (3 if the compiler cannot be loaded)
 //   deno task build:wasm --wat    # also write the text form of both builds to a temp dir
 // (the task is deno run -A --lock=scripts/build.lock backends/cpu/wasm/build.ts: build tools are pinned in
 // their own lock file, so deno.lock, and a user's first run, hold only what the library imports)
 //
-// Compiles matmul.as.ts twice with the AssemblyScript compiler (pinned
-// below): a plain SIMD build and an "fma" build with
-// relaxed-simd enabled (the source switches on ASC_FEATURE_RELAXED_SIMD), and
-// writes both binaries, base64-encoded, into matmul_wasm.ts, which is what
-// kernel.ts loads. The compiler is only needed here: nothing in the
-// library imports this file, so users and CI never download it.
+// Compiles engine.as.ts (which pulls in matmul.as.ts and elementwise.as.ts)
+// twice with the AssemblyScript compiler, pinned by the inline `npm:`
+// specifier below: a plain SIMD build and an "fma" build with relaxed-simd
+// enabled (the source switches on ASC_FEATURE_RELAXED_SIMD), and writes both
+// binaries, base64-encoded, into engine_wasm.ts, which is what engine.ts
+// loads. The compiler is only needed here: nothing in the library imports
+// this file, so users never download it.
 
-// deno-lint-ignore no-import-prefix
-import asc from "npm:assemblyscript@0.28.20/asc";
-
-const SOURCE = "matmul.as.ts";
-const OUTPUT = "matmul_wasm.ts";
+const SOURCE = "engine.as.ts";
+const OUTPUT = "engine_wasm.ts";
 const ASC_VERSION = "0.28.20"; // keep in sync with the import above
-/** -O3 and no runtime: the module is pure arithmetic on caller-owned memory. */
-const FLAGS = ["-O3", "--runtime", "stub", "--noAssert", "--enable", "simd"];
+/**
+ * -O3, no runtime, memory imported from the host (heap.ts owns its layout;
+ * the module's own static data, the float64 math tables, sit below
+ * `heapBase()`).
+ */
+const FLAGS = ["-O3", "--runtime", "stub", "--noAssert", "--enable", "simd", "--importMemory", "--noExportMemory"];
+/** Shared memory (for the worker pool): the memory import is declared shared, with wasm32's 4 GiB maximum. */
+const SHARED = ["--sharedMemory", "--maximumMemory", "65536", "--enable", "threads"];
 const VARIANTS = {
   SIMD: [] as string[],
   FMA: ["--enable", "relaxed-simd"],
+  SIMD_SHARED: SHARED,
+  FMA_SHARED: ["--enable", "relaxed-simd", ...SHARED],
 };
 
 const here = new URL(".", import.meta.url);
+
+/** Exit status of `--check` when the compiler cannot be loaded (e.g. offline): the check did not run. */
+export const NO_TOOLCHAIN = 3;
+
+// deno-lint-ignore no-explicit-any
+let asc: any;
 
 /** Compiles the kernel; returns the binary and its text form. */
 async function compile(extra: string[]): Promise<{ wasm: Uint8Array; wat: string }> {
@@ -54,17 +66,35 @@ async function compile(extra: string[]): Promise<{ wasm: Uint8Array; wat: string
 }
 
 /**
- * kernel.ts owns the whole linear memory from address 0, so the module must
- * not import anything nor place static data in memory.
+ * The module imports exactly its memory (env.memory) and nothing else; its
+ * static data must end where `heapBase()` says (checked at load).
  */
 function validate(wasm: Uint8Array, wat: string, relaxed: boolean): void {
   if (/relaxed/.test(wat) !== relaxed) throw new Error(`relaxed-simd instructions ${relaxed ? "missing" : "present"}`);
   const mod = new WebAssembly.Module(wasm as Uint8Array<ArrayBuffer>);
   const imports = WebAssembly.Module.imports(mod);
-  if (imports.length) throw new Error(`unexpected imports: ${JSON.stringify(imports)}`);
-  if (/\(data\b/.test(wat)) throw new Error("module has a data segment (would overlap the caller's buffers)");
+  if (imports.length !== 1 || imports[0].kind !== "memory") {
+    throw new Error(`unexpected imports: ${JSON.stringify(imports)}`);
+  }
   const exports = new Set(WebAssembly.Module.exports(mod).map((e) => e.name));
-  for (const name of ["memory", "matmul", "MR", "NR", "KC", "MC", "NC"]) {
+  for (
+    const name of [
+      "matmul",
+      "MR",
+      "NR",
+      "KC",
+      "MC",
+      "NC",
+      "binaryF32",
+      "where32",
+      "strided32",
+      "unaryF32",
+      "reduceF32",
+      "gemv",
+      "randomF32",
+      "heapBase",
+    ]
+  ) {
     if (!exports.has(name)) throw new Error(`missing export ${name}`);
   }
 }
@@ -91,10 +121,10 @@ async function render(builds: Record<string, Uint8Array>): Promise<string> {
     const extra = VARIANTS[name as keyof typeof VARIANTS].join(" ") || "(none)";
     text += `
 /**
- * The ${name.toLowerCase()} build of the matmul module, base64-encoded (extra flags: ${extra};
+ * The ${name.toLowerCase()} build of the engine module, base64-encoded (extra flags: ${extra};
  * ${wasm.length} bytes, sha256 ${await sha256(wasm)}).
  */
-export const MATMUL_WASM_${name}_BASE64 =
+export const ENGINE_WASM_${name}_BASE64 =
   "${toBase64(wasm)}";
 `;
   }
@@ -102,14 +132,22 @@ export const MATMUL_WASM_${name}_BASE64 =
 }
 
 if (import.meta.main) {
+  try {
+    // Pinned inline, not in deno.json "imports", so users of the library never resolve the compiler.
+    // deno-lint-ignore no-import-prefix
+    asc = (await import("npm:assemblyscript@0.28.20/asc")).default;
+  } catch (e) {
+    console.error(`AssemblyScript compiler unavailable: ${(e as Error).message}`);
+    Deno.exit(NO_TOOLCHAIN);
+  }
   const builds: Record<string, Uint8Array> = {};
-  const watDir = Deno.args.includes("--wat") ? Deno.makeTempDirSync({ prefix: "matmul-wat-" }) : null;
+  const watDir = Deno.args.includes("--wat") ? Deno.makeTempDirSync({ prefix: "engine-wat-" }) : null;
   for (const [name, extra] of Object.entries(VARIANTS)) {
     const { wasm, wat } = await compile(extra);
-    validate(wasm, wat, name === "FMA");
+    validate(wasm, wat, name.startsWith("FMA"));
     builds[name] = wasm;
     if (watDir) {
-      const path = `${watDir}/matmul.${name.toLowerCase()}.wat`;
+      const path = `${watDir}/engine.${name.toLowerCase()}.wat`;
       Deno.writeTextFileSync(path, wat);
       console.log(`wrote ${path}`);
     }

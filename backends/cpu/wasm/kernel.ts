@@ -1,186 +1,105 @@
-// Loader for the WebAssembly SIMD matmul kernel (see matmul.as.ts).
+// The WebAssembly SIMD matmul kernel (matmul.as.ts, part of the engine module loaded by engine.ts).
 //
-// Two builds of the same source exist (matmul_wasm.ts): "simd", plain
-// f32x4.mul + f32x4.add, and "fma", which uses relaxed-simd
-// f32x4.relaxed_madd (~40% faster on x86 with FMA3). relaxed_madd may be
-// fused or not depending on the engine and CPU, so the "fma" build is used
-// only where it validates AND a probe product shows it really fuses; its
-// results are then the exactly-rounded fused ones on every such machine.
-// Otherwise the "simd" build runs, whose results are bit-identical
-// everywhere. A module is decoded and instantiated synchronously, once, on
-// first use. Its linear memory is owned entirely by this file and grows on
-// demand (it never shrinks: it is kept as scratch for later calls). Each call
-// copies op(A) and op(B) in with TypedArray.set (a memcpy), runs the packed
-// GEMM, and copies C out; transposes are handled by the kernel's packing.
+// Two entry points: `matmulAt` runs on operands already in the engine's heap
+// (what the cpu backend does, in place), and `tryMatmulF32Wasm` takes typed
+// arrays anywhere, copying them into heap blocks and C out (the TypeScript
+// dispatcher `matmulF32`, the benchmark ladder and the tests use it). Which
+// build runs ("fma" only where relaxed_madd really fuses, else "simd") is
+// decided in engine.ts.
 
-import { MATMUL_WASM_FMA_BASE64, MATMUL_WASM_SIMD_BASE64 } from "./matmul_wasm.ts";
 import type { MatmulF32Args, MatmulF32Fn } from "../matmul_args.ts";
+import { type Engine, engine, engineBuild, wasmSimdSupported } from "./engine.ts";
+
+export { wasmSimdSupported };
 
 /** Which build of the WebAssembly kernel: plain mul+add, or fused relaxed_madd. */
 export type WasmMatmulVariant = "simd" | "fma";
-
-interface Exports {
-  memory: WebAssembly.Memory;
-  matmul(
-    a: number,
-    b: number,
-    c: number,
-    pa: number,
-    pb: number,
-    M: number,
-    K: number,
-    N: number,
-    transA: number,
-    transB: number,
-  ): void;
-  MR: WebAssembly.Global;
-  NR: WebAssembly.Global;
-  KC: WebAssembly.Global;
-  MC: WebAssembly.Global;
-  NC: WebAssembly.Global;
-}
-
-interface Kernel {
-  exports: Exports;
-  MR: number;
-  NR: number;
-  KC: number;
-  MC: number;
-  NC: number;
-  /** View of the current memory buffer (replaced after every grow). */
-  heap: Float32Array;
-}
-
-// A minimal module whose only function returns a v128.const: it validates
-// exactly when the engine supports fixed-width SIMD.
-// deno-fmt-ignore
-const SIMD_PROBE = new Uint8Array([
-  0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version
-  0x01, 0x05, 0x01, 0x60, 0x00, 0x01, 0x7b, // type section: () -> v128
-  0x03, 0x02, 0x01, 0x00, // function section: one function of type 0
-  0x0a, 0x16, 0x01, 0x14, 0x00, 0xfd, 0x0c, // code: no locals, v128.const
-  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x0b, // 16 zero bytes, end
-]);
-
-let simd: boolean | undefined;
-/** Per build: `undefined` not loaded yet, `null` unavailable (no SIMD, load failed, or does not fuse). */
-const kernels: Record<WasmMatmulVariant, Kernel | null | undefined> = { simd: undefined, fma: undefined };
-let best: Kernel | null | undefined;
-
-/** Whether this engine supports WebAssembly fixed-width SIMD (cached). */
-export function wasmSimdSupported(): boolean {
-  if (simd === undefined) {
-    try {
-      simd = typeof WebAssembly === "object" && WebAssembly.validate(SIMD_PROBE);
-    } catch {
-      simd = false;
-    }
-  }
-  return simd;
-}
-
-function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
-  const bin = atob(s);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
-function instantiate(base64: string): Kernel | null {
-  try {
-    const bytes = decodeBase64(base64);
-    if (!WebAssembly.validate(bytes)) return null; // e.g. no relaxed-simd
-    const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), {}).exports as unknown as Exports;
-    const g = (x: WebAssembly.Global) => x.value as number;
-    return {
-      exports,
-      MR: g(exports.MR),
-      NR: g(exports.NR),
-      KC: g(exports.KC),
-      MC: g(exports.MC),
-      NC: g(exports.NC),
-      heap: new Float32Array(exports.memory.buffer),
-    };
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Whether the kernel's multiply-add is fused: [1, x]·[-(1+2⁻²²), x]ᵀ with
- * x = 1+2⁻²³ is exactly 2⁻⁴⁶ with one rounding per step (x² = 1+2⁻²²+2⁻⁴⁶)
- * and 0 when x² is rounded first.
- */
-function fuses(k: Kernel): boolean {
-  const x = 1 + 2 ** -23;
-  const out = new Float32Array(1);
-  run(k, new Float32Array([1, x]), 0, new Float32Array([-(1 + 2 ** -22), x]), 0, out, 0, 1, 2, 1, false, false);
-  return out[0] === 2 ** -46;
-}
-
-function load(variant: WasmMatmulVariant): Kernel | null {
-  let k = kernels[variant];
-  if (k !== undefined) return k;
-  k = null;
-  if (wasmSimdSupported()) {
-    k = instantiate(variant === "fma" ? MATMUL_WASM_FMA_BASE64 : MATMUL_WASM_SIMD_BASE64);
-    if (k && variant === "fma" && !fuses(k)) k = null;
-  }
-  return kernels[variant] = k;
-}
-
-/** The build `matmulF32` uses: "fma" where it loads and fuses, else "simd". */
-function loadBest(): Kernel | null {
-  if (best === undefined) best = load("fma") ?? load("simd");
-  return best;
-}
 
 /**
  * Which WebAssembly build `tryMatmulF32Wasm` (and so `matmulF32`) runs here,
  * or null where WebAssembly SIMD is unavailable. Loads it on first call.
  */
 export function wasmMatmulVariant(): WasmMatmulVariant | null {
-  const k = loadBest();
-  return k === null ? null : k === kernels.fma ? "fma" : "simd";
+  return engine()?.variant ?? null;
 }
 
 /** Whether a WebAssembly kernel (any build) can run here. */
 export function wasmMatmulAvailable(): boolean {
-  return loadBest() !== null;
+  return engine() !== null;
 }
-
-const PAGE = 65536;
-/** Keep every buffer offset below 2 GiB so i32 byte arithmetic in the kernel cannot overflow. */
-const MAX_BYTES = 2 ** 31;
 
 function roundUp(x: number, m: number): number {
   return Math.ceil(x / m) * m;
 }
 
+/** Packing scratch of one thread: packed A block, packed B panel, and an edge tile at the end of it. */
+export interface PackScratch {
+  ptr: number;
+  bytes: number;
+}
+
+/** The main thread's packing scratch. */
+export const mainScratch: PackScratch = { ptr: -1, bytes: 0 };
+
+/** Scratch bytes one matmul call with these sizes needs (packed A block, packed B panel, edge tile). */
+export function packBytes(e: Engine, K: number, N: number): number {
+  return e.MC * e.KC * 4 + Math.min(K, e.KC) * roundUp(Math.min(N, e.NC), e.NR) * 4 + e.MR * e.NR * 4;
+}
+
+/** Makes `s` at least `bytes` long (reallocating from the heap); false when the heap is full. */
+export function ensureScratch(e: Engine, s: PackScratch, bytes: number): boolean {
+  if (s.bytes >= bytes) return true;
+  if (s.ptr >= 0) e.heap.release(s.ptr, s.bytes);
+  s.ptr = e.heap.alloc(bytes);
+  s.bytes = s.ptr < 0 ? 0 : bytes;
+  return s.ptr >= 0;
+}
+
 /**
- * Grows the kernel's memory to at least `bytes`; returns false if that is
- * over the limit or the engine refuses.
+ * c = op(A)·op(B) on heap addresses (bytes): A [M,K] (or [K,M] when transA), B [K,N] (or [N,K]), C [M,N],
+ * each with its leading dimension in elements (defaults: contiguous). Writes exactly the M×N block of c.
+ * Requires M, N, K ≥ 1. Returns false (nothing written) if the packing scratch cannot be had.
  */
-function reserve(k: Kernel, bytes: number): boolean {
-  if (bytes > MAX_BYTES) return false;
-  const mem = k.exports.memory;
-  const have = mem.buffer.byteLength;
-  if (bytes > have) {
-    // Grow geometrically so a sequence of growing calls does not re-grow
-    // each time; if the engine refuses that much, ask for just enough.
-    const want = Math.min(MAX_BYTES, Math.max(bytes, have * 1.5));
-    try {
-      mem.grow(Math.ceil((want - have) / PAGE));
-    } catch {
-      try {
-        mem.grow(Math.ceil((bytes - have) / PAGE));
-      } catch {
-        return false;
-      }
-    }
-  }
-  if (k.heap.buffer !== mem.buffer) k.heap = new Float32Array(mem.buffer);
+export function matmulAt(
+  e: Engine,
+  a: number,
+  b: number,
+  c: number,
+  M: number,
+  K: number,
+  N: number,
+  transA: boolean,
+  transB: boolean,
+  lda = transA ? M : K,
+  ldb = transB ? K : N,
+  ldc = N,
+  scratch: PackScratch = mainScratch,
+): boolean {
+  if (!ensureScratch(e, scratch, packBytes(e, K, N))) return false;
+  const x = matmulArgs(e, scratch, a, b, c, M, K, N, transA, transB, lda, ldb, ldc);
+  e.x.matmul(x[0], x[1], x[2], x[3], x[4], x[5], x[6], x[7], x[8], x[9], x[10], x[11], x[12], x[13]);
   return true;
+}
+
+/** Arguments of the module's `matmul` for one call with `scratch` (at least `packBytes(e, K, N)` long). */
+export function matmulArgs(
+  e: Engine,
+  scratch: PackScratch,
+  a: number,
+  b: number,
+  c: number,
+  M: number,
+  K: number,
+  N: number,
+  transA: boolean,
+  transB: boolean,
+  lda: number,
+  ldb: number,
+  ldc: number,
+): number[] {
+  const pa = scratch.ptr, pb = pa + e.MC * e.KC * 4;
+  const tmp = pb + Math.min(K, e.KC) * roundUp(Math.min(N, e.NC), e.NR) * 4;
+  return [a, b, c, pa, pb, tmp, M, K, N, transA ? 1 : 0, transB ? 1 : 0, lda, ldb, ldc];
 }
 
 /**
@@ -193,31 +112,33 @@ function reserve(k: Kernel, bytes: number): boolean {
  * the TypeScript kernel.
  */
 export function tryMatmulF32Wasm(...args: MatmulF32Args): boolean {
-  const k = loadBest();
-  return k !== null && run(k, ...args);
+  const e = engine();
+  return e !== null && run(e, ...args);
 }
 
-/** Runs one product on kernel `k`; false (nothing written) if it does not fit in memory. */
-function run(k: Kernel, ...[a, aOff, b, bOff, out, outOff, M, K, N, transA, transB]: MatmulF32Args): boolean {
+/** Runs one product on build `e`, copying operands into the heap and the result out; false if they do not fit. */
+function run(e: Engine, ...[a, aOff, b, bOff, out, outOff, M, K, N, transA, transB]: MatmulF32Args): boolean {
   if (M <= 0 || N <= 0) return true;
   if (K <= 0) {
     out.fill(0, outOff, outOff + M * N);
     return true;
   }
-  // Memory layout (bytes, 64-aligned): A | B | C (padded) | packed A | packed B.
-  const aBytes = roundUp(M * K * 4, 64);
-  const bBytes = roundUp(K * N * 4, 64);
-  const cBytes = roundUp(roundUp(M, k.MR) * roundUp(N, k.NR) * 4, 64);
-  const paBytes = k.MC * k.KC * 4;
-  const pbBytes = Math.min(K, k.KC) * roundUp(Math.min(N, k.NC), k.NR) * 4;
-  const aPtr = 0, bPtr = aBytes, cPtr = bPtr + bBytes, paPtr = cPtr + cBytes, pbPtr = paPtr + paBytes;
-  if (!reserve(k, pbPtr + pbBytes)) return false;
-  const heap = k.heap;
-  heap.set(a.subarray(aOff, aOff + M * K), aPtr >> 2);
-  heap.set(b.subarray(bOff, bOff + K * N), bPtr >> 2);
-  k.exports.matmul(aPtr, bPtr, cPtr, paPtr, pbPtr, M, K, N, transA ? 1 : 0, transB ? 1 : 0);
-  out.set(heap.subarray(cPtr >> 2, (cPtr >> 2) + M * N), outOff);
-  return true;
+  const h = e.heap;
+  const aBytes = M * K * 4, bBytes = K * N * 4, cBytes = M * N * 4;
+  const pa = h.alloc(aBytes), pb = h.alloc(bBytes), pc = h.alloc(cBytes);
+  try {
+    if (pa < 0 || pb < 0 || pc < 0) return false;
+    const heap = h.f32;
+    heap.set(a.subarray(aOff, aOff + M * K), pa >>> 2);
+    heap.set(b.subarray(bOff, bOff + K * N), pb >>> 2);
+    if (!matmulAt(e, pa, pb, pc, M, K, N, transA, transB)) return false;
+    out.set(h.f32.subarray(pc >>> 2, (pc >>> 2) + M * N), outOff);
+    return true;
+  } finally {
+    if (pa >= 0) h.release(pa, aBytes);
+    if (pb >= 0) h.release(pb, bBytes);
+    if (pc >= 0) h.release(pc, cBytes);
+  }
 }
 
 /**
@@ -233,10 +154,10 @@ export function matmulF32Wasm(...args: MatmulF32Args): void {
  * unavailable (for "fma": no relaxed-simd, or its madd does not fuse).
  */
 export function wasmMatmulBuild(variant: WasmMatmulVariant): MatmulF32Fn | null {
-  const k = load(variant);
-  if (k === null) return null;
+  const e = engineBuild(variant);
+  if (e === null) return null;
   return (...args) => {
-    if (!run(k, ...args)) {
+    if (!run(e, ...args)) {
       throw new Error(`WebAssembly ${variant} matmul: operands do not fit in wasm32 memory`);
     }
   };

@@ -3,11 +3,10 @@
 // deno-fmt-ignore-file: the micro-kernel keeps one tile row per line.
 //
 // WebAssembly SIMD float32 GEMM, Goto/BLIS-style. Compiled by `build.ts`
-// (AssemblyScript, dev-time only) into `matmul_wasm.ts`; loaded by `kernel.ts`.
+// (AssemblyScript, dev-time only) with the other kernels into one module, `engine_wasm.ts`.
 //
-// All pointers are byte offsets into this module's own memory; the caller
-// (kernel.ts) copies A and B in and C out. There is no allocator, no runtime
-// and no static data: the caller owns the whole memory layout.
+// All pointers are byte offsets into the engine's memory (imported; heap.ts
+// owns its layout), where the operands already live.
 //
 //  - Packing: op(A) is packed into MR-row micro-panels (per k: MR values
 //    contiguous), op(B) into NR-column micro-panels (per k: NR values
@@ -22,9 +21,9 @@
 //    4×4 – / 27, 8×4 (splat loads) 21 / –; 6×8 fma with splat loads 32.
 //  - Blocking: KC×NR B micro-panel (8 KiB) stays in L1, the MC×KC packed A
 //    block (128 KiB) in L2; NC bounds the packed B block.
-//  - C is written with a padded row stride (N rounded up to NR) and rows
-//    rounded up to MR, so edge tiles need no special case; the rows are
-//    compacted to stride N in place at the end.
+//  - Edge tiles are computed into a small staging tile and only their valid
+//    corner is stored, so a call writes exactly its M×N block of C (with any
+//    row stride): workers can each compute a block of one product in place.
 // Built twice (see build.ts): plain SIMD (f32x4.mul + f32x4.add) and "fma"
 // (relaxed-simd f32x4.relaxed_madd); `madd` below is the only difference.
 
@@ -35,48 +34,69 @@ export const MC: i32 = 128; // multiple of MR
 export const NC: i32 = 2048; // multiple of NR
 
 /**
- * c[M,N] = op(a)[M,K] · op(b)[K,N]. `a` is [M,K] row-major, or [K,M] when
- * transA; `b` is [K,N], or [N,K] when transB. `c` must have room for
- * roundUp(M, MR) × roundUp(N, NR) floats, `pa` for MC×KC floats and `pb` for
- * KC × roundUp(min(N, NC), NR) floats. Requires M, N, K ≥ 1. On return
- * c[0 .. M*N) holds the product, row-major with stride N.
+ * c[M,N] = op(a)[M,K] · op(b)[K,N], every operand with its own leading dimension (in elements), so a
+ * worker can run any block of rows or columns of a larger product. `a` holds element (i,p) at
+ * a[i·lda + p], or a[p·lda + i] when transA; `b` holds (p,j) at b[p·ldb + j], or b[j·ldb + p] when transB;
+ * c[i·ldc + j] is overwritten. `pa` needs MC×KC floats, `pb` KC × roundUp(min(N, NC), NR) floats and
+ * `tmp` MR×NR floats (edge tiles are staged there, so nothing outside the M×N block of c is written).
+ * Requires M, N, K ≥ 1. Each c element is the same sequence of multiply-adds (K-blocks of KC in order)
+ * whatever block of c a call computes, so a split between workers does not change any bit.
  */
 export function matmul(
-  a: usize, b: usize, c: usize, pa: usize, pb: usize,
-  M: i32, K: i32, N: i32, transA: i32, transB: i32,
+  a: usize, b: usize, c: usize, pa: usize, pb: usize, tmp: usize,
+  M: i32, K: i32, N: i32, transA: i32, transB: i32, lda: i32, ldb: i32, ldc: i32,
 ): void {
-  const ldc = <usize>((N + NR - 1) / NR * NR) << 2; // padded row stride, bytes
+  const ldcb = <usize>ldc << 2; // row stride of c, bytes
   for (let jc = 0; jc < N; jc += NC) {
     const nc = min(NC, N - jc);
     for (let pc = 0; pc < K; pc += KC) {
       const kc = min(KC, K - pc);
       const accumulate = pc > 0; // first K-block overwrites C
-      packB(b, K, N, transB, pc, kc, jc, nc, pb);
+      packB(b, ldb, transB, pc, kc, jc, nc, pb);
       for (let ic = 0; ic < M; ic += MC) {
         const mc = min(MC, M - ic);
-        packA(a, M, K, transA, ic, mc, pc, kc, pa);
+        packA(a, lda, transA, ic, mc, pc, kc, pa);
         // jr outer: one B micro-panel stays in L1 while A streams from L2.
         for (let jr = 0; jr < nc; jr += NR) {
+          const nr = min(NR, nc - jr);
           const bp = pb + (<usize>(jr * kc) << 2);
-          let cp = c + <usize>ic * ldc + (<usize>(jc + jr) << 2);
+          let cp = c + <usize>ic * ldcb + (<usize>(jc + jr) << 2);
           for (let ir = 0; ir < mc; ir += MR) {
             // Two call sites keep Binaryen from inlining the micro-kernel:
             // as its own small function, V8 tiers it up to TurboFan within
             // the first call instead of after it (wasm has no on-stack
             // replacement), and its register allocation stays simple.
             const ap = pa + (<usize>(ir * kc) << 2);
-            if (accumulate) kernel4x8(ap, bp, kc, cp, ldc, true);
-            else kernel4x8(ap, bp, kc, cp, ldc, false);
-            cp += ldc * MR;
+            const mr = min(MR, mc - ir);
+            if (mr == MR && nr == NR) {
+              if (accumulate) kernel4x8(ap, bp, kc, cp, ldcb, true);
+              else kernel4x8(ap, bp, kc, cp, ldcb, false);
+            } else {
+              edgeTile(ap, bp, kc, cp, ldcb, accumulate, mr, nr, tmp);
+            }
+            cp += ldcb * MR;
           }
         }
       }
     }
   }
-  // Compact rows from the padded stride to N (memory.copy is a memmove).
-  const row = <usize>N << 2;
-  if (row != ldc) {
-    for (let i = 1; i < M; i++) memory.copy(c + <usize>i * row, c + <usize>i * ldc, row);
+}
+
+/** A ragged tile (mr < MR or nr < NR): computed in `tmp` (row stride NR), then its valid corner copied. */
+function edgeTile(ap: usize, bp: usize, kc: i32, cp: usize, ldcb: usize, accumulate: bool, mr: i32, nr: i32, tmp: usize): void {
+  if (accumulate) {
+    for (let i = 0; i < MR; i++) {
+      for (let j = 0; j < NR; j++) {
+        const t = tmp + (<usize>(i * NR + j) << 2);
+        store<f32>(t, i < mr && j < nr ? load<f32>(cp + <usize>i * ldcb + (<usize>j << 2)) : 0);
+      }
+    }
+    kernel4x8(ap, bp, kc, tmp, <usize>NR << 2, true);
+  } else kernel4x8(ap, bp, kc, tmp, <usize>NR << 2, false);
+  for (let i = 0; i < mr; i++) {
+    for (let j = 0; j < nr; j++) {
+      store<f32>(cp + <usize>i * ldcb + (<usize>j << 2), load<f32>(tmp + (<usize>(i * NR + j) << 2)));
+    }
   }
 }
 
@@ -98,7 +118,7 @@ function storeTransposed(r0: v128, r1: v128, r2: v128, r3: v128, dst: usize, str
  * bytes per p). Rows past the edge are zero.
  */
 function packA(
-  a: usize, M: i32, K: i32, transA: i32,
+  a: usize, lda: i32, transA: i32,
   ic: i32, mc: i32, pc: i32, kc: i32, dst: usize,
 ): void {
   for (let i0 = 0; i0 < mc; i0 += MR, dst += <usize>kc << 4) {
@@ -106,8 +126,8 @@ function packA(
     const rows = min(MR, mc - i0);
     if (transA) {
       // A stored [K,M]: for fixed p the MR values are contiguous.
-      let s = a + ((<usize>pc * M + i) << 2);
-      const ld = <usize>M << 2;
+      let s = a + ((<usize>pc * lda + i) << 2);
+      const ld = <usize>lda << 2;
       if (rows == MR) {
         for (let p = 0, q = dst; p < kc; p++, q += 16, s += ld) v128.store(q, v128.load(s));
       } else {
@@ -117,8 +137,8 @@ function packA(
       }
     } else {
       // A stored [M,K]: each row is contiguous in p; transpose 4×4 blocks.
-      const ld = <usize>K << 2;
-      const s = a + ((<usize>i * K + pc) << 2);
+      const ld = <usize>lda << 2;
+      const s = a + ((<usize>i * lda + pc) << 2);
       let p = 0;
       if (rows == MR) {
         for (; p + 3 < kc; p += 4) {
@@ -146,7 +166,7 @@ function packA(
  * NaN or denormal, which is slow).
  */
 function packB(
-  b: usize, K: i32, N: i32, transB: i32,
+  b: usize, ldb: i32, transB: i32,
   pc: i32, kc: i32, jc: i32, nc: i32, dst: usize,
 ): void {
   for (let j0 = 0; j0 < nc; j0 += NR, dst += <usize>kc << 5) {
@@ -154,8 +174,8 @@ function packB(
     const cols = min(NR, nc - j0);
     if (!transB) {
       // B stored [K,N]: for fixed p the NR values are contiguous.
-      let s = b + ((<usize>pc * N + j) << 2);
-      const ld = <usize>N << 2;
+      let s = b + ((<usize>pc * ldb + j) << 2);
+      const ld = <usize>ldb << 2;
       if (cols == NR) {
         for (let p = 0, q = dst; p < kc; p++, q += 32, s += ld) {
           v128.store(q, v128.load(s));
@@ -169,8 +189,8 @@ function packB(
     } else {
       // B stored [N,K]: each column of op(B) is contiguous in p; two 4×4
       // transposes per 4 values of p.
-      const ld = <usize>K << 2;
-      const s = b + ((<usize>j * K + pc) << 2);
+      const ld = <usize>ldb << 2;
+      const s = b + ((<usize>j * ldb + pc) << 2);
       let p = 0;
       if (cols == NR) {
         for (; p + 3 < kc; p += 4) {

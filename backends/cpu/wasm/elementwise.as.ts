@@ -1,0 +1,511 @@
+// @ts-nocheck: AssemblyScript source (v128/f32x4/usize builtins), not Deno TypeScript.
+// deno-lint-ignore-file
+// deno-fmt-ignore-file
+//
+// Elementwise, where, strided-copy and reduction kernels of the CPU engine, on buffers that live in the
+// engine's one linear memory (backends/cpu/heap.ts): every pointer is a byte offset into it, nothing is
+// copied in or out. Compiled with matmul.as.ts into one module by build.ts (entry: engine.as.ts).
+//
+// Broadcast operands arrive as a descriptor written by engine.ts at `desc`: i32 dims[rank], then each
+// operand's element strides[rank] (0 on broadcast axes). The caller has already merged contiguous axes
+// (so the innermost row is as long as possible) and the output is contiguous. The walker below visits
+// the rows of the innermost axis in order; each row is one tight loop (SIMD where the operands are
+// contiguous or a broadcast scalar along the row).
+//
+// Numerics mirror the TypeScript reference (backends/cpu/kernels.ts): transcendental functions are
+// evaluated in float64 and rounded once to float32; sums accumulate in float64. So results are
+// deterministic and differ from the reference by at most the last bit of a float64 library function.
+
+// ---------------------------------------------------------------- op codes (engine.ts mirrors these)
+// binary:  0 add 1 sub 2 mul 3 div 4 pow 5 maximum 6 minimum
+//          7 equal 8 notEqual 9 less 10 lessEqual 11 greater 12 greaterEqual (bool out)
+// unary:   0 neg 1 exp 2 log 3 sqrt 4 rsqrt 5 abs 6 sign 7 tanh 8 sigmoid 9 silu 10 gelu 11 square 12 sin 13 cos
+// reduce:  0 sum 1 max 2 min 3 argmax 4 logsumexp
+
+const GELU_C: f64 = 0.7978845608028654; // sqrt(2/pi)
+
+// @ts-ignore: decorator
+@inline function binScalar(op: i32, x: f32, y: f32): f32 {
+  switch (op) {
+    case 0: return x + y;
+    case 1: return x - y;
+    case 2: return x * y;
+    case 3: return x / y;
+    case 4: return <f32>Math.pow(<f64>x, <f64>y);
+    case 5: return x != x || y != y ? NaN : (x > y ? x : y);
+    default: return x != x || y != y ? NaN : (x < y ? x : y);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function binVec(op: i32, x: v128, y: v128): v128 {
+  switch (op) {
+    case 0: return f32x4.add(x, y);
+    case 1: return f32x4.sub(x, y);
+    case 2: return f32x4.mul(x, y);
+    case 3: return f32x4.div(x, y);
+    case 5: return f32x4.max(x, y); // wasm max/min propagate NaN, like the reference
+    default: return f32x4.min(x, y);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function cmpScalar(op: i32, x: f32, y: f32): u8 {
+  switch (op) {
+    case 7: return <u8>(x == y);
+    case 8: return <u8>(x != y);
+    case 9: return <u8>(x < y);
+    case 10: return <u8>(x <= y);
+    case 11: return <u8>(x > y);
+    default: return <u8>(x >= y);
+  }
+}
+
+/** One row of a float32 binary op: out[j] = a[j·ia] op b[j·ib] (ia, ib element strides). */
+function binaryRow(op: i32, a: usize, ia: i32, b: usize, ib: i32, out: usize, n: i32): void {
+  let j = 0;
+  if (op >= 7) {
+    for (; j < n; j++) {
+      store<u8>(out + <usize>j, cmpScalar(op, load<f32>(a + (<usize>(j * ia) << 2)), load<f32>(b + (<usize>(j * ib) << 2))));
+    }
+    return;
+  }
+  if (op != 4) {
+    if (ia == 1 && ib == 1) {
+      for (; j + 8 <= n; j += 8) {
+        const o = <usize>j << 2;
+        v128.store(out + o, binVec(op, v128.load(a + o), v128.load(b + o)));
+        v128.store(out + o, binVec(op, v128.load(a + o, 16), v128.load(b + o, 16)), 16);
+      }
+      for (; j + 4 <= n; j += 4) {
+        const o = <usize>j << 2;
+        v128.store(out + o, binVec(op, v128.load(a + o), v128.load(b + o)));
+      }
+    } else if (ia == 1 && ib == 0) {
+      const y = v128.load32_splat(b);
+      for (; j + 8 <= n; j += 8) {
+        const o = <usize>j << 2;
+        v128.store(out + o, binVec(op, v128.load(a + o), y));
+        v128.store(out + o, binVec(op, v128.load(a + o, 16), y), 16);
+      }
+    } else if (ia == 0 && ib == 1) {
+      const x = v128.load32_splat(a);
+      for (; j + 8 <= n; j += 8) {
+        const o = <usize>j << 2;
+        v128.store(out + o, binVec(op, x, v128.load(b + o)));
+        v128.store(out + o, binVec(op, x, v128.load(b + o, 16)), 16);
+      }
+    }
+  }
+  for (; j < n; j++) {
+    store<f32>(out + (<usize>j << 2), binScalar(op, load<f32>(a + (<usize>(j * ia) << 2)), load<f32>(b + (<usize>(j * ib) << 2))));
+  }
+}
+
+/**
+ * out = a op b over a broadcast view: `rank` ≥ 1 axes, descriptor at `desc` (dims, strides of a, of b).
+ * out is float32, or bool (one byte) for the comparisons.
+ */
+export function binaryF32(op: i32, a: usize, b: usize, out: usize, desc: usize, rank: i32): void {
+  const last = rank - 1;
+  const n = load<i32>(desc + (<usize>last << 2));
+  const ia = load<i32>(desc + (<usize>(rank + last) << 2));
+  const ib = load<i32>(desc + (<usize>(2 * rank + last) << 2));
+  const idx = desc + (<usize>(3 * rank) << 2); // scratch multi-index after the descriptor
+  for (let k = 0; k < last; k++) store<i32>(idx + (<usize>k << 2), 0);
+  const esz: usize = op >= 7 ? 1 : 4;
+  let oa = 0, ob = 0, o: usize = out;
+  while (true) {
+    binaryRow(op, a + (<usize>oa << 2), ia, b + (<usize>ob << 2), ib, o, n);
+    o += <usize>n * esz;
+    // Advance the outer multi-index, updating each operand's element offset.
+    let ax = last - 1;
+    for (; ax >= 0; ax--) {
+      const pi = idx + (<usize>ax << 2);
+      const i = load<i32>(pi) + 1;
+      const sa = load<i32>(desc + (<usize>(rank + ax) << 2)), sb = load<i32>(desc + (<usize>(2 * rank + ax) << 2));
+      if (i < load<i32>(desc + (<usize>ax << 2))) {
+        store<i32>(pi, i);
+        oa += sa; ob += sb;
+        break;
+      }
+      store<i32>(pi, 0);
+      oa -= sa * (i - 1); ob -= sb * (i - 1);
+    }
+    if (ax < 0) return;
+  }
+}
+
+/** out = cond ? a : b for 32-bit elements (float32 or int32 bits), cond one byte; descriptor: dims, sc, sa, sb. */
+export function where32(c: usize, a: usize, b: usize, out: usize, desc: usize, rank: i32): void {
+  const last = rank - 1;
+  const n = load<i32>(desc + (<usize>last << 2));
+  const ic = load<i32>(desc + (<usize>(rank + last) << 2));
+  const ia = load<i32>(desc + (<usize>(2 * rank + last) << 2));
+  const ib = load<i32>(desc + (<usize>(3 * rank + last) << 2));
+  const idx = desc + (<usize>(4 * rank) << 2);
+  for (let k = 0; k < last; k++) store<i32>(idx + (<usize>k << 2), 0);
+  let oc = 0, oa = 0, ob = 0, o: usize = out;
+  while (true) {
+    for (let j = 0; j < n; j++) {
+      const v = load<u8>(c + <usize>(oc + j * ic)) ? load<u32>(a + (<usize>(oa + j * ia) << 2)) : load<u32>(b + (<usize>(ob + j * ib) << 2));
+      store<u32>(o + (<usize>j << 2), v);
+    }
+    o += <usize>n << 2;
+    let ax = last - 1;
+    for (; ax >= 0; ax--) {
+      const pi = idx + (<usize>ax << 2);
+      const i = load<i32>(pi) + 1;
+      const sc = load<i32>(desc + (<usize>(rank + ax) << 2));
+      const sa = load<i32>(desc + (<usize>(2 * rank + ax) << 2));
+      const sb = load<i32>(desc + (<usize>(3 * rank + ax) << 2));
+      if (i < load<i32>(desc + (<usize>ax << 2))) {
+        store<i32>(pi, i);
+        oc += sc; oa += sa; ob += sb;
+        break;
+      }
+      store<i32>(pi, 0);
+      oc -= sc * (i - 1); oa -= sa * (i - 1); ob -= sb * (i - 1);
+    }
+    if (ax < 0) return;
+  }
+}
+
+/** out[i] = x[offset + Σ idx_k·stride_k] for 32-bit elements; descriptor: dims, strides of x. */
+export function strided32(x: usize, out: usize, desc: usize, rank: i32): void {
+  const last = rank - 1;
+  const n = load<i32>(desc + (<usize>last << 2));
+  const ix = load<i32>(desc + (<usize>(rank + last) << 2));
+  const idx = desc + (<usize>(2 * rank) << 2);
+  for (let k = 0; k < last; k++) store<i32>(idx + (<usize>k << 2), 0);
+  let ox = 0, o: usize = out;
+  while (true) {
+    const src = x + (<usize>ox << 2);
+    if (ix == 1) memory.copy(o, src, <usize>n << 2);
+    else if (ix == 0) {
+      const v = load<u32>(src);
+      for (let j = 0; j < n; j++) store<u32>(o + (<usize>j << 2), v);
+    } else {
+      for (let j = 0; j < n; j++) store<u32>(o + (<usize>j << 2), load<u32>(src + (<usize>(j * ix) << 2)));
+    }
+    o += <usize>n << 2;
+    let ax = last - 1;
+    for (; ax >= 0; ax--) {
+      const pi = idx + (<usize>ax << 2);
+      const i = load<i32>(pi) + 1;
+      const sx = load<i32>(desc + (<usize>(rank + ax) << 2));
+      if (i < load<i32>(desc + (<usize>ax << 2))) {
+        store<i32>(pi, i);
+        ox += sx;
+        break;
+      }
+      store<i32>(pi, 0);
+      ox -= sx * (i - 1);
+    }
+    if (ax < 0) return;
+  }
+}
+
+// @ts-ignore: decorator
+@inline function unaryScalar(op: i32, x: f32): f32 {
+  const d = <f64>x;
+  switch (op) {
+    case 0: return -x;
+    case 1: return <f32>Math.exp(d);
+    case 2: return <f32>Math.log(d);
+    case 3: return <f32>Math.sqrt(d);
+    case 4: return <f32>(1 / Math.sqrt(d));
+    case 5: return Mathf.abs(x);
+    case 6: return x > 0 ? 1 : x < 0 ? -1 : 0;
+    case 7: return <f32>Math.tanh(d);
+    case 8: {
+      if (d >= 0) return <f32>(1 / (1 + Math.exp(-d)));
+      const e = Math.exp(d);
+      return <f32>(e / (1 + e));
+    }
+    case 9: {
+      if (d >= 0) return <f32>(d / (1 + Math.exp(-d)));
+      const e = Math.exp(d);
+      return <f32>((d * e) / (1 + e));
+    }
+    case 10: return <f32>(0.5 * d * (1 + Math.tanh(GELU_C * (d + 0.044715 * d * d * d))));
+    case 11: return x * x;
+    case 12: return <f32>Math.sin(d);
+    default: return <f32>Math.cos(d);
+  }
+}
+
+// exp on two float64 lanes: x = k·ln2 + r with |r| ≤ ln2/2, exp(r) by its Taylor series to r¹¹ (relative
+// error below 1e-14, so after rounding to float32 it agrees with a correctly rounded exp except within
+// ~1e-7 of a rounding boundary), times 2^k built in the exponent bits. x is clamped to [-708, 709], where
+// 2^k stays a normal float64: below, exp is under 3e-308 (0 in float32, nothing in a sum of terms ≥ 1;
+// exactly 0 where float64's exp is); above, it is past float32's range either way. NaN stays NaN.
+const LOG2E: f64 = 1.4426950408889634;
+const LN2_HI: f64 = 6.93147180369123816490e-01; // fdlibm's split of ln 2
+const LN2_LO: f64 = 1.90821492927058770002e-10;
+
+// @ts-ignore: decorator
+@inline function expd2(x0: v128): v128 {
+  const x = f64x2.min(f64x2.max(x0, f64x2.splat(-708.0)), f64x2.splat(709.0));
+  // k = round(x·log2 e) by the 1.5·2⁵² trick: t's low mantissa bits hold k (two's complement).
+  const t = f64x2.add(f64x2.mul(x, f64x2.splat(LOG2E)), f64x2.splat(6755399441055744.0));
+  const k = f64x2.sub(t, f64x2.splat(6755399441055744.0));
+  const r = f64x2.sub(f64x2.sub(x, f64x2.mul(k, f64x2.splat(LN2_HI))), f64x2.mul(k, f64x2.splat(LN2_LO)));
+  // Estrin's scheme (pairs, then r², r⁴, r⁸): a short dependency chain instead of Horner's eleven steps.
+  const r2 = f64x2.mul(r, r), r4 = f64x2.mul(r2, r2), r8 = f64x2.mul(r4, r4);
+  const p01 = f64x2.add(f64x2.splat(1.0), r);
+  const p23 = f64x2.add(f64x2.splat(0.5), f64x2.mul(r, f64x2.splat(1.0 / 6.0)));
+  const p45 = f64x2.add(f64x2.splat(1.0 / 24.0), f64x2.mul(r, f64x2.splat(1.0 / 120.0)));
+  const p67 = f64x2.add(f64x2.splat(1.0 / 720.0), f64x2.mul(r, f64x2.splat(1.0 / 5040.0)));
+  const p89 = f64x2.add(f64x2.splat(1.0 / 40320.0), f64x2.mul(r, f64x2.splat(1.0 / 362880.0)));
+  const pab = f64x2.add(f64x2.splat(1.0 / 3628800.0), f64x2.mul(r, f64x2.splat(1.0 / 39916800.0)));
+  const q0 = f64x2.add(p01, f64x2.mul(p23, r2));
+  const q1 = f64x2.add(p45, f64x2.mul(p67, r2));
+  const q2 = f64x2.add(p89, f64x2.mul(pab, r2));
+  const p = f64x2.add(f64x2.add(q0, f64x2.mul(q1, r4)), f64x2.mul(q2, r8));
+  // 2^k: (k + 1023) << 52 as the bits of a float64 (k in [-1022, 1023]; t's high bits shift out).
+  const scale = i64x2.shl(i64x2.add(t, i64x2.splat(1023)), 52);
+  // Where float64 exp underflows (x < −745.14, −∞ included) the result is exactly 0, as in the reference.
+  return v128.andnot(f64x2.mul(p, scale), f64x2.lt(x0, f64x2.splat(-745.2)));
+}
+
+/** exp, sigmoid or silu of two float64 lanes, with the reference's formulas (e = exp(−|x|)). */
+// @ts-ignore: decorator
+@inline function expLike2(op: i32, x: v128): v128 {
+  if (op == 1) return expd2(x);
+  const e = expd2(f64x2.neg(f64x2.abs(x)));
+  const one = f64x2.splat(1.0);
+  const den = f64x2.add(one, e);
+  const neg = f64x2.lt(x, f64x2.splat(0.0)); // x ≥ 0 (or NaN): the first formula
+  if (op == 8) return v128.bitselect(f64x2.div(e, den), f64x2.div(one, den), neg);
+  return v128.bitselect(f64x2.div(f64x2.mul(x, e), den), f64x2.div(x, den), neg);
+}
+
+/** out[i] = op(x[i]) over n contiguous float32 elements. */
+export function unaryF32(op: i32, x: usize, out: usize, n: i32): void {
+  let j = 0;
+  if (op == 1 || op == 8 || op == 9) {
+    for (; j + 4 <= n; j += 4) {
+      const o = <usize>j << 2;
+      const v = v128.load(x + o);
+      const lo = expLike2(op, f64x2.promote_low_f32x4(v));
+      const hi = expLike2(op, f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1)));
+      const l = f32x4.demote_f64x2_zero(lo), h = f32x4.demote_f64x2_zero(hi);
+      v128.store(out + o, i32x4.shuffle(l, h, 0, 1, 4, 5));
+    }
+  }
+  if (op == 0 || op == 3 || op == 5 || op == 11) {
+    // Exactly rounded in float32 already (sqrt is correctly rounded in both widths), so SIMD is bit-identical.
+    for (; j + 4 <= n; j += 4) {
+      const o = <usize>j << 2;
+      const v = v128.load(x + o);
+      let r: v128;
+      if (op == 0) r = f32x4.neg(v);
+      else if (op == 3) r = f32x4.sqrt(v);
+      else if (op == 5) r = f32x4.abs(v);
+      else r = f32x4.mul(v, v);
+      v128.store(out + o, r);
+    }
+  }
+  for (; j < n; j++) {
+    const o = <usize>j << 2;
+    store<f32>(out + o, unaryScalar(op, load<f32>(x + o)));
+  }
+}
+
+/**
+ * Reduces the middle axis of x viewed as [outer, red, inner] (float32; argmax writes int32). Sums in float64,
+ * in index order per output element (so the bits do not depend on how outputs are split between workers).
+ */
+export function reduceF32(op: i32, x: usize, out: usize, outer: i32, red: i32, inner: i32): void {
+  if (op == 4 && inner == 1) {
+    for (let o = 0; o < outer; o++) store<f32>(out + (<usize>o << 2), logsumexpRow(x + (<usize>o * <usize>red << 2), red));
+    return;
+  }
+  const rowBytes = <usize>inner << 2;
+  for (let o = 0; o < outer; o++) {
+    const base = x + <usize>o * <usize>red * rowBytes;
+    for (let i = 0; i < inner; i++) {
+      const start = base + (<usize>i << 2);
+      let r: f64 = 0;
+      switch (op) {
+        case 0: {
+          let s: f64 = 0;
+          for (let p = 0; p < red; p++) s += <f64>load<f32>(start + <usize>p * rowBytes);
+          r = s;
+          break;
+        }
+        case 1: case 2: {
+          let m: f32 = op == 1 ? -Infinity : Infinity;
+          for (let p = 0; p < red; p++) {
+            const v = load<f32>(start + <usize>p * rowBytes);
+            if (v != v) { m = v; break; }
+            if (op == 1 ? v > m : v < m) m = v;
+          }
+          r = m;
+          break;
+        }
+        case 3: {
+          let best: f32 = -Infinity, arg = 0;
+          for (let p = 0; p < red; p++) {
+            const v = load<f32>(start + <usize>p * rowBytes);
+            if (v > best || (v != v && best == best)) { best = v; arg = p; }
+          }
+          store<i32>(out + (<usize>(o * inner + i) << 2), arg);
+          continue;
+        }
+        default: {
+          let m: f32 = -Infinity;
+          for (let p = 0; p < red; p++) {
+            const v = load<f32>(start + <usize>p * rowBytes);
+            if (v != v) { m = v; break; }
+            if (v > m) m = v;
+          }
+          if (m == -Infinity || m != m) { r = m; break; }
+          const md = <f64>m;
+          let s: f64 = 0;
+          for (let p = 0; p < red; p++) s += Math.exp(<f64>load<f32>(start + <usize>p * rowBytes) - md);
+          r = md + Math.log(s);
+        }
+      }
+      store<f32>(out + (<usize>(o * inner + i) << 2), <f32>r);
+    }
+  }
+}
+
+/**
+ * logsumexp of n contiguous floats: the maximum m (NaN if any is NaN), then m + log Σ exp(x − m) with the
+ * sum in float64, four lanes at a time (lane sums added in a fixed order at the end).
+ */
+function logsumexpRow(x: usize, n: i32): f32 {
+  let j = 0;
+  let mv = f32x4.splat(-Infinity);
+  for (; j + 4 <= n; j += 4) mv = f32x4.max(mv, v128.load(x + (<usize>j << 2)));
+  let m = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
+  for (; j < n; j++) m = max(m, load<f32>(x + (<usize>j << 2))); // wasm max propagates NaN
+  if (m == -Infinity || m != m) return m;
+  const md = <f64>m, mm = f64x2.splat(md);
+  let s0 = f64x2.splat(0), s1 = f64x2.splat(0);
+  j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const v = v128.load(x + (<usize>j << 2));
+    s0 = f64x2.add(s0, expd2(f64x2.sub(f64x2.promote_low_f32x4(v), mm)));
+    s1 = f64x2.add(s1, expd2(f64x2.sub(f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1)), mm)));
+  }
+  const t = f64x2.add(s0, s1);
+  let s = f64x2.extract_lane(t, 0) + f64x2.extract_lane(t, 1);
+  for (; j < n; j++) s += Math.exp(<f64>load<f32>(x + (<usize>j << 2)) - md);
+  return <f32>(md + Math.log(s));
+}
+
+/**
+ * Matrix-vector product: out[j] = Σ_p x[p] · W(p, j) for j < N, with W(p, j) = w[j·ldw + p] when transW
+ * (each output a dot product of contiguous rows: 4 lane accumulators over p in order, summed lane 0..3),
+ * else w[p·ldw + j] (16 outputs at a time in registers, p in order). float32 accumulation, like matmul.
+ */
+export function gemv(x: usize, w: usize, out: usize, K: i32, N: i32, ldw: i32, transW: i32): void {
+  const ld = <usize>ldw << 2;
+  if (transW) {
+    for (let j = 0; j < N; j++) {
+      const row = w + <usize>j * ld;
+      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+      let p = 0;
+      for (; p + 16 <= K; p += 16) {
+        const o = <usize>p << 2;
+        a0 = f32x4.add(a0, f32x4.mul(v128.load(x + o), v128.load(row + o)));
+        a1 = f32x4.add(a1, f32x4.mul(v128.load(x + o, 16), v128.load(row + o, 16)));
+        a2 = f32x4.add(a2, f32x4.mul(v128.load(x + o, 32), v128.load(row + o, 32)));
+        a3 = f32x4.add(a3, f32x4.mul(v128.load(x + o, 48), v128.load(row + o, 48)));
+      }
+      for (; p + 4 <= K; p += 4) {
+        const o = <usize>p << 2;
+        a0 = f32x4.add(a0, f32x4.mul(v128.load(x + o), v128.load(row + o)));
+      }
+      const t = f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
+      let s = (f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1)) + (f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3));
+      for (; p < K; p++) s += load<f32>(x + (<usize>p << 2)) * load<f32>(row + (<usize>p << 2));
+      store<f32>(out + (<usize>j << 2), s);
+    }
+    return;
+  }
+  let j = 0;
+  for (; j + 16 <= N; j += 16) {
+    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
+    let col = w + (<usize>j << 2);
+    for (let p = 0; p < K; p++, col += ld) {
+      const xp = v128.load32_splat(x + (<usize>p << 2));
+      a0 = f32x4.add(a0, f32x4.mul(xp, v128.load(col)));
+      a1 = f32x4.add(a1, f32x4.mul(xp, v128.load(col, 16)));
+      a2 = f32x4.add(a2, f32x4.mul(xp, v128.load(col, 32)));
+      a3 = f32x4.add(a3, f32x4.mul(xp, v128.load(col, 48)));
+    }
+    const o = out + (<usize>j << 2);
+    v128.store(o, a0); v128.store(o, a1, 16); v128.store(o, a2, 32); v128.store(o, a3, 48);
+  }
+  for (; j < N; j++) {
+    let s: f32 = 0;
+    for (let p = 0; p < K; p++) s += load<f32>(x + (<usize>p << 2)) * load<f32>(w + <usize>p * ld + (<usize>j << 2));
+    store<f32>(out + (<usize>j << 2), s);
+  }
+}
+
+// @ts-ignore: decorator
+@inline function rotl4(x: v128, r: i32): v128 {
+  return v128.or(i32x4.shl(x, r), i32x4.shr_u(x, 32 - r));
+}
+
+/**
+ * threefry2x32 (20 rounds, as in JAX and core/threefry.ts) of the counters (0, c) for the four c in `c`,
+ * under key (k0, k1); writes the two output words of each lane to x0 and x1 (16 bytes each).
+ */
+// @ts-ignore: decorator
+@inline function threefry4(k0: u32, k1: u32, c: v128, x: usize): void {
+  const k2 = 0x1bd11bda ^ k0 ^ k1;
+  const ks0 = i32x4.splat(k0), ks1 = i32x4.splat(k1), ks2 = i32x4.splat(k2);
+  let x0 = ks0;
+  let x1 = i32x4.add(c, ks1);
+  for (let block = 0; block < 5; block++) {
+    const odd = block & 1;
+    x0 = i32x4.add(x0, x1); x1 = v128.xor(rotl4(x1, odd ? 17 : 13), x0);
+    x0 = i32x4.add(x0, x1); x1 = v128.xor(rotl4(x1, odd ? 29 : 15), x0);
+    x0 = i32x4.add(x0, x1); x1 = v128.xor(rotl4(x1, odd ? 16 : 26), x0);
+    x0 = i32x4.add(x0, x1); x1 = v128.xor(rotl4(x1, odd ? 24 : 6), x0);
+    const s = block + 1;
+    const a = s % 3 == 0 ? ks0 : s % 3 == 1 ? ks1 : ks2;
+    const b = (s + 1) % 3 == 0 ? ks0 : (s + 1) % 3 == 1 ? ks1 : ks2;
+    x0 = i32x4.add(x0, a);
+    x1 = i32x4.add(i32x4.add(x1, b), i32x4.splat(s));
+  }
+  v128.store(x, x0);
+  v128.store(x, x1, 16);
+}
+
+/**
+ * out[i − start] for i in [start, start + n): uniform (kind 0) or normal (kind 1) floats from the bits of
+ * threefry2x32(key, (0, i)), mapped exactly as core/threefry.ts does (Box–Muller in float64). `tmp` is
+ * 32 bytes of scratch.
+ */
+export function randomF32(kind: i32, k0: u32, k1: u32, start: u32, out: usize, n: i32, tmp: usize): void {
+  for (let j = 0; j < n; j += 4) {
+    const c = <u32>start + <u32>j;
+    const cv = i32x4.add(i32x4.splat(c), i32x4(0, 1, 2, 3));
+    threefry4(k0, k1, cv, tmp);
+    const m = min(4, n - j);
+    for (let l = 0; l < m; l++) {
+      const b0 = load<u32>(tmp + (<usize>l << 2)), b1 = load<u32>(tmp + 16 + (<usize>l << 2));
+      let v: f64;
+      const u0 = <f64>(b0 >>> 9) * 1.1920928955078125e-7;
+      if (kind == 0) v = u0;
+      else {
+        const u2 = <f64>(b1 >>> 9) * 1.1920928955078125e-7;
+        v = Math.sqrt(-2 * Math.log(1 - u0)) * Math.cos(2 * Math.PI * u2);
+      }
+      store<f32>(out + (<usize>(j + l) << 2), <f32>v);
+    }
+  }
+}
+
+/** Address where the heap may begin: past this module's static data. */
+export function heapBase(): usize {
+  return __heap_base;
+}

@@ -1,0 +1,92 @@
+import type { EngineExports } from "./engine.ts";
+
+// The words shared by the pool (pool.ts) and its workers (worker.ts). A slot is SLOT_WORDS int32 words:
+// [0] state, [1] kernel, [2 .. 2 + SLOT_ARGS) its arguments: the byte address of a table of parts, their
+// number, the byte address of the counter from which every thread takes the next part, and the byte
+// address of this thread's matmul packing scratch. A part is PART_WORDS int32 words: the kernel's arguments
+// (addresses as int32 bits; for matmul, the packing buffers as offsets into the running thread's scratch).
+
+/** Slot states. The main thread moves idle → claimed → run; the worker run → done; the main thread done → idle. */
+export const STATE = {
+  starting: 0,
+  idle: 1,
+  claimed: 2,
+  run: 3,
+  done: 4,
+  /** The worker closed itself after being idle; the pool starts a new one on demand. */
+  closed: 5,
+  /** A kernel trapped in the worker (its output is incomplete); the main thread throws. */
+  failed: 6,
+} as const;
+
+/** Kernel ids (the engine module's exports a worker can run). */
+export const KERNEL = { matmul: 1, binary: 2, where: 3, strided: 4, unary: 5, reduce: 6, gemv: 7, random: 8 } as const;
+
+export const SLOT_ARGS = 16;
+export const PART_WORDS = 16;
+export const SLOT_WORDS = 2 + SLOT_ARGS;
+
+/**
+ * Takes parts from the table (`counter` is shared by every thread running it) until none is left, and runs
+ * each: the same loop on the main thread and in workers. `words` must cover the table.
+ */
+export function runParts(
+  x: EngineExports,
+  kernel: number,
+  words: Int32Array,
+  table: number,
+  total: number,
+  counter: number,
+  scratch: number,
+): void {
+  for (let i = Atomics.add(words, counter >>> 2, 1); i < total; i = Atomics.add(words, counter >>> 2, 1)) {
+    const o = (table >>> 2) + i * PART_WORDS;
+    runKernel(x, kernel, words.subarray(o, o + PART_WORDS), scratch);
+  }
+}
+
+/** Calls kernel `kernel` of the engine module with `a` (matmul's packing buffers offset by `scratch`). */
+export function runKernel(x: EngineExports, kernel: number, a: ArrayLike<number>, scratch = 0): void {
+  switch (kernel) {
+    case KERNEL.matmul:
+      x.matmul(
+        a[0],
+        a[1],
+        a[2],
+        a[3] + scratch,
+        a[4] + scratch,
+        a[5] + scratch,
+        a[6],
+        a[7],
+        a[8],
+        a[9],
+        a[10],
+        a[11],
+        a[12],
+        a[13],
+      );
+      return;
+    case KERNEL.binary:
+      x.binaryF32(a[0], a[1], a[2], a[3], a[4], a[5]);
+      return;
+    case KERNEL.where:
+      x.where32(a[0], a[1], a[2], a[3], a[4], a[5]);
+      return;
+    case KERNEL.strided:
+      x.strided32(a[0], a[1], a[2], a[3]);
+      return;
+    case KERNEL.unary:
+      x.unaryF32(a[0], a[1], a[2], a[3]);
+      return;
+    case KERNEL.reduce:
+      x.reduceF32(a[0], a[1], a[2], a[3], a[4], a[5]);
+      return;
+    case KERNEL.gemv:
+      x.gemv(a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
+      return;
+    case KERNEL.random: // a[6]: offset of 32 bytes in the running thread's scratch
+      x.randomF32(a[0], a[1], a[2], a[3], a[4], a[5], a[6] + scratch);
+      return;
+  }
+  throw new Error(`cpu engine: unknown kernel ${kernel}`);
+}

@@ -1,0 +1,65 @@
+// A worker of the CPU engine's pool (pool.ts): instantiates the engine module on the shared memory, then
+// runs the kernel calls posted in its slot of the control block until it has been idle a while, when it
+// closes itself (so a finished program exits; the pool starts it again on demand).
+//
+// Slot layout (int32 words at `slot`): [0] state, [1] kernel, [2..] arguments. States: see pool.ts.
+
+import { ENGINE_WASM_FMA_SHARED_BASE64, ENGINE_WASM_SIMD_SHARED_BASE64 } from "./engine_wasm.ts";
+import type { EngineExports } from "./engine.ts";
+import { runParts, SLOT_ARGS, STATE } from "./pool_protocol.ts";
+
+interface Init {
+  variant: "simd" | "fma";
+  memory: WebAssembly.Memory;
+  /** Byte address of this worker's slot. */
+  slot: number;
+  /** Milliseconds without work after which the worker closes. */
+  idleMs: number;
+}
+
+function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
+  const bin = atob(s);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** The worker side of `Worker`: a message handler and close(). */
+const scope = self as unknown as { onmessage: (ev: MessageEvent<Init>) => void; close(): void };
+
+scope.onmessage = (ev) => {
+  const { variant, memory, slot, idleMs } = ev.data;
+  const bytes = decodeBase64(variant === "fma" ? ENGINE_WASM_FMA_SHARED_BASE64 : ENGINE_WASM_SIMD_SHARED_BASE64);
+  const x = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } })
+    .exports as unknown as EngineExports;
+  let words = new Int32Array(memory.buffer); // shared: never detached; a new view after the memory grew
+  const s = slot >> 2;
+  Atomics.store(words, s, STATE.idle);
+  Atomics.notify(words, s);
+  let idleSince = performance.now();
+  while (true) {
+    const state = Atomics.load(words, s);
+    if (state === STATE.run) {
+      const args = words.slice(s + 2, s + 2 + SLOT_ARGS);
+      if ((args[0] >>> 0) + args[1] * 64 + 64 > words.byteLength) words = new Int32Array(memory.buffer);
+      let state: number = STATE.done;
+      try {
+        runParts(x, words[s + 1], words, args[0] >>> 0, args[1], args[2] >>> 0, args[3] >>> 0);
+      } catch (e) {
+        console.error(`knot cpu engine worker: ${e}`);
+        state = STATE.failed; // the main thread throws rather than wait forever
+      }
+      Atomics.store(words, s, state);
+      Atomics.notify(words, s);
+      idleSince = performance.now();
+      continue;
+    }
+    if (state === STATE.idle && performance.now() - idleSince > idleMs) {
+      // Close unless the main thread claimed this slot in the meantime.
+      if (Atomics.compareExchange(words, s, STATE.idle, STATE.closed) === STATE.idle) break;
+      continue;
+    }
+    Atomics.wait(words, s, state, idleMs);
+  }
+  scope.close();
+};

@@ -1,0 +1,104 @@
+/**
+ * llama2.c peer: builds `run.c` (from ../shared/peers/llama2.c) with the system gcc, writes a random-weight
+ * model of TinyStories-15M's shape in llama2.c's `.bin` format, and measures greedy decode tokens/s on 1
+ * thread (`run`) and 2 threads (`runomp`, OpenMP). Used by bench/peers/mod.ts; never by the tests.
+ * @module
+ */
+
+/** Where the shared peers live (beside the project; absent on users' machines). */
+export const LLAMA2C_DIR = new URL("../../../shared/peers/llama2.c", import.meta.url).pathname;
+const TOKENIZER = new URL("../../../shared/tokenizers/llama2/tokenizer.bin", import.meta.url).pathname;
+
+/** One measured decode run. */
+export interface Llama2cResult {
+  threads: number;
+  tokensPerS: number;
+}
+
+/** Why llama2.c cannot run here, or null when it can. */
+export function llama2cMissing(): string | null {
+  for (const p of [`${LLAMA2C_DIR}/run.c`, TOKENIZER]) {
+    try {
+      Deno.statSync(p);
+    } catch {
+      return `${p} absent`;
+    }
+  }
+  try {
+    new Deno.Command("gcc", { args: ["--version"], stdout: "null", stderr: "null" }).outputSync();
+  } catch {
+    return "gcc not installed";
+  }
+  return null;
+}
+
+async function run(cmd: string, args: string[], env: Record<string, string> = {}): Promise<string> {
+  const { code, stdout, stderr } = await new Deno.Command(cmd, { args, env, stdout: "piped", stderr: "piped" })
+    .output();
+  const text = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+  if (code !== 0) throw new Error(`${cmd} ${args.join(" ")} failed (${code}): ${text.slice(-2000)}`);
+  return text;
+}
+
+/**
+ * Writes a llama2.c checkpoint with random weights: header (dim, hidden, layers, heads, kv heads, vocab,
+ * seq_len; positive vocab = tied classifier), then the float32 arrays in run.c's order.
+ */
+function writeRandomModel(path: string, c: { dim: number; hidden: number; layers: number; heads: number }) {
+  const vocab = 32000, seqLen = 256, L = c.layers, d = c.dim, h = c.hidden, hs = d / c.heads;
+  const sizes = [
+    vocab * d, // token embedding
+    L * d, // attention RMSNorm
+    L * d * d, // wq
+    L * d * d, // wk
+    L * d * d, // wv
+    L * d * d, // wo
+    L * d, // FFN RMSNorm
+    L * h * d, // w1
+    L * d * h, // w2
+    L * h * d, // w3
+    d, // final RMSNorm
+    seqLen * hs, // two unused RoPE tables of seq_len × head_size/2
+  ];
+  const total = sizes.reduce((a, b) => a + b, 0);
+  const bytes = new Uint8Array(28 + total * 4);
+  new Int32Array(bytes.buffer, 0, 7).set([d, h, L, c.heads, c.heads, vocab, seqLen]);
+  const w = new Float32Array(bytes.buffer, 28, total);
+  let s = 12345;
+  for (let i = 0; i < total; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    w[i] = ((s >>> 8) / 2 ** 24 - 0.5) * 0.1;
+  }
+  Deno.writeFileSync(path, bytes);
+}
+
+/**
+ * Builds run.c (plain and OpenMP) in a temp dir and decodes `steps` tokens greedily on a random
+ * 15M-shaped model; returns tokens/s as run.c reports it ("achieved tok/s").
+ */
+export async function benchLlama2c(steps: number): Promise<{ results: Llama2cResult[]; note: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "knot_llama2c_" });
+  try {
+    const src = `${LLAMA2C_DIR}/run.c`;
+    await run("gcc", ["-Ofast", "-march=native", src, "-lm", "-o", `${dir}/run`]);
+    await run("gcc", ["-Ofast", "-march=native", "-fopenmp", src, "-lm", "-o", `${dir}/runomp`]);
+    const model = `${dir}/model.bin`;
+    writeRandomModel(model, { dim: 288, hidden: 768, layers: 6, heads: 6 });
+    const results: Llama2cResult[] = [];
+    for (const [bin, threads] of [["run", 1], ["runomp", 2]] as const) {
+      const args = [model, "-z", TOKENIZER, "-t", "0", "-n", String(steps), "-i", "Once upon a time"];
+      const tps: number[] = [];
+      for (let r = 0; r < 3; r++) {
+        const out = await run(`${dir}/${bin}`, args, { OMP_NUM_THREADS: String(threads) });
+        const m = out.match(/achieved tok\/s: ([\d.]+)/);
+        if (!m) throw new Error(`llama2.c printed no tok/s: ${out.slice(-500)}`);
+        tps.push(Number(m[1]));
+      }
+      tps.sort((a, b) => a - b);
+      results.push({ threads, tokensPerS: tps[1] });
+    }
+    return { results, note: `gcc -Ofast -march=native, ${steps} greedy tokens, median of 3` };
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

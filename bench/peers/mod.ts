@@ -1,0 +1,199 @@
+/**
+ * knot against its peers, measured in one run on one machine: PyTorch (CPU, 2 threads) on the TL6 and LoRA
+ * fine-tuning steps, matmul at the square and rank-r adapter shapes, and a 16M-element add (against this
+ * machine's copy bandwidth, probed here); llama2.c on greedy decode. Each peer is skipped with one line when
+ * it is not installed. These are the bars of issue 11.
+ *
+ *   deno run -A bench/peers/mod.ts [--reps 3] [--only ops|train|decode]
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { add, dispose, matmul, setBackend } from "../../mod.ts";
+import { key, normal, split } from "../../core/random.ts";
+import { randomLlama, TINYSTORIES_15M } from "../../llama/mod.ts";
+import { machineLine, table, timeMedian } from "../util.ts";
+import { timeStep } from "../train.ts";
+import { measure } from "../llama.ts";
+import { benchLlama2c, llama2cMissing } from "./llama2c.ts";
+import { cpuThreads, cpuWorkersReady } from "../../backends/cpu/mod.ts";
+
+const PYTHON = "/usr/bin/python3";
+const TORCH_SCRIPT = new URL("./torch_peer.py", import.meta.url).pathname;
+
+interface TorchResult {
+  torch: string;
+  threads: number;
+  ops?: Record<string, { ms: number; gflops?: number; gbps?: number }>;
+  train?: Record<string, { stepMs: number; tokensPerS: number }>;
+}
+
+/** Why the PyTorch peer cannot run, or null. */
+async function torchMissing(): Promise<string | null> {
+  try {
+    const { code } = await new Deno.Command(PYTHON, { args: ["-c", "import torch"], stdout: "null", stderr: "null" })
+      .output();
+    return code === 0 ? null : `${PYTHON} cannot import torch (apt-get install -y python3-torch libopenblas0-pthread)`;
+  } catch {
+    return `${PYTHON} not found`;
+  }
+}
+
+async function runTorch(only: "train" | "ops", reps: number, threads = 2): Promise<TorchResult> {
+  const { code, stdout, stderr } = await new Deno.Command(PYTHON, {
+    args: [TORCH_SCRIPT, "--threads", String(threads), "--reps", String(reps), "--only", only],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  if (code !== 0) throw new Error(`torch peer failed: ${dec.decode(stderr).slice(-2000)}`);
+  return JSON.parse(dec.decode(stdout).trim().split("\n").at(-1)!);
+}
+
+/** Copy bandwidth probe: GB/s of a 64 MiB memcpy (bytes read + written), the machine's own ceiling. */
+async function copyBandwidth(): Promise<number> {
+  const n = 1 << 24; // 64 MiB of float32
+  const src = new Float32Array(n).fill(1), dst = new Float32Array(n);
+  const ms = await timeMedian(() => dst.set(src), 5, 300);
+  return (2 * 4 * n) / ms / 1e6;
+}
+
+async function knotOps(): Promise<Record<string, { ms: number; gflops?: number; gbps?: number }>> {
+  const out: Record<string, { ms: number; gflops?: number; gbps?: number }> = {};
+  for (
+    const [name, [M, K, N]] of Object.entries({
+      "1024x1024x1024": [1024, 1024, 1024],
+      "4096x288x8": [4096, 288, 8],
+      "4096x8x864": [4096, 8, 864],
+    })
+  ) {
+    const [ka, kb] = split(key(M + N));
+    const a = normal(ka, [M, K]), b = normal(kb, [K, N]);
+    const ms = await timeMedian(() => matmul(a, b).dispose(), 5, 300);
+    out[name] = { ms, gflops: (2 * M * N * K) / ms / 1e6 };
+    dispose([a, b]);
+  }
+  const n = 1 << 24;
+  const [kx, ky] = split(key(3));
+  const x = normal(kx, [n]), y = normal(ky, [n]);
+  const ms = await timeMedian(() => add(x, y).dispose(), 5, 300);
+  out.add16M = { ms, gbps: (3 * 4 * n) / ms / 1e6 };
+  dispose([x, y]);
+  return out;
+}
+
+const ratio = (a: number | undefined, b: number | undefined) => (a && b ? `${(a / b).toFixed(2)}×` : "-");
+
+/** Runs the peer section, printing Markdown through `log`. */
+export async function benchPeers(
+  log: (s: string) => void = console.log,
+  reps = 3,
+  only?: "ops" | "train" | "decode",
+): Promise<void> {
+  await setBackend("cpu");
+  log("\n## knot against its peers (same run, same machine; issue 11's bars)\n");
+  const torchWhy = await torchMissing();
+  const l2cWhy = llama2cMissing();
+
+  const workers = await cpuWorkersReady();
+  log(`knot cpu engine: ${cpuThreads()} thread(s) (${workers} worker(s) running); PyTorch: 2 threads\n`);
+  if (!only || only === "ops") await benchOps(log, reps, torchWhy);
+  if (!only || only === "train") await benchTrainPeers(log, reps, torchWhy);
+  if (!only || only === "decode") await benchDecode(log, reps, l2cWhy);
+}
+
+async function benchOps(log: (s: string) => void, reps: number, torchWhy: string | null): Promise<void> {
+  // Ops: matmul shapes and add, against PyTorch; add against this machine's copy bandwidth.
+  const copy = await copyBandwidth();
+  const kOps = await knotOps();
+  const tOps = torchWhy ? null : (await runTorch("ops", reps)).ops!;
+  const tOps1 = torchWhy ? null : (await runTorch("ops", reps, 1)).ops!;
+  const opRows = Object.keys(kOps).map((name) => {
+    const k = kOps[name], t = tOps?.[name], t1 = tOps1?.[name];
+    const unit = name === "add16M" ? "GB/s" : "GFLOP/s";
+    const kv = k.gflops ?? k.gbps!, tv = t ? (t.gflops ?? t.gbps!) : undefined;
+    const tv1 = t1 ? (t1.gflops ?? t1.gbps!) : undefined;
+    return [
+      `${name} (${unit})`,
+      kv.toFixed(2),
+      tv?.toFixed(2) ?? "-",
+      ratio(kv, tv),
+      tv1?.toFixed(2) ?? "-",
+      name === "add16M" ? `${((100 * kv) / copy).toFixed(0)}% of copy` : "",
+    ];
+  });
+  log(table(["op", "knot", "PyTorch 2 thr", "knot ÷ PyTorch 2 thr", "PyTorch 1 thr", "note"], opRows));
+  log(`\ncopy bandwidth probe (64 MiB TypedArray.set, read + write): ${copy.toFixed(2)} GB/s`);
+  if (torchWhy) log(`(PyTorch skipped: ${torchWhy})`);
+}
+
+async function benchTrainPeers(log: (s: string) => void, reps: number, torchWhy: string | null): Promise<void> {
+  // Training steps on the 15M shape.
+  const big = randomLlama({ ...TINYSTORIES_15M, seed: 0 });
+  const trainRows: (string | number)[][] = [];
+  const tTrain = torchWhy ? null : (await runTorch("train", reps)).train!;
+  const tTrain1 = torchWhy ? null : (await runTorch("train", reps, 1)).train!;
+  for (const method of ["tl6", "lora"]) {
+    const k = await timeStep(method, big.config, big.params, 4, 256, reps);
+    const t = tTrain?.[method], t1 = tTrain1?.[method];
+    trainRows.push([
+      `15M-shape b4×s256 ${method}`,
+      k.tokensPerS.toFixed(0),
+      t?.tokensPerS.toFixed(0) ?? "-",
+      ratio(k.tokensPerS, t?.tokensPerS),
+      t1?.tokensPerS.toFixed(0) ?? "-",
+      ratio(k.tokensPerS, t1?.tokensPerS),
+    ]);
+  }
+  dispose(big.params);
+  log(
+    "\n" + table(
+      [
+        "training step (tokens/s)",
+        "knot",
+        "PyTorch 2 thr",
+        "knot ÷ PyTorch 2 thr",
+        "PyTorch 1 thr",
+        "knot ÷ PyTorch 1 thr",
+      ],
+      trainRows,
+    ),
+  );
+  if (torchWhy) log(`(PyTorch skipped: ${torchWhy})`);
+}
+
+async function benchDecode(log: (s: string) => void, reps: number, l2cWhy: string | null): Promise<void> {
+  // Decode against llama2.c.
+  const steps = 112, prompt = 16;
+  const dec = randomLlama({ ...TINYSTORIES_15M, seed: 15 });
+  const s = await measure(dec.params, dec.config, prompt, steps, reps);
+  dispose(dec.params);
+  const knotTps = s.decodeSteps / (s.decodeMs / 1000);
+  if (l2cWhy) {
+    log(`\nknot decode (15M shape, ${steps} tokens after a ${prompt}-token prompt): ${knotTps.toFixed(1)} tokens/s`);
+    log(`(llama2.c skipped: ${l2cWhy})`);
+  } else {
+    const { results, note } = await benchLlama2c(prompt + steps);
+    log(
+      "\n" + table(
+        ["decode, random 15M shape (tokens/s)", "knot", "llama2.c", "knot ÷ llama2.c"],
+        results.map((
+          r,
+        ) => [
+          `llama2.c ${r.threads} thread(s)`,
+          knotTps.toFixed(1),
+          r.tokensPerS.toFixed(1),
+          ratio(knotTps, r.tokensPerS),
+        ]),
+      ),
+    );
+    log(`\nllama2.c: ${note}; knot: ${steps} tokens after a ${prompt}-token prompt, logits read back each step.`);
+  }
+}
+
+if (import.meta.main) {
+  const { values } = parseArgs({
+    options: { reps: { type: "string", default: "3" }, only: { type: "string" } },
+  });
+  console.log(`# knot bench: peers\n\n${machineLine()}`);
+  await benchPeers(console.log, Number(values.reps), values.only as "ops" | "train" | "decode" | undefined);
+}

@@ -1,0 +1,215 @@
+// The cpu engine (backends/cpu/heap.ts, backends/cpu/wasm/): the committed module is what its source
+// builds to, the heap allocator reuses blocks, and the WebAssembly kernels agree with the TypeScript
+// reference kernels (bit for bit where both round the same way, within a float32 ulp where a float64
+// library function differs).
+import assert from "node:assert/strict";
+import { CpuBackend } from "../backends/cpu/backend.ts";
+import { Heap, sizeClass } from "../backends/cpu/heap.ts";
+import type { BinaryOp, ReduceOp, UnaryOp } from "../backends/backend.ts";
+
+const canRun = Deno.permissions.querySync({ name: "run" }).state === "granted";
+
+Deno.test({
+  name: "engine_wasm.ts is what build.ts makes from the AssemblyScript sources (skipped without the compiler)",
+  ignore: !canRun,
+  async fn() {
+    const build = new URL("../backends/cpu/wasm/build.ts", import.meta.url).pathname;
+    // The build tools' own lock (as `deno task build:wasm` uses), so running this test never adds the
+    // compiler to deno.lock.
+    const lock = new URL("../scripts/build.lock", import.meta.url).pathname;
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `--lock=${lock}`, build, "--check"],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const out = new TextDecoder().decode(stdout) + new TextDecoder().decode(stderr);
+    if (code === 3) {
+      console.log(`SKIPPED: AssemblyScript compiler unavailable here (${out.trim().split("\n").at(-1)})`);
+      return;
+    }
+    assert.equal(code, 0, out);
+  },
+});
+
+Deno.test("heap: size classes have at most 25% slack and 64-byte alignment", () => {
+  for (const n of [1, 63, 64, 65, 100, 1000, 4097, 123457, 2 ** 20 + 1, 3e8]) {
+    const c = sizeClass(n);
+    assert.ok(c >= n && c % 64 === 0, `class ${c} for ${n}`);
+    assert.ok(c <= Math.max(64, n * 1.25 + 64), `class ${c} for ${n} wastes too much`);
+  }
+});
+
+Deno.test("heap: freed blocks are reused by requests of their class; memory grows only for new blocks", () => {
+  const h = new Heap(new WebAssembly.Memory({ initial: 1, maximum: 1024 }), 128);
+  const a = h.alloc(1000), b = h.alloc(5000);
+  assert.ok(a >= 128 && b > a && a % 64 === 0 && b % 64 === 0);
+  h.release(a, 1000);
+  assert.equal(h.alloc(990), a, "same class reuses the freed block");
+  const top = h.reserved;
+  for (let i = 0; i < 100; i++) h.release(h.alloc(5000), 5000);
+  assert.equal(h.reserved, top);
+  assert.equal(h.alloc(2 ** 30), -1, "past the memory's maximum: -1, not a throw");
+});
+
+// Operands with NaN, infinities, signed zeros and ordinary values.
+function data(n: number, seed: number): Float32Array {
+  const x = new Float32Array(n);
+  let s = seed;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    x[i] = ((s >>> 8) / 2 ** 24 - 0.5) * 8;
+  }
+  x.set([NaN, Infinity, -Infinity, 0, -0, 1e-40].slice(0, n));
+  return x;
+}
+
+const engine = new CpuBackend();
+const reference = new CpuBackend({ useEngine: false });
+
+/** Max distance in float32 ulps between two arrays (NaN must match NaN). */
+function ulps(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let worst = 0;
+  const fa = new Float32Array(1), fb = new Float32Array(1);
+  const ia = new Int32Array(fa.buffer), ib = new Int32Array(fb.buffer);
+  for (let i = 0; i < a.length; i++) {
+    if (Object.is(a[i], b[i])) continue;
+    if (Number.isNaN(a[i]) || Number.isNaN(b[i])) return Infinity;
+    if (a[i] === b[i]) continue; // +0 vs -0 counts as equal here
+    fa[0] = a[i], fb[0] = b[i];
+    worst = Math.max(worst, Math.abs(ia[0] - ib[0]));
+  }
+  return worst;
+}
+
+function both<T>(f: (b: CpuBackend) => T): [T, T] {
+  return [f(engine), f(reference)];
+}
+
+Deno.test("engine: binary ops with broadcast strides match the TypeScript kernels bit for bit", () => {
+  if (engine.kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
+  const ops: BinaryOp[] = ["add", "sub", "mul", "div", "pow", "maximum", "minimum", "equal", "less", "greaterEqual"];
+  // [2,3,37] op [37] (row broadcast), op [2,1,37], op scalar, and a transposed read.
+  const shape = [2, 3, 37];
+  const x = data(2 * 3 * 37, 1);
+  const cases: [Float32Array, number[], Float32Array, number[]][] = [
+    [x, [111, 37, 1], data(37, 2), [0, 0, 1]],
+    [x, [111, 37, 1], data(74, 3), [37, 0, 1]],
+    [x, [111, 37, 1], data(1, 4), [0, 0, 0]],
+    [data(1, 5), [0, 0, 0], x, [111, 37, 1]],
+    [x, [1, 2, 6], x, [111, 37, 1]],
+  ];
+  for (const op of ops) {
+    const outDtype = ["equal", "less", "greaterEqual"].includes(op) ? "bool" : "float32";
+    for (const [a, sa, b, sb] of cases) {
+      const [got, want] = both((be) => {
+        const A = be.upload(a, "float32"), B = be.upload(b, "float32");
+        const out = be.readSync(be.binary(op, { buf: A, strides: sa }, { buf: B, strides: sb }, shape, outDtype));
+        return Array.from(out);
+      });
+      assert.equal(ulps(got, want), 0, `${op} strides ${sa} / ${sb}`);
+    }
+  }
+});
+
+Deno.test("engine: unary ops match the TypeScript kernels (within one float32 ulp for library functions)", () => {
+  if (engine.kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
+  const exact: UnaryOp[] = ["neg", "sqrt", "abs", "sign", "square"];
+  const close: UnaryOp[] = ["exp", "log", "rsqrt", "tanh", "sigmoid", "silu", "gelu", "sin", "cos"];
+  const x = data(1001, 7);
+  for (const op of [...exact, ...close]) {
+    const [got, want] = both((be) => Array.from(be.readSync(be.unary(op, be.upload(x, "float32"), "float32"))));
+    assert.ok(ulps(got, want) <= (exact.includes(op) ? 0 : 1), `${op}: ${ulps(got, want)} ulps`);
+  }
+});
+
+Deno.test("engine: reductions, where and strided copies match the TypeScript kernels", () => {
+  if (engine.kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
+  const x = data(5 * 7 * 9, 11);
+  for (const op of ["sum", "max", "min", "argmax", "logsumexp"] as ReduceOp[]) {
+    for (const [o, r, i] of [[5, 7, 9], [35, 9, 1], [1, 315, 1], [1, 5, 63]]) {
+      const [got, want] = both((be) => Array.from(be.readSync(be.reduce(op, be.upload(x, "float32"), o, r, i))));
+      assert.ok(ulps(got, want) <= (op === "logsumexp" ? 1 : 0), `${op} [${o},${r},${i}]`);
+    }
+  }
+  const cond = new Uint8Array(9).map((_, i) => i % 2);
+  const [w1, w2] = both((be) =>
+    Array.from(be.readSync(be.where(
+      { buf: be.upload(cond, "bool"), strides: [0, 1] },
+      { buf: be.upload(x, "float32"), strides: [9, 1] },
+      { buf: be.upload(data(7, 3), "float32"), strides: [1, 0] },
+      [7, 9],
+      "float32",
+    )))
+  );
+  assert.equal(ulps(w1, w2), 0, "where");
+  const [s1, s2] = both((be) =>
+    Array.from(
+      be.readSync(be.strided(be.upload(new Int32Array(315).map((_, i) => i), "int32"), [9, 7, 3], [1, 45, 2], 4)),
+    )
+  );
+  assert.deepEqual(s1, s2, "strided int32 (permute with a step and an offset)");
+});
+
+Deno.test("engine: batched matmul in place equals the TypeScript dispatcher's wasm path", () => {
+  if (engine.kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
+  const spec = {
+    batchShape: [3],
+    aBatchStrides: [37 * 29],
+    bBatchStrides: [0],
+    M: 37,
+    K: 29,
+    N: 13,
+    transA: false,
+    transB: true,
+  };
+  const a = data(3 * 37 * 29, 5), b = data(13 * 29, 6).map((v) => (Number.isFinite(v) ? v : 1));
+  const am = a.map((v) => (Number.isFinite(v) ? v : 2));
+  const [got, want] = both((be) =>
+    Array.from(be.readSync(be.matmul(be.upload(am, "float32"), be.upload(b, "float32"), spec)))
+  );
+  // The reference backend copies operands into the heap for the same wasm kernel: same bits.
+  assert.equal(ulps(got, want), 0);
+});
+
+Deno.test("engine: vector products (M = 1 or N = 1, any transposes, batched) agree with float64 sums", () => {
+  if (engine.kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
+  const fin = (x: Float32Array) => x.map((v) => (Number.isFinite(v) ? v : 0.5));
+  for (const [M, K, N] of [[1, 37, 45], [1, 300, 33], [29, 70, 1], [1, 9, 1]]) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        const a = fin(data(2 * M * K, M + K)), b = fin(data(K * N, K + N));
+        const spec = { batchShape: [2], aBatchStrides: [M * K], bBatchStrides: [0], M, K, N, transA, transB };
+        const got = engine.readSync(engine.matmul(engine.upload(a, "float32"), engine.upload(b, "float32"), spec));
+        for (let n = 0; n < 2; n++) {
+          for (let i = 0; i < M; i++) {
+            for (let j = 0; j < N; j++) {
+              let want = 0, mag = 0;
+              for (let p = 0; p < K; p++) {
+                const av = a[n * M * K + (transA ? p * M + i : i * K + p)], bv = b[transB ? j * K + p : p * N + j];
+                want += av * bv;
+                mag += Math.abs(av * bv);
+              }
+              const g = got[n * M * N + i * N + j];
+              assert.ok(
+                Math.abs(g - want) <= 1e-6 * mag + 1e-30,
+                `${M}x${K}x${N} tA=${transA} tB=${transB}: ${g} vs ${want}`,
+              );
+            }
+          }
+        }
+      }
+    }
+  }
+});
+
+Deno.test("engine: threefry random matches the TypeScript kernel (uniform exactly, normal within one ulp)", () => {
+  if (engine.kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
+  for (const size of [1, 7, 1000, 40001]) {
+    for (const key of [[0, 0], [1234567, 0xdeadbeef]] as [number, number][]) {
+      const [u1, u2] = both((be) => Array.from(be.readSync(be.random("uniform", key, size))));
+      assert.equal(ulps(u1, u2), 0, `uniform size ${size}`);
+      const [n1, n2] = both((be) => Array.from(be.readSync(be.random("normal", key, size))));
+      assert.ok(ulps(n1, n2) <= 1, `normal size ${size}: ${ulps(n1, n2)} ulps`);
+    }
+  }
+});
