@@ -115,6 +115,7 @@ export class CpuBackend implements Backend {
   readonly #minElements: number;
   readonly #minMacs: number;
 
+  /** A cpu backend; `opts` can turn the wasm engine off or change when kernels split across threads. */
   constructor(opts: CpuBackendOptions = {}) {
     this.#e = opts.useEngine === false ? null : engine();
     this.#minElements = opts.parallelMinElements ?? PARALLEL_MIN_ELEMENTS;
