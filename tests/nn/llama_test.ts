@@ -36,7 +36,7 @@ import {
   ropeTables,
   setBackend,
 } from "../../mod.ts";
-import { loadLlama, saveLlama, type Tokenizer } from "../../mod.ts";
+import { loadLlama, saveLlama } from "../../mod.ts";
 
 const STORIES = new URL("../../../shared/models/stories260K", import.meta.url).pathname;
 const haveStories = (() => {
