@@ -1,15 +1,17 @@
 /**
- * `deno task test`: runs the test suite in several `deno test` processes and ends with one combined summary line,
+ * `deno task test`: runs the test suite in two `deno test` processes and ends with one combined summary line,
  * `all: ok | N passed | N failed | N ignored` (what .ci/run counts).
  *
- *   deno task test               # each WebGPU module in its own process, then all other modules in one
- *   deno task test --filter x    # extra flags go to every `deno test` run
+ *   deno task test               # the WebGPU modules in one process, then all other modules in another
+ *   deno task test --filter x    # extra flags (not module paths) go to both `deno test` runs
  *
- * Why two processes: Deno 2.9.6 with wgpu's GL backend on Mesa llvmpipe sometimes corrupts the C heap, and glibc
- * aborts the process while it exits, after every test has passed and Deno has printed its summary (see the
- * README's Development section). The WebGPU modules therefore run in processes of their own, and an abort of such
- * a process is accepted (and reported) only when it came after a complete, passing summary and printed nothing
- * but glibc's heap message; every other abort, crash, missing summary or failed test counts as a failure.
+ * Why two: a single `deno test` of the whole suite occasionally crashed in exit() after every test had passed and
+ * Deno had printed its summary (glibc heap corruption, once a SIGSEGV), which traced to Mesa's GL driver being
+ * unloaded and reloaded as WebGPU test modules end and start (README, Development). The WebGPU modules therefore
+ * run in a process of their own, with tests/util/keep_gl_driver.ts preloaded so that the driver is never unloaded;
+ * should that process still crash at exit after a complete, passing summary (SIGABRT with nothing but glibc's heap
+ * message, or a bare SIGSEGV), the crash is reported in a `note:` line and the summary counted. Every other crash,
+ * any crash of the other process, a missing summary or a failed test counts as a failure.
  *
  * The runs get a fresh TMPDIR; anything the tests leave in it is reported and counted as a failure, so a test that
  * forgets to remove its temporary directory is caught.
@@ -23,8 +25,9 @@ import { stripVTControlCharacters } from "node:util";
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 /**
- * Test modules that create a WebGPU device. They run in their own process. `checkWebGpuList` fails the run when a
- * module outside this list requests the webgpu backend, so a new one cannot slip into the main process.
+ * Test modules that create a WebGPU device; each runs in a process of its own. The run fails when a module outside
+ * this list requests the webgpu backend ({@link unlistedWebGpuModules}), so a new one cannot slip into the main
+ * process.
  */
 export const WEBGPU_MODULES: readonly string[] = [
   "tests/conformance_test.ts",
@@ -50,13 +53,14 @@ const GLIBC_HEAP =
   /^(double free or corruption|corrupted (size|double-linked)|free\(\)|malloc\(\)|malloc_consolidate\(\)|munmap_chunk\(\)|realloc\(\))/;
 
 /**
- * Reads one `deno test` process's output and exit status. `exitAbortAccepted`: whether a SIGABRT from glibc's heap
- * checks after a complete passing summary is accepted (only for the WebGPU process; see the module comment).
+ * Reads one `deno test` process's output and exit status. `exitCrashAccepted`: whether an exit-time crash after a
+ * complete passing summary (SIGABRT with one glibc heap message, or SIGSEGV with no output) is accepted; only for
+ * the WebGPU process, see the module comment.
  */
 export function judge(
   output: string,
   status: { code: number; signal: Deno.Signal | null },
-  exitAbortAccepted: boolean,
+  exitCrashAccepted: boolean,
 ): RunResult {
   const lines = stripVTControlCharacters(output).split(/\r?\n/);
   let at = -1;
@@ -78,10 +82,12 @@ export function judge(
   }
   if (!ok) return r; // failed tests: the summary already counts them
   const after = lines.slice(at + 1).map((l) => l.trim()).filter((l) => l !== "");
-  const aborted = status.signal === "SIGABRT" || status.code === 134;
-  if (exitAbortAccepted && aborted && after.length === 1 && GLIBC_HEAP.test(after[0])) {
-    r.note = `aborted at exit after its passing summary (glibc: "${after[0]}"); accepted, ` +
-      "see README, Development";
+  // The exit-time crashes seen (README, Development): glibc's abort with one heap message, or a bare SIGSEGV.
+  const heapAbort = status.signal === "SIGABRT" && after.length === 1 && GLIBC_HEAP.test(after[0]);
+  const segfault = status.signal === "SIGSEGV" && after.length === 0;
+  if (exitCrashAccepted && (heapAbort || segfault)) {
+    r.note = `crashed at exit after its passing summary (${heapAbort ? `glibc: "${after[0]}"` : "SIGSEGV"}); ` +
+      "accepted, see README, Development";
     return r;
   }
   r.problem = `exited with ${describe(status)} after its summary${after.length ? `: ${after.join(" / ")}` : ""}`;
@@ -158,24 +164,25 @@ if (import.meta.main) {
   }
   const tmp = await Deno.makeTempDir({ prefix: "knot-test-" });
   const env = { ...Deno.env.toObject(), TMPDIR: tmp };
-  // One process per WebGPU module (each creates and drops one wgpu instance, then exits), then all the rest.
-  const runs: { name: string; args: string[]; exitAbortAccepted: boolean }[] = [
-    ...WEBGPU_MODULES.filter((m) => modules.includes(m)).map((m) => ({
-      name: m,
-      args: ["-A", "--doc", ...extra, m],
-      exitAbortAccepted: true,
-    })),
+  // The WebGPU modules in one process (with Mesa's driver kept loaded, see tests/util/keep_gl_driver.ts), then the rest.
+  const gpuModules = WEBGPU_MODULES.filter((m) => modules.includes(m));
+  const runs: { name: string; args: string[]; exitCrashAccepted: boolean }[] = [
     {
-      name: "the other modules and README.md",
+      name: "WebGPU modules",
+      args: ["-A", "--doc", "--preload", "tests/util/keep_gl_driver.ts", ...extra, ...gpuModules],
+      exitCrashAccepted: true,
+    },
+    {
+      name: "other modules and README.md",
       args: ["-A", "--doc", `--ignore=${WEBGPU_MODULES.join(",")}`, ...extra, "tests/", "README.md"],
-      exitAbortAccepted: false,
+      exitCrashAccepted: false,
     },
   ];
   let passed = 0, failed = 0, ignored = 0;
   const notes: string[] = [];
   for (const run of runs) {
     const { output, status } = await denoTest(run.args, env);
-    const r = judge(output, status, run.exitAbortAccepted);
+    const r = judge(output, status, run.exitCrashAccepted);
     passed += r.passed;
     failed += r.failed;
     ignored += r.ignored;

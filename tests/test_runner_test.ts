@@ -26,18 +26,22 @@ Deno.test("runner: failed tests are counted as failed", () => {
   assert.equal(r.problem, "");
 });
 
-Deno.test("runner: an exit-time glibc abort after a passing summary is accepted only where allowed", () => {
+Deno.test("runner: an exit-time crash after a passing summary is accepted only where allowed", () => {
   for (const msg of ["corrupted size vs. prev_size in fastbins", "double free or corruption (out)"]) {
     const accepted = judge(OK + msg + "\n", ABORTED, true);
     assert.equal(accepted.passed, 3);
     assert.equal(accepted.problem, "");
     assert.match(
       accepted.note,
-      new RegExp(`aborted at exit after its passing summary .*${msg.replace(/[()]/g, "\\$&")}`),
+      new RegExp(`crashed at exit after its passing summary .*${msg.replace(/[()]/g, "\\$&")}`),
     );
     const refused = judge(OK + msg + "\n", ABORTED, false);
     assert.match(refused.problem, /exited with signal SIGABRT after its summary: corrupted|double free/);
   }
+  const segv = judge(OK, { code: 139, signal: "SIGSEGV" }, true);
+  assert.equal(segv.problem, "");
+  assert.match(segv.note, /crashed at exit after its passing summary \(SIGSEGV\)/);
+  assert.match(judge(OK, { code: 139, signal: "SIGSEGV" }, false).problem, /signal SIGSEGV/);
 });
 
 Deno.test("runner: any other crash counts as a failure", () => {
@@ -45,9 +49,10 @@ Deno.test("runner: any other crash counts as a failure", () => {
   assert.match(judge("a ... ok (1ms)\ndouble free or corruption (out)\n", ABORTED, true).problem, /no test summary/);
   // an abort after a summary followed by other output (a panic, a second message)
   assert.match(judge(OK + "thread 'main' panicked\nfree(): invalid pointer\n", ABORTED, true).problem, /panicked/);
-  // an abort with no glibc heap message, a segfault or a non-zero exit after a passing summary
+  // an abort with no glibc heap message, a segfault that printed something, a non-zero exit after a passing summary
   assert.match(judge(OK, ABORTED, true).problem, /signal SIGABRT/);
-  assert.match(judge(OK, { code: 139, signal: "SIGSEGV" }, true).problem, /signal SIGSEGV/);
+  assert.match(judge(OK + "Segmentation fault\n", { code: 139, signal: "SIGSEGV" }, true).problem, /signal SIGSEGV/);
+  assert.match(judge(OK, { code: 134, signal: null }, true).problem, /code 134/);
   assert.match(judge(OK, { code: 1, signal: null }, true).problem, /code 1/);
   // a process killed with no output at all
   assert.match(judge("", { code: 137, signal: "SIGKILL" }, true).problem, /no test summary \(exit signal SIGKILL\)/);
