@@ -58,8 +58,9 @@ export async function createWebGpuBackend(opts: WebGpuOptions = {}): Promise<Web
   } catch (e) {
     throw new Error(`webgpu: requesting a GPU device failed (${e instanceof Error ? e.message : e}); ${CPU_HINT}`);
   }
-  // Release the device when the program (or test worker) ends, before the runtime tears down its GPU
-  // threads: leaving it to process exit occasionally crashed Deno's teardown ("corrupted size vs. prev_size").
+  // Release the device when the program (or test worker) ends, before the runtime tears down its GPU state.
+  // (The exit-time crash once blamed on a device left to process exit most likely comes from Mesa unloading its
+  // driver with the wgpu instance at the end of each `deno test` module; see tests/util/keep_gl_driver.ts.)
   globalThis.addEventListener?.("unload", () => {
     try {
       device.destroy();
