@@ -49,8 +49,10 @@ export interface RunResult {
 
 const SUMMARY = /^(ok|FAILED) \| (\d+) passed(?: \(\d+ steps?\))? \| (\d+) failed(?: \| (\d+) ignored)?/;
 /** glibc's messages when it finds its heap corrupted (malloc_printerr). */
-const GLIBC_HEAP =
-  /^(double free or corruption|corrupted (size|double-linked)|free\(\)|malloc\(\)|malloc_consolidate\(\)|munmap_chunk\(\)|realloc\(\))/;
+const GLIBC_HEAP = new RegExp(
+  "^(double free or corruption|corrupted (size|double-linked)|" +
+    "free\\(\\)|malloc\\(\\)|malloc_consolidate\\(\\)|munmap_chunk\\(\\)|realloc\\(\\))",
+);
 
 /**
  * Reads one `deno test` process's output and exit status. `exitCrashAccepted`: whether an exit-time crash after a
@@ -164,7 +166,7 @@ if (import.meta.main) {
   }
   const tmp = await Deno.makeTempDir({ prefix: "knot-test-" });
   const env = { ...Deno.env.toObject(), TMPDIR: tmp };
-  // The WebGPU modules in one process (with Mesa's driver kept loaded, see tests/util/keep_gl_driver.ts), then the rest.
+  // The WebGPU modules in one process (Mesa's driver kept loaded: tests/util/keep_gl_driver.ts), then the rest.
   const gpuModules = WEBGPU_MODULES.filter((m) => modules.includes(m));
   const runs: { name: string; args: string[]; exitCrashAccepted: boolean }[] = [
     {
