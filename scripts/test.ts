@@ -6,12 +6,11 @@
  *   deno task test --filter x    # extra flags (not module paths) go to both `deno test` runs
  *
  * Why two: a single `deno test` of the whole suite occasionally crashed in exit() after every test had passed and
- * Deno had printed its summary (glibc heap corruption, once a SIGSEGV), which traced to Mesa's GL driver being
- * unloaded and reloaded as WebGPU test modules end and start (README, Development). The WebGPU modules therefore
- * run in a process of their own, with tests/util/keep_gl_driver.ts preloaded so that the driver is never unloaded;
- * should that process still crash at exit after a complete, passing summary (SIGABRT with nothing but glibc's heap
- * message, or a bare SIGSEGV), the crash is reported in a `note:` line and the summary counted. Every other crash,
- * any crash of the other process, a missing summary or a failed test counts as a failure.
+ * Deno had printed its summary (glibc heap corruption; once a SIGSEGV). It comes with the WebGPU modules (Deno's
+ * wgpu on Mesa llvmpipe) and is not fixable here (README, Development). The WebGPU modules therefore run in a
+ * process of their own; should it crash at exit after a complete, passing summary (SIGABRT with nothing but glibc's
+ * heap message, or a bare SIGSEGV), the crash is reported in a `note:` line and the summary counted. Every other
+ * crash, any crash of the other process, a missing summary or a failed test counts as a failure.
  *
  * The runs get a fresh TMPDIR; anything the tests leave in it is reported and counted as a failure, so a test that
  * forgets to remove its temporary directory is caught.
@@ -166,12 +165,12 @@ if (import.meta.main) {
   }
   const tmp = await Deno.makeTempDir({ prefix: "knot-test-" });
   const env = { ...Deno.env.toObject(), TMPDIR: tmp };
-  // The WebGPU modules in one process (Mesa's driver kept loaded: tests/util/keep_gl_driver.ts), then the rest.
+  // The WebGPU modules in one process, then the rest.
   const gpuModules = WEBGPU_MODULES.filter((m) => modules.includes(m));
   const runs: { name: string; args: string[]; exitCrashAccepted: boolean }[] = [
     {
       name: "WebGPU modules",
-      args: ["-A", "--doc", "--preload", "tests/util/keep_gl_driver.ts", ...extra, ...gpuModules],
+      args: ["-A", "--doc", ...extra, ...gpuModules],
       exitCrashAccepted: true,
     },
     {

@@ -59,8 +59,7 @@ export async function createWebGpuBackend(opts: WebGpuOptions = {}): Promise<Web
     throw new Error(`webgpu: requesting a GPU device failed (${e instanceof Error ? e.message : e}); ${CPU_HINT}`);
   }
   // Release the device when the program (or test worker) ends, before the runtime tears down its GPU state.
-  // (The exit-time crash once blamed on a device left to process exit most likely comes from Mesa unloading its
-  // driver with the wgpu instance at the end of each `deno test` module; see tests/util/keep_gl_driver.ts.)
+  // (This did not stop the occasional crash at the exit of `deno test` with WebGPU; see the README, Development.)
   globalThis.addEventListener?.("unload", () => {
     try {
       device.destroy();
