@@ -7,7 +7,7 @@
  *
  * Why two: a single `deno test` of the whole suite occasionally crashed in exit() after every test had passed and
  * Deno had printed its summary (glibc heap corruption; once a SIGSEGV). It comes with the WebGPU modules (Deno's
- * wgpu on Mesa llvmpipe) and is not fixable here (README, Development). The WebGPU modules therefore run in a
+ * wgpu on Mesa llvmpipe); its cause inside the runtime was not found (README, Development). They therefore run in a
  * process of their own; should it crash at exit after a complete, passing summary (SIGABRT with nothing but glibc's
  * heap message, or a bare SIGSEGV), the crash is reported in a `note:` line and the summary counted. Every other
  * crash, any crash of the other process, a missing summary or a failed test counts as a failure.
