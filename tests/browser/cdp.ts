@@ -133,6 +133,13 @@ export async function launch(executable: string, extraFlags: readonly string[] =
     } catch { /* already gone */ }
     await drained.catch(() => {});
     await child.status;
+    // Chromium's singleton socket lives in $TMPDIR/org.chromium.Chromium.*, linked from the profile; a browser
+    // that did not shut down cleanly leaves that directory behind.
+    const socket = await Deno.readLink(`${profile}/SingletonSocket`).catch(() => "");
+    const socketDir = socket.replace(/\/[^/]*$/, "");
+    if (/\/org\.chromium\.Chromium\.[^/]+$/.test(socketDir)) {
+      await Deno.remove(socketDir, { recursive: true }).catch(() => {});
+    }
     await Deno.remove(profile, { recursive: true }).catch(() => {});
   };
   let timer: ReturnType<typeof setTimeout> | undefined;

@@ -1,6 +1,7 @@
 // examples/train_tl6.ts end to end on the built-in default: Ctrl-C saves a checkpoint, --resume
 // finishes, and the adapter, the log and the loss plot equal those of an uninterrupted run.
 import assert from "node:assert/strict";
+import { removeWhenDone } from "../util/temp.ts";
 
 const EXAMPLE = new URL("../../examples/train_tl6.ts", import.meta.url).pathname;
 const ARGS = ["--compare", "none", "--steps", "30", "--batch", "8", "--eval-every", "10", "--eval-limit", "10"];
@@ -46,6 +47,7 @@ Deno.test("train_tl6: --help lists every flag", async () => {
 
 Deno.test("train_tl6: Ctrl-C saves a checkpoint; --resume reaches the uninterrupted adapter byte for byte", async () => {
   const full = await Deno.makeTempDir(), cut = await Deno.makeTempDir();
+  await using _cleanup = removeWhenDone(full, cut);
   const a = await run(full);
   assert.equal(a.code, 0, a.text);
   assert.match(a.text, /base model: exactMatch/);

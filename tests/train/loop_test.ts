@@ -19,6 +19,7 @@ import {
   type TokenizedExample,
   trainStep,
 } from "../../train/mod.ts";
+import { removeWhenDone } from "../util/temp.ts";
 
 const { config, params } = randomLlama({ seed: 1, numLayers: 2, vocabSize: 64 });
 const data: TokenizedExample[] = Array.from({ length: 24 }, (_, i) => ({
@@ -56,6 +57,7 @@ async function bits(t: unknown): Promise<Map<string, string>> {
 
 Deno.test("interrupt then resume reaches the uninterrupted final adapter bit for bit", async () => {
   const dirA = await Deno.makeTempDir(), dirB = await Deno.makeTempDir();
+  await using _cleanup = removeWhenDone(dirA, dirB);
   const a = setup();
   const full = await fit({ ...common, step: a.step, init: a.init, steps: 10, checkpoint: { dir: dirA, every: 3 } });
   assert.equal(full.stoppedBy, "steps");
@@ -89,6 +91,7 @@ Deno.test("interrupt then resume reaches the uninterrupted final adapter bit for
 
 Deno.test("a NaN loss stops the run with a clear message and keeps the last good checkpoint", async () => {
   const dir = await Deno.makeTempDir();
+  await using _cleanup = removeWhenDone(dir);
   const s = setup();
   let n = 0;
   const poisoned = (st: Parameters<typeof s.step>[0], b: LmBatch) => {
