@@ -20,39 +20,23 @@ export interface ReduceParams {
 }
 
 /** Elementwise primitives of one operand. */
-export type UnaryPrimitive =
-  | "neg"
-  | "exp"
-  | "log"
-  | "sqrt"
-  | "rsqrt"
-  | "abs"
-  | "sign"
-  | "tanh"
-  | "sigmoid"
-  | "silu"
-  | "gelu"
-  | "square"
-  | "sin"
-  | "cos"
-  | "logicalNot";
+export const UNARY = [
+  ...["neg", "exp", "log", "sqrt", "rsqrt", "abs", "sign", "tanh", "sigmoid", "silu", "gelu", "square", "sin"],
+  ...["cos", "logicalNot"],
+] as const;
 /** Elementwise primitives of two operands (broadcast, of one dtype). */
-export type BinaryPrimitive =
-  | "add"
-  | "sub"
-  | "mul"
-  | "div"
-  | "pow"
-  | "maximum"
-  | "minimum"
-  | "equal"
-  | "notEqual"
-  | "less"
-  | "lessEqual"
-  | "greater"
-  | "greaterEqual";
+export const BINARY = [
+  ...["add", "sub", "mul", "div", "pow", "maximum", "minimum"],
+  ...["equal", "notEqual", "less", "lessEqual", "greater", "greaterEqual"],
+] as const;
 /** Reductions over axes. */
-export type ReducePrimitive = "sum" | "max" | "min" | "logsumexp" | "argmax";
+export const REDUCE = ["sum", "max", "min", "logsumexp", "argmax"] as const;
+/** The name of a unary primitive. */
+export type UnaryPrimitive = typeof UNARY[number];
+/** The name of a binary primitive. */
+export type BinaryPrimitive = typeof BINARY[number];
+/** The name of a reduction primitive. */
+export type ReducePrimitive = typeof REDUCE[number];
 
 /** Every primitive and the type of its parameters. The inputs of each are listed beside it. */
 export type PrimitiveParams =
@@ -133,28 +117,14 @@ export type VjpRule<P extends Primitive> = (
 export type VjpRules = { readonly [P in Primitive]: VjpRule<P> };
 
 /** Unary ops defined only on floats: int and bool inputs are promoted to float32. */
-export const FLOAT_ONLY: ReadonlySet<UnaryPrimitive> = new Set<UnaryPrimitive>([
-  "exp",
-  "log",
-  "sqrt",
-  "rsqrt",
-  "tanh",
-  "sigmoid",
-  "silu",
-  "gelu",
-  "sin",
-  "cos",
-]);
+export const FLOAT_ONLY: ReadonlySet<UnaryPrimitive> = new Set<UnaryPrimitive>(
+  ["exp", "log", "sqrt", "rsqrt", "tanh", "sigmoid", "silu", "gelu", "sin", "cos"],
+);
 
 /** Comparisons: bool results. */
-export const COMPARISONS: ReadonlySet<BinaryPrimitive> = new Set<BinaryPrimitive>([
-  "equal",
-  "notEqual",
-  "less",
-  "lessEqual",
-  "greater",
-  "greaterEqual",
-]);
+export const COMPARISONS: ReadonlySet<BinaryPrimitive> = new Set<BinaryPrimitive>(
+  ["equal", "notEqual", "less", "lessEqual", "greater", "greaterEqual"],
+);
 
 /** The dtype both operands of a binary primitive are cast to (NumPy-like, after promotion). */
 export function binaryOperandDtype(p: BinaryPrimitive, promoted: DType): DType {
