@@ -13,6 +13,7 @@ import { alias, isTensor, type Tensor } from "../core/tensor.ts";
 import * as tree from "../core/tree.ts";
 import type { Tree } from "../core/tree.ts";
 import { add } from "../core/ops/elementwise.ts";
+import { vjpRules } from "./vjp_rules.ts";
 import { full, zerosLike } from "../core/ops/creation.ts";
 import { fmt } from "../core/shape.ts";
 
@@ -79,7 +80,7 @@ function trackArgs(op: string, tape: Tape, args: unknown[], nums: readonly numbe
       }
       const a = alias(leaf);
       // Recorded as an identity on any outer tape, so gradients of gradients flow.
-      record([leaf], a, (g) => [g]);
+      record("alias", {}, [leaf], a);
       tape.tracked.add(a);
       return a;
     });
@@ -142,7 +143,7 @@ export function valueAndGrad<F extends Differentiable, const N extends Argnums =
       const seed = full([], 1);
       const tracked = nums.map((n) => targs[n]);
       const keepSet = new Set(tracked.flatMap((t) => tree.leaves(t)));
-      const cts = tape.tracked.has(value) ? backward(tape, [value], [seed], add, keepSet) : new Map();
+      const cts = tape.tracked.has(value) ? backward(tape, [value], [seed], vjpRules, add, keepSet) : new Map();
       const grads = tracked.map((t) => gradTree(t, cts));
       const g = typeof argnums === "number" ? grads[0] : grads;
       return hasAux ? [value, g, aux] : [value, g];
@@ -216,7 +217,7 @@ export function vjp<F extends Differentiable>(
         }
       });
       const pairs = outLeaves.map((o, i) => [o, seeds[i]] as const).filter(([o]) => tape.tracked.has(o));
-      const cts = backward(tape, pairs.map((p) => p[0]), pairs.map((p) => p[1]), add, keepSet);
+      const cts = backward(tape, pairs.map((p) => p[0]), pairs.map((p) => p[1]), vjpRules, add, keepSet);
       return targs.map((t) => gradTree(t, cts)) as { -readonly [K in keyof Parameters<F>]: GradOf<Parameters<F>[K]> };
     });
   return [out, vjpFn];

@@ -11,6 +11,5 @@
  * @module
  */
 export { gelu, sigmoid, silu } from "./ops/elementwise.ts";
-export { causalMask, crossEntropy, type CrossEntropyOptions, logSoftmax, softmax } from "./ops/nn.ts";
+export { causalMask, crossEntropy, type CrossEntropyOptions, logSoftmax, softmax, takeLast } from "./ops/nn.ts";
 export { logsumexp } from "./ops/reduce.ts";
-export { takeLast } from "./ops/movement.ts";

@@ -1,29 +1,24 @@
 /**
- * The recording side of reverse-mode autodiff. Each differentiable primitive
- * calls {@link record} with its inputs, its output and its vjp rule; a node is
- * kept only on tapes that track one of the inputs, so values that depend only
- * on non-differentiated arguments cost no gradient work. Tapes nest: a
- * backward pass run while an outer tape is open is itself recorded, which is
- * what makes gradients of gradients work. The transforms (`grad`, `vjp`, …)
- * live in autodiff/ and use this.
+ * The recording side of reverse-mode autodiff. Each primitive calls
+ * {@link record} with its name, parameters, inputs and output (an
+ * {@link Equation}: data, not a closure); a node is kept only on tapes that
+ * track one of the inputs, so values that depend only on non-differentiated
+ * arguments cost no gradient work. {@link backward} walks the nodes in reverse
+ * and applies each primitive's rule from the table it is given
+ * (autodiff/vjp_rules.ts). Tapes nest: a backward pass run while an outer
+ * tape is open is itself recorded, which is what makes gradients of gradients
+ * work. The transforms (`grad`, `vjp`, …) live in autodiff/ and use this.
  * @module
  */
+import { type Equation, type Primitive, type PrimitiveParams, primitives, type VjpRules } from "./primitives.ts";
 import type { Tensor } from "./tensor.ts";
 
-/**
- * A vjp rule: given the cotangent `g` of the output and which inputs need a
- * cotangent, returns one cotangent per input (null where not needed or zero).
- */
-export type VjpRule = (g: Tensor, needed: readonly boolean[]) => (Tensor | null)[];
-
-interface Node {
-  inputs: readonly Tensor[];
-  output: Tensor;
-  needed: boolean[];
-  vjp: VjpRule;
+/** A recorded equation and which of its inputs the tape tracks. */
+export interface Node extends Equation {
+  readonly needed: readonly boolean[];
 }
 
-/** One recording: the tensors it differentiates with respect to and the ops applied to them. */
+/** One recording: the tensors it differentiates with respect to and the primitives applied to them, in order. */
 export class Tape {
   readonly tracked = new Set<Tensor>();
   readonly nodes: Node[] = [];
@@ -32,13 +27,22 @@ export class Tape {
 /** Open tapes, innermost last. */
 export const tapes: Tape[] = [];
 
-/** True while any tape is recording (ops may skip building closures otherwise). */
+/** True while any tape is recording. */
 export function recording(): boolean {
   return tapes.length > 0;
 }
 
-/** Records `output = op(inputs)` with its vjp rule on every tape that tracks an input. */
-export function record(inputs: readonly Tensor[], output: Tensor, vjp: VjpRule): void {
+/**
+ * Records `output = primitive[params](inputs)` on every tape that tracks an
+ * input. Primitives declared non-differentiable are never recorded.
+ */
+export function record<P extends Primitive>(
+  primitive: P,
+  params: PrimitiveParams[P],
+  inputs: readonly Tensor[],
+  output: Tensor,
+): void {
+  if (!tapes.length || !primitives[primitive].differentiable) return;
   for (const tape of tapes) {
     let any = false;
     const needed = inputs.map((x) => {
@@ -47,7 +51,7 @@ export function record(inputs: readonly Tensor[], output: Tensor, vjp: VjpRule):
       return n;
     });
     if (any) {
-      tape.nodes.push({ inputs, output, needed, vjp });
+      tape.nodes.push({ primitive, params, inputs, output, needed } as Node);
       tape.tracked.add(output);
     }
   }
@@ -55,13 +59,14 @@ export function record(inputs: readonly Tensor[], output: Tensor, vjp: VjpRule):
 
 /**
  * Runs the tape backwards from `outputs` seeded with `seeds`, returning the
- * cotangent of every tracked tensor reached. `add` sums cotangents of a
- * tensor used in several places.
+ * cotangent of every tracked tensor reached. `rules` gives each primitive's
+ * vjp; `add` sums cotangents of a tensor used in several places.
  */
 export function backward(
   tape: Tape,
   outputs: readonly Tensor[],
   seeds: readonly Tensor[],
+  rules: VjpRules,
   add: (a: Tensor, b: Tensor) => Tensor,
   keep: ReadonlySet<Tensor>,
 ): Map<Tensor, Tensor> {
@@ -97,7 +102,8 @@ export function backward(
     const node = tape.nodes[n];
     const g = ct.get(node.output);
     if (!g) continue;
-    const grads = node.vjp(g, node.needed);
+    const rule = rules[node.primitive] as (g: Tensor, eq: Equation, needed: readonly boolean[]) => (Tensor | null)[];
+    const grads = rule(g, node, node.needed);
     for (let i = 0; i < node.inputs.length; i++) {
       const gi = grads[i];
       if (node.needed[i] && gi) accumulate(node.inputs[i], gi);

@@ -1,13 +1,13 @@
 /**
  * Matrix product with NumPy batch broadcasting and transposed operands read
- * in place. Its vjp is two more matmuls (never an M×K×N intermediate).
+ * in place. Its vjp (autodiff/vjp_rules.ts) is two more matmuls (never an
+ * M×K×N intermediate).
  * @module
  */
 import { broadcastShapes, fmt, type Shape, stridesOf } from "../shape.ts";
 import { record } from "../tape.ts";
 import type { Tensor } from "../tensor.ts";
 import { backendOf, checkAlloc, expectFloat, expectTensor, wrap } from "./_util.ts";
-import { unbroadcast } from "./elementwise.ts";
 import { reshape } from "./movement.ts";
 
 /** Options of {@link matmul}. */
@@ -86,12 +86,6 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
     transB,
   });
   const out = wrap(backend, buf, [...batch, M, N], "float32");
-  record([a, b], out, (g, needed) => {
-    let ga: Tensor | null = null, gb: Tensor | null = null;
-    // C = op(A)·op(B):  dop(A) = g·op(B)ᵀ,  dop(B) = op(A)ᵀ·g, then undo the op on storage.
-    if (needed[0]) ga = transA ? matmul(b, g, { transA: transB, transB: true }) : matmul(g, b, { transB: !transB });
-    if (needed[1]) gb = transB ? matmul(g, a, { transA: true, transB: transA }) : matmul(a, g, { transA: !transA });
-    return [ga && unbroadcast(ga, a.shape), gb && unbroadcast(gb, b.shape)];
-  });
+  record("matmul", { transA, transB }, [a, b], out);
   return out;
 }

@@ -1,8 +1,9 @@
 /**
  * Movement ops: reshape, permute/transpose, slice, pad, broadcastTo, concat,
- * stack, split, expandDims, squeeze and take (embedding lookup), each with its
- * vjp rule. Reshape shares the buffer; the others copy through one strided
- * kernel, so a backend implements few primitives.
+ * stack, split, expandDims, squeeze and take (embedding lookup). Reshape
+ * shares the buffer; the others copy through one strided kernel, so a backend
+ * implements few kernels. Each records its primitive (core/primitives.ts);
+ * the vjp rules are in autodiff/vjp_rules.ts.
  * @module
  */
 import {
@@ -18,10 +19,7 @@ import {
 } from "../shape.ts";
 import { record } from "../tape.ts";
 import { alias, type Tensor } from "../tensor.ts";
-import type { Backend } from "../../backends/backend.ts";
 import { backendOf, checkAlloc, expectTensor, wrap } from "./_util.ts";
-import { add, mul } from "./elementwise.ts";
-import { sum } from "./reduce.ts";
 
 /** A new view with `shape` (one entry may be -1, inferred). Shares the buffer. */
 export function reshape(x: Tensor, shape: Shape): Tensor {
@@ -42,7 +40,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
     );
   }
   const out = alias(x, target);
-  record([x], out, (g) => [reshape(g, x.shape)]);
+  record("reshape", { shape: target }, [x], out);
   return out;
 }
 
@@ -50,7 +48,7 @@ export function reshape(x: Tensor, shape: Shape): Tensor {
 export function copy(x: Tensor): Tensor {
   expectTensor("copy", x);
   const out = wrap(x.backend, x.backend.strided(x.buffer, x.shape, stridesOf(x.shape), 0), x.shape, x.dtype);
-  record([x], out, (g) => [g]);
+  record("copy", {}, [x], out);
   return out;
 }
 
@@ -67,9 +65,7 @@ export function permute(x: Tensor, axes: readonly number[]): Tensor {
   const st = stridesOf(x.shape);
   const outShape = ax.map((a) => x.shape[a]);
   const out = wrap(x.backend, x.backend.strided(x.buffer, outShape, ax.map((a) => st[a]), 0), outShape, x.dtype);
-  const inverse = new Array<number>(ax.length);
-  ax.forEach((a, i) => (inverse[a] = i));
-  record([x], out, (g) => [permute(g, inverse)]);
+  record("permute", { axes: ax }, [x], out);
   return out;
 }
 
@@ -107,7 +103,7 @@ export function slice(x: Tensor, start: readonly number[], end?: readonly (numbe
   const st = stridesOf(x.shape);
   const offset = begin.reduce((acc, b, i) => acc + b * st[i], 0);
   const out = wrap(x.backend, x.backend.strided(x.buffer, size, st, offset), size, x.dtype);
-  record([x], out, (g) => [pad(g, begin.map((b, i) => [b, x.shape[i] - b - size[i]]))]);
+  record("slice", { begin, size }, [x], out);
   return out;
 }
 
@@ -127,7 +123,7 @@ export function pad(x: Tensor, widths: readonly (readonly [number, number])[], v
   const outShape = x.shape.map((d, i) => d + before[i] + after[i]);
   checkAlloc("pad", x.backend, outShape, x.dtype);
   const out = wrap(x.backend, x.backend.pad(x.buffer, x.shape, before, after, value), outShape, x.dtype);
-  record([x], out, (g) => [slice(g, before, before.map((b, i) => b + x.shape[i]))]);
+  record("pad", { before, after, value }, [x], out);
   return out;
 }
 
@@ -141,11 +137,7 @@ export function broadcastTo(x: Tensor, shape: Shape): Tensor {
   if (sameShape(x.shape, shape)) return alias(x);
   checkAlloc("broadcastTo", x.backend, shape, x.dtype);
   const out = wrap(x.backend, x.backend.strided(x.buffer, shape, broadcastStrides(x.shape, shape), 0), shape, x.dtype);
-  record([x], out, (g) => {
-    const lead = shape.length - x.rank;
-    const axes = shape.flatMap((_, i) => (i < lead || (x.shape[i - lead] === 1 && shape[i] !== 1) ? [i] : []));
-    return [reshape(sum(g, axes, { keepdims: true }), x.shape)];
-  });
+  record("broadcastTo", { shape: [...shape] }, [x], out);
   return out;
 }
 
@@ -170,19 +162,7 @@ export function concat(xs: readonly Tensor[], axis = 0): Tensor {
   checkAlloc("concat", backend, outShape, first.dtype);
   const buf = backend.concat(xs.map((x) => x.buffer), outer, xs.map((x) => x.shape[ax] * inner));
   const out = wrap(backend, buf, outShape, first.dtype);
-  record(xs, out, (g, needed) => {
-    let offset = 0;
-    return xs.map((x, i) => {
-      const s = offset;
-      offset += x.shape[ax];
-      if (!needed[i]) return null;
-      const st = new Array<number>(x.rank).fill(0);
-      st[ax] = s;
-      const en = [...g.shape];
-      en[ax] = s + x.shape[ax];
-      return slice(g, st, en);
-    });
-  });
+  record("concat", { axis: ax }, xs, out);
   return out;
 }
 
@@ -282,7 +262,7 @@ export function take(x: Tensor, indices: Tensor, axis = 0): Tensor {
   const outShape = [...indices.shape, ...x.shape.slice(1)];
   checkAlloc("take", backend, outShape, x.dtype);
   const out = wrap(backend, backend.gather(x.buffer, rows, rowSize, indices.buffer), outShape, x.dtype);
-  record([x], out, (g) => [scatterAdd(indices, g, rows)]);
+  record("gather", {}, [x, indices], out);
   return out;
 }
 
@@ -315,30 +295,8 @@ export function scatterAdd(indices: Tensor, updates: Tensor, rows: number): Tens
     [rows, ...rowShape],
     "float32",
   );
-  record([updates], out, (g) => [take(g, indices, 0)]);
+  record("scatterAdd", { rows }, [indices, updates], out);
   return out;
-}
-
-/**
- * Picks `x[..., indices[...]]` along the last axis (one element per row), as
- * used for the target logit in cross-entropy. `indices` has x's shape without
- * the last axis.
- */
-export function takeLast(x: Tensor, indices: Tensor): Tensor {
-  expectTensor("takeLast", x);
-  const v = x.shape[x.rank - 1];
-  if (!sameShape(indices.shape, x.shape.slice(0, -1))) {
-    throw new Error(`takeLast: indices shape ${fmt(indices.shape)} must equal ${fmt(x.shape)} without its last axis`);
-  }
-  if (indices.dtype !== "int32") {
-    throw new Error(`takeLast: indices must be int32, got ${indices.dtype} ${fmt(indices.shape)}`);
-  }
-  checkIndexRange("takeLast", indices, v, `the last axis of shape ${fmt(x.shape)}`);
-  const n = indices.size;
-  const flat = reshape(x, [n * v]);
-  const rowStarts = mul(arangeOn(x.backend, n), v);
-  const picked = take(flat, add(rowStarts, reshape(indices, [n])), 0);
-  return reshape(picked, indices.shape);
 }
 
 /**
@@ -346,7 +304,7 @@ export function takeLast(x: Tensor, indices: Tensor): Tensor {
  * indices back synchronously (cpu). Other backends skip the check (see
  * Backend.readSync).
  */
-function checkIndexRange(op: string, indices: Tensor, limit: number, what: string): void {
+export function checkIndexRange(op: string, indices: Tensor, limit: number, what: string): void {
   const read = indices.backend.readSync?.bind(indices.backend);
   if (!read) return;
   const ids = read(indices.buffer);
@@ -355,10 +313,4 @@ function checkIndexRange(op: string, indices: Tensor, limit: number, what: strin
       throw new Error(`${op}: index ${ids[i]} at position ${i} is out of range [0, ${limit}) for ${what}`);
     }
   }
-}
-
-function arangeOn(backend: Backend, n: number): Tensor {
-  const data = new Int32Array(n);
-  for (let i = 0; i < n; i++) data[i] = i;
-  return wrap(backend, backend.upload(data, "int32"), [n], "int32");
 }

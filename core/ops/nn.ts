@@ -1,17 +1,18 @@
 /**
  * Neural-network building blocks composed from primitives: softmax,
- * log-softmax, cross-entropy with an ignore index and mask, and the causal
- * attention mask. Their gradients follow from the primitives' rules.
+ * log-softmax, cross-entropy with an ignore index and mask, the last-axis
+ * pick it uses, and the causal attention mask. They record no primitive of
+ * their own: their gradients follow from the primitives' rules.
  * @module
  */
+import type { Backend } from "../../backends/backend.ts";
 import { fmt, normAxis, sameShape } from "../shape.ts";
-import type { Tensor } from "../tensor.ts";
-import { expectTensor } from "./_util.ts";
+import { alias, type Tensor } from "../tensor.ts";
+import { expectTensor, wrap } from "./_util.ts";
 import { add, cast, div, exp, greaterEqual, maximum, mul, notEqual, sub, where } from "./elementwise.ts";
 import { arange } from "./creation.ts";
-import { expandDims, takeLast } from "./movement.ts";
+import { checkIndexRange, expandDims, reshape, take } from "./movement.ts";
 import { logsumexp, max, sum } from "./reduce.ts";
-import { alias } from "../tensor.ts";
 
 /** softmax along `axis` (default last), computed stably. */
 export function softmax(x: Tensor, axis = -1): Tensor {
@@ -85,4 +86,32 @@ export function causalMask(queries: number, keys = queries, offset = keys - quer
   const q = expandDims(arange(queries), 1);
   const k = expandDims(arange(keys), 0);
   return greaterEqual(add(q, offset), k);
+}
+
+/**
+ * Picks `x[..., indices[...]]` along the last axis (one element per row), as
+ * used for the target logit in cross-entropy. `indices` has x's shape without
+ * the last axis.
+ */
+export function takeLast(x: Tensor, indices: Tensor): Tensor {
+  expectTensor("takeLast", x);
+  const v = x.shape[x.rank - 1];
+  if (!sameShape(indices.shape, x.shape.slice(0, -1))) {
+    throw new Error(`takeLast: indices shape ${fmt(indices.shape)} must equal ${fmt(x.shape)} without its last axis`);
+  }
+  if (indices.dtype !== "int32") {
+    throw new Error(`takeLast: indices must be int32, got ${indices.dtype} ${fmt(indices.shape)}`);
+  }
+  checkIndexRange("takeLast", indices, v, `the last axis of shape ${fmt(x.shape)}`);
+  const n = indices.size;
+  const flat = reshape(x, [n * v]);
+  const rowStarts = mul(arangeOn(x.backend, n), v);
+  const picked = take(flat, add(rowStarts, reshape(indices, [n])), 0);
+  return reshape(picked, indices.shape);
+}
+
+function arangeOn(backend: Backend, n: number): Tensor {
+  const data = new Int32Array(n);
+  for (let i = 0; i < n; i++) data[i] = i;
+  return wrap(backend, backend.upload(data, "int32"), [n], "int32");
 }

@@ -1,15 +1,17 @@
 /**
  * Reductions over axes (`sum mean max min logsumexp argmax`), with `keepdims`.
- * Called without an axis they reduce everything to a scalar.
+ * Called without an axis they reduce everything to a scalar. Each records its
+ * primitive (core/primitives.ts) with the axes it reduced; `mean` is a
+ * composite. The vjp rules are in autodiff/vjp_rules.ts.
  * @module
  */
-import type { ReduceOp } from "../../backends/backend.ts";
-import { normAxes, normAxis, type Shape, sizeOf } from "../shape.ts";
+import { reduceDtype, type ReducePrimitive } from "../primitives.ts";
+import { normAxes, normAxis, sizeOf } from "../shape.ts";
 import { record } from "../tape.ts";
 import type { Tensor } from "../tensor.ts";
 import { expectTensor, wrap } from "./_util.ts";
-import { cast, div, equal, exp, mul, sub } from "./elementwise.ts";
-import { broadcastTo, reshape } from "./movement.ts";
+import { cast, div } from "./elementwise.ts";
+import { reshape } from "./movement.ts";
 
 /** Options of the reductions. */
 export interface ReduceOptions {
@@ -20,12 +22,8 @@ export interface ReduceOptions {
 /** Axis argument of a reduction: one axis, several, or undefined for all. */
 export type Axes = number | readonly number[] | undefined;
 
-function keptShape(shape: Shape, axes: readonly number[]): number[] {
-  return shape.map((d, i) => (axes.includes(i) ? 1 : d));
-}
-
 /** Runs a reduction over `axes`, merging runs of adjacent axes into one kernel call. */
-function reduceRaw(op: ReduceOp, x: Tensor, axes: number[]): Tensor {
+function reduceRaw(op: ReducePrimitive, x: Tensor, axes: number[]): Tensor {
   let cur = x;
   let shape = [...x.shape];
   // Reduce the last run first so earlier axis numbers stay valid.
@@ -36,13 +34,7 @@ function reduceRaw(op: ReduceOp, x: Tensor, axes: number[]): Tensor {
     const outer = sizeOf(shape.slice(0, a0));
     const red = sizeOf(shape.slice(a0, a1 + 1));
     const inner = sizeOf(shape.slice(a1 + 1));
-    const outDtype = op === "argmax"
-      ? "int32"
-      : op === "logsumexp"
-      ? "float32"
-      : cur.dtype === "bool"
-      ? "int32"
-      : cur.dtype;
+    const outDtype = reduceDtype(op, cur.dtype);
     const input = cur.dtype === "bool" || (op === "logsumexp" && cur.dtype !== "float32")
       ? cast(cur, op === "logsumexp" ? "float32" : "int32")
       : cur;
@@ -53,14 +45,7 @@ function reduceRaw(op: ReduceOp, x: Tensor, axes: number[]): Tensor {
   return cur;
 }
 
-function reduction(
-  name: string,
-  op: ReduceOp,
-  x: Tensor,
-  axis: Axes,
-  opts: ReduceOptions,
-  vjp?: (gKept: Tensor, x: Tensor, outKept: Tensor) => Tensor,
-): Tensor {
+function reduction(name: string, op: ReducePrimitive, x: Tensor, axis: Axes, opts: ReduceOptions): Tensor {
   expectTensor(name, x);
   const axes = normAxes(name, axis, x.shape);
   if (axes.some((a) => x.shape[a] === 0) && op !== "sum") {
@@ -68,16 +53,13 @@ function reduction(
   }
   const kept = reduceRaw(op, x, axes);
   const out = opts.keepdims ? kept : reshape(kept, x.shape.filter((_, i) => !axes.includes(i)));
-  if (vjp && out.dtype === "float32") {
-    const keptShapeArr = keptShape(x.shape, axes);
-    record([x], out, (g) => [vjp(reshape(g, keptShapeArr), x, reshape(out, keptShapeArr))]);
-  }
+  if (out.dtype === "float32") record(op, { axes, keepdims: !!opts.keepdims }, [x], out);
   return out;
 }
 
 /** Sum over `axis` (all axes when omitted). bool sums count as int32. */
 export function sum(x: Tensor, axis?: Axes, opts: ReduceOptions = {}): Tensor {
-  return reduction("sum", "sum", x, axis, opts, (g, x) => broadcastTo(g, x.shape));
+  return reduction("sum", "sum", x, axis, opts);
 }
 
 /** Arithmetic mean over `axis` (all axes when omitted). */
@@ -89,28 +71,19 @@ export function mean(x: Tensor, axis?: Axes, opts: ReduceOptions = {}): Tensor {
   return div(sum(xs, axes, opts), n);
 }
 
-/** The gradient of max/min: split evenly among the positions that attain it. */
-function extremumVjp(g: Tensor, x: Tensor, outKept: Tensor): Tensor {
-  const mask = cast(equal(x, outKept), "float32");
-  const count = sum(mask, outKept.shape.flatMap((d, i) => (d === 1 && x.shape[i] !== 1 ? [i] : [])), {
-    keepdims: true,
-  });
-  return mul(broadcastTo(g, x.shape), div(mask, count));
-}
-
 /** Maximum over `axis` (all axes when omitted). */
 export function max(x: Tensor, axis?: Axes, opts: ReduceOptions = {}): Tensor {
-  return reduction("max", "max", x, axis, opts, extremumVjp);
+  return reduction("max", "max", x, axis, opts);
 }
 
 /** Minimum over `axis` (all axes when omitted). */
 export function min(x: Tensor, axis?: Axes, opts: ReduceOptions = {}): Tensor {
-  return reduction("min", "min", x, axis, opts, extremumVjp);
+  return reduction("min", "min", x, axis, opts);
 }
 
 /** log Σ exp(x) over `axis`, computed stably (max subtracted first). */
 export function logsumexp(x: Tensor, axis?: Axes, opts: ReduceOptions = {}): Tensor {
-  return reduction("logsumexp", "logsumexp", x, axis, opts, (g, x, outKept) => mul(g, exp(sub(x, outKept))));
+  return reduction("logsumexp", "logsumexp", x, axis, opts);
 }
 
 /** Index of the largest value along one axis (the whole flattened tensor when omitted); int32, first index on ties. */
