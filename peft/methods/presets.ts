@@ -117,7 +117,9 @@ const PRESETS: Record<string, (opts: PresetOptions) => Plan> = { lora, vera, tl1
 
 /** A preset by name ("lora", "vera", "tl1" … "tl6"). */
 export function preset(name: string, opts: PresetOptions): Plan {
-  const make = PRESETS[name.toLowerCase()];
+  const key = String(name).toLowerCase();
+  // Own keys only: "constructor" or "toString" must be unknown methods, not Object's members.
+  const make = Object.hasOwn(PRESETS, key) ? PRESETS[key] : undefined;
   if (!make) throw new Error(`preset: unknown method "${name}" (known: ${PRESET_NAMES.join(", ")})`);
   return make(opts);
 }

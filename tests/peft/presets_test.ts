@@ -604,3 +604,10 @@ Deno.test("presets: saveAdapter → loadAdapter is bit-identical; tied leaves st
       }));
   }
 });
+
+Deno.test("preset: names of Object's members are unknown methods, not Object's functions", () => {
+  for (const name of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+    assert.throws(() => preset(name, { rank: 2 }), new RegExp(`preset: unknown method "${name}"`));
+  }
+  assert.equal(typeof preset("TL6", { rank: 2 }).init, "function");
+});
