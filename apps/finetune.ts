@@ -242,6 +242,7 @@ export async function finetune(
   const optimizer = chain(clipByGlobalNorm(1), adamw(schedule, { b1: 0.9, b2: 0.98, weightDecay: 0.01 }));
   const step = trainStep(planLoss(plan, config), optimizer);
   const bar = verbose ? new ProgressBar(o.steps, `${o.method} `) : null;
+  const sigintAt = sigintAtStep();
   const result = await fit({
     step: (st, b: LmBatch) => step(st, frozen, b),
     init: { trainable, opt: optimizer.init(trainable) },
@@ -270,6 +271,7 @@ export async function finetune(
     },
     beforeSave: flush,
     onStep: (i) => {
+      if (i.step === sigintAt) Deno.kill(Deno.pid, "SIGINT");
       bar?.update(i.step, i.loss, i.tokens);
       pending += JSON.stringify({
         method: o.method,
@@ -345,4 +347,21 @@ export async function finetune(
   // Written last: a run is finished only once everything above is on disk.
   await writeRun(dir, { ...record, status: "finished", step: result.step, result: { ...out } });
   return out;
+}
+
+/**
+ * Test hook: with `KNOT_TEST_SIGINT_AT_STEP=N` the process sends itself SIGINT once step N is done, so a test
+ * interrupts a run at a known point whatever the machine's load (a test that waits for progress output and then
+ * signals can lose the race to a fast run: all steps done before the signal lands). The signal takes the real
+ * path: the program's listener, the abort, the checkpoint, exit 130.
+ */
+export const SIGINT_AT_STEP_ENV = "KNOT_TEST_SIGINT_AT_STEP";
+
+function sigintAtStep(): number | null {
+  try {
+    const v = Deno.env.get(SIGINT_AT_STEP_ENV);
+    return v ? Number(v) : null;
+  } catch { // no --allow-env: the hook is off
+    return null;
+  }
 }
