@@ -2,6 +2,7 @@
 // on stderr naming the flag or input, exit code 2, no stack trace, nothing on stdout but what
 // ran before the mistake was found.
 import assert from "node:assert/strict";
+import { runDeno } from "../util/run_deno.ts";
 import { formatMessage } from "../../examples/cli.ts";
 
 const ex = (name: string) => new URL(`../../examples/${name}`, import.meta.url).pathname;
@@ -10,16 +11,7 @@ const TINY = new URL("../../examples/tiny", import.meta.url).pathname;
 // refused before the mistake under test is reached.
 const NO_OUT = ["--out", "/nonexistent/knot-cli-test-out"];
 
-async function run(args: string[]) {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
-}
+const run = runDeno;
 
 function assertUsageError(r: { code: number; stderr: string }, pattern: RegExp, what: string) {
   assert.equal(r.code, 2, `${what}: exit ${r.code}\n${r.stderr}`);

@@ -3,22 +3,14 @@
 // never overwritten silently and keeps its log on --resume, a sweep never labels old cells with
 // new settings; a saved adapter can be scored (--evaluate) and used for text (generate --adapter).
 import assert from "node:assert/strict";
+import { runDeno } from "../util/run_deno.ts";
 
 const ex = (name: string) => new URL(`../../examples/${name}`, import.meta.url).pathname;
 const TINY = new URL("../../examples/tiny", import.meta.url).pathname;
 const SHORT = ["--method", "TL6", "--compare", "LoRA", "--steps", "6", "--batch", "4", "--eval-every", "3"];
 const LIMIT = ["--eval-limit", "4"];
 
-async function run(args: string[]) {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", ...args],
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).output();
-  const dec = new TextDecoder();
-  return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
-}
+const run = runDeno;
 const train = (out: string, ...extra: string[]) => run([ex("train_tl6.ts"), ...SHORT, "--out", out, ...extra]);
 const tableRow = (text: string, method: string) => text.split("\n").findLast((l) => l.startsWith(`${method} `));
 
