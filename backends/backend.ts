@@ -7,6 +7,7 @@
  * @module
  */
 import type { DType, TypedArray } from "../core/dtype.ts";
+import type { CompiledProgram, Program } from "./program.ts";
 
 /** An opaque device buffer holding `size` elements of `dtype`. */
 export interface BackendBuffer {
@@ -144,4 +145,13 @@ export interface Backend {
    * computed from threefry2x32(key, [0, i]) (see core/random.ts for the exact mapping).
    */
   random(kind: "uniform" | "normal", key: readonly [number, number], size: number): BackendBuffer;
+
+  // --- programs (optional) ---
+  /**
+   * Lowers a traced program (see ./program.ts) into one that runs without a
+   * JavaScript call per op: memory planned once, kernels prepared once. Where
+   * absent, `jit` replays the program through the kernels above. Results must
+   * be bit-identical to those kernels'.
+   */
+  compile?(program: Program): CompiledProgram;
 }

@@ -1,0 +1,176 @@
+/**
+ * A traced program: the backend kernel calls of one function, in order, over
+ * numbered values. `jit` produces it by running the function once on a
+ * tracing backend (every op in core/ops reaches a backend only through the
+ * kernels of backend.ts, so the kernel calls are the whole computation). A
+ * backend may lower a program ({@link Backend.compile}) into something that
+ * runs without per-op JavaScript; where it does not, jit replays the calls one
+ * by one on the backend's ordinary kernels. Either way each kernel computes
+ * exactly what the eager call computes, so results are bit-identical.
+ * @module
+ */
+import type { BackendBuffer, BinaryOp, MatmulSpec, ReduceOp, UnaryOp } from "./backend.ts";
+import type { DType, TypedArray } from "../core/dtype.ts";
+
+/** A value of the program: its index in {@link Program.values}. */
+export type ValueId = number;
+
+/** What the program knows of a value: element count and dtype. */
+export interface ValueInfo {
+  readonly size: number;
+  readonly dtype: DType;
+}
+
+/** A kernel operand read through broadcast strides (see `StridedInput`). */
+export interface StridedValue {
+  readonly value: ValueId;
+  readonly strides: readonly number[];
+}
+
+/** One kernel call, with the same arguments as the method of `Backend` it names, values in place of buffers. */
+export type KernelCall =
+  | { readonly kernel: "fill"; readonly dtype: DType; readonly size: number; readonly value: number }
+  | { readonly kernel: "unary"; readonly op: UnaryOp; readonly x: ValueId; readonly outDtype: DType }
+  | {
+    readonly kernel: "binary";
+    readonly op: BinaryOp;
+    readonly a: StridedValue;
+    readonly b: StridedValue;
+    readonly outShape: readonly number[];
+    readonly outDtype: DType;
+  }
+  | {
+    readonly kernel: "where";
+    readonly cond: StridedValue;
+    readonly a: StridedValue;
+    readonly b: StridedValue;
+    readonly outShape: readonly number[];
+    readonly dtype: DType;
+  }
+  | { readonly kernel: "cast"; readonly x: ValueId; readonly dtype: DType }
+  | {
+    readonly kernel: "reduce";
+    readonly op: ReduceOp;
+    readonly x: ValueId;
+    readonly outer: number;
+    readonly reduce: number;
+    readonly inner: number;
+  }
+  | { readonly kernel: "matmul"; readonly a: ValueId; readonly b: ValueId; readonly spec: MatmulSpec }
+  | {
+    readonly kernel: "strided";
+    readonly x: ValueId;
+    readonly outShape: readonly number[];
+    readonly strides: readonly number[];
+    readonly offset: number;
+  }
+  | {
+    readonly kernel: "pad";
+    readonly x: ValueId;
+    readonly shape: readonly number[];
+    readonly before: readonly number[];
+    readonly after: readonly number[];
+    readonly value: number;
+  }
+  | {
+    readonly kernel: "concat";
+    readonly xs: readonly ValueId[];
+    readonly outer: number;
+    readonly widths: readonly number[];
+  }
+  | {
+    readonly kernel: "gather";
+    readonly table: ValueId;
+    readonly rows: number;
+    readonly rowSize: number;
+    readonly idx: ValueId;
+  }
+  | {
+    readonly kernel: "scatterAdd";
+    readonly idx: ValueId;
+    readonly upd: ValueId;
+    readonly rows: number;
+    readonly rowSize: number;
+  }
+  | {
+    readonly kernel: "random";
+    readonly dist: "uniform" | "normal";
+    readonly key: readonly [number, number];
+    readonly size: number;
+  };
+
+/** The name of a kernel. */
+export type KernelName = KernelCall["kernel"];
+
+/** The values a call reads, in argument order. */
+export function callInputs(c: KernelCall): ValueId[] {
+  switch (c.kernel) {
+    case "fill":
+    case "random":
+      return [];
+    case "unary":
+    case "cast":
+    case "reduce":
+    case "strided":
+    case "pad":
+      return [c.x];
+    case "binary":
+      return [c.a.value, c.b.value];
+    case "where":
+      return [c.cond.value, c.a.value, c.b.value];
+    case "matmul":
+      return [c.a, c.b];
+    case "concat":
+      return [...c.xs];
+    case "gather":
+      return [c.table, c.idx];
+    case "scatterAdd":
+      return [c.idx, c.upd];
+  }
+}
+
+/** One step: `values[out] = call(...)`. */
+export interface Step {
+  readonly call: KernelCall;
+  readonly out: ValueId;
+}
+
+/**
+ * A program. Values are numbered: first the inputs (0 … inputs − 1), then the
+ * constants, then one value per step, in step order. Guarantees jit gives a
+ * backend: every output is a value defined by a step (never an input or a
+ * constant) and no value is output twice, so each returned buffer is new;
+ * `lastUse` is filled (liveness).
+ */
+export interface Program {
+  /** Info of every value, indexed by {@link ValueId}. */
+  readonly values: readonly ValueInfo[];
+  /** Number of inputs: values 0 … inputs − 1, bound to the buffers given to `run`, in order. */
+  readonly inputs: number;
+  /** Per input: donated (the program may overwrite or free its buffer after its last use; the caller never reads it again). */
+  readonly donated: readonly boolean[];
+  /** Constant values (tensors made inside the traced function from host data), uploaded once per compiled program. */
+  readonly constants: readonly { readonly id: ValueId; readonly data: TypedArray }[];
+  /** The kernel calls, in order. */
+  readonly steps: readonly Step[];
+  /** Values returned by `run`, in order (each defined by a step, each once). */
+  readonly outputs: readonly ValueId[];
+  /**
+   * Per step: values whose last read is this step (their buffers may be
+   * reused once it has run). Never lists an output, a constant, or an input
+   * that is not donated.
+   */
+  readonly lastUse: readonly (readonly ValueId[])[];
+}
+
+/** A program lowered by a backend, ready to run many times. */
+export interface CompiledProgram {
+  /**
+   * Runs the program on `inputs` (buffers of this backend matching the
+   * program's input infos) and returns one new buffer per output, owned by the
+   * caller. Donated inputs are consumed: the caller must not use or free them.
+   */
+  run(inputs: readonly BackendBuffer[]): BackendBuffer[];
+  /** Releases what the program holds (constants, planned memory). Idempotent. */
+  dispose(): void;
+}
