@@ -17,13 +17,17 @@ export type ValueId = number;
 
 /** What the program knows of a value: element count and dtype. */
 export interface ValueInfo {
+  /** Number of elements. */
   readonly size: number;
+  /** Element type. */
   readonly dtype: DType;
 }
 
 /** A kernel operand read through broadcast strides (see `StridedInput`). */
 export interface StridedValue {
+  /** The value read. */
   readonly value: ValueId;
+  /** Element strides for each output axis (0 on broadcast axes). */
   readonly strides: readonly number[];
 }
 
@@ -131,7 +135,9 @@ export function callInputs(c: KernelCall): ValueId[] {
 
 /** One step: `values[out] = call(...)`. */
 export interface Step {
+  /** The kernel and its arguments. */
   readonly call: KernelCall;
+  /** The value it defines. */
   readonly out: ValueId;
 }
 
