@@ -147,12 +147,33 @@ export async function bundle(opts: BundleOptions = {}): Promise<BuiltFile[]> {
   }
 }
 
+/** The cpu engine's worker module, built beside knot.js (the pool starts it by a URL relative to itself). */
+export const WORKER_FILE = "knot_worker.js";
+
+/**
+ * Points the pool's `new URL("./worker.ts", import.meta.url)` at the built worker: esbuild bundles the
+ * module but leaves that URL, which names a source file the browser does not have. Fails loudly if the
+ * expression is not found, so a change in pool.ts cannot silently leave the browser single-threaded.
+ */
+function workerUrlPlugin(): esbuild.Plugin {
+  const from = 'new URL("./worker.ts", import.meta.url)';
+  return {
+    name: "knot-worker-url",
+    setup(build) {
+      build.onLoad({ filter: /backends[\\/]cpu[\\/]wasm[\\/]pool\.ts$/ }, async (args) => {
+        const text = await Deno.readTextFile(args.path);
+        if (!text.includes(from)) {
+          return { errors: [{ text: `bundle: ${args.path} no longer contains ${from}; update workerUrlPlugin` }] };
+        }
+        return { contents: text.replace(from, `new URL("./${WORKER_FILE}", import.meta.url)`), loader: "ts" };
+      });
+    },
+  };
+}
+
 async function build(outdir: string, app: boolean, log: boolean): Promise<BuiltFile[]> {
-  const outfile = join(outdir, "knot.js");
-  const result = await esbuild.build({
+  const common = {
     absWorkingDir: ROOT,
-    entryPoints: [join(ROOT, "web.ts")],
-    outfile,
     bundle: true,
     format: "esm",
     platform: "browser",
@@ -160,12 +181,22 @@ async function build(outdir: string, app: boolean, log: boolean): Promise<BuiltF
     minify: true,
     sourcemap: true,
     legalComments: "eof",
-    plugins: [denoNpmPlugin()],
-    metafile: true,
     logLevel: "warning",
     write: false,
+  } as const;
+  const result = await esbuild.build({
+    ...common,
+    entryPoints: [join(ROOT, "web.ts")],
+    outfile: join(outdir, "knot.js"),
+    plugins: [denoNpmPlugin(), workerUrlPlugin()],
   });
-  const files: { path: string; contents: Uint8Array }[] = result.outputFiles.map((f) => ({
+  // The worker threads' module (needs a cross-origin isolated page; see scripts/serve.ts).
+  const worker = await esbuild.build({
+    ...common,
+    entryPoints: [join(ROOT, "backends/cpu/wasm/worker.ts")],
+    outfile: join(outdir, WORKER_FILE),
+  });
+  const files: { path: string; contents: Uint8Array }[] = [...result.outputFiles, ...worker.outputFiles].map((f) => ({
     path: f.path,
     contents: f.contents,
   }));

@@ -4,8 +4,14 @@
  * outside the root, dotfiles refused), with the MIME types browsers need for
  * ES modules, WebAssembly, source maps, JSON and safetensors.
  *
+ * Pages are cross-origin isolated (COOP `same-origin`, COEP `require-corp`),
+ * which browsers require before they give a page SharedArrayBuffer: the cpu
+ * engine's worker threads need it. `--no-isolation` leaves the headers out;
+ * the engine then runs on the page's thread alone, with the same results.
+ *
  *   deno task serve                # http://localhost:8000/examples/web/
  *   deno task serve --port 8123
+ *   deno task serve --no-isolation
  *
  * Run `deno task bundle` first: the page loads `dist/app.js` and `dist/knot.js`.
  * Exports {@link serve} for tests.
@@ -48,7 +54,16 @@ export interface ServeOptions {
   root?: string;
   /** Log each request (default false). */
   log?: boolean;
+  /** Send the cross-origin isolation headers (default true; see the module doc). */
+  isolate?: boolean;
 }
+
+/** The headers that make a page cross-origin isolated (so it may use SharedArrayBuffer, hence threads). */
+export const ISOLATION_HEADERS: Readonly<Record<string, string>> = {
+  "cross-origin-opener-policy": "same-origin",
+  "cross-origin-embedder-policy": "require-corp",
+  "cross-origin-resource-policy": "same-origin",
+};
 
 function respond(status: number, text: string, method = "GET"): Response {
   return new Response(method === "HEAD" ? null : text + "\n", {
@@ -58,7 +73,7 @@ function respond(status: number, text: string, method = "GET"): Response {
 }
 
 /** The request handler (exported for tests). */
-export function handler(root: string = ROOT): (req: Request) => Promise<Response> {
+export function handler(root: string = ROOT, isolate = true): (req: Request) => Promise<Response> {
   const base = normalize(root);
   return async (req) => {
     if (req.method !== "GET" && req.method !== "HEAD") {
@@ -94,6 +109,7 @@ export function handler(root: string = ROOT): (req: Request) => Promise<Response
       "content-length": String(info.size),
       "cache-control": "no-cache",
       "x-content-type-options": "nosniff",
+      ...(isolate ? ISOLATION_HEADERS : {}),
     };
     if (req.method === "HEAD") return new Response(null, { headers });
     const f = await Deno.open(file, { read: true });
@@ -103,8 +119,8 @@ export function handler(root: string = ROOT): (req: Request) => Promise<Response
 
 /** Starts the server; returns it (its `addr.port` is the port actually bound). */
 export function serve(opts: ServeOptions = {}): Deno.HttpServer<Deno.NetAddr> {
-  const { port = 8000, hostname = "127.0.0.1", root = ROOT, log = false } = opts;
-  const handle = handler(root);
+  const { port = 8000, hostname = "127.0.0.1", root = ROOT, log = false, isolate = true } = opts;
+  const handle = handler(root, isolate);
   return Deno.serve({ port, hostname, onListen: () => {} }, async (req) => {
     const res = await handle(req);
     if (log) console.log(`${res.status} ${req.method} ${new URL(req.url).pathname}`);
@@ -115,7 +131,11 @@ export function serve(opts: ServeOptions = {}): Deno.HttpServer<Deno.NetAddr> {
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
-    options: { port: { type: "string", default: "8000" }, host: { type: "string", default: "127.0.0.1" } },
+    options: {
+      port: { type: "string", default: "8000" },
+      host: { type: "string", default: "127.0.0.1" },
+      "no-isolation": { type: "boolean", default: false },
+    },
     strict: true,
   });
   const port = Number(values.port);
@@ -123,7 +143,8 @@ if (import.meta.main) {
     console.error(`--port must be an integer in 0..65535, got ${values.port}`);
     Deno.exit(2);
   }
-  const server = serve({ port, hostname: values.host, log: true });
+  const server = serve({ port, hostname: values.host, log: true, isolate: !values["no-isolation"] });
   const url = `http://${values.host === "127.0.0.1" ? "localhost" : values.host}:${server.addr.port}`;
   console.log(`serving ${ROOT} read-only at ${url}/ — the demo: ${url}/examples/web/`);
+  if (values["no-isolation"]) console.log("not cross-origin isolated: the cpu engine runs on one thread");
 }

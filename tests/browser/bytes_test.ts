@@ -73,7 +73,12 @@ Deno.test("bundle: builds, mentions no Deno., exports the browser API only, and 
   const out = await Deno.makeTempDir({ prefix: "knot-dist-" });
   try {
     const built = await runBundle({ outdir: out, app: false });
-    assert.deepEqual(built.map((b) => b.path.split("/").at(-1)).sort(), ["knot.js", "knot.js.map"]);
+    assert.deepEqual(built.map((b) => b.path.split("/").at(-1)).sort(), [
+      "knot.js",
+      "knot.js.map",
+      "knot_worker.js",
+      "knot_worker.js.map",
+    ]);
     const text = await Deno.readTextFile(`${out}/knot.js`);
     assert(!text.includes("Deno."));
     const knot = await import(`file://${out}/knot.js`);
@@ -138,6 +143,11 @@ Deno.test("serve: MIME types, index.html, no escape from the root, read-only", a
     assert.equal(head.status, 200);
     assert.equal(head.headers.get("content-length"), "4");
     assert.equal(await head.text(), "");
+    // Cross-origin isolation (threads in browsers) by default; not with isolate = false.
+    assert.equal(head.headers.get("cross-origin-opener-policy"), "same-origin");
+    assert.equal(head.headers.get("cross-origin-embedder-policy"), "require-corp");
+    const plain = await handler(root, false)(new Request("http://localhost/a.js", { method: "HEAD" }));
+    assert.equal(plain.headers.get("cross-origin-embedder-policy"), null);
   } finally {
     await Deno.remove(root, { recursive: true });
   }
