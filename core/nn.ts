@@ -13,3 +13,4 @@
 export { gelu, sigmoid, silu } from "./ops/elementwise.ts";
 export { causalMask, crossEntropy, type CrossEntropyOptions, logSoftmax, softmax, takeLast } from "./ops/nn.ts";
 export { logsumexp } from "./ops/reduce.ts";
+export { linearCrossEntropy, type LinearCrossEntropyOptions } from "./ops/linear_cross_entropy.ts";

@@ -46,7 +46,17 @@ import {
   transpose,
   where,
 } from "../../mod.ts";
-import { crossEntropy, gelu, logSoftmax, logsumexp, sigmoid, silu, softmax, takeLast } from "../../core/nn.ts";
+import {
+  crossEntropy,
+  gelu,
+  linearCrossEntropy,
+  logSoftmax,
+  logsumexp,
+  sigmoid,
+  silu,
+  softmax,
+  takeLast,
+} from "../../core/nn.ts";
 import { key, normal, uniform } from "../../core/random.ts";
 import { split as splitTensor } from "../../mod.ts";
 import { bools, type GradCase, ints, wsum } from "./types.ts";
@@ -231,6 +241,18 @@ const NN: GradCase[] = [
     name: "crossEntropy reduction sum, 3-D logits",
     f: (l, t) => wsum(crossEntropy(l, t, { reduction: "sum" })),
     args: () => [n(106, [2, 2, 3]), ints([[0, 2], [1, 1]])],
+  },
+  {
+    name: "linearCrossEntropy in chunks of 2 rows, an ignored target (w.r.t. x and weight)",
+    f: (x, w, t) => linearCrossEntropy(x, w, t, { chunk: 2 }),
+    args: () => [n(107, [5, 3]), n(108, [4, 3]), ints([0, 3, -100, 1, 2])],
+    argnums: [0, 1],
+  },
+  {
+    name: "linearCrossEntropy reduction sum (w.r.t. x only)",
+    f: (x, w, t) => linearCrossEntropy(x, w, t, { reduction: "sum", chunk: 3 }),
+    args: () => [n(109, [4, 3]), n(110, [5, 3]), ints([4, 0, 2, 1])],
+    argnums: [0],
   },
 ];
 
