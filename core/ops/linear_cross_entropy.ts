@@ -125,7 +125,7 @@ export function linearCrossEntropy(
     const loss = scale ? mul(total!, scale) : total!;
     if (loss !== total) total!.dispose();
     const dx = needX ? (dxs.length === 1 ? dxs[0] : concat(dxs, 0)) : null;
-    if (dxs.length > 1) for (const t of dxs) t.dispose();
+    if (dxs.length > 1) { for (const t of dxs) t.dispose(); }
     for (const t of free) t.dispose();
     return { loss, dx, dw: dw as Tensor | null };
   });
