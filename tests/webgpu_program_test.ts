@@ -14,7 +14,8 @@ import type { WebGpuBackend } from "../backends/webgpu/mod.ts";
 import type { BackendBuffer, MatmulSpec, UnaryOp } from "../backends/backend.ts";
 import type { BinaryOp, ReduceOp } from "../backends/backend.ts";
 import type { TypedArray } from "../core/dtype.ts";
-import { type Kernels, ProgramTracer } from "./util/program_tracer.ts";
+import { ProgramTracer } from "./util/program_tracer.ts";
+import { mlpStep } from "./util/mlp_kernels.ts";
 
 let gpu: WebGpuBackend | null = null;
 let why = "";
@@ -181,57 +182,6 @@ gpuTest("every kernel kind: compiled = eager, bit for bit, in one submit with th
   for (const buf of [x, y, idx, d, e]) b.free(buf);
   assert.equal(b.liveBuffers(), base, "every buffer released");
 });
-
-/** Embedding → linear → tanh → linear, squared error, backward, SGD: the kernels of one training step. */
-function mlpStep(
-  K: Kernels,
-  constant: (data: Float32Array) => BackendBuffer,
-  p: {
-    idx: BackendBuffer;
-    y: BackendBuffer;
-    emb: BackendBuffer;
-    w1: BackendBuffer;
-    b1: BackendBuffer;
-    w2: BackendBuffer;
-  },
-  dims: { V: number; B: number; D: number; H: number; C: number },
-): BackendBuffer[] {
-  const { V, B, D, H, C } = dims;
-  const f = "float32";
-  const m = (buf: BackendBuffer, cols: number) => ({ buf, strides: [cols, 1] });
-  const s = (buf: BackendBuffer) => ({ buf, strides: [0, 0] });
-  const x = K.gather(p.emb, V, D, p.idx);
-  const h = K.matmul(x, p.w1, spec(B, D, H));
-  const a = K.unary("tanh", K.binary("add", m(h, H), { buf: p.b1, strides: [0, 1] }, [B, H], f), f);
-  const logits = K.matmul(a, p.w2, spec(B, H, C));
-  const diff = K.binary("sub", m(logits, C), m(p.y, C), [B, C], f);
-  const sum = K.reduce("sum", K.unary("square", diff, f), 1, B * C, 1);
-  const loss = K.binary(
-    "mul",
-    { buf: sum, strides: [] },
-    { buf: constant(Float32Array.of(1 / (B * C))), strides: [] },
-    [],
-    f,
-  );
-  const dlog = K.binary("mul", m(diff, C), s(constant(Float32Array.of(2 / (B * C)))), [B, C], f);
-  const dw2 = K.matmul(a, dlog, spec(H, B, C, { transA: true }));
-  const da = K.matmul(dlog, p.w2, spec(B, C, H, { transB: true }));
-  const oneMinus = K.binary("sub", s(constant(Float32Array.of(1))), m(K.unary("square", a, f), H), [B, H], f);
-  const dh = K.binary("mul", m(da, H), m(oneMinus, H), [B, H], f);
-  const db1 = K.reduce("sum", dh, 1, B, H);
-  const dw1 = K.matmul(x, dh, spec(D, B, H, { transA: true }));
-  const demb = K.scatterAdd(p.idx, K.matmul(dh, p.w1, spec(B, H, D, { transB: true })), V, D);
-  const lr = constant(Float32Array.of(0.2));
-  const sgd = (w: BackendBuffer, g: BackendBuffer) =>
-    K.binary(
-      "sub",
-      { buf: w, strides: [1] },
-      { buf: K.binary("mul", { buf: g, strides: [1] }, { buf: lr, strides: [0] }, [g.size], f), strides: [1] },
-      [w.size],
-      f,
-    );
-  return [loss, sgd(p.emb, demb), sgd(p.w1, dw1), sgd(p.b1, db1), sgd(p.w2, dw2)];
-}
 
 gpuTest(
   "an MLP training step: compiled = eager over 3 steps; 300 runs of one submit, no new bind groups, no leaks",
