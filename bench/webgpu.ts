@@ -240,7 +240,7 @@ async function compiledVsEagerAt(gpu: WebGpuBackend, dims: MlpDims) {
   const eager = await measure(eagerStep);
   const compiled = await measure(compiledStep);
   const arena = `compiled: ${prog.arena.buffers} arena buffers (${(prog.arena.bytes / 1024).toFixed(0)} KiB) ` +
-    `for ${prog.arena.values} intermediate values`;
+    `for ${prog.arena.intermediates} intermediate values`;
   prog.dispose();
   for (const q of [...params, idx, y]) gpu.free(q);
   return { eager, compiled, arena };

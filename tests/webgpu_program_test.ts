@@ -169,7 +169,10 @@ gpuTest("every kernel kind: compiled = eager, bit for bit, in one submit with th
   assert.deepEqual(prog.outputs[0], { kind: "swap", input: 3 }, "the first output of d's size swaps with it");
   assert.deepEqual(prog.outputs[1], { kind: "into", input: 4 }, "the next output goes into e once e is read");
   assert.equal(prog.outputs.filter((o) => o.kind !== "new").length, 2);
-  assert.ok(prog.arena.buffers < prog.arena.values, `${prog.arena.buffers} arena buffers, ${prog.arena.values} values`);
+  assert.ok(
+    prog.arena.buffers < prog.arena.intermediates,
+    `${prog.arena.buffers} arena buffers, ${prog.arena.intermediates} values`,
+  );
   const submits0 = b.engine.stats.submits;
   const res = prog.run([x, y, idx, b.upload(dData, "float32"), b.upload(eData, "float32")]);
   assert.equal(b.engine.stats.submits - submits0, 1, "one submit per run");
@@ -222,8 +225,8 @@ gpuTest(
       "each new parameter swaps with its donated old one",
     );
     assert.ok(
-      prog.arena.buffers < prog.arena.values,
-      `${prog.arena.buffers} arena buffers, ${prog.arena.values} values`,
+      prog.arena.buffers < prog.arena.intermediates,
+      `${prog.arena.buffers} arena buffers, ${prog.arena.intermediates} values`,
     );
     params = upload();
     const runStep = () => {

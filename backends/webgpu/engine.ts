@@ -5,7 +5,9 @@
  * shapes and strides, uploaded once per submit), a pipeline cache keyed by
  * shader source, a bind-group cache, deferred index-range checks, and the
  * read-back path. Kernels (elementwise.ts, reduce.ts, …) only build WGSL and
- * call {@link Engine.run}.
+ * call {@link Engine.run} through the {@link KernelHost} interface; compiled
+ * programs (program.ts) record them once and replay prepared dispatches with
+ * {@link Engine.dispatchPrepared}.
  * @module
  */
 import type { BackendBuffer } from "../backend.ts";

@@ -53,7 +53,7 @@ export class WebGpuProgram implements CompiledProgram {
   /** Dispatches recorded per run. */
   readonly dispatches: number;
   /** Arena buffers (intermediates and kernel scratch share them by liveness) and their total bytes. */
-  readonly arena: { readonly buffers: number; readonly bytes: number; readonly values: number };
+  readonly arena: { readonly buffers: number; readonly bytes: number; readonly intermediates: number };
   /** Where each output's memory comes from (plan.ts). */
   readonly outputs: readonly OutputPlacement[];
   readonly #backend: WebGpuBackend;
@@ -83,8 +83,10 @@ export class WebGpuProgram implements CompiledProgram {
       if (checkRaw) this.#checkLog = { raw: checkRaw, checks: rec.checks };
       const plan = planMemory(program, rec.events, rec.bytes);
       this.outputs = plan.outputs;
-      const intermediates = program.steps.filter((s) => !program.outputs.includes(s.out)).length;
-      this.arena = { buffers: plan.arena.length, bytes: plan.arena.reduce((a, b) => a + b, 0), values: intermediates };
+      const outputs = new Set(program.outputs);
+      const intermediates = program.steps.filter((s) => !outputs.has(s.out)).length;
+      const bytes = plan.arena.reduce((a, b) => a + b, 0);
+      this.arena = { buffers: plan.arena.length, bytes, intermediates };
 
       this.#constants = program.constants.map((c) => backend.upload(c.data, program.values[c.id].dtype) as GpuBuffer);
       this.#arena = plan.arena.map((bytes) => engine.alloc("float32", bytes / 4));
@@ -144,8 +146,9 @@ export class WebGpuProgram implements CompiledProgram {
       });
       this.dispatches = this.#prepared.length;
     } catch (e) {
+      const logMade = this.#checkLog !== null;
       this.#release();
-      if (checkRaw && !this.#checkLog) checkRaw.destroy();
+      if (checkRaw && !logMade) checkRaw.destroy();
       throw e;
     }
   }
