@@ -245,13 +245,14 @@ gpuTest(
 
     const stats = b.engine.stats;
     const live = b.liveBuffers(), groups = stats.programBindGroups, submits = stats.submits;
-    const dispatches = stats.dispatches, created = stats.buffersCreated;
+    const dispatches = stats.dispatches, created = stats.buffersCreated, reads = stats.reads;
     for (let step = 0; step < 300; step++) b.free(runStep());
     assert.equal(b.liveBuffers(), live, "live buffers grew over 300 runs");
     assert.equal(stats.submits - submits, 300, "one submit per run");
     assert.equal(stats.dispatches - dispatches, 300 * prog.dispatches, "the program's dispatches per run");
     assert.equal(stats.programBindGroups, groups, "bind groups made after the first runs");
     assert.equal(stats.buffersCreated, created, "GPU buffers created after the first runs");
+  assert.equal(stats.reads, reads, "a run reads nothing back");
     const lastLoss = runStep();
     const last = (await b.read(lastLoss))[0], first = new Float32Array(Uint32Array.from(eagerLoss[0]).buffer)[0];
     assert.ok(last < first * 0.5, `loss should fall: ${first} → ${last}`);
