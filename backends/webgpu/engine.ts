@@ -119,7 +119,8 @@ export const CHECK_SLOT_BYTES = 256;
 const CHECK_SLOTS = 256;
 /** Free bytes kept in the pool before freed buffers are destroyed instead of kept. */
 const POOL_MAX_BYTES = 512 * 1024 * 1024;
-export const USAGE_STORAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST
+/** Usage of tensor buffers: STORAGE | COPY_SRC | COPY_DST. */
+export const USAGE_STORAGE = 0x80 | 0x04 | 0x08;
 const USAGE_STAGING = 0x01 | 0x08; // MAP_READ | COPY_DST
 
 /** Size classes: 256 B, then four steps per power of two (≤ 25% slack). */
