@@ -252,7 +252,7 @@ gpuTest(
     assert.equal(stats.dispatches - dispatches, 300 * prog.dispatches, "the program's dispatches per run");
     assert.equal(stats.programBindGroups, groups, "bind groups made after the first runs");
     assert.equal(stats.buffersCreated, created, "GPU buffers created after the first runs");
-  assert.equal(stats.reads, reads, "a run reads nothing back");
+    assert.equal(stats.reads, reads, "a run reads nothing back");
     const lastLoss = runStep();
     const last = (await b.read(lastLoss))[0], first = new Float32Array(Uint32Array.from(eagerLoss[0]).buffer)[0];
     assert.ok(last < first * 0.5, `loss should fall: ${first} → ${last}`);
