@@ -296,7 +296,7 @@ gpuTest("a run follows eager work queued before it; out-of-range indices fail th
   assert.equal(b.liveBuffers(), base);
 });
 
-gpuTest("a donated input is consumed; a program whose lastUse is wrong is refused", (b) => {
+gpuTest("a donated input is consumed; a program with a wrong lastUse or value info is refused", (b) => {
   const base = b.liveBuffers();
   const t = new ProgramTracer(b);
   const x = t.input(b.upload(Float32Array.from([1, 2]), "float32"), true);
@@ -314,5 +314,13 @@ gpuTest("a donated input is consumed; a program whose lastUse is wrong is refuse
   prog.dispose();
   const wrong = { ...program, lastUse: [[1], []] }; // value 1 is read again by step 1
   assert.throws(() => b.compile(wrong), /program\.lastUse\[0\] lists value 1, a value last read at step 1/);
+  const mistyped = {
+    ...program,
+    values: program.values.map((v, i) => (i === 1 ? { ...v, dtype: "int32" as const } : v)),
+  };
+  assert.throws(
+    () => b.compile(mistyped),
+    /step 0 \(unary\) gives 2 float32 elements, but the program says value 1 is 2 int32/,
+  );
   assert.equal(b.liveBuffers(), base);
 });
