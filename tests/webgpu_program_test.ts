@@ -246,10 +246,13 @@ gpuTest(
     const stats = b.engine.stats;
     const live = b.liveBuffers(), groups = stats.programBindGroups, submits = stats.submits;
     const dispatches = stats.dispatches, created = stats.buffersCreated, reads = stats.reads;
+    const runs = stats.programRuns, programDispatches = stats.programDispatches;
     for (let step = 0; step < 300; step++) b.free(runStep());
     assert.equal(b.liveBuffers(), live, "live buffers grew over 300 runs");
     assert.equal(stats.submits - submits, 300, "one submit per run");
     assert.equal(stats.dispatches - dispatches, 300 * prog.dispatches, "the program's dispatches per run");
+    assert.equal(stats.programRuns - runs, 300);
+    assert.equal(stats.programDispatches - programDispatches, 300 * prog.dispatches);
     assert.equal(stats.programBindGroups, groups, "bind groups made after the first runs");
     assert.equal(stats.buffersCreated, created, "GPU buffers created after the first runs");
     assert.equal(stats.reads, reads, "a run reads nothing back");

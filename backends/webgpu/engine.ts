@@ -138,9 +138,10 @@ export const CPU_HINT = 'call setBackend("cpu") to continue on the CPU';
 export class Engine implements KernelHost {
   /**
    * Counters for benchmarks and tests. `dispatches` and `submits` include
-   * compiled programs' (program.ts): `programRuns` counts their runs and
-   * `programBindGroups` the bind groups they made (all at compile time where
-   * their buffers are fixed; per new input/output buffer otherwise).
+   * compiled programs' (program.ts, one submit per run): `programRuns` counts
+   * their runs, `programDispatches` their dispatches, and `programBindGroups`
+   * the bind groups they made (at compile time where their buffers are
+   * fixed; per new input/output buffer otherwise).
    */
   readonly stats = {
     dispatches: 0,
@@ -150,6 +151,7 @@ export class Engine implements KernelHost {
     buffersCreated: 0,
     bindGroupHits: 0,
     programRuns: 0,
+    programDispatches: 0,
     programBindGroups: 0,
   };
   #epoch = 1;

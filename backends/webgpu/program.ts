@@ -235,6 +235,7 @@ export class WebGpuProgram implements CompiledProgram {
     });
     engine.flush();
     engine.stats.programRuns++;
+    engine.stats.programDispatches += this.#prepared.length;
     if (this.#checkLog) engine.pendChecks(this.#checkLog);
     return outs;
   }
