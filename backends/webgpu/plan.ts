@@ -40,7 +40,7 @@ export interface MemoryPlan {
   readonly arena: readonly number[];
   /** Per output. */
   readonly outputs: readonly OutputPlacement[];
-  /** Per step: the last step reading each value (−1: never read). */
+  /** Per value: the last step reading it (−1: never read). */
   readonly lastRead: readonly number[];
 }
 
