@@ -11,9 +11,13 @@ export { type BackendFactory, registerBackend } from "../core/runtime.ts";
 export { CpuBackend, cpuThreads, cpuWorkerJobs, cpuWorkersReady, setCpuThreads } from "./cpu/mod.ts";
 export { createWebGpuBackend, WebGpuBackend, type WebGpuOptions } from "./webgpu/mod.ts";
 export type {
+  CheckLog as WebGpuCheckLog,
   Engine as WebGpuEngine,
   EngineLimits as WebGpuEngineLimits,
   GpuBuffer,
+  KernelHost as WebGpuKernelHost,
   RawBinding as WebGpuBinding,
   Slot as WebGpuSlot,
 } from "./webgpu/engine.ts";
+export type { WebGpuProgram } from "./webgpu/program.ts";
+export type { OutputPlacement as WebGpuOutputPlacement } from "./webgpu/plan.ts";

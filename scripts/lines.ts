@@ -17,9 +17,10 @@ const EXCLUDE = new Set(["backends/cpu/wasm/engine_wasm.ts", "backends/cpu/wasm/
 /**
  * The most lines of code the library may have. Raised from 9,500 to 10,500 when the cpu engine landed
  * (issue 11: the heap, the worker pool and the AssemblyScript kernels, ~1,200 lines, beside the TypeScript
- * fallback kernels it keeps for runtimes without WebAssembly SIMD).
+ * fallback kernels it keeps for runtimes without WebAssembly SIMD). Raised to 11,100 for the webgpu
+ * lowering of traced programs (issue 12: recording, memory planning, prepared dispatches, ~620 lines).
  */
-export const BUDGET = 10_500;
+export const BUDGET = 11_100;
 
 const ROOT = new URL("..", import.meta.url).pathname;
 

@@ -3,6 +3,7 @@
  * `navigator.gpu`. Tensors stay on the GPU between ops; dispatches are batched
  * into one command encoder and submitted when something is read (`read` is
  * the only read-back). float32 → f32, int32 → i32, bool → u32 (0/1) storage.
+ * `compile` lowers a traced program into prepared dispatches (program.ts).
  * Create one with {@link createWebGpuBackend} (device.ts).
  * @module
  */
@@ -15,6 +16,8 @@ import { reduce } from "./reduce.ts";
 import { matmul } from "./matmul.ts";
 import { random } from "./random.ts";
 import { wordOf } from "./wgsl.ts";
+import type { Program } from "../program.ts";
+import { WebGpuProgram } from "./program.ts";
 
 /** The WebGPU implementation of {@link Backend}. */
 export class WebGpuBackend implements Backend {
@@ -125,6 +128,16 @@ export class WebGpuBackend implements Backend {
 
   random(kind: "uniform" | "normal", key: readonly [number, number], size: number): BackendBuffer {
     return random(this.engine, kind, key, size);
+  }
+
+  /**
+   * Lowers a traced program: pipelines, params and bind groups prepared once,
+   * memory planned by liveness, every dispatch of a run in one submit
+   * (program.ts). Results are bit-identical to these methods': the same
+   * kernels run with the same dispatch shapes.
+   */
+  compile(program: Program): WebGpuProgram {
+    return new WebGpuProgram(this, program);
   }
 
   /** Submits pending work and waits for the GPU to finish it (for benchmarks). */

@@ -10,7 +10,7 @@
  */
 import type { BinaryOp, UnaryOp } from "../backend.ts";
 import type { DType } from "../../core/dtype.ts";
-import type { Engine, GpuBuffer } from "./engine.ts";
+import type { GpuBuffer, KernelHost } from "./engine.ts";
 import { contiguous, declare, entry, PRELUDE, wgslType } from "./wgsl.ts";
 
 /** Workgroup size of the elementwise kernels. */
@@ -60,7 +60,7 @@ function modeOf(strides: readonly number[], shape: readonly number[]): Mode {
  * `extra` words are passed at `P[1..]` for the op to read (e.g. a fill value).
  */
 export function elementwise(
-  engine: Engine,
+  engine: KernelHost,
   fnSrc: string,
   operands: readonly Operand[],
   outShape: readonly number[],
@@ -160,7 +160,7 @@ export function castExpr(from: DType, to: DType, x: string): string {
 }
 
 /** Elementwise unary op. Inputs of another dtype are converted to `outDtype` first. */
-export function unary(engine: Engine, op: UnaryOp, x: GpuBuffer, outDtype: DType): GpuBuffer {
+export function unary(engine: KernelHost, op: UnaryOp, x: GpuBuffer, outDtype: DType): GpuBuffer {
   const tx = wgslType(x.dtype), to = wgslType(outDtype);
   let fn: string;
   if (op === "logicalNot") {
@@ -220,7 +220,7 @@ function binaryBody(op: BinaryOp, t: "f32" | "i32" | "u32"): string {
 
 /** Elementwise binary op on broadcast operands, computed in the operands' dtype. */
 export function binary(
-  engine: Engine,
+  engine: KernelHost,
   op: BinaryOp,
   a: Operand,
   b: Operand,
@@ -239,7 +239,7 @@ export function binary(
 
 /** out = cond ? a : b with broadcast operands. */
 export function where(
-  engine: Engine,
+  engine: KernelHost,
   c: Operand,
   a: Operand,
   b: Operand,
@@ -255,20 +255,20 @@ export function where(
 }
 
 /** Converts dtype. */
-export function cast(engine: Engine, x: GpuBuffer, dtype: DType): GpuBuffer {
+export function cast(engine: KernelHost, x: GpuBuffer, dtype: DType): GpuBuffer {
   const fn = `fn op(x: ${wgslType(x.dtype)}) -> ${wgslType(dtype)} { return ${castExpr(x.dtype, dtype, "x")}; }`;
   return elementwise(engine, fn, [{ buf: x, strides: [1] }], [x.size], dtype);
 }
 
 /** A buffer of `size` elements equal to the storage word `word`. */
-export function fill(engine: Engine, dtype: DType, size: number, word: number): GpuBuffer {
+export function fill(engine: KernelHost, dtype: DType, size: number, word: number): GpuBuffer {
   const t = wgslType(dtype);
   return elementwise(engine, `fn op() -> ${t} { return bitcast<${t}>(P[1]); }`, [], [size], dtype, [word]);
 }
 
 /** out[i] = x[offset + Σ idx_k·strides_k]: permute, slice, broadcast. */
 export function strided(
-  engine: Engine,
+  engine: KernelHost,
   x: GpuBuffer,
   outShape: readonly number[],
   strides: readonly number[],

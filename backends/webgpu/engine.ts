@@ -5,7 +5,9 @@
  * shapes and strides, uploaded once per submit), a pipeline cache keyed by
  * shader source, a bind-group cache, deferred index-range checks, and the
  * read-back path. Kernels (elementwise.ts, reduce.ts, …) only build WGSL and
- * call {@link Engine.run}.
+ * call {@link Engine.run} through the {@link KernelHost} interface; compiled
+ * programs (program.ts) record them once and replay prepared dispatches with
+ * {@link Engine.dispatchPrepared}.
  * @module
  */
 import type { BackendBuffer } from "../backend.ts";
@@ -68,6 +70,41 @@ interface IndexCheck {
   slot: number;
 }
 
+/** The index checks of a compiled program: one slot each in its own log buffer (see {@link Engine.pendChecks}). */
+export interface CheckLog {
+  /** The log buffer: one {@link CHECK_SLOT_BYTES}-byte slot per check. */
+  readonly raw: GPUBuffer;
+  /** What each slot checks, in slot order. */
+  readonly checks: readonly { readonly op: string; readonly limit: number }[];
+}
+
+/**
+ * What a kernel needs from the runtime: allocate and free tensor buffers,
+ * record a dispatch, size a grid, get an index-check slot. {@link Engine}
+ * runs the dispatches; a compiled program's recorder (record.ts) captures the
+ * same calls once, so compiled programs run exactly the eager kernels.
+ */
+export interface KernelHost {
+  /** The adapter limits. */
+  readonly limits: EngineLimits;
+  /** A buffer for `size` elements of `dtype`. */
+  alloc(dtype: DType, size: number): GpuBuffer;
+  /** Releases a buffer (kernel scratch). */
+  free(buf: GpuBuffer): void;
+  /** Records one dispatch (see {@link Engine.run}). */
+  run(
+    src: string,
+    kinds: string,
+    bufs: readonly (GpuBuffer | RawBinding)[],
+    params: ArrayLike<number>,
+    groups: readonly [number, number?, number?],
+  ): void;
+  /** Workgroup counts for `n` invocations of `wg` threads (see {@link Engine.grid}). */
+  grid(n: number, wg: number): [number, number];
+  /** A slot recording a kernel's first out-of-range index (see {@link Engine.indexCheck}). */
+  indexCheck(op: string, limit: number): RawBinding;
+}
+
 /**
  * Most dispatches recorded before the encoder is submitted anyway (bounds the arena and the memory held by
  * pending work). On llvmpipe `queue.submit` runs the work before returning, so this also sets how much
@@ -75,14 +112,15 @@ interface IndexCheck {
  */
 const MAX_DISPATCHES = 512;
 /** Bytes bound for each dispatch's params (dynamic offset into the arena): 256 u32 words. */
-const PARAM_BYTES = 1024;
+export const PARAM_BYTES = 1024;
 const ARENA_BYTES = 1 << 20;
 /** Index-check log: 2 words used per slot; slots 256 bytes apart, the largest storage-offset alignment allowed. */
-const CHECK_SLOT_BYTES = 256;
+export const CHECK_SLOT_BYTES = 256;
 const CHECK_SLOTS = 256;
 /** Free bytes kept in the pool before freed buffers are destroyed instead of kept. */
 const POOL_MAX_BYTES = 512 * 1024 * 1024;
-const USAGE_STORAGE = 0x80 | 0x04 | 0x08; // STORAGE | COPY_SRC | COPY_DST
+/** Usage of tensor buffers: STORAGE | COPY_SRC | COPY_DST. */
+export const USAGE_STORAGE = 0x80 | 0x04 | 0x08;
 const USAGE_STAGING = 0x01 | 0x08; // MAP_READ | COPY_DST
 
 /** Size classes: 256 B, then four steps per power of two (≤ 25% slack). */
@@ -97,9 +135,25 @@ export function sizeClass(bytes: number): number {
 export const CPU_HINT = 'call setBackend("cpu") to continue on the CPU';
 
 /** The runtime: see the module doc. */
-export class Engine {
-  /** Counters for benchmarks and tests. */
-  readonly stats = { dispatches: 0, submits: 0, reads: 0, pipelines: 0, buffersCreated: 0, bindGroupHits: 0 };
+export class Engine implements KernelHost {
+  /**
+   * Counters for benchmarks and tests. `dispatches` and `submits` include
+   * compiled programs' (program.ts, one submit per run): `programRuns` counts
+   * their runs, `programDispatches` their dispatches, and `programBindGroups`
+   * the bind groups they made (at compile time where their buffers are
+   * fixed; per new input/output buffer otherwise).
+   */
+  readonly stats = {
+    dispatches: 0,
+    submits: 0,
+    reads: 0,
+    pipelines: 0,
+    buffersCreated: 0,
+    bindGroupHits: 0,
+    programRuns: 0,
+    programDispatches: 0,
+    programBindGroups: 0,
+  };
   #epoch = 1;
   #enc: GPUCommandEncoder | null = null;
   #pass: GPUComputePassEncoder | null = null;
@@ -122,6 +176,8 @@ export class Engine {
   readonly #checkLogs: GPUBuffer[] = [];
   #checkSlots = 0;
   #checks: IndexCheck[] = [];
+  /** Compiled programs' check logs to read with the next read-back; `true`: destroy the log after it. */
+  readonly #programChecks = new Map<CheckLog, boolean>();
 
   /** A runtime on `device` (every buffer and kernel lives there), respecting `limits`. */
   constructor(readonly device: GPUDevice, readonly limits: EngineLimits) {
@@ -238,6 +294,19 @@ export class Engine {
     this.#pooledBytes += slot.capacity;
   }
 
+  /**
+   * A new handle on `buf`'s slot, viewed as `size` elements of `dtype` (at
+   * most the slot's capacity); `buf` is consumed (freed without returning its
+   * slot). How a compiled program hands a donated input's memory back as an
+   * output.
+   */
+  adopt(buf: GpuBuffer, dtype: DType, size: number): GpuBuffer {
+    if (buf.freed) throw new Error("webgpu backend: buffer used after free");
+    if (Math.max(4, size * 4) > buf.slot.capacity) throw new Error("webgpu: internal: adopt past a slot's capacity");
+    buf.freed = true;
+    return new GpuBuffer(dtype, size, buf.slot);
+  }
+
   #evict(slot: Slot): void {
     // A slot still referenced by unsubmitted commands is destroyed after the submit.
     if (slot.lastUse === this.#epoch) this.#toDestroy.push(slot.gpu);
@@ -261,7 +330,13 @@ export class Engine {
 
   // ------------------------------------------------------------------ dispatch
 
-  #layout(kinds: string): { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout } {
+  /** Alignment of dynamic offsets into a params buffer. */
+  get paramAlign(): number {
+    return this.#align;
+  }
+
+  /** The bind-group layout and pipeline layout for a kinds string (see {@link run}), cached. */
+  layout(kinds: string): { group: GPUBindGroupLayout; pipeline: GPUPipelineLayout } {
     let l = this.#layouts.get(kinds);
     if (!l) {
       // Minimum sizes in the layout (vec4 arrays: 16 bytes) are checked when a bind group is made. Left to
@@ -284,14 +359,15 @@ export class Engine {
     return l;
   }
 
-  #pipeline(src: string, kinds: string): GPUComputePipeline {
+  /** The compute pipeline of a kernel source and bindings kinds, cached by both. */
+  pipeline(src: string, kinds: string): GPUComputePipeline {
     const key = kinds + "\n" + src;
     let p = this.#pipelines.get(key);
     if (!p) {
       this.device.pushErrorScope("validation");
       const module = this.device.createShaderModule({ code: src });
       p = this.device.createComputePipeline({
-        layout: this.#layout(kinds).pipeline,
+        layout: this.layout(kinds).pipeline,
         compute: { module, entryPoint: "main" },
       });
       this.device.popErrorScope().then((e) => {
@@ -331,7 +407,7 @@ export class Engine {
   ): void {
     this.check();
     if (params.length * 4 > PARAM_BYTES) throw new Error(`webgpu: internal: ${params.length} params words`);
-    const pipeline = this.#pipeline(src, kinds);
+    const pipeline = this.pipeline(src, kinds);
     if (this.#arenaUsed + PARAM_BYTES > ARENA_BYTES || this.#dispatches >= MAX_DISPATCHES) this.flush();
     const offset = this.#arenaUsed;
     this.#arenaHost.set(params, offset / 4);
@@ -355,7 +431,7 @@ export class Engine {
           : { buffer: b.raw, offset: b.offset, size: b.size },
       }));
       entries.push({ binding: bufs.length, resource: { buffer: this.#arena, offset: 0, size: PARAM_BYTES } });
-      group = this.device.createBindGroup({ layout: this.#layout(kinds).group, entries });
+      group = this.device.createBindGroup({ layout: this.layout(kinds).group, entries });
       if (this.#bindGroups.size > 4096) this.#bindGroups.clear();
       this.#bindGroups.set(key, group);
     }
@@ -365,6 +441,30 @@ export class Engine {
     pass.dispatchWorkgroups(groups[0], groups[1] ?? 1, groups[2] ?? 1);
     this.#dispatches++;
     this.stats.dispatches++;
+  }
+
+  /**
+   * Records one prepared dispatch (a compiled program's: pipeline and bind
+   * group built once, params at `offset` in the program's own params buffer)
+   * into the current encoder, after any eager work recorded before it.
+   */
+  dispatchPrepared(
+    pipeline: GPUComputePipeline,
+    group: GPUBindGroup,
+    offset: number,
+    groups: readonly [number, number?, number?],
+  ): void {
+    const pass = this.#computePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, group, [offset]);
+    pass.dispatchWorkgroups(groups[0], groups[1] ?? 1, groups[2] ?? 1);
+    this.#dispatches++;
+    this.stats.dispatches++;
+  }
+
+  /** Marks a buffer as used by the encoder being recorded (its slot is not reused by an upload until submitted). */
+  touch(buf: GpuBuffer): void {
+    buf.slot.lastUse = this.#epoch;
   }
 
   /** Submits everything recorded so far. */
@@ -409,6 +509,17 @@ export class Engine {
     return { raw: this.#checkLogs[log], offset: (s % CHECK_SLOTS) * CHECK_SLOT_BYTES, size: 8 };
   }
 
+  /** Has the next read-back report `log`'s out-of-range indices (and clear it), as for the engine's own checks. */
+  pendChecks(log: CheckLog): void {
+    if (!this.#programChecks.has(log)) this.#programChecks.set(log, false);
+  }
+
+  /** Destroys `log`: now, or after the next read-back if its checks are still to be reported. */
+  releaseChecks(log: CheckLog): void {
+    if (this.#programChecks.has(log)) this.#programChecks.set(log, true);
+    else log.raw.destroy();
+  }
+
   // ------------------------------------------------------------------ read-back
 
   #stagingBuffer(bytes: number): GPUBuffer {
@@ -430,13 +541,22 @@ export class Engine {
     const usedSlots = this.#checkSlots;
     this.#checks = [];
     this.#checkSlots = 0;
-    if (bytes === 0 && !checks.length) {
+    const programLogs = [...this.#programChecks];
+    this.#programChecks.clear();
+    if (bytes === 0 && !checks.length && !programLogs.length) {
       this.flush();
       return new ArrayBuffer(0);
     }
     const checkBase = Math.ceil(bytes / 256) * 256;
     const checkBytes = usedSlots * CHECK_SLOT_BYTES;
-    const staging = this.#stagingBuffer(checkBase + checkBytes);
+    // Compiled programs' logs follow the engine's, each at its byte offset in the staging buffer.
+    const programAt: number[] = [];
+    let stagingBytes = checkBase + checkBytes;
+    for (const [log] of programLogs) {
+      programAt.push(stagingBytes);
+      stagingBytes += log.checks.length * CHECK_SLOT_BYTES;
+    }
+    const staging = this.#stagingBuffer(stagingBytes);
     const enc = this.#encoder();
     this.#endPass();
     if (bytes) enc.copyBufferToBuffer(buf.slot.gpu, 0, staging, 0, bytes);
@@ -445,17 +565,23 @@ export class Engine {
       enc.copyBufferToBuffer(this.#checkLogs[l], 0, staging, checkBase + l * CHECK_SLOTS * CHECK_SLOT_BYTES, n);
       enc.clearBuffer(this.#checkLogs[l], 0, n); // in order, after the copy: the log is fresh for later kernels
     }
+    programLogs.forEach(([log], i) => {
+      const n = log.checks.length * CHECK_SLOT_BYTES;
+      enc.copyBufferToBuffer(log.raw, 0, staging, programAt[i], n);
+      enc.clearBuffer(log.raw, 0, n);
+    });
     this.flush();
+    for (const [log, release] of programLogs) if (release) log.raw.destroy();
     this.stats.reads++;
     try {
-      await staging.mapAsync(1, /* READ */ 0, checkBase + checkBytes);
+      await staging.mapAsync(1, /* READ */ 0, stagingBytes);
     } catch (e) {
       this.check();
       throw new Error(`webgpu: reading a buffer back failed: ${e instanceof Error ? e.message : e}`);
     }
-    const mapped = staging.getMappedRange(0, checkBase + checkBytes);
+    const mapped = staging.getMappedRange(0, stagingBytes);
     const out = mapped.slice(0, bytes);
-    const log = checks.length ? new Uint32Array(mapped.slice(checkBase)) : null;
+    const log = checks.length || programLogs.length ? new Uint32Array(mapped.slice(checkBase)) : null;
     staging.unmap();
     this.#staging.push(staging);
     if (this.#asyncError) {
@@ -464,8 +590,12 @@ export class Engine {
       throw e;
     }
     if (log) {
-      for (const c of checks) {
-        const w = c.slot * (CHECK_SLOT_BYTES / 4);
+      const all = checks.map((c) => ({ op: c.op, limit: c.limit, at: c.slot * CHECK_SLOT_BYTES }));
+      programLogs.forEach(([l], i) =>
+        l.checks.forEach((c, k) => all.push({ ...c, at: programAt[i] - checkBase + k * CHECK_SLOT_BYTES }))
+      );
+      for (const c of all) {
+        const w = c.at / 4;
         if (log[w] !== 0) {
           const pos = 0xffffffff - log[w], v = log[w + 1] | 0;
           throw new Error(

@@ -15,7 +15,7 @@
  * @module
  */
 import type { MatmulSpec } from "../backend.ts";
-import type { Engine, GpuBuffer } from "./engine.ts";
+import type { GpuBuffer, KernelHost } from "./engine.ts";
 import { colsSource } from "./matmul_cols.ts";
 import { declare } from "./wgsl.ts";
 
@@ -330,7 +330,7 @@ export function chooseProgram(spec: MatmulSpec): { name: string; cfg: BlockedCon
 
 /** Dispatches a blocked program for `spec` into `out` (or into a scratch for split-K). */
 export function runBlocked(
-  engine: Engine,
+  engine: KernelHost,
   a: GpuBuffer,
   b: GpuBuffer,
   out: GpuBuffer,
@@ -368,7 +368,7 @@ export function runBlocked(
 }
 
 /** Batched matrix product (float32), program chosen by {@link chooseProgram}. */
-export function matmul(engine: Engine, a: GpuBuffer, b: GpuBuffer, spec: MatmulSpec): GpuBuffer {
+export function matmul(engine: KernelHost, a: GpuBuffer, b: GpuBuffer, spec: MatmulSpec): GpuBuffer {
   const batch = spec.batchShape.reduce((x, y) => x * y, 1);
   const n = batch * spec.M * spec.N;
   const out = engine.alloc("float32", n);

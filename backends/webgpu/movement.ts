@@ -4,14 +4,14 @@
  * out-of-range index in an engine check slot, reported at the next read-back.
  * @module
  */
-import type { Engine, GpuBuffer, RawBinding } from "./engine.ts";
+import type { GpuBuffer, KernelHost, RawBinding } from "./engine.ts";
 import { contiguous, declare, entry, wgslType, wordOf } from "./wgsl.ts";
 
 const WG = 256;
 
 /** Pads each axis of x (shape `shape`) with `before[k]`/`after[k]` elements equal to `value`. */
 export function pad(
-  engine: Engine,
+  engine: KernelHost,
   x: GpuBuffer,
   shape: readonly number[],
   before: readonly number[],
@@ -52,7 +52,7 @@ ${axes.join("\n")}
 
 /** Concatenates inputs viewed as [outer, widths[k]] along the second axis: one copy dispatch per input. */
 export function concat(
-  engine: Engine,
+  engine: KernelHost,
   xs: readonly GpuBuffer[],
   outer: number,
   widths: readonly number[],
@@ -77,7 +77,7 @@ ${entry(WG)}
 }
 
 /** Writes the index at the recorded position into word 1 of a check slot (one invocation). */
-function finishCheck(engine: Engine, idx: GpuBuffer, check: RawBinding): void {
+function finishCheck(engine: KernelHost, idx: GpuBuffer, check: RawBinding): void {
   const { src: decl, kinds } = declare([["chk", "atomic<u32>", "w"], ["idx", "i32", "r"]]);
   const src = `${decl}
 @compute @workgroup_size(1)
@@ -89,7 +89,7 @@ fn main() {
 }
 
 /** out[i, :] = table[idx[i], :] for a table viewed as [rows, rowSize]; bad indices give zeros (and an error at the next read). */
-export function gather(engine: Engine, table: GpuBuffer, rows: number, rowSize: number, idx: GpuBuffer): GpuBuffer {
+export function gather(engine: KernelHost, table: GpuBuffer, rows: number, rowSize: number, idx: GpuBuffer): GpuBuffer {
   const n = idx.size * rowSize;
   const out = engine.alloc(table.dtype, n);
   if (idx.size === 0) return out;
@@ -133,7 +133,13 @@ ${entry(WG)}
  * atomics: one invocation per output column walks all indices in order, so
  * repeated indices accumulate without races and in the CPU's order.
  */
-export function scatterAdd(engine: Engine, idx: GpuBuffer, upd: GpuBuffer, rows: number, rowSize: number): GpuBuffer {
+export function scatterAdd(
+  engine: KernelHost,
+  idx: GpuBuffer,
+  upd: GpuBuffer,
+  rows: number,
+  rowSize: number,
+): GpuBuffer {
   const fillSrc = `${declare([["out", "f32", "w"]]).src}
 ${entry(WG)}
   if (i < P[0]) { out[i] = 0.0; }

@@ -5,7 +5,7 @@
  * normals use the same Box–Muller formula, up to f32 log/cos rounding.
  * @module
  */
-import type { Engine, GpuBuffer } from "./engine.ts";
+import type { GpuBuffer, KernelHost } from "./engine.ts";
 import { declare, entry } from "./wgsl.ts";
 
 const ROTATIONS = [13, 15, 26, 6, 17, 29, 16, 24];
@@ -27,7 +27,7 @@ function rounds(): string {
 
 /** float32 random numbers: element i from threefry2x32(key, [0, i]). */
 export function random(
-  engine: Engine,
+  engine: KernelHost,
   kind: "uniform" | "normal",
   key: readonly [number, number],
   size: number,

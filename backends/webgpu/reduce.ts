@@ -9,7 +9,7 @@
  */
 import type { ReduceOp } from "../backend.ts";
 import type { DType } from "../../core/dtype.ts";
-import type { Engine, GpuBuffer } from "./engine.ts";
+import type { GpuBuffer, KernelHost } from "./engine.ts";
 import { declare, PRELUDE, wgslType } from "./wgsl.ts";
 
 const WG_SERIAL = 64;
@@ -55,7 +55,7 @@ function argmaxBetter(t: string): string {
  * Reduces x viewed as [outer, red, inner] over the middle axis. Output dtype:
  * int32 for argmax, else x's dtype.
  */
-export function reduce(engine: Engine, op: ReduceOp, x: GpuBuffer, outer: number, red: number, inner: number) {
+export function reduce(engine: KernelHost, op: ReduceOp, x: GpuBuffer, outer: number, red: number, inner: number) {
   const outDtype: DType = op === "argmax" ? "int32" : x.dtype;
   const nOut = outer * inner;
   const out = engine.alloc(outDtype, nOut);
