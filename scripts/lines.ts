@@ -11,15 +11,29 @@
 import { join, relative } from "node:path";
 
 /** Folders (and root files) that make up the library. */
-export const LIBRARY = ["mod.ts", "web.ts", "core", "autodiff", "backends", "llama", "peft", "optim", "io", "train"];
+export const LIBRARY = [
+  "mod.ts",
+  "web.ts",
+  "core",
+  "autodiff",
+  "jit",
+  "backends",
+  "llama",
+  "peft",
+  "optim",
+  "io",
+  "train",
+];
 /** Generated or build-only files, not code anyone maintains by hand in the library. */
 const EXCLUDE = new Set(["backends/cpu/wasm/engine_wasm.ts", "backends/cpu/wasm/build.ts"]);
 /**
  * The most lines of code the library may have. Raised from 9,500 to 10,500 when the cpu engine landed
  * (issue 11: the heap, the worker pool and the AssemblyScript kernels, ~1,200 lines, beside the TypeScript
- * fallback kernels it keeps for runtimes without WebAssembly SIMD).
+ * fallback kernels it keeps for runtimes without WebAssembly SIMD). Raised to 11,200 for jit (issue 12: the
+ * tracing backend, the program passes, the generic executor and the jit transform, ~600 lines, plus the
+ * jitted train step and decode step).
  */
-export const BUDGET = 10_500;
+export const BUDGET = 11_200;
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
