@@ -161,7 +161,7 @@ function fill(template: unknown, outs: Tensor[]): unknown {
  * come in through its arguments or be made inside it.
  * @example
  * ```ts
- * import { jit, mul, sum, tensor, type Tensor } from "./mod.ts";
+ * import { jit, mul, sum, tensor, type Tensor } from "../mod.ts";
  * const f = jit((x: Tensor, y: Tensor) => sum(mul(x, y)));
  * const out = f(tensor([1, 2, 3]), tensor([4, 5, 6])); // traced once, then replayed
  * console.log(await out.item()); // 32
