@@ -5,7 +5,7 @@
  */
 import type { Backend, BackendBuffer } from "../backends/backend.ts";
 import type { CompiledProgram, Program } from "../backends/program.ts";
-import type { DType } from "../core/dtype.ts";
+import type { DType, TypedArray } from "../core/dtype.ts";
 import { getBackend, swapBackend } from "../core/runtime.ts";
 import { scope } from "../core/scope.ts";
 import type { Shape } from "../core/shape.ts";
@@ -44,12 +44,25 @@ export type Jitted<F extends (...args: never[]) => unknown> = ((...args: Paramet
   clear(): void;
 };
 
-interface Entry {
-  compiled: CompiledProgram;
+/** One trace: its program and what a call needs besides the arguments' buffers. */
+interface Traced {
   program: Program;
-  /** The output tree with leaf positions as `{ [LEAF]: i }`. */
+  /** Everything about the program but the scalar inputs' values: equal signatures run one compiled program. */
+  signature: string;
+  /** Values of the scalar inputs (host numbers that became device scalars). */
+  scalars: TypedArray[];
+  /** The output tree with tensor positions as `{ [LEAF]: i }` (host values returned as they are). */
   template: unknown;
   leaves: { shape: Shape; dtype: DType }[];
+}
+
+interface Entry extends Traced {
+  backend: Backend;
+  compiled: CompiledProgram;
+  /** The host values (numbers, strings, booleans) of the arguments this trace was made with. */
+  hosts: unknown[];
+  /** The scalar inputs, uploaded. */
+  scalarBufs: BackendBuffer[];
 }
 
 const LEAF = Symbol("leaf");
@@ -76,25 +89,29 @@ function kindOf(x: unknown): string {
     : typeof x;
 }
 
-/** Appends `x`'s structure to `key` and its tensor leaves to `leaves`; host values are keyed by value. */
-function flatten(name: string, x: unknown, path: string, key: string[], leaves: Tensor[]): void {
+/**
+ * Appends `x`'s structure to `key`, its tensor leaves to `leaves` and its host values (numbers, strings,
+ * booleans) to `hosts`: host values are not part of the key; a call with other host values retraces.
+ */
+function flatten(name: string, x: unknown, path: string, key: string[], leaves: Tensor[], hosts: unknown[]): void {
   if (isTensor(x)) {
     key.push(`T${x.dtype}[${x.shape}]`);
     leaves.push(x);
   } else if (Array.isArray(x)) {
     key.push("[");
-    x.forEach((v, i) => flatten(name, v, `${path}.${i}`, key, leaves));
+    x.forEach((v, i) => flatten(name, v, `${path}.${i}`, key, leaves, hosts));
     key.push("]");
   } else if (isPlainObject(x)) {
     key.push("{");
     for (const [k, v] of Object.entries(x)) {
       if (PROTO_KEYS.has(k)) throw new Error(`${name}: key "${k}" at ${path} is not allowed in a tree`);
       key.push(JSON.stringify(k), ":");
-      flatten(name, v, `${path}.${k}`, key, leaves);
+      flatten(name, v, `${path}.${k}`, key, leaves, hosts);
     }
     key.push("}");
   } else if (x === null || x === undefined || ["number", "string", "boolean"].includes(typeof x)) {
-    key.push(x === undefined ? "u" : typeof x === "number" && !Number.isFinite(x) ? String(x) : JSON.stringify(x));
+    key.push(x === null ? "n" : typeof x === "object" ? "u" : (typeof x)[0]);
+    hosts.push(x);
   } else {
     throw new Error(
       `${name}: ${path} is a ${kindOf(x)}; jitted functions take trees of tensors (plain objects, arrays, ` +
@@ -135,10 +152,10 @@ function outputLeaves(
     for (const [k, v] of Object.entries(x)) out[k] = outputLeaves(name, tracer, v, `${path}.${k}`, ids, leaves);
     return out;
   }
-  if (x === null || x === undefined) return x;
+  if (x === null || x === undefined || ["number", "string", "boolean"].includes(typeof x)) return x;
   throw new Error(
-    `${name}: output ${path} is a ${kindOf(x)}; a jitted function returns trees of tensors: ` +
-      `return it as a tensor, or compute it outside the jitted function`,
+    `${name}: output ${path} is a ${kindOf(x)}; a jitted function returns trees of tensors and host values ` +
+      `(numbers, strings, booleans): return it as a tensor, or compute it outside the jitted function`,
   );
 }
 
@@ -147,6 +164,39 @@ function fill(template: unknown, outs: Tensor[]): unknown {
   if (LEAF in template) return outs[(template as { [LEAF]: number })[LEAF]];
   if (Array.isArray(template)) return template.map((v) => fill(v, outs));
   return Object.fromEntries(Object.entries(template).map(([k, v]) => [k, fill(v, outs)]));
+}
+
+function sameValues(a: readonly unknown[], b: readonly unknown[]): boolean {
+  return a.length === b.length && a.every((x, i) => Object.is(x, b[i]));
+}
+
+function sameData(a: TypedArray, b: TypedArray): boolean {
+  return a.length === b.length && a.every((x, i) => Object.is(x, b[i]));
+}
+
+/** Everything that decides what a program computes except its scalar inputs' values. */
+function signature(p: Program): string {
+  const constants = p.constants.map((c) => `${c.id}:${Array.prototype.join.call(c.data, ",")}`);
+  return JSON.stringify([p.values, p.inputs, p.donated, p.steps, p.outputs, constants]);
+}
+
+/** The scalar inputs on `backend`, reusing `prev`'s buffers where the value is unchanged (and freeing the rest). */
+function upload(
+  backend: Backend,
+  scalars: TypedArray[],
+  prev?: { scalars: TypedArray[]; scalarBufs: BackendBuffer[] },
+): BackendBuffer[] {
+  return scalars.map((d, i) => {
+    if (prev && sameData(prev.scalars[i], d)) return prev.scalarBufs[i];
+    if (prev) backend.free(prev.scalarBufs[i]);
+    return backend.upload(d, d instanceof Float32Array ? "float32" : d instanceof Int32Array ? "int32" : "bool");
+  });
+}
+
+function release(e: Entry): void {
+  e.compiled.dispose();
+  for (const b of e.scalarBufs) e.backend.free(b);
+  e.scalarBufs = [];
 }
 
 /**
@@ -185,6 +235,7 @@ export function jit<F extends (...args: never[]) => unknown>(fn: F, opts: JitOpt
   const call = (...args: unknown[]): unknown => {
     const key: string[] = [];
     const leaves: Tensor[] = [];
+    const hosts: unknown[] = [];
     const donatedPos: boolean[] = [];
     args.forEach((a, i) => {
       if (statics.has(i)) {
@@ -194,13 +245,12 @@ export function jit<F extends (...args: never[]) => unknown>(fn: F, opts: JitOpt
         return;
       }
       const before = leaves.length;
-      flatten(name, a, `argument ${i}`, key, leaves);
+      flatten(name, a, `argument ${i}`, key, leaves, hosts);
       key.push("|");
       for (let k = before; k < leaves.length; k++) donatedPos.push(donates.has(i));
     });
-    const inTrace = getBackend().name === "jit" || leaves.some((t) => t.backend.name === "jit");
     // Inside another trace the function is simply part of that trace.
-    if (inTrace) return f(...args);
+    if (getBackend().name === "jit" || leaves.some((t) => t.backend.name === "jit")) return f(...args);
     for (const tape of tapes) {
       if (leaves.some((t) => tape.tracked.has(t))) {
         throw new Error(`${name}: cannot differentiate through a jitted function; jit the function that calls grad`);
@@ -221,28 +271,47 @@ export function jit<F extends (...args: never[]) => unknown>(fn: F, opts: JitOpt
     const k = key.join("");
 
     let entry = cache.get(k);
-    if (entry) cache.delete(k);
-    else {
-      entry = trace(args, leaves, donate, backend);
+    if (entry) {
+      cache.delete(k);
+      if (!sameValues(entry.hosts, hosts)) {
+        // Other host values: trace again; the same program (scalars aside) keeps its compiled form.
+        const t = trace(args, leaves, donate, backend);
+        traces++;
+        if (t.signature === entry.signature) {
+          entry.scalarBufs = upload(backend, t.scalars, entry);
+          Object.assign(entry, { scalars: t.scalars, template: t.template, hosts });
+        } else {
+          release(entry);
+          entry = compile(backend, t, hosts);
+        }
+      }
+    } else {
+      entry = compile(backend, trace(args, leaves, donate, backend), hosts);
       traces++;
       while (cache.size >= cacheSize) {
         const [oldest, e] = cache.entries().next().value!;
         cache.delete(oldest);
-        e.compiled.dispose();
+        release(e);
       }
     }
     cache.set(k, entry);
-    const outs = entry.compiled.run(buffers);
+    const e = entry;
+    const outs = e.compiled.run([...buffers, ...e.scalarBufs]);
     leaves.forEach((t, i) => {
       if (!donatedPos[i]) return;
-      if (entry.program.donated[i]) t.storage.buffer = null; // consumed by the program
+      if (e.program.donated[i]) t.storage.buffer = null; // consumed by the program
       t.dispose();
     });
-    const tensors = outs.map((b, i) => fromBuffer(backend, b, entry.leaves[i].shape, entry.leaves[i].dtype));
-    return fill(entry.template, tensors);
+    const tensors = outs.map((b, i) => fromBuffer(backend, b, e.leaves[i].shape, e.leaves[i].dtype));
+    return fill(e.template, tensors);
   };
 
-  const trace = (args: unknown[], leaves: Tensor[], donate: boolean[], backend: Backend): Entry => {
+  const compile = (backend: Backend, t: Traced, hosts: unknown[]): Entry => {
+    const compiled = backend.compile ? backend.compile(t.program) : interpret(backend, t.program);
+    return { ...t, backend, compiled, hosts, scalarBufs: upload(backend, t.scalars) };
+  };
+
+  const trace = (args: unknown[], leaves: Tensor[], donate: boolean[], backend: Backend): Traced => {
     const tracer = new TraceBackend(backend, name);
     const inputs = leaves.map((t, i) => fromBuffer(tracer, tracer.input(i, t.size, t.dtype), t.shape, t.dtype));
     let n = 0;
@@ -256,16 +325,18 @@ export function jit<F extends (...args: never[]) => unknown>(fn: F, opts: JitOpt
     }
     if (out instanceof Promise) {
       out.catch(() => {});
-      throw new Error(`${name}: the function returned a Promise; a jitted function must be synchronous`);
+      throw new Error(
+        `${name}: the function returned a Promise; a jitted function must be synchronous ` +
+          `(it cannot await: read values, e.g. with data() or item(), after the call)`,
+      );
     }
     const ids: number[] = [];
-    const outLeaves: Entry["leaves"] = [];
+    const outLeaves: Traced["leaves"] = [];
     const template = outputLeaves(name, tracer, out, "result", ids, outLeaves);
-    const program = buildProgram(tracer.values, leaves.length, ids, donate);
+    const { program, scalars } = buildProgram(tracer.values, leaves.length, ids, donate);
     for (const t of inputs) t.dispose();
     rebuild(out, (t) => (t as Tensor).dispose());
-    const compiled = backend.compile ? backend.compile(program) : interpret(backend, program);
-    return { compiled, program, template, leaves: outLeaves };
+    return { program, signature: signature(program), scalars, template, leaves: outLeaves };
   };
 
   return Object.defineProperties(call, {
@@ -273,7 +344,7 @@ export function jit<F extends (...args: never[]) => unknown>(fn: F, opts: JitOpt
     cached: { get: () => cache.size },
     clear: {
       value: () => {
-        for (const e of cache.values()) e.compiled.dispose();
+        for (const e of cache.values()) release(e);
         cache.clear();
       },
     },

@@ -46,25 +46,42 @@ export function mapCall(c: KernelCall, f: (v: ValueId) => ValueId): KernelCall {
 /** Constants up to this many elements are merged when their bytes are equal (scalars, small masks). */
 const MERGE_CONSTANTS_UP_TO = 1024;
 
-/** Builds the program of a trace: `values` in creation order, `outputs` the traced ids returned. */
+/** A program and the data of its lifted inputs (see {@link buildProgram}). */
+export interface Built {
+  /** The program: the traced inputs, then one input per scalar constant, then constants and steps. */
+  program: Program;
+  /** Data of the scalar constants made inputs, in input order. */
+  scalars: TypedArray[];
+}
+
+/**
+ * Builds the program of a trace: `values` in creation order, `outputs` the
+ * traced ids returned, `donate` per traced input. Scalar constants (numbers
+ * computed on the host: a learning rate, a bias correction) become inputs
+ * after the traced ones, so a retrace that changes only them reuses the
+ * compiled program.
+ */
 export function buildProgram(
   values: readonly { info: ValueInfo; origin: Origin }[],
-  inputs: number,
+  traced: number,
   outputs: readonly ValueId[],
   donate: readonly boolean[],
-): Program {
+): Built {
   // 1. Common subexpressions: a call equal to an earlier one (same kernel, arguments and canonical operands)
-  // is that value; so is a small constant with the same bytes.
+  // is that value; so is a small constant with the same bytes. Scalars are never merged: their values may
+  // change from one trace to the next while the program stays the same.
   const canon = new Int32Array(values.length);
   const seen = new Map<string, ValueId>();
-  const inputIds: ValueId[] = new Array(inputs);
+  const inputIds: ValueId[] = new Array(traced);
   values.forEach((v, id) => {
     canon[id] = id;
     const o = v.origin;
     let key: string | null = null;
     if (o.kind === "input") inputIds[o.index] = id;
     else if (o.kind === "constant") {
-      if (o.data.length <= MERGE_CONSTANTS_UP_TO) key = `c${v.info.dtype}:${Array.prototype.join.call(o.data, ",")}`;
+      if (o.data.length > 1 && o.data.length <= MERGE_CONSTANTS_UP_TO) {
+        key = `c${v.info.dtype}:${Array.prototype.join.call(o.data, ",")}`;
+      }
     } else key = JSON.stringify(mapCall(o.call, (x) => canon[x]));
     if (key === null) return;
     const prev = seen.get(key);
@@ -82,16 +99,25 @@ export function buildProgram(
     for (const x of callInputs(o.call)) live[canon[x]] = 1;
   }
 
-  // 3. Renumber: inputs, then constants, then calls in trace order.
+  // 3. Renumber: traced inputs, scalar inputs, then constants, then calls in trace order.
   const num = new Int32Array(values.length).fill(-1);
   const infos: ValueInfo[] = [];
   inputIds.forEach((id) => {
     num[id] = infos.length;
     infos.push(values[id].info);
   });
+  const scalars: TypedArray[] = [];
+  values.forEach((v, id) => {
+    if (v.origin.kind === "constant" && live[id] && v.info.size === 1) {
+      num[id] = infos.length;
+      scalars.push(v.origin.data);
+      infos.push(v.info);
+    }
+  });
+  const inputs = infos.length;
   const constants: { id: ValueId; data: TypedArray }[] = [];
   values.forEach((v, id) => {
-    if (v.origin.kind === "constant" && live[id] && canon[id] === id) {
+    if (v.origin.kind === "constant" && live[id] && canon[id] === id && v.info.size !== 1) {
       num[id] = infos.length;
       constants.push({ id: infos.length, data: v.origin.data });
       infos.push(v.info);
@@ -129,12 +155,12 @@ export function buildProgram(
   steps.forEach((s, i) => {
     for (const x of callInputs(s.call)) last[x] = i;
   });
-  const donated = donate.map((d, i) => d && last[i] >= 0);
+  const donated = Array.from({ length: inputs }, (_, i) => i < traced && donate[i] && last[i] >= 0);
   const lastUse: ValueId[][] = steps.map(() => []);
   for (let v = 0; v < infos.length; v++) {
     if (last[v] < 0 || returned.has(v)) continue;
     if (v < inputs ? !donated[v] : v < firstStepValue) continue;
     lastUse[last[v]].push(v);
   }
-  return { values: infos, inputs, donated, constants, steps, outputs: outputIds, lastUse };
+  return { program: { values: infos, inputs, donated, constants, steps, outputs: outputIds, lastUse }, scalars };
 }
