@@ -23,6 +23,10 @@ import { randomLlama } from "../llama/mod.ts";
 import { tl6 } from "../peft/mod.ts";
 import { makeBatch, planLoss, type TokenizedExample, trainStep } from "../train/mod.ts";
 import { generate } from "../llama/generate.ts";
+import { getBackend } from "../core/runtime.ts";
+import { TraceBackend, type TraceBuffer } from "../jit/trace.ts";
+import { buildProgram } from "../jit/passes.ts";
+import type { BackendBuffer } from "../backends/backend.ts";
 
 await setBackend("cpu");
 
@@ -161,4 +165,61 @@ Deno.test("jit errors name what the function did and the fix", () => {
   // Awaiting item() makes the function async: refused before anything runs on the result.
   assert.throws(() => jit(async (a: Tensor) => mul(a, await a.item()))(x), /must be synchronous.*item\(\)/);
   dispose([w, w2, x]);
+});
+
+Deno.test("outputs that are inputs, constants or repeats come back as separate tensors", async () => {
+  const before = liveBuffers();
+  const f = jit((x: Tensor) => [x, x, tensor([7, 8]), exp(x), exp(x)]);
+  const x = tensor([1, 2]);
+  const outs = f(x) as Tensor[];
+  assert.equal(new Set(outs).size, 5);
+  outs[0].dispose(); // each owns its buffer: disposing one leaves the others and x intact
+  assert.deepEqual(Array.from(await outs[1].data()), [1, 2]);
+  assert.deepEqual(Array.from(await outs[2].data()), [7, 8]);
+  const ex = exp(x);
+  assert.deepEqual(Array.from(await outs[4].data()), Array.from(await ex.data()));
+  assert.deepEqual(Array.from(await x.data()), [1, 2]);
+  f.clear();
+  dispose([outs, x, ex]);
+  assert.equal(liveBuffers(), before);
+});
+
+Deno.test("a jitted function called inside another's trace becomes part of that trace", async () => {
+  const inner = jit((x: Tensor) => mul(x, 3));
+  const outer = jit((x: Tensor) => add(inner(x), 1));
+  const x = tensor([1, 2]);
+  const y = outer(x);
+  assert.deepEqual(Array.from(await y.data()), [4, 7]);
+  assert.equal(inner.traces, 0);
+  outer.clear();
+  dispose([x, y]);
+});
+
+Deno.test("program passes: merged duplicates, dropped dead calls, fresh outputs, liveness", () => {
+  const t = new TraceBackend(getBackend(), "test");
+  const a = t.input(0, 4, "float32"), b = t.input(1, 4, "float32");
+  const s = (buf: BackendBuffer) => ({ buf, strides: [1] });
+  const e1 = t.unary("exp", a, "float32");
+  const e2 = t.unary("exp", a, "float32"); // the same call: merged with e1
+  t.unary("log", b, "float32"); // dead: nothing returned depends on it
+  const sum = t.binary("add", s(e1), s(e2), [4], "float32");
+  const half = t.upload(new Float32Array([0.5]), "float32"); // a scalar: becomes an input
+  const out = t.binary("mul", s(sum), { buf: half, strides: [0] }, [4], "float32");
+  const { program: p, scalars } = buildProgram(
+    t.values,
+    2,
+    [(out as TraceBuffer).id, (out as TraceBuffer).id, (a as TraceBuffer).id],
+    [true, false],
+  );
+  assert.equal(p.inputs, 3, "two traced inputs and one scalar");
+  assert.deepEqual(scalars.map((d) => Array.from(d)), [[0.5]]);
+  assert.deepEqual(p.steps.map((st) => st.call.kernel), ["unary", "binary", "binary", "strided", "strided"]);
+  assert.equal(new Set(p.outputs).size, 3, "each output returned once");
+  const defined = new Set(p.steps.map((st) => st.out));
+  for (const o of p.outputs) assert.ok(defined.has(o), "every output is defined by a step");
+  const freed = p.lastUse.flat();
+  assert.ok(freed.includes(0), "the donated input is freed after its last use");
+  assert.ok(!freed.includes(1) && !freed.includes(2), "a kept input and a scalar input are never freed");
+  for (const o of p.outputs) assert.ok(!freed.includes(o), "outputs are never freed");
+  assert.deepEqual(p.donated, [true, false, false]);
 });
