@@ -208,7 +208,12 @@ function release(e: Entry): void {
  * it has one, else by replaying the kernels. On cpu results are
  * bit-identical to calling `fn` directly. `fn` must be synchronous and may
  * not read tensor values (`data()`, `item()`), and every tensor it uses must
- * come in through its arguments or be made inside it.
+ * come in through its arguments or be made inside it. Host values in the
+ * arguments (numbers, strings, booleans: an optimizer's step count) are not
+ * part of the signature: a call with new ones traces again and keeps the
+ * compiled program when only scalar constants changed; they may also be
+ * returned. Index checks that need a synchronous read-back (`take` on cpu)
+ * do not run inside a trace.
  * @example
  * ```ts
  * import { jit, mul, sum, tensor, type Tensor } from "../mod.ts";
