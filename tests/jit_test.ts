@@ -100,6 +100,19 @@ Deno.test("jitted generate decodes the same tokens and logits as eager generate"
   dispose(params);
 });
 
+Deno.test("trainStep's jitted step names its two fixes for a closed-over tensor", () => {
+  const w = tensor([1, 2]);
+  const x = tensor([3, 4]);
+  const step = trainStep((p: { v: Tensor }) => sum(mul(mul(p.v, w), x)), adamw(1e-2));
+  const state = { trainable: { v: tensor([0.5, 0.5]) }, opt: adamw(1e-2).init({ v: tensor([0.5, 0.5]) }) };
+  assert.throws(
+    () => step(state),
+    /pass it as an argument.*step arguments, or use trainStep\(\.\.\., \{ jit: false \}\)/,
+  );
+  step.clear();
+  dispose([w, x, state]);
+});
+
 Deno.test("jit retraces on a new shape, dtype or static value, and not otherwise", async () => {
   const f = jit((x: Tensor, scale: number) => mul(exp(x), scale), { static: [1] });
   const a = tensor([1, 2]), b = tensor([3, 4]), c = tensor([1, 2, 3]);

@@ -71,7 +71,20 @@ export function trainStep<P extends Tree, A extends unknown[], S extends OptStat
     const trainable = applyUpdates(state.trainable, updates);
     return { loss, state: { trainable, opt } as TrainState<P, S> };
   };
-  if (jitted) return jit(body, { donate: donate ? [0] : [] });
+  if (jitted) {
+    const step = jit(body, { donate: donate ? [0] : [] });
+    const call = (state: TrainState<P, S>, ...args: A) => {
+      try {
+        return step(state, ...args);
+      } catch (e) {
+        if (e instanceof Error && /created outside it/.test(e.message)) {
+          e.message += "; trainStep: pass such tensors as step arguments, or use trainStep(..., { jit: false })";
+        }
+        throw e;
+      }
+    };
+    return Object.assign(call, { clear: () => step.clear() });
+  }
   const eager = (state: TrainState<P, S>, ...args: A) => {
     const out = scope(() => body(state, ...args));
     if (donate) {
