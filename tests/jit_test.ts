@@ -26,7 +26,10 @@ import { generate } from "../llama/generate.ts";
 import { getBackend } from "../core/runtime.ts";
 import { TraceBackend, type TraceBuffer } from "../jit/trace.ts";
 import { buildProgram } from "../jit/passes.ts";
-import type { BackendBuffer } from "../backends/backend.ts";
+import type { Backend, BackendBuffer } from "../backends/backend.ts";
+import type { Program } from "../backends/program.ts";
+import { interpret } from "../jit/execute.ts";
+import { registerBackend } from "../core/runtime.ts";
 
 await setBackend("cpu");
 
@@ -235,4 +238,41 @@ Deno.test("program passes: merged duplicates, dropped dead calls, fresh outputs,
   assert.ok(!freed.includes(1) && !freed.includes(2), "a kept input and a scalar input are never freed");
   for (const o of p.outputs) assert.ok(!freed.includes(o), "outputs are never freed");
   assert.deepEqual(p.donated, [true, false, false]);
+});
+
+Deno.test("a backend with compile runs the program it is given; clear disposes it", async () => {
+  const cpu = getBackend();
+  const programs: Program[] = [];
+  let disposed = 0;
+  // The cpu backend plus a compile hook that lowers a program to the generic executor, counting calls.
+  const withCompile = new Proxy(cpu, {
+    get(target, k) {
+      if (k === "compile") {
+        return (p: Program) => {
+          programs.push(p);
+          const inner = interpret(withCompile, p);
+          return { run: inner.run, dispose: () => (disposed++, inner.dispose()) };
+        };
+      }
+      const v = Reflect.get(target, k);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  }) as Backend;
+  registerBackend("cpu-with-compile", () => withCompile);
+  await setBackend("cpu-with-compile");
+  try {
+    const f = jit((x: Tensor, h: { lr: number }) => mul(exp(x), h.lr));
+    const x = tensor([1, 2]);
+    const [y1, y2] = [f(x, { lr: 2 }), f(x, { lr: 3 })];
+    assert.equal(programs.length, 1, "one compile: the second call changed only a scalar");
+    assert.equal(programs[0].inputs, 2, "the traced input and the lifted scalar");
+    await setBackend("cpu");
+    const want = mul(exp(tensor([1, 2])), 3);
+    assert.deepEqual(await bits(y2), await bits(want));
+    f.clear();
+    assert.equal(disposed, 1);
+    dispose([x, y1, y2, want]);
+  } finally {
+    await setBackend("cpu");
+  }
 });
