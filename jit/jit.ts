@@ -89,33 +89,49 @@ function kindOf(x: unknown): string {
     : typeof x;
 }
 
-/**
- * Appends `x`'s structure to `key`, its tensor leaves to `leaves` and its host values (numbers, strings,
- * booleans) to `hosts`: host values are not part of the key; a call with other host values retraces.
- */
-function flatten(name: string, x: unknown, path: string, key: string[], leaves: Tensor[], hosts: unknown[]): void {
+/** What {@link flatten} collects from the arguments of one call. */
+interface Flat {
+  /** The structure, shapes and dtypes, as one string. */
+  key: string;
+  leaves: Tensor[];
+  /** Host values (numbers, strings, booleans, null, undefined): not part of the key; others retrace. */
+  hosts: unknown[];
+  /** Keys from the argument down to the node being walked (joined only for an error message). */
+  path: (string | number)[];
+}
+
+/** Appends `x` to `f`. Runs on every call, so it builds no strings but the key. */
+function flatten(name: string, x: unknown, f: Flat): void {
   if (isTensor(x)) {
-    key.push(`T${x.dtype}[${x.shape}]`);
-    leaves.push(x);
+    f.key += "T" + x.dtype + x.shape.join(",") + ";";
+    f.leaves.push(x);
   } else if (Array.isArray(x)) {
-    key.push("[");
-    x.forEach((v, i) => flatten(name, v, `${path}.${i}`, key, leaves, hosts));
-    key.push("]");
-  } else if (isPlainObject(x)) {
-    key.push("{");
-    for (const [k, v] of Object.entries(x)) {
-      if (PROTO_KEYS.has(k)) throw new Error(`${name}: key "${k}" at ${path} is not allowed in a tree`);
-      key.push(JSON.stringify(k), ":");
-      flatten(name, v, `${path}.${k}`, key, leaves, hosts);
+    f.key += "[";
+    for (let i = 0; i < x.length; i++) {
+      f.path.push(i);
+      flatten(name, x[i], f);
+      f.path.pop();
     }
-    key.push("}");
-  } else if (x === null || x === undefined || ["number", "string", "boolean"].includes(typeof x)) {
-    key.push(x === null ? "n" : typeof x === "object" ? "u" : (typeof x)[0]);
-    hosts.push(x);
+    f.key += "]";
+  } else if (isPlainObject(x)) {
+    f.key += "{";
+    for (const k of Object.keys(x)) {
+      f.path.push(k);
+      if (PROTO_KEYS.has(k)) throw new Error(`${name}: key "${k}" at ${f.path.join(".")} is not allowed in a tree`);
+      f.key += k.length + ":" + k;
+      flatten(name, x[k], f);
+      f.path.pop();
+    }
+    f.key += "}";
+  } else if (
+    x === null || x === undefined || typeof x === "number" || typeof x === "string" || typeof x === "boolean"
+  ) {
+    f.key += x === null ? "n" : x === undefined ? "u" : (typeof x)[0];
+    f.hosts.push(x);
   } else {
     throw new Error(
-      `${name}: ${path} is a ${kindOf(x)}; jitted functions take trees of tensors (plain objects, arrays, ` +
-        `numbers, strings): mark the argument static (opts.static) to pass it as-is`,
+      `${name}: ${f.path.join(".")} is a ${kindOf(x)}; jitted functions take trees of tensors (plain objects, ` +
+        `arrays, numbers, strings): mark the argument static (opts.static) to pass it as-is`,
     );
   }
 }
@@ -238,22 +254,24 @@ export function jit<F extends (...args: never[]) => unknown>(fn: F, opts: JitOpt
   let traces = 0;
 
   const call = (...args: unknown[]): unknown => {
-    const key: string[] = [];
-    const leaves: Tensor[] = [];
-    const hosts: unknown[] = [];
+    const flat: Flat = { key: "", leaves: [], hosts: [], path: [] };
     const donatedPos: boolean[] = [];
-    args.forEach((a, i) => {
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i];
       if (statics.has(i)) {
-        key.push(
-          `s${a !== null && (typeof a === "object" || typeof a === "function") ? `#${identity(a)}` : String(a)}|`,
-        );
-        return;
+        flat.key += `s${
+          a !== null && (typeof a === "object" || typeof a === "function") ? `#${identity(a)}` : String(a)
+        }|`;
+        continue;
       }
-      const before = leaves.length;
-      flatten(name, a, `argument ${i}`, key, leaves, hosts);
-      key.push("|");
-      for (let k = before; k < leaves.length; k++) donatedPos.push(donates.has(i));
-    });
+      const before = flat.leaves.length;
+      flat.path.push(`argument ${i}`);
+      flatten(name, a, flat);
+      flat.path.pop();
+      flat.key += "|";
+      for (let k = before; k < flat.leaves.length; k++) donatedPos.push(donates.has(i));
+    }
+    const { leaves, hosts } = flat;
     // Inside another trace the function is simply part of that trace.
     if (getBackend().name === "jit" || leaves.some((t) => t.backend.name === "jit")) return f(...args);
     for (const tape of tapes) {
@@ -269,11 +287,13 @@ export function jit<F extends (...args: never[]) => unknown>(fn: F, opts: JitOpt
       return t.buffer; // throws if disposed
     });
     // A donated buffer is consumed only when nothing else refers to it (one tensor, passed once).
-    const counts = new Map<BackendBuffer, number>();
-    for (const b of buffers) counts.set(b, (counts.get(b) ?? 0) + 1);
-    const donate = leaves.map((t, i) => donatedPos[i] && t.storage.refs === 1 && counts.get(buffers[i]) === 1);
-    key.push(`${backend.name}#${identity(backend)}`, donate.map(Number).join(""));
-    const k = key.join("");
+    let donate = donatedPos;
+    if (donates.size) {
+      const counts = new Map<BackendBuffer, number>();
+      for (const b of buffers) counts.set(b, (counts.get(b) ?? 0) + 1);
+      donate = leaves.map((t, i) => donatedPos[i] && t.storage.refs === 1 && counts.get(buffers[i]) === 1);
+    }
+    const k = flat.key + backend.name + "#" + identity(backend) + (donates.size ? donate.map(Number).join("") : "");
 
     let entry = cache.get(k);
     if (entry) {
