@@ -29,11 +29,11 @@ const EXCLUDE = new Set(["backends/cpu/wasm/engine_wasm.ts", "backends/cpu/wasm/
 /**
  * The most lines of code the library may have. Raised from 9,500 to 10,500 when the cpu engine landed
  * (issue 11: the heap, the worker pool and the AssemblyScript kernels, ~1,200 lines, beside the TypeScript
- * fallback kernels it keeps for runtimes without WebAssembly SIMD). Raised to 11,200 for jit (issue 12: the
- * tracing backend, the program passes, the generic executor and the jit transform, ~600 lines, plus the
- * jitted train step and decode step).
+ * fallback kernels it keeps for runtimes without WebAssembly SIMD). Raised to 11,250 for jit (issue 12: jit/,
+ * the tracing backend, the program passes, the generic executor and the transform, ~655 lines; the decode step
+ * over a preallocated cache, ~60; the jitted train step and the runtime hook, ~40).
  */
-export const BUDGET = 11_200;
+export const BUDGET = 11_250;
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
