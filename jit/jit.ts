@@ -304,7 +304,7 @@ export function jit<F extends (...args: never[]) => unknown>(fn: F, opts: JitOpt
         traces++;
         if (t.signature === entry.signature) {
           entry.scalarBufs = upload(backend, t.scalars, entry);
-          Object.assign(entry, { scalars: t.scalars, template: t.template, hosts });
+          Object.assign(entry, { scalars: t.scalars, template: t.template, leaves: t.leaves, hosts });
         } else {
           release(entry);
           entry = compile(backend, t, hosts);

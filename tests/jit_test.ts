@@ -276,3 +276,14 @@ Deno.test("a backend with compile runs the program it is given; clear disposes i
     await setBackend("cpu");
   }
 });
+
+Deno.test("a host value that changes only an output's shape gives that shape (same program)", async () => {
+  const f = jit((x: Tensor, h: { rows: number }) => reshape(exp(x), [h.rows, 4 / h.rows]));
+  const x = tensor([1, 2, 3, 4]);
+  const a = f(x, { rows: 2 }), b = f(x, { rows: 4 });
+  assert.deepEqual([a.shape, b.shape], [[2, 2], [4, 1]]);
+  assert.equal(f.cached, 1);
+  assert.deepEqual(await bits(a), await bits(b));
+  f.clear();
+  dispose([x, a, b]);
+});
