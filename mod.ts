@@ -5,7 +5,7 @@
  * composable transforms of parameter trees.
  *
  * The top level holds tensors and their ops, the function transforms
- * (`grad`, `valueAndGrad`, `vjp`, `checkGrad`), memory (`scope`, `dispose`)
+ * (`grad`, `valueAndGrad`, `vjp`, `checkGrad`, `jit`), memory (`scope`, `dispose`)
  * and the backend choice. Everything else is a namespace, as in JAX and
  * Optax: {@link nn}, {@link random}, {@link tree}, {@link llama},
  * {@link peft}, {@link optim}. File formats and training (which read and
@@ -94,6 +94,7 @@ export type {
 } from "./autodiff/grad.ts";
 export { customVjp, noGrad } from "./autodiff/custom.ts";
 export { checkGrad } from "./autodiff/check.ts";
+export { jit, type JitOptions, type Jitted } from "./jit/jit.ts";
 export type { CheckGradOptions, CheckGradReport } from "./autodiff/check.ts";
 
 // Memory and backends.

@@ -28,6 +28,7 @@ import { lmLoss, planLoss } from "../train/loss.ts";
 import { lineChart, smooth } from "./plot.ts";
 import { ProgressBar } from "./progress.ts";
 import { trainStep } from "../train/step.ts";
+import { jit } from "../jit/jit.ts";
 import { isChoiceTask, type MetricResult, type Task } from "./tasks/index.ts";
 import type { Example } from "./tasks/types.ts";
 
@@ -241,6 +242,14 @@ export async function finetune(
   const schedule = cosineWithWarmup(o.lr, o.warmup, o.steps, o.lr / 100);
   const optimizer = chain(clipByGlobalNorm(1), adamw(schedule, { b1: 0.9, b2: 0.98, weightDecay: 0.01 }));
   const step = trainStep(planLoss(plan, config), optimizer);
+  // Validation forwards, jitted: one trace per batch shape, kept for every validation batch. Only the batch's
+  // tensors go in (its host counts differ per batch and would retrace).
+  const valLossOf = jit(
+    (t: typeof trainable, f: typeof frozen, b: Pick<LmBatch, "tokens" | "positions" | "targets">) =>
+      lmLoss(plan.build(t, f), config, b as LmBatch),
+    { cacheSize: Math.max(1, data.valBatches.length) },
+  );
+  const tensorsOf = (b: LmBatch) => ({ tokens: b.tokens, positions: b.positions, targets: b.targets });
   const bar = verbose ? new ProgressBar(o.steps, `${o.method} `) : null;
   const sigintAt = sigintAtStep();
   const result = await fit({
@@ -253,7 +262,7 @@ export async function finetune(
     steps: o.steps,
     seed: o.seed,
     evalEvery: o.evalEvery,
-    evaluate: async (t) => ({ loss: await meanLoss((b) => lmLoss(plan.build(t, frozen), config, b), data.valBatches) }),
+    evaluate: async (t) => ({ loss: await meanLoss((b) => valLossOf(t, frozen, tensorsOf(b)), data.valBatches) }),
     earlyStopping: o.patience ? { patience: o.patience, minDelta: 0.001 } : undefined,
     checkpoint: { dir: `${dir}/checkpoint`, every: settings.checkpointEvery as number },
     resume: o.resume,
@@ -288,6 +297,8 @@ export async function finetune(
       pending += JSON.stringify({ method: o.method, rank: o.rank, step: k, val_loss: r.loss }) + "\n";
     },
   });
+  step.clear();
+  valLossOf.clear();
   bar?.done();
   await flush();
   // Training time of every step, before and after any resume (evaluation excluded).

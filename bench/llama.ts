@@ -8,7 +8,9 @@
  *   deno run -A bench/llama.ts
  * @module
  */
-import { dispose, scope, setBackend, slice, tensor } from "../mod.ts";
+import { dispose, jit, pad, scope, setBackend, slice, type Tensor, tensor } from "../mod.ts";
+import { decodeStep, type FixedKVCache } from "../llama/decode.ts";
+import { ropeTables } from "../llama/rope.ts";
 import {
   forward,
   forwardWithCache,
@@ -81,6 +83,8 @@ export interface Speed {
   prefillMs: number;
   prefillTokens: number;
   decodeMs: number;
+  /** The same decode with the jitted step over a preallocated cache (llama/decode.ts, as `generate` runs it). */
+  jitDecodeMs: number;
   decodeSteps: number;
   decodeStart: number;
 }
@@ -125,11 +129,50 @@ export async function measure(
     dispose(cache.layers);
     return ms;
   };
+  // Jitted decode: the cache preallocated to every position reached, the position a tensor; one trace per run.
+  const jitDecodeRun = async () => {
+    const length = decodeStart + decodeSteps;
+    const start = scope(() => {
+      const r = forwardWithCache(params, tensor(ids.slice(0, decodeStart), [decodeStart], "int32"), config, null);
+      const grow = (x: Tensor) => pad(x, [[0, 0], [0, 0], [0, length - decodeStart], [0, 0]]);
+      return {
+        cache: { layers: r.cache.layers.map(({ k, v }) => ({ k: grow(k), v: grow(v) })) } as FixedKVCache,
+        rope: ropeTables(config, Array.from({ length }, (_, i) => i)),
+      };
+    });
+    const step = jit(decodeStep, { static: [5], donate: [1] });
+    let cache = start.cache;
+    const t0 = performance.now();
+    for (let s = 0; s < decodeSteps; s++) {
+      const prev = cache;
+      const out = scope(() => {
+        const token = tensor([ids[(decodeStart + s) % ids.length]], [1], "int32");
+        return step(params, prev, token, tensor([decodeStart + s], [1], "int32"), start.rope, config);
+      });
+      await out.logits.data();
+      out.logits.dispose();
+      cache = out.cache;
+    }
+    const ms = performance.now() - t0;
+    step.clear();
+    dispose([cache.layers, start.rope]);
+    return ms;
+  };
   await decodeRun();
   const decodes: number[] = [];
   for (let r = 0; r < reps; r++) decodes.push(await decodeRun());
+  await jitDecodeRun();
+  const jitDecodes: number[] = [];
+  for (let r = 0; r < reps; r++) jitDecodes.push(await jitDecodeRun());
   const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-  return { prefillMs: median(prefills), prefillTokens, decodeMs: median(decodes), decodeSteps, decodeStart };
+  return {
+    prefillMs: median(prefills),
+    prefillTokens,
+    decodeMs: median(decodes),
+    jitDecodeMs: median(jitDecodes),
+    decodeSteps,
+    decodeStart,
+  };
 }
 
 function speedRows(name: string, c: LlamaConfig, s: Speed): (string | number)[][] {
@@ -150,6 +193,13 @@ function speedRows(name: string, c: LlamaConfig, s: Speed): (string | number)[][
       s.decodeMs.toFixed(1),
       (s.decodeSteps / (s.decodeMs / 1000)).toFixed(1),
       (decodeFlops / s.decodeMs / 1e6).toFixed(2),
+    ],
+    [
+      name,
+      `decode ${s.decodeSteps} jitted (preallocated cache)`,
+      s.jitDecodeMs.toFixed(1),
+      (s.decodeSteps / (s.jitDecodeMs / 1000)).toFixed(1),
+      "-",
     ],
   ];
 }

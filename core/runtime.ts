@@ -63,6 +63,17 @@ export function getBackend(): Backend {
   throw new Error("getBackend: no backend registered (import knot through mod.ts, which registers cpu)");
 }
 
+/**
+ * @internal Makes `b` the backend for new tensors and returns the previous
+ * one, initialising nothing: jit makes its tracing backend current for the
+ * duration of a trace, then restores what was there.
+ */
+export function swapBackend(b: Backend | null): Backend | null {
+  const previous = current;
+  current = b;
+  return previous;
+}
+
 /** Something a scope can release: tensors register themselves here. */
 export interface Disposable {
   dispose(): void;

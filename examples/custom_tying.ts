@@ -13,7 +13,7 @@
  * @module
  */
 import { intFlag, parseFlags, positiveFlag, runMain } from "./cli.ts";
-import { llama, nn, optim, peft, random, scope, tensor } from "../mod.ts";
+import { llama, nn, optim, peft, random, scope, type Tensor, tensor } from "../mod.ts";
 import { loadLlama, loadTokenizer } from "../io/mod.ts";
 import { trainStep } from "../train/mod.ts";
 
@@ -83,9 +83,11 @@ async function main(args: string[]): Promise<number> {
   console.log(peft.summary(plan, trainable, frozen).toString());
 
   // Training: AdamW (no weight decay: plain Adam) over the trainable tree only; the tied A of a block
-  // gets the sum of its layers' gradients. The frozen tree goes in as an argument: never differentiated.
+  // gets the sum of its layers' gradients. The frozen tree and the data go in as arguments: never
+  // differentiated, and the jitted step (trainStep's default) sees every tensor it uses as an input.
   type Tree = peft.PlanTree<llama.LlamaParams>;
-  const lossOf = (tr: Tree, fr: Tree) => nn.crossEntropy(llama.forward(plan.build(tr, fr), inputs, config), targets);
+  const lossOf = (tr: Tree, fr: Tree, x: Tensor, y: Tensor) =>
+    nn.crossEntropy(llama.forward(plan.build(tr, fr), x, config), y);
   const optimizer = optim.adamw(lr, { weightDecay: 0 });
   const step = trainStep(lossOf, optimizer);
   let state = { trainable, opt: optimizer.init(trainable) };
@@ -97,11 +99,11 @@ async function main(args: string[]): Promise<number> {
     console.log(`step ${String(i).padStart(3)}  loss ${losses.at(-1)!.toFixed(4)}`);
   };
   for (let i = 0; i < steps; i++) {
-    const out = step(state, frozen);
+    const out = step(state, frozen, inputs, targets);
     state = out.state;
     await report(i, out.loss);
   }
-  await report(steps, scope(() => lossOf(state.trainable, frozen))); // the loss after `steps` updates
+  await report(steps, scope(() => lossOf(state.trainable, frozen, inputs, targets))); // the loss after `steps` updates
   const secs = (performance.now() - t0) / 1000;
   console.log(`loss ${losses[0].toFixed(4)} → ${losses.at(-1)!.toFixed(4)} in ${steps} steps (${secs.toFixed(2)} s)`);
   return 0;

@@ -8,11 +8,15 @@
 import { foldIn, type Key, key as makeKey } from "../core/random.ts";
 import { bitsToUniform, threefry2x32 } from "../core/threefry.ts";
 import { scope } from "../core/scope.ts";
-import { slice } from "../core/ops/movement.ts";
+import { pad, slice } from "../core/ops/movement.ts";
+import type { Tensor } from "../core/tensor.ts";
+import { jit } from "../jit/jit.ts";
+import { decodeStep, type FixedKVCache } from "./decode.ts";
+import { ropeTables } from "./rope.ts";
 import { tensor } from "../core/ops/creation.ts";
 import { dispose } from "../core/scope.ts";
 import type { LlamaConfig } from "./config.ts";
-import { forwardWithCache, type KVCache, type LlamaParams } from "./llama.ts";
+import { forwardWithCache, type LlamaParams } from "./llama.ts";
 
 /** Options of {@link generate}. */
 export interface GenerateOptions {
@@ -30,6 +34,8 @@ export interface GenerateOptions {
   stop?: readonly number[];
   /** Called with the logits each token was chosen from (step 0: the last prompt position). */
   onLogits?: (logits: Float32Array, step: number) => void;
+  /** Run each decode step as one jitted program (default true); false runs it op by op (same results on cpu). */
+  jit?: boolean;
 }
 
 /** Picks a token from logits: argmax at temperature 0, else a seeded sample. */
@@ -88,31 +94,49 @@ export async function* generate(
       `generate: the prompt has ${promptTokens.length} tokens, the model's context is ${config.maxPositionEmbeddings}`,
     );
   }
-  const { maxTokens = 64, key = makeKey(0) } = opts;
+  const { maxTokens = 64, key = makeKey(0), jit: jitted = true } = opts;
   const eos = config.eosTokenId;
   const stop = new Set(opts.stop ?? (eos === null ? [] : typeof eos === "number" ? [eos] : eos));
-  let cache: KVCache | null = null;
-  let input = [...promptTokens];
+  if (maxTokens <= 0) return;
+  // The cache holds every position this call can reach: the prompt, then one per decoded token.
+  const T = promptTokens.length;
+  const length = Math.min(config.maxPositionEmbeddings, T + maxTokens - 1);
+  const prefill = scope(() => {
+    const r = forwardWithCache(params, tensor([...promptTokens], [T], "int32"), config, null);
+    const grow = (x: Tensor) => pad(x, [[0, 0], [0, 0], [0, length - T], [0, 0]]);
+    return {
+      last: slice(r.logits, [T - 1], [T]),
+      cache: { layers: r.cache.layers.map(({ k, v }) => ({ k: grow(k), v: grow(v) })) } as FixedKVCache,
+      rope: ropeTables(config, Array.from({ length }, (_, i) => i)),
+    };
+  });
+  // One trace per call serves every token (the old cache is donated; the config is static).
+  const jittedStep = jitted ? jit(decodeStep, { static: [5], donate: [1] }) : null;
+  const decode = jittedStep ?? decodeStep;
+  let cache: FixedKVCache = prefill.cache;
+  let last = prefill.last;
   try {
     for (let step = 0; step < maxTokens; step++) {
-      if ((cache?.length ?? 0) + input.length > config.maxPositionEmbeddings) break;
-      const prev: KVCache | null = cache;
-      const out = scope(() => {
-        const r = forwardWithCache(params, tensor(input, [input.length], "int32"), config, prev);
-        const last = slice(r.logits, [input.length - 1], [input.length]);
-        return { last, cache: r.cache };
-      });
-      if (prev) dispose(prev.layers);
-      cache = out.cache;
-      const logits = (await out.last.data()) as Float32Array;
-      out.last.dispose();
+      const logits = (await last.data()) as Float32Array;
+      last.dispose();
       opts.onLogits?.(logits, step);
       const next = sampleToken(logits, { ...opts, key: foldIn(key, step) });
       if (stop.has(next)) return;
       yield next;
-      input = [next];
+      const pos = T + step;
+      if (step + 1 >= maxTokens || pos >= config.maxPositionEmbeddings) return;
+      const prev = cache;
+      const out = scope(() => {
+        const token = tensor([next], [1], "int32"), at = tensor([pos], [1], "int32");
+        return decode(params, prev, token, at, prefill.rope, config);
+      });
+      if (!jitted) dispose(prev.layers); // the jitted step consumed them (donated)
+      cache = out.cache;
+      last = out.logits;
     }
   } finally {
-    if (cache) dispose(cache.layers);
+    if (!last.disposed) last.dispose();
+    dispose([cache.layers, prefill.rope]);
+    jittedStep?.clear();
   }
 }

@@ -69,7 +69,7 @@ function attention(
   c: LlamaConfig,
   rope: { cos: Tensor; sin: Tensor },
   mask: Tensor,
-  past: { k: Tensor; v: Tensor } | null,
+  extend: (k: Tensor, v: Tensor) => { k: Tensor; v: Tensor },
   site: string,
 ): { out: Tensor; k: Tensor; v: Tensor } {
   const [B, T] = x.shape;
@@ -91,10 +91,7 @@ function attention(
   q = applyRope(permute(reshape(q, [B, T, nKv, rep, hd]), [0, 2, 3, 1, 4]), rope.cos, rope.sin);
   k = applyRope(permute(reshape(k, [B, T, nKv, hd]), [0, 2, 1, 3]), rope.cos, rope.sin);
   v = permute(reshape(v, [B, T, nKv, hd]), [0, 2, 1, 3]);
-  if (past) {
-    k = concat([past.k, k], 2);
-    v = concat([past.v, v], 2);
-  }
+  ({ k, v } = extend(k, v));
   // Each KV head serves `rep` query heads through batch broadcasting: no copies.
   const scores = mul(matmul(q, expandDims(k, 2), { transB: true }), 1 / Math.sqrt(hd)); // [B, nKv, rep, T, S]
   const probs = softmax(where(mask, scores, -Infinity), -1);
@@ -121,12 +118,34 @@ export function forwardWithCache(
   if (positions.length !== T) throw new Error(`llama.forward: ${positions.length} positions for ${T} tokens`);
   const rope = ropeTables(config, positions);
   const mask = causalMask(T, past + T, past);
+  const { out, layers } = decoder(params, ids, config, rope, mask, (i, k, v) => {
+    const prev = cache?.layers[i];
+    return prev ? { k: concat([prev.k, k], 2), v: concat([prev.v, v], 2) } : { k, v };
+  }, opts);
+  const shaped = tokens.rank === 1 ? reshape(out, out.shape.slice(1)) : out;
+  return { logits: shaped, cache: { layers, length: past + T } };
+}
+
+/**
+ * The layer stack on token ids [B, T]: `extend(i, k, v)` gives layer i's keys
+ * and values attended to from this call's (a cache extended by them). Returns
+ * logits (or hidden states) [B, T, …] and each layer's keys and values.
+ */
+export function decoder(
+  params: LlamaParams,
+  ids: Tensor,
+  config: LlamaConfig,
+  rope: { cos: Tensor; sin: Tensor },
+  mask: Tensor,
+  extend: (layer: number, k: Tensor, v: Tensor) => { k: Tensor; v: Tensor },
+  opts: { returnHidden?: boolean } = {},
+): { out: Tensor; layers: KVCache["layers"] } {
   let h = take(params.embed.weight, ids, 0); // [B, T, d]
-  const newLayers: KVCache["layers"] = [];
+  const layers: KVCache["layers"] = [];
   params.layers.forEach((layer, i) => {
     const xa = rmsNorm(h, layer.attnNorm.weight, config.rmsNormEps);
-    const a = attention(layer.attn, xa, config, rope, mask, cache?.layers[i] ?? null, `layers.${i}.attn`);
-    newLayers.push({ k: a.k, v: a.v });
+    const a = attention(layer.attn, xa, config, rope, mask, (k, v) => extend(i, k, v), `layers.${i}.attn`);
+    layers.push({ k: a.k, v: a.v });
     h = add(h, a.out);
     const x = rmsNorm(h, layer.mlpNorm.weight, config.rmsNormEps);
     const m = layer.mlp;
@@ -134,9 +153,7 @@ export function forwardWithCache(
     h = add(h, linear(gated, m.down, `layers.${i}.mlp.down`));
   });
   h = rmsNorm(h, params.norm.weight, config.rmsNormEps);
-  const out = opts.returnHidden ? h : lmHead(params, config, h);
-  const shaped = tokens.rank === 1 ? reshape(out, out.shape.slice(1)) : out;
-  return { logits: shaped, cache: { layers: newLayers, length: past + T } };
+  return { out: opts.returnHidden ? h : lmHead(params, config, h), layers };
 }
 
 /**

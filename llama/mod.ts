@@ -18,4 +18,5 @@ export {
   lmHead,
 } from "./llama.ts";
 export { generate, type GenerateOptions, sampleToken } from "./generate.ts";
+export { decodeStep, type FixedKVCache } from "./decode.ts";
 export { randomLlama, randomLlamaConfig, type RandomLlamaOptions, TINYSTORIES_15M } from "./tiny.ts";

@@ -11,16 +11,31 @@
 import { join, relative } from "node:path";
 
 /** Folders (and root files) that make up the library. */
-export const LIBRARY = ["mod.ts", "web.ts", "core", "autodiff", "backends", "llama", "peft", "optim", "io", "train"];
+export const LIBRARY = [
+  "mod.ts",
+  "web.ts",
+  "core",
+  "autodiff",
+  "jit",
+  "backends",
+  "llama",
+  "peft",
+  "optim",
+  "io",
+  "train",
+];
 /** Generated or build-only files, not code anyone maintains by hand in the library. */
 const EXCLUDE = new Set(["backends/cpu/wasm/engine_wasm.ts", "backends/cpu/wasm/build.ts"]);
 /**
  * The most lines of code the library may have. Raised from 9,500 to 10,500 when the cpu engine landed
  * (issue 11: the heap, the worker pool and the AssemblyScript kernels, ~1,200 lines, beside the TypeScript
- * fallback kernels it keeps for runtimes without WebAssembly SIMD). Raised to 11,100 for the webgpu
- * lowering of traced programs (issue 12: recording, memory planning, prepared dispatches, ~620 lines).
+ * fallback kernels it keeps for runtimes without WebAssembly SIMD). Raised for issue 12's programs: the
+ * webgpu lowering of traced programs (recording, memory planning, prepared dispatches, ~620 lines) and jit
+ * (jit/: the tracing backend, the program passes, the generic executor and the transform, ~655; the decode
+ * step over a preallocated cache, ~60; the jitted train step and the runtime hook, ~40; nn.linearCrossEntropy,
+ * the fused chunked LM head of issue 13, ~130).
  */
-export const BUDGET = 11_100;
+export const BUDGET = 12_000;
 
 const ROOT = new URL("..", import.meta.url).pathname;
 

@@ -4,7 +4,7 @@
  * Each case runs inside a scope and must free every buffer it allocates.
  */
 import assert from "node:assert/strict";
-import { checkGrad, type DType, liveBuffers, scope, type Tensor } from "../mod.ts";
+import { checkGrad, type DType, jit, liveBuffers, scope, type Tensor, tree, valueAndGrad } from "../mod.ts";
 import { checkExclusions, forEachBackend } from "./conformance/backends.ts";
 import { FORWARD_CASES } from "./conformance/forward_cases.ts";
 import { GRAD_CASES } from "./conformance/grad_cases.ts";
@@ -117,6 +117,59 @@ for (const c of ERROR_CASES) {
           return true;
         },
       );
+    }));
+}
+
+/**
+ * The same outputs from `jit` as from eager execution: bit for bit on cpu (the program replays the same kernels
+ * with the same arguments), within the suite's tolerance elsewhere (a backend's compiled program may fuse).
+ */
+async function sameAsEager(label: string, got: Tensor, want: Tensor, backend: string): Promise<void> {
+  assert.equal(got.dtype, want.dtype, `${label}: dtype`);
+  assert.deepEqual([...got.shape], [...want.shape], `${label}: shape`);
+  const g = await got.data(), w = await want.data();
+  if (backend === "cpu") {
+    const bytes = (a: typeof g) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+    assert.deepEqual(bytes(g), bytes(w), `${label}: jitted bits differ from eager`);
+    return;
+  }
+  const { rtol, atol } = DEFAULT_TOL;
+  for (let i = 0; i < w.length; i++) {
+    const ok = Number.isNaN(w[i])
+      ? Number.isNaN(g[i])
+      : g[i] === w[i] || Math.abs(g[i] - w[i]) <= atol + rtol * Math.abs(w[i]);
+    assert.ok(ok, `${label}: element ${i} is ${g[i]} jitted, ${w[i]} eager`);
+  }
+}
+
+// Every forward and gradient case again, jitted (traced once, replayed), against its eager result.
+for (const c of FORWARD_CASES) {
+  forEachBackend(`jit forward: ${c.name}`, (backend) =>
+    noLeaks(async () => {
+      const eager = [c.run()].flat();
+      const f = jit(c.run);
+      const out = [f()].flat();
+      f.clear();
+      assert.equal(out.length, eager.length, "number of outputs");
+      for (let k = 0; k < out.length; k++) await sameAsEager(`output ${k}`, out[k], eager[k], backend);
+    }));
+}
+
+for (const c of GRAD_CASES) {
+  forEachBackend(`jit grad: ${c.name}`, (backend) =>
+    noLeaks(async () => {
+      const args = c.args();
+      const argnums = c.argnums ?? args.flatMap((a, i) => {
+        const ls = tree.leaves(a);
+        return ls.length && ls.every((t) => t.dtype === "float32") ? [i] : [];
+      });
+      const vg = valueAndGrad(c.f, { argnums });
+      const eager = tree.leaves(vg(...(args as never[])));
+      const f = jit(vg);
+      const out = tree.leaves(f(...(args as never[])));
+      f.clear();
+      assert.equal(out.length, eager.length, "number of outputs");
+      for (let k = 0; k < out.length; k++) await sameAsEager(`output ${k}`, out[k], eager[k], backend);
     }));
 }
 

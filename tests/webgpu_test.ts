@@ -31,6 +31,10 @@ import { createWebGpuBackend, type WebGpuBackend } from "../backends/webgpu/mod.
 import { chooseProgram } from "../backends/webgpu/matmul.ts";
 import { CpuBackend } from "../backends/cpu/backend.ts";
 import type { MatmulSpec } from "../backends/backend.ts";
+import { randomLlama } from "../llama/mod.ts";
+import { tl6 } from "../peft/mod.ts";
+import { adamw } from "../optim/mod.ts";
+import { makeBatch, planLoss, trainStep } from "../train/mod.ts";
 
 let gpu: WebGpuBackend | null = null;
 let why = "";
@@ -274,4 +278,33 @@ gpuTest("MLP steps at bench size (every matmul program in one batch) match cpu",
   for (let i = 0; i < 3; i++) {
     assert.ok(Math.abs(gpuLoss[i] - cpuLoss[i]) < 1e-4 * cpuLoss[i], `${gpuLoss} vs ${cpuLoss}`);
   }
+});
+
+gpuTest("jitted TL6 training: flat liveBuffers over 8 steps, losses as eager's (±1e-5 relative)", async () => {
+  const run = async (jit: boolean) => {
+    const { config, params } = randomLlama({ seed: 1, numLayers: 1, vocabSize: 64 });
+    const plan = tl6({ rank: 4 });
+    const { trainable, frozen } = plan.init(params, key(0));
+    const opt = adamw(1e-2);
+    const step = trainStep(planLoss(plan, config), opt, { jit });
+    let state = { trainable, opt: opt.init(trainable) };
+    const batch = makeBatch([{ prompt: [1, 5, 9], answer: [20, 2] }, { prompt: [1, 7], answer: [11, 12, 2] }], 8);
+    const losses: number[] = [], live: number[] = [];
+    for (let s = 0; s < 8; s++) {
+      const out = step(state, frozen, batch);
+      losses.push(await out.loss.item());
+      out.loss.dispose();
+      state = out.state;
+      live.push(liveBuffers());
+    }
+    step.clear();
+    dispose([state, frozen, params, batch.tokens, batch.positions, batch.targets]);
+    return { losses, live };
+  };
+  const eager = await run(false), jitted = await run(true);
+  assert.deepEqual(jitted.live, jitted.live.map(() => jitted.live[0]), "live buffers grew across jitted steps");
+  jitted.losses.forEach((l, i) => {
+    const e = eager.losses[i];
+    assert.ok(Math.abs(l - e) <= 1e-5 * Math.abs(e), `step ${i}: jitted loss ${l}, eager ${e}`);
+  });
 });

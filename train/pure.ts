@@ -6,4 +6,4 @@
  */
 export { epochOrder, type LmBatch, makeBatch, type TokenizedExample, tokenizePair } from "./batch.ts";
 export { lmLoss, planLoss } from "./loss.ts";
-export { countParams, type TrainState, trainStep, type TrainStepOptions } from "./step.ts";
+export { countParams, type TrainState, trainStep, type TrainStepFn, type TrainStepOptions } from "./step.ts";

@@ -8,6 +8,7 @@
  */
 import { valueAndGrad } from "../autodiff/grad.ts";
 import { scope } from "../core/scope.ts";
+import { jit } from "../jit/jit.ts";
 import type { Tensor } from "../core/tensor.ts";
 import * as tree from "../core/tree.ts";
 import type { Tree } from "../core/tree.ts";
@@ -25,6 +26,13 @@ export interface TrainState<P extends Tree = Tree, S extends OptState = OptState
 export interface TrainStepOptions {
   /** Release the previous state's tensors after the step (default true). */
   donate?: boolean;
+  /**
+   * Run the step as one jitted program (default true): traced once per batch
+   * shape, forward, backward and optimizer together, bit-identical to the
+   * eager step on cpu. The loss function must not read tensor values. false
+   * runs it op by op.
+   */
+  jit?: boolean;
 }
 
 /** The tensors anywhere in a value (trees, optimizer states with numbers). */
@@ -41,7 +49,10 @@ function tensorsOf(x: unknown, out = new Set<Tensor>()): Set<Tensor> {
  * Frozen parameters and data go in `args`: they are never differentiated.
  * The gradients live only inside the step's scope (returning them would keep
  * a second copy of the trainable tree alive per step); take `valueAndGrad`
- * of the loss where they are wanted.
+ * of the loss where they are wanted. By default the whole step is jitted
+ * (see {@link TrainStepOptions.jit}); host numbers in the state or the
+ * arguments (the optimizer's step count, a batch's token count) retrace it,
+ * which reuses the compiled program while only scalars change.
  * @example
  * const step = trainStep(planLoss(plan, config), adamw(1e-3));
  * let state = { trainable, opt: opt.init(trainable) };
@@ -51,23 +62,47 @@ export function trainStep<P extends Tree, A extends unknown[], S extends OptStat
   lossFn: (trainable: P, ...args: A) => Tensor,
   optimizer: GradientTransformation<S>,
   opts: TrainStepOptions = {},
-): (state: TrainState<P, S>, ...args: A) => { state: TrainState<P, S>; loss: Tensor } {
-  const { donate = true } = opts;
+): TrainStepFn<P, A, S> {
+  const { donate = true, jit: jitted = true } = opts;
   const vg = valueAndGrad(lossFn);
-  return (state, ...args) => {
-    const out = scope(() => {
-      const [loss, grads] = vg(state.trainable, ...args);
-      const { updates, state: opt } = optimizer.update(grads, state.opt, state.trainable);
-      const trainable = applyUpdates(state.trainable, updates);
-      return { loss, state: { trainable, opt } as TrainState<P, S> };
-    });
+  const body = (state: TrainState<P, S>, ...args: A) => {
+    const [loss, grads] = vg(state.trainable, ...args);
+    const { updates, state: opt } = optimizer.update(grads, state.opt, state.trainable);
+    const trainable = applyUpdates(state.trainable, updates);
+    return { loss, state: { trainable, opt } as TrainState<P, S> };
+  };
+  if (jitted) {
+    const step = jit(body, { donate: donate ? [0] : [] });
+    const call = (state: TrainState<P, S>, ...args: A) => {
+      try {
+        return step(state, ...args);
+      } catch (e) {
+        if (e instanceof Error && /created outside it/.test(e.message)) {
+          e.message += "; trainStep: pass such tensors as step arguments, or use trainStep(..., { jit: false })";
+        }
+        throw e;
+      }
+    };
+    return Object.assign(call, { clear: () => step.clear() });
+  }
+  const eager = (state: TrainState<P, S>, ...args: A) => {
+    const out = scope(() => body(state, ...args));
     if (donate) {
       const keep = tensorsOf(out.state);
       for (const t of tensorsOf(state)) if (!keep.has(t)) t.dispose();
     }
     return out;
   };
+  return Object.assign(eager, { clear: () => {} });
 }
+
+/** What {@link trainStep} returns: the step, and `clear` to release its jit traces (the memory their programs hold). */
+export type TrainStepFn<P extends Tree, A extends unknown[], S extends OptState> =
+  & ((
+    state: TrainState<P, S>,
+    ...args: A
+  ) => { state: TrainState<P, S>; loss: Tensor })
+  & { clear(): void };
 
 /** Number of elements in the tensor leaves of a tree. */
 export function countParams(t: Tree): number {

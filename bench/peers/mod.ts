@@ -168,25 +168,41 @@ async function benchDecode(log: (s: string) => void, reps: number, l2cWhy: strin
   const s = await measure(dec.params, dec.config, prompt, steps, reps);
   dispose(dec.params);
   const knotTps = s.decodeSteps / (s.decodeMs / 1000);
+  const jitTps = s.decodeSteps / (s.jitDecodeMs / 1000);
   if (l2cWhy) {
-    log(`\nknot decode (15M shape, ${steps} tokens after a ${prompt}-token prompt): ${knotTps.toFixed(1)} tokens/s`);
+    log(
+      `\nknot decode (15M shape, ${steps} tokens after a ${prompt}-token prompt): ${knotTps.toFixed(1)} tokens/s, ` +
+        `jitted ${jitTps.toFixed(1)} tokens/s`,
+    );
     log(`(llama2.c skipped: ${l2cWhy})`);
   } else {
     const { results, note } = await benchLlama2c(prompt + steps);
     log(
       "\n" + table(
-        ["decode, random 15M shape (tokens/s)", "knot", "llama2.c", "knot ÷ llama2.c"],
+        [
+          "decode, random 15M shape (tokens/s)",
+          "knot",
+          "knot jitted",
+          "llama2.c",
+          "knot ÷ llama2.c",
+          "jitted ÷ llama2.c",
+        ],
         results.map((
           r,
         ) => [
           `llama2.c ${r.threads} thread(s)`,
           knotTps.toFixed(1),
+          jitTps.toFixed(1),
           r.tokensPerS.toFixed(1),
           ratio(knotTps, r.tokensPerS),
+          ratio(jitTps, r.tokensPerS),
         ]),
       ),
     );
-    log(`\nllama2.c: ${note}; knot: ${steps} tokens after a ${prompt}-token prompt, logits read back each step.`);
+    log(
+      `\nllama2.c: ${note}; knot: ${steps} tokens after a ${prompt}-token prompt, logits read back each step ` +
+        `(jitted: llama/decode.ts over a cache preallocated to ${prompt + steps} positions, as generate runs it).`,
+    );
   }
 }
 

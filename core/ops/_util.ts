@@ -22,6 +22,11 @@ export function backendOf(op: string, ...xs: Tensor[]): Backend {
   const b = xs[0]?.backend ?? getBackend();
   for (const x of xs) {
     if (x.backend !== b) {
+      if (b.name === "jit" || x.backend.name === "jit") {
+        throw new Error(
+          `${op}: a jitted function uses a tensor created outside it (closed over); pass it as an argument instead`,
+        );
+      }
       throw new Error(`${op}: operands live on different backends (${b.name} and ${x.backend.name}); move one first`);
     }
   }

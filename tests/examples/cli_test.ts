@@ -33,6 +33,7 @@ Deno.test("every example: a bad flag or value is one message on stderr and exit 
     [[ex("sweep.ts"), ...NO_OUT, "--methods", "tl6,bogus"], /unknown method "bogus"/],
     [[ex("sweep.ts"), ...NO_OUT, "--task", "nope"], /known: builtin, squad/],
     [[ex("quickstart.ts"), "--steps", "abc"], /--steps must be an integer >= 0, got "abc"/],
+    [[ex("jit.ts"), "--steps", "0"], /--steps must be an integer >= 1, got "0"/],
     [[ex("custom_tying.ts"), "--rank", "0"], /--rank must be an integer >= 1/],
     [[ex("pretrain_tiny.ts"), "--steps", "abc"], /--steps must be an integer >= 0/],
     [[ex("generate.ts"), "--model", TINY, "--max-tokens", "x"], /--max-tokens must be a positive integer/],

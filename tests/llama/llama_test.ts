@@ -6,6 +6,7 @@ import {
   concat,
   dispose,
   expandDims,
+  jit,
   liveBuffers,
   mul,
   slice,
@@ -469,7 +470,7 @@ if (!haveStories) {
     const skip = backend === "webgpu" && webgpuError;
     Deno.test({
       name:
-        `[${backend}] stories260K: logits (±${tol}), per-position argmax, greedy_32 and prompt ids match reference.json${
+        `[${backend}] stories260K: logits (±${tol}) eager and jitted, per-position argmax, greedy_32 (jitted decode) and prompt ids match reference.json${
           skip ? ` (skipped: ${webgpuError})` : ""
         }`,
       ignore: !!skip,
@@ -485,9 +486,17 @@ if (!haveStories) {
           assert.deepEqual(tok.encode(c.prompt_text), c.prompt_ids, `tokenizer on ${JSON.stringify(c.prompt_text)}`);
           const T = c.prompt_ids.length;
           const d = await values(forward(params, ids(c.prompt_ids), config));
-          const err = await maxAbsDiff(d.slice((T - 1) * V), new Float32Array(c.last_logits_full));
-          assert.ok(err <= tol, `last-position logits: max |diff| ${err} > ${tol}`);
-          assert.deepEqual(Array.from({ length: T }, (_, t): number => argmaxRow(d, t, V)), c.per_position_argmax);
+          // The same forward jitted: bit-identical on cpu, within the reference tolerance on webgpu.
+          const jitted = jit(forward, { static: [2] });
+          const dj = await values(jitted(params, ids(c.prompt_ids), config));
+          jitted.clear();
+          if (backend === "cpu") assert.deepEqual(dj, d, "jitted forward differs from eager");
+          for (const [what, logits] of [["eager", d], ["jitted", dj]] as const) {
+            const err = await maxAbsDiff(logits.slice((T - 1) * V), new Float32Array(c.last_logits_full));
+            assert.ok(err <= tol, `${what} last-position logits: max |diff| ${err} > ${tol}`);
+            const argmax = Array.from({ length: T }, (_, t): number => argmaxRow(logits, t, V));
+            assert.deepEqual(argmax, c.per_position_argmax, `${what} per-position argmax`);
+          }
           const greedy = await collect(generate(params, config, c.prompt_ids, { maxTokens: 32, stop: [] }));
           assert.deepEqual(greedy, c.greedy_32);
         }

@@ -1,0 +1,166 @@
+/**
+ * From a trace to a {@link Program}: common subexpressions merged, dead calls
+ * dropped, outputs made fresh, values renumbered, liveness computed. No pass
+ * reorders or rewrites a float operation: steps keep their trace order and
+ * their exact arguments, so replaying the program computes what eager
+ * execution computed, bit for bit.
+ * @module
+ */
+import { callInputs, type KernelCall, type Program, type Step, type ValueId } from "../backends/program.ts";
+import type { Origin } from "./trace.ts";
+import type { ValueInfo } from "../backends/program.ts";
+import type { TypedArray } from "../core/dtype.ts";
+
+/** `c` with every value it reads replaced by `f(value)`. */
+export function mapCall(c: KernelCall, f: (v: ValueId) => ValueId): KernelCall {
+  switch (c.kernel) {
+    case "fill":
+    case "random":
+      return c;
+    case "unary":
+    case "cast":
+    case "reduce":
+    case "strided":
+    case "pad":
+      return { ...c, x: f(c.x) };
+    case "binary":
+      return { ...c, a: { ...c.a, value: f(c.a.value) }, b: { ...c.b, value: f(c.b.value) } };
+    case "where":
+      return {
+        ...c,
+        cond: { ...c.cond, value: f(c.cond.value) },
+        a: { ...c.a, value: f(c.a.value) },
+        b: { ...c.b, value: f(c.b.value) },
+      };
+    case "matmul":
+      return { ...c, a: f(c.a), b: f(c.b) };
+    case "concat":
+      return { ...c, xs: c.xs.map(f) };
+    case "gather":
+      return { ...c, table: f(c.table), idx: f(c.idx) };
+    case "scatterAdd":
+      return { ...c, idx: f(c.idx), upd: f(c.upd) };
+  }
+}
+
+/** Constants up to this many elements are merged when their bytes are equal (scalars, small masks). */
+const MERGE_CONSTANTS_UP_TO = 1024;
+
+/** A program and the data of its lifted inputs (see {@link buildProgram}). */
+export interface Built {
+  /** The program: the traced inputs, then one input per scalar constant, then constants and steps. */
+  program: Program;
+  /** Data of the scalar constants made inputs, in input order. */
+  scalars: TypedArray[];
+}
+
+/**
+ * Builds the program of a trace: `values` in creation order, `outputs` the
+ * traced ids returned, `donate` per traced input. Scalar constants (numbers
+ * computed on the host: a learning rate, a bias correction) become inputs
+ * after the traced ones, so a retrace that changes only them reuses the
+ * compiled program.
+ */
+export function buildProgram(
+  values: readonly { info: ValueInfo; origin: Origin }[],
+  traced: number,
+  outputs: readonly ValueId[],
+  donate: readonly boolean[],
+): Built {
+  // 1. Common subexpressions: a call equal to an earlier one (same kernel, arguments and canonical operands)
+  // is that value; so is a small constant with the same bytes. Scalars are never merged: their values may
+  // change from one trace to the next while the program stays the same.
+  const canon = new Int32Array(values.length);
+  const seen = new Map<string, ValueId>();
+  const inputIds: ValueId[] = new Array(traced);
+  values.forEach((v, id) => {
+    canon[id] = id;
+    const o = v.origin;
+    let key: string | null = null;
+    if (o.kind === "input") inputIds[o.index] = id;
+    else if (o.kind === "constant") {
+      if (o.data.length > 1 && o.data.length <= MERGE_CONSTANTS_UP_TO) {
+        key = `c${v.info.dtype}:${Array.prototype.join.call(o.data, ",")}`;
+      }
+    } else key = JSON.stringify(mapCall(o.call, (x) => canon[x]));
+    if (key === null) return;
+    const prev = seen.get(key);
+    if (prev === undefined) seen.set(key, id);
+    else canon[id] = prev;
+  });
+  const outs = outputs.map((o) => canon[o]);
+
+  // 2. Dead code: only values an output depends on.
+  const live = new Uint8Array(values.length);
+  for (const o of outs) live[o] = 1;
+  for (let id = values.length - 1; id >= 0; id--) {
+    const o = values[id].origin;
+    if (!live[id] || canon[id] !== id || o.kind !== "call") continue;
+    for (const x of callInputs(o.call)) live[canon[x]] = 1;
+  }
+
+  // 3. Renumber: traced inputs, scalar inputs, then constants, then calls in trace order.
+  const num = new Int32Array(values.length).fill(-1);
+  const infos: ValueInfo[] = [];
+  inputIds.forEach((id) => {
+    num[id] = infos.length;
+    infos.push(values[id].info);
+  });
+  const scalars: TypedArray[] = [];
+  values.forEach((v, id) => {
+    if (v.origin.kind === "constant" && live[id] && v.info.size === 1) {
+      num[id] = infos.length;
+      scalars.push(v.origin.data);
+      infos.push(v.info);
+    }
+  });
+  const inputs = infos.length;
+  const constants: { id: ValueId; data: TypedArray }[] = [];
+  values.forEach((v, id) => {
+    if (v.origin.kind === "constant" && live[id] && canon[id] === id && v.info.size !== 1) {
+      num[id] = infos.length;
+      constants.push({ id: infos.length, data: v.origin.data });
+      infos.push(v.info);
+    }
+  });
+  const steps: Step[] = [];
+  values.forEach((v, id) => {
+    if (v.origin.kind === "call" && live[id] && canon[id] === id) {
+      num[id] = infos.length;
+      steps.push({ call: mapCall(v.origin.call, (x) => num[canon[x]]), out: infos.length });
+      infos.push(v.info);
+    }
+  });
+
+  // 4. Outputs are fresh values, each returned once: an input, a constant or a repeat gets an identity copy.
+  const firstStepValue = inputs + constants.length;
+  const returned = new Set<ValueId>();
+  const outputIds = outs.map((o) => {
+    let v = num[o];
+    if (v < firstStepValue || returned.has(v)) {
+      const info = infos[v];
+      steps.push({
+        call: { kernel: "strided", x: v, outShape: [info.size], strides: [1], offset: 0 },
+        out: infos.length,
+      });
+      v = infos.length;
+      infos.push(info);
+    }
+    returned.add(v);
+    return v;
+  });
+
+  // 5. Liveness: the last step reading each value; never an output, a constant or a kept input.
+  const last = new Int32Array(infos.length).fill(-1);
+  steps.forEach((s, i) => {
+    for (const x of callInputs(s.call)) last[x] = i;
+  });
+  const donated = Array.from({ length: inputs }, (_, i) => i < traced && donate[i] && last[i] >= 0);
+  const lastUse: ValueId[][] = steps.map(() => []);
+  for (let v = 0; v < infos.length; v++) {
+    if (last[v] < 0 || returned.has(v)) continue;
+    if (v < inputs ? !donated[v] : v < firstStepValue) continue;
+    lastUse[last[v]].push(v);
+  }
+  return { program: { values: infos, inputs, donated, constants, steps, outputs: outputIds, lastUse }, scalars };
+}
