@@ -17,9 +17,11 @@ const EXCLUDE = new Set(["backends/cpu/wasm/engine_wasm.ts", "backends/cpu/wasm/
 /**
  * The most lines of code the library may have. Raised from 9,500 to 10,500 when the cpu engine landed
  * (issue 11: the heap, the worker pool and the AssemblyScript kernels, ~1,200 lines, beside the TypeScript
- * fallback kernels it keeps for runtimes without WebAssembly SIMD).
+ * fallback kernels it keeps for runtimes without WebAssembly SIMD). Raised to 11,300 for the cpu lowering of
+ * jit programs (issue 12: backends/cpu/compile.ts, ~330 lines, and the kernels split into emit-into-a-sink
+ * form so compile records exactly what the eager kernels run) and the last primitives moving into wasm.
  */
-export const BUDGET = 10_500;
+export const BUDGET = 11_300;
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
