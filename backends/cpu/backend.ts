@@ -8,7 +8,7 @@
  */
 import type { Backend, BackendBuffer, BinaryOp, MatmulSpec, ReduceOp, StridedInput, UnaryOp } from "../backend.ts";
 import { arrayFor, type DType, type TypedArray } from "../../core/dtype.ts";
-import { sizeOf } from "../../core/shape.ts";
+import { sizeOf, stridesOf } from "../../core/shape.ts";
 import * as k from "./kernels.ts";
 import { matmulF32, WASM_MIN_MNK } from "./matmul.ts";
 import { DESC_BYTES, type Engine, engine } from "./wasm/engine.ts";
@@ -251,10 +251,12 @@ export class CpuBackend implements Backend {
   }
 
   #fill(s: KernelSink, b: CpuBuffer, value: number): void {
-    // Heap blocks are reused, so zeros are written too.
-    s.js(() => {
-      if (value !== 0 || b.ptr >= 0) b.data.fill(value);
-    });
+    const e = b.size > 0 ? this.#wasm(b) : null;
+    if (e) {
+      // Heap blocks are reused, so zeros are written too.
+      const bits = bitsOf(b.dtype, value), ptr = b.ptr;
+      s.launch(e, KERNEL.fill, 0, 1, () => [[ptr, b.size, bits, BYTES[b.dtype]]], 0, 0);
+    } else if (value !== 0) s.js(() => b.data.fill(value));
   }
 
   unary(op: UnaryOp, x: BackendBuffer, outDtype: DType): BackendBuffer {
@@ -307,6 +309,13 @@ export class CpuBackend implements Backend {
       const inputs = [a, b].map((x) => ({ ptr: x.buf.ptr, strides: x.strides, esz: 4 }));
       if (this.#strided(s, e, KERNEL.binary, [code], outShape, inputs, out.ptr, code >= 7 ? 1 : 4)) return;
     }
+    if (
+      e && a.buf.dtype === "int32" && b.buf.dtype === "int32" && op !== "pow" &&
+      out.dtype === (code >= 7 ? "bool" : "int32")
+    ) {
+      const inputs = [a, b].map((x) => ({ ptr: x.buf.ptr, strides: x.strides, esz: 4 }));
+      if (this.#strided(s, e, KERNEL.binaryI32, [code], outShape, inputs, out.ptr, code >= 7 ? 1 : 4)) return;
+    }
     s.js(() => k.binary(op, a.buf.data, a.strides, b.buf.data, b.strides, outShape, out.data));
   }
 
@@ -335,6 +344,12 @@ export class CpuBackend implements Backend {
 
   #cast(s: KernelSink, x: CpuBuffer, out: CpuBuffer): void {
     const dtype = out.dtype;
+    const e = x.size > 0 ? this.#wasm(x, out) : null;
+    if (e) {
+      const px = x.ptr, po = out.ptr, n = x.size;
+      s.launch(e, KERNEL.cast, 0, 1, () => [[px, po, n, DTYPE_CODE[x.dtype], DTYPE_CODE[dtype]]], 0, 0);
+      return;
+    }
     s.js(() => {
       const src = x.data, dst = out.data;
       if (dtype === "bool") { for (let i = 0; i < src.length; i++) dst[i] = src[i] !== 0 ? 1 : 0; // NaN → true
@@ -397,11 +412,24 @@ export class CpuBackend implements Backend {
     const ev = (M === 1 || N === 1) && K >= 8 ? this.#wasm(a, b, out) : null;
     if (ev) {
       const A = a.ptr, B = b.ptr;
+      const transW = M === 1 ? s.transB : !s.transA;
+      const ldw = M === 1 ? (s.transB ? K : N) : (s.transA ? M : K);
+      const len = M === 1 ? N : M;
+      if (batch > 1 && batch * K * len < this.#minMacs && batch * 12 <= DESC_BYTES) {
+        // A small batch (attention over heads): one call, its products' offsets in the descriptor block.
+        const x = M === 1 ? A : B, w = M === 1 ? B : A, C = out.ptr;
+        sink.launch(ev, KERNEL.gemvBatch, 0, 1, (_, descAt) => {
+          const desc = descAt(0), d = ev.heap.i32;
+          offsets.forEach(([ao, bo], n) => {
+            d.set([(M === 1 ? ao : bo) * 4, (M === 1 ? bo : ao) * 4, n * plane * 4], (desc >>> 2) + 3 * n);
+          });
+          return [[x, w, C, K, len, ldw, transW ? 1 : 0, desc, batch]];
+        }, 0, batch * 12);
+        return;
+      }
       offsets.forEach(([ao, bo], n) => {
         const x = M === 1 ? A + ao * 4 : B + bo * 4, w = M === 1 ? B + bo * 4 : A + ao * 4;
-        const transW = M === 1 ? s.transB : !s.transA;
-        const ldw = M === 1 ? (s.transB ? K : N) : (s.transA ? M : K);
-        const len = M === 1 ? N : M, c = out.ptr + n * plane * 4;
+        const c = out.ptr + n * plane * 4;
         sink.launch(
           ev,
           KERNEL.gemv,
@@ -531,6 +559,25 @@ export class CpuBackend implements Backend {
     value: number,
     out: CpuBuffer,
   ): void {
+    const e = x.size > 0 ? this.#wasm(x, out) : null;
+    const rank = shape.length, outer = sizeOf(shape.slice(0, -2));
+    if (e && rank > 0 && outer <= 64) {
+      // Fill, then copy the input's rows (its last axis) into place: one copyRows per index of the axes
+      // before the last two.
+      this.#fill(s, out, value);
+      const esz = BYTES[x.dtype], outShape = shape.map((d, i) => d + before[i] + after[i]);
+      const os = stridesOf(outShape), rows = rank > 1 ? shape[rank - 2] : 1, width = shape[rank - 1];
+      const base = before.reduce((acc, b, i) => acc + b * os[i], 0);
+      const lead = shape.slice(0, -2), idx = lead.map(() => 0);
+      for (let i = 0; i < outer; i++) {
+        const src = x.ptr + i * rows * width * esz;
+        const dst = out.ptr + (base + idx.reduce((acc, v, k) => acc + v * os[k], 0)) * esz;
+        const dstStride = (rank > 1 ? os[rank - 2] : 0) * esz;
+        s.launch(e, KERNEL.copyRows, 0, 1, () => [[src, dst, rows, width * esz, width * esz, dstStride]], 0, 0);
+        for (let k = lead.length - 1; k >= 0 && ++idx[k] === lead[k]; k--) idx[k] = 0;
+      }
+      return;
+    }
     s.js(() => k.pad(x.data, shape, before, after, value, out.data));
   }
 
@@ -541,6 +588,17 @@ export class CpuBackend implements Backend {
   }
 
   #concat(s: KernelSink, xs: CpuBuffer[], outer: number, widths: readonly number[], out: CpuBuffer): void {
+    const e = out.size > 0 ? this.#wasm(out, ...xs) : null;
+    if (e) {
+      const esz = BYTES[out.dtype], total = widths.reduce((a, b) => a + b, 0) * esz;
+      let col = 0;
+      xs.forEach((x, i) => {
+        const w = widths[i] * esz, dst = out.ptr + col;
+        col += w;
+        if (w > 0 && outer > 0) s.launch(e, KERNEL.copyRows, 0, 1, () => [[x.ptr, dst, outer, w, w, total]], 0, 0);
+      });
+      return;
+    }
     s.js(() => k.concat(xs.map((x) => x.data), outer, widths, out.data));
   }
 
@@ -556,7 +614,14 @@ export class CpuBackend implements Backend {
   }
 
   #gather(s: KernelSink, table: CpuBuffer, rows: number, rowSize: number, idx: CpuBuffer, out: CpuBuffer): void {
-    s.js(() => k.gather(table.data, rows, rowSize, idx.data as Int32Array, out.data));
+    const e = out.size > 0 ? this.#wasm(table, idx, out) : null;
+    const esz = BYTES[table.dtype];
+    // Called from JavaScript even in a compiled program (addresses read when it runs): it reports a bad index.
+    s.js(() => {
+      const bad = e ? e.x.gatherRows(table.ptr, rows, rowSize * esz, idx.ptr, idx.size, out.ptr) : -1;
+      if (bad >= 0) throw new Error(badIndex("take", e!.heap.i32[(idx.ptr >>> 2) + bad], bad, rows));
+      if (!e) k.gather(table.data, rows, rowSize, idx.data as Int32Array, out.data);
+    });
   }
 
   scatterAdd(idx: BackendBuffer, upd: BackendBuffer, rows: number, rowSize: number): BackendBuffer {
@@ -571,7 +636,13 @@ export class CpuBackend implements Backend {
   }
 
   #scatterAdd(s: KernelSink, idx: CpuBuffer, upd: CpuBuffer, rows: number, rowSize: number, out: CpuBuffer): void {
+    const e = out.size > 0 ? this.#wasm(idx, upd, out) : null;
     s.js(() => {
+      if (e) {
+        const bad = e.x.scatterAddRows(idx.ptr, upd.ptr, rows, rowSize, idx.size, out.ptr);
+        if (bad >= 0) throw new Error(badIndex("scatterAdd", e.heap.i32[(idx.ptr >>> 2) + bad], bad, rows));
+        return;
+      }
       const o = out.data as Float32Array;
       o.fill(0);
       k.scatterAdd(idx.data as Int32Array, upd.data as Float32Array, rows, rowSize, o);
@@ -658,6 +729,21 @@ export class CpuBackend implements Backend {
       },
     });
   }
+}
+
+/** Dtype codes of the wasm cast kernel. */
+const DTYPE_CODE: Record<DType, number> = { float32: 0, int32: 1, bool: 2 };
+
+/** The bits an element of `dtype` holds after `value` is stored into a typed array of it. */
+function bitsOf(dtype: DType, value: number): number {
+  const a = arrayFor(dtype, 1);
+  a[0] = value;
+  return dtype === "float32" ? new Int32Array(a.buffer)[0] : a[0];
+}
+
+/** The reference kernels' message for an index out of range. */
+function badIndex(op: string, v: number, i: number, rows: number): string {
+  return `${op}: index ${v} at position ${i} is out of range [0, ${rows})`;
 }
 
 /** An operand read through broadcast strides. */

@@ -204,6 +204,10 @@ function callOf(x: EngineExports, kernel: number, a: number[]): () => void {
       return () => x.reduceF32(a[0], a[1], a[2], a[3], a[4], a[5]);
     case KERNEL.where:
       return () => x.where32(a[0], a[1], a[2], a[3], a[4], a[5]);
+    case KERNEL.gemvBatch:
+      return () => x.gemvBatch(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]);
+    case KERNEL.copyRows:
+      return () => x.copyRows(a[0], a[1], a[2], a[3], a[4], a[5]);
     default: // matmul and random address the running thread's scratch
       return () => runKernel(x, kernel, a, mainScratch.ptr);
   }
