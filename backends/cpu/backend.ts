@@ -418,13 +418,21 @@ export class CpuBackend implements Backend {
       if (batch > 1 && batch * K * len < this.#minMacs && batch * 12 <= DESC_BYTES) {
         // A small batch (attention over heads): one call, its products' offsets in the descriptor block.
         const x = M === 1 ? A : B, w = M === 1 ? B : A, C = out.ptr;
-        sink.launch(ev, KERNEL.gemvBatch, 0, 1, (_, descAt) => {
-          const desc = descAt(0), d = ev.heap.i32;
-          offsets.forEach(([ao, bo], n) => {
-            d.set([(M === 1 ? ao : bo) * 4, (M === 1 ? bo : ao) * 4, n * plane * 4], (desc >>> 2) + 3 * n);
-          });
-          return [[x, w, C, K, len, ldw, transW ? 1 : 0, desc, batch]];
-        }, 0, batch * 12);
+        sink.launch(
+          ev,
+          KERNEL.gemvBatch,
+          0,
+          1,
+          (_, descAt) => {
+            const desc = descAt(0), d = ev.heap.i32;
+            offsets.forEach(([ao, bo], n) => {
+              d.set([(M === 1 ? ao : bo) * 4, (M === 1 ? bo : ao) * 4, n * plane * 4], (desc >>> 2) + 3 * n);
+            });
+            return [[x, w, C, K, len, ldw, transW ? 1 : 0, desc, batch]];
+          },
+          0,
+          batch * 12,
+        );
         return;
       }
       offsets.forEach(([ao, bo], n) => {
