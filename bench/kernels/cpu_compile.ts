@@ -82,6 +82,13 @@ class Recorder implements Backend {
   /** Buffers read but made before recording began, by temporary id. */
   readonly externals = new Map<number, BackendBuffer>();
 
+  /** Forgets what was recorded and starts recording. */
+  start(): void {
+    this.#id.clear(), this.#consts.clear(), this.externals.clear();
+    this.#info = [], this.#kind = [], this.#steps = [];
+    this.recording = true;
+  }
+
   #val(b: BackendBuffer): ValueId {
     let id = this.#id.get(b);
     if (id === undefined) {
@@ -228,6 +235,107 @@ class Recorder implements Backend {
   }
 }
 
+/** What {@link measureCompiledDecode} measured. */
+export interface CompiledDecode {
+  /** Kernel calls of the step, by kind. */
+  calls: Map<string, number>;
+  steps: number;
+  inputs: number;
+  constants: number;
+  /** µs per token, wall and process CPU time; eager is null when not measured. */
+  eager: { wall: number; cpu: number } | null;
+  compiled: { wall: number; cpu: number };
+  /** The compiled step's outputs (logits, new cache) equal the eager step's bit for bit. */
+  bitIdentical: boolean;
+}
+
+let recorder: Recorder | null = null;
+
+/**
+ * Records one decode step of a random Llama of `shape` (after `past` cached tokens) on a recording backend,
+ * compiles it and times it (and the eager step, `eagerReps` times). Leaves the "cpu" backend current.
+ */
+export async function measureCompiledDecode(
+  shape: "stories260K" | "15M",
+  past: number,
+  reps: number,
+  eagerReps: number,
+): Promise<CompiledDecode> {
+  if (!recorder) {
+    const r = recorder = new Recorder();
+    registerBackend("recorder", () => r);
+  }
+  const rec = recorder;
+  await setBackend("recorder");
+  try {
+    const dims = shape === "15M" ? TINYSTORIES_15M : {
+      hiddenSize: 64,
+      intermediateSize: 172,
+      numHeads: 8,
+      numKvHeads: 4,
+      numLayers: 5,
+      vocabSize: 512,
+      tieWordEmbeddings: true,
+    };
+    const { config, params } = randomLlama({ seed: 1, ...dims });
+    const prompt = Array.from({ length: past }, (_, i) => 3 + (i * 31) % (config.vocabSize - 3));
+    const cache: KVCache = scope(() => forwardWithCache(params, tensor(prompt, [past], "int32"), config, null).cache);
+    const token = tensor([7], [1], "int32");
+    const step = () => forwardWithCache(params, token, config, cache);
+
+    // Eager: one decode step, logits read back.
+    const eagerOnce = () => {
+      const r = step();
+      const logits = rec.inner.readSync(r.logits.buffer);
+      dispose([r.logits, ...r.cache.layers.flatMap((l) => [l.k, l.v])]);
+      return logits;
+    };
+    const eager = eagerReps > 0 ? time(eagerOnce, eagerReps) : null;
+
+    // Recorded and compiled.
+    rec.start();
+    const r = step();
+    rec.recording = false;
+    const outs = [r.logits, ...r.cache.layers.flatMap((l) => [l.k, l.v])];
+    const { p, inputs } = rec.program(outs.map((t) => t.buffer));
+    const want = outs.map((t) => rec.inner.readSync(t.buffer));
+    dispose(outs);
+    const c = rec.inner.compile(p);
+    const compiledOnce = () => {
+      const o = c.run(inputs);
+      const logits = rec.inner.readSync(o[0]);
+      for (const b of o) rec.inner.free(b);
+      return logits;
+    };
+    const got = c.run(inputs).map((b) => {
+      const x = rec.inner.readSync(b);
+      rec.inner.free(b);
+      return x;
+    });
+    const bitIdentical = got.every((g, i) => {
+      const a = new Uint8Array(g.buffer, g.byteOffset, g.byteLength);
+      const b = new Uint8Array(want[i].buffer, want[i].byteOffset, want[i].byteLength);
+      return a.length === b.length && a.every((x, j) => x === b[j]);
+    });
+    const compiled = time(compiledOnce, reps);
+    const calls = new Map<string, number>();
+    for (const s of p.steps) calls.set(s.call.kernel, (calls.get(s.call.kernel) ?? 0) + 1);
+    c.dispose();
+    dispose([token, params, ...cache.layers.flatMap((l) => [l.k, l.v])]);
+    return {
+      calls,
+      steps: p.steps.length,
+      inputs: p.inputs,
+      constants: p.constants.length,
+      eager,
+      compiled,
+      bitIdentical,
+    };
+  } finally {
+    await setBackend("cpu");
+  }
+}
+
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Deno.args,
@@ -241,72 +349,17 @@ if (import.meta.main) {
   });
   setCpuThreads(Number(values.threads));
   await cpuWorkersReady();
-  const rec = new Recorder();
-  registerBackend("recorder", () => rec);
-  await setBackend("recorder");
-  const shape = values.shape === "15M" ? TINYSTORIES_15M : {
-    hiddenSize: 64,
-    intermediateSize: 172,
-    numHeads: 8,
-    numKvHeads: 4,
-    numLayers: 5,
-    vocabSize: 512,
-    tieWordEmbeddings: true,
-  };
-  const { config, params } = randomLlama({ seed: 1, ...shape });
-  const past = Number(values.past), reps = Number(values.reps);
-  const prompt = Array.from({ length: past }, (_, i) => 3 + (i * 31) % (config.vocabSize - 3));
-  const cache: KVCache = scope(() => forwardWithCache(params, tensor(prompt, [past], "int32"), config, null).cache);
-  const token = tensor([7], [1], "int32");
-  const step = () => forwardWithCache(params, token, config, cache);
-
-  // Eager: one decode step, logits read back.
-  const eagerOnce = () => {
-    const r = step();
-    const logits = rec.inner.readSync(r.logits.buffer);
-    dispose([r.logits, ...r.cache.layers.flatMap((l) => [l.k, l.v])]);
-    return logits;
-  };
-  const eagerReps = Number(values["eager-reps"] ?? reps);
-  const eagerT = time(eagerOnce, eagerReps);
-
-  // Recorded and compiled.
-  rec.recording = true;
-  const r = step();
-  rec.recording = false;
-  const outs = [r.logits, ...r.cache.layers.flatMap((l) => [l.k, l.v])];
-  const { p, inputs } = rec.program(outs.map((t) => t.buffer));
-  const want = outs.map((t) => rec.inner.readSync(t.buffer));
-  dispose(outs);
-  const c = rec.inner.compile(p);
-  const compiledOnce = () => {
-    const o = c.run(inputs);
-    const logits = rec.inner.readSync(o[0]);
-    for (const b of o) rec.inner.free(b);
-    return logits;
-  };
-  const got = c.run(inputs).map((b) => {
-    const x = rec.inner.readSync(b);
-    rec.inner.free(b);
-    return x;
-  });
-  const same = got.every((g, i) => {
-    const a = new Uint8Array(g.buffer, g.byteOffset, g.byteLength);
-    const b = new Uint8Array(want[i].buffer, want[i].byteOffset, want[i].byteLength);
-    return a.length === b.length && a.every((x, j) => x === b[j]);
-  });
-  const compiledT = time(compiledOnce, reps);
-  const kinds = new Map<string, number>();
-  for (const s of p.steps) kinds.set(s.call.kernel, (kinds.get(s.call.kernel) ?? 0) + 1);
+  const shape = values.shape === "15M" ? "15M" : "stories260K";
+  const reps = Number(values.reps);
+  const m = await measureCompiledDecode(shape, Number(values.past), reps, Number(values["eager-reps"] ?? reps));
   console.log(machineLine());
   console.log(
-    `decode step, ${values.shape} shape, ${past} cached tokens, ${values.threads} thread(s): ${p.steps.length} kernel calls ` +
-      `(${[...kinds].map(([k, n]) => `${k} ${n}`).join(", ")}), ${p.inputs} inputs, ${p.constants.length} constants`,
+    `decode step, ${shape} shape, ${values.past} cached tokens, ${values.threads} thread(s): ${m.steps} kernel calls ` +
+      `(${[...m.calls].map(([k, n]) => `${k} ${n}`).join(", ")}), ${m.inputs} inputs, ${m.constants} constants`,
   );
   const line = (name: string, t: { wall: number; cpu: number }) =>
     `  ${name} ${t.wall.toFixed(1)} µs/token wall (${(1e6 / t.wall).toFixed(0)} tokens/s), ` +
     `${t.cpu.toFixed(1)} µs/token of process CPU time (${(1e6 / t.cpu).toFixed(0)} tokens/s)`;
-  console.log(line("eager   ", eagerT));
-  console.log(line("compiled", compiledT) + `; bit-identical to eager: ${same}`);
-  c.dispose();
+  if (m.eager) console.log(line("eager   ", m.eager));
+  console.log(line("compiled", m.compiled) + `; bit-identical to eager: ${m.bitIdentical}`);
 }
