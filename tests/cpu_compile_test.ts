@@ -203,7 +203,9 @@ const engineHere = engine() !== null;
 Deno.test("compile: every kernel kind runs bit-identical to the eager kernels, on 1 and on 2 threads", async () => {
   const saved = cpuThreads();
   try {
-    for (const opts of [{}, { parallelMinElements: 1, parallelMinMacs: 1 }, { useEngine: false }]) {
+    const split = { parallelMinElements: 1, parallelMinMacs: 1 };
+    const loops = [{ programLoop: "wasm" as const }, { programLoop: "js" as const }];
+    for (const opts of [...loops, ...loops.map((l) => ({ ...split, ...l })), { useEngine: false }]) {
       for (const compileThreads of [1, 2]) {
         setCpuThreads(compileThreads);
         await cpuWorkersReady();
@@ -269,7 +271,7 @@ Deno.test({
 });
 
 Deno.test("compile: donated inputs are consumed; an output takes over a donated block once its last reader ran", () => {
-  for (const opts of [{}, { useEngine: false }]) {
+  for (const opts of [{}, { programLoop: "js" as const }, { useEngine: false }]) {
     const b = new CpuBackend(opts);
     const n = 1000, g = new Builder();
     const x = g.input(n, "float32", true), y = g.input(n, "float32", true), keep = g.input(n);
@@ -300,7 +302,7 @@ Deno.test("compile: donated inputs are consumed; an output takes over a donated 
       const xPtr = (ins[0] as CpuBuffer).ptr;
       const outs = c.run(ins);
       assert.deepEqual(outs.map((o) => bits(b.readSync(o))), want.map(bits));
-      if (opts.useEngine === undefined && engineHere) {
+      if (!("useEngine" in opts) && engineHere) {
         assert.equal((outs[0] as CpuBuffer).ptr, xPtr, "s is written into x's block");
       }
       assert.throws(() => b.readSync(ins[0]), /after free/);

@@ -33,6 +33,12 @@ export interface CpuBackendOptions {
   parallelMinElements?: number;
   /** Smallest matmul (multiply-adds) split between threads (default 2²⁰). */
   parallelMinMacs?: number;
+  /**
+   * How a compiled program dispatches its kernels: "js", one JavaScript call per kernel (default), or "wasm",
+   * an instruction loop inside the module over runs of prepared calls; measured equal within noise (see
+   * backends/README.md).
+   */
+  programLoop?: "js" | "wasm";
 }
 
 /** Op codes of the wasm kernels (elementwise.as.ts). */
@@ -83,6 +89,7 @@ export class CpuBackend implements Backend {
 
   readonly #minElements: number;
   readonly #minMacs: number;
+  readonly #loop: "js" | "wasm";
   /** Kernels of the public methods run at once. */
   readonly #now: KernelSink = {
     launch: (e, kernel, size, min, make, scratchBytes) => this.#run(e, kernel, size, min, make, scratchBytes),
@@ -94,6 +101,7 @@ export class CpuBackend implements Backend {
     this.#e = opts.useEngine === false ? null : engine();
     this.#minElements = opts.parallelMinElements ?? PARALLEL_MIN_ELEMENTS;
     this.#minMacs = opts.parallelMinMacs ?? PARALLEL_MIN_MACS;
+    this.#loop = opts.programLoop ?? "js";
   }
 
   /** Which kernels run: the wasm engine build ("simd" or "fma"), or "typescript". */
@@ -728,6 +736,7 @@ export class CpuBackend implements Backend {
     return compileProgram(program, {
       engine: this.#e,
       backend: this,
+      loop: this.#loop,
       emit: (s, c, val, out) => this.#emit(s, c, val, out),
       alloc: (dtype, size) => this.#new(dtype, size),
       adopt: (from, dtype, size) => {

@@ -14,8 +14,10 @@
  *   addresses every run: while recording they sit at far-away placeholder addresses (k·2⁴⁰), so each
  *   argument that points into one is known exactly, and `run` patches just those.
  * - `run` is a loop over prepared closures, each one call into the module (or, for a kernel split across
- *   the worker pool, one `pool.run` over its prepared table; for the kernels still in TypeScript, the
- *   TypeScript kernel on heap views). See backends/README.md for why this loop and not one inside wasm.
+ *   the worker pool, one `pool.run` over its prepared table; for gather/scatterAdd and the kernels still in
+ *   TypeScript, a closure reading its buffers when it runs). With `programLoop: "wasm"`, each run of
+ *   consecutive single-part kernels is instead one call of the module's instruction loop (`runCalls`, over
+ *   16-word records in the heap). The two measured equal within noise; see backends/README.md.
  * @module
  */
 import type { Backend, BackendBuffer } from "../backend.ts";
@@ -66,6 +68,8 @@ export interface CpuLowering {
   alloc(dtype: DType, size: number): CpuBuffer;
   /** A new buffer on `from`'s heap block; `from` is freed (the live count does not change). */
   adopt(from: CpuBuffer, dtype: DType, size: number): CpuBuffer;
+  /** How `run` dispatches consecutive wasm kernels: one JavaScript call each, or one `runCalls` per run of them. */
+  readonly loop: "js" | "wasm";
 }
 
 const BYTES: Record<DType, number> = { float32: 4, int32: 4, bool: 1 };
@@ -305,6 +309,25 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
       args[i] = 0;
     });
   };
+  // programLoop "wasm": consecutive single-part kernels become records of one runCalls call (16 words each: the
+  // kernel id, then its arguments), patched in the heap like the part tables.
+  let segment: { kernel: number; args: number[] }[] = [];
+  const flush = () => {
+    if (segment.length === 0) return;
+    const n = segment.length, bytes = n * 64, rec = heap.alloc(bytes);
+    if (rec < 0) throw new Error("compile: the heap has no room for a program's records");
+    owned.push({ ptr: rec, bytes });
+    const words = heap.i32;
+    segment.forEach((c, i) => {
+      const at = rec + i * 64;
+      resolve(c.args, at + 4);
+      words[at >>> 2] = c.kernel;
+      words.set(c.args.map((v) => v | 0), (at >>> 2) + 1);
+    });
+    segment = [];
+    const x = e.x;
+    steps.push(() => x.runCalls(rec, n, mainScratch.ptr));
+  };
   const sink: KernelSink = {
     launch(e, kernel, size, min, make, scratchBytes, descBytes) {
       const pool = size >= min ? poolFor(e) : null;
@@ -322,10 +345,15 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
       maxScratch = Math.max(maxScratch, scratchBytes);
       const x = e.x;
       if (args.length === 1) {
+        if (low.loop === "wasm") {
+          segment.push({ kernel, args: args[0] });
+          return true;
+        }
         resolve(args[0], -1);
         steps.push(callOf(x, kernel, args[0]));
         return true;
       }
+      flush();
       // Split: a table of parts in the heap for the pool, patched in place; without a pool at run time
       // (one thread), its parts run here in order (the same bits either way).
       const tableBytes = 64 + args.length * PART_WORDS * 4, counter = heap.alloc(tableBytes);
@@ -350,11 +378,13 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
       return true;
     },
     js(f) {
+      flush();
       steps.push(f);
     },
   };
   try {
     for (const s of p.steps) low.emit(sink, s.call, (id) => bufs[id], bufs[s.out]);
+    flush();
   } catch (err) {
     for (const o of owned) heap.release(o.ptr, o.bytes);
     for (const c of constants.values()) b.free(c);

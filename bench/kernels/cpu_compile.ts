@@ -260,6 +260,7 @@ export async function measureCompiledDecode(
   past: number,
   reps: number,
   eagerReps: number,
+  loop: "js" | "wasm" = "js",
 ): Promise<CompiledDecode> {
   if (!recorder) {
     const r = recorder = new Recorder();
@@ -300,16 +301,17 @@ export async function measureCompiledDecode(
     const { p, inputs } = rec.program(outs.map((t) => t.buffer));
     const want = outs.map((t) => rec.inner.readSync(t.buffer));
     dispose(outs);
-    const c = rec.inner.compile(p);
+    const cb = new CpuBackend({ programLoop: loop });
+    const c = cb.compile(p);
     const compiledOnce = () => {
       const o = c.run(inputs);
-      const logits = rec.inner.readSync(o[0]);
-      for (const b of o) rec.inner.free(b);
+      const logits = cb.readSync(o[0]);
+      for (const b of o) cb.free(b);
       return logits;
     };
     const got = c.run(inputs).map((b) => {
-      const x = rec.inner.readSync(b);
-      rec.inner.free(b);
+      const x = cb.readSync(b);
+      cb.free(b);
       return x;
     });
     const bitIdentical = got.every((g, i) => {
@@ -345,13 +347,15 @@ if (import.meta.main) {
       reps: { type: "string", default: "200" },
       threads: { type: "string", default: "1" },
       "eager-reps": { type: "string" },
+      loop: { type: "string", default: "js" },
     },
   });
   setCpuThreads(Number(values.threads));
   await cpuWorkersReady();
   const shape = values.shape === "15M" ? "15M" : "stories260K";
   const reps = Number(values.reps);
-  const m = await measureCompiledDecode(shape, Number(values.past), reps, Number(values["eager-reps"] ?? reps));
+  const loop = values.loop === "wasm" ? "wasm" : "js";
+  const m = await measureCompiledDecode(shape, Number(values.past), reps, Number(values["eager-reps"] ?? reps), loop);
   console.log(machineLine());
   console.log(
     `decode step, ${shape} shape, ${values.past} cached tokens, ${values.threads} thread(s): ${m.steps} kernel calls ` +
@@ -361,5 +365,5 @@ if (import.meta.main) {
     `  ${name} ${t.wall.toFixed(1)} µs/token wall (${(1e6 / t.wall).toFixed(0)} tokens/s), ` +
     `${t.cpu.toFixed(1)} µs/token of process CPU time (${(1e6 / t.cpu).toFixed(0)} tokens/s)`;
   if (m.eager) console.log(line("eager   ", m.eager));
-  console.log(line("compiled", m.compiled) + `; bit-identical to eager: ${m.bitIdentical}`);
+  console.log(line("compiled", m.compiled) + ` (${loop} loop); bit-identical to eager: ${m.bitIdentical}`);
 }

@@ -17,3 +17,4 @@ export {
 } from "./elementwise.as";
 export { gemv, gemvBatch } from "./vector.as";
 export { copyRows, fillData, gatherRows, scatterAddRows } from "./data.as";
+export { runCalls } from "./program.as";

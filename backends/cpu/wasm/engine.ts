@@ -62,6 +62,7 @@ export interface EngineExports {
   fillData(out: number, n: number, bits: number, esz: number): void;
   gatherRows(table: number, rows: number, rowBytes: number, idx: number, n: number, out: number): number;
   scatterAddRows(idx: number, upd: number, rows: number, rowSize: number, n: number, out: number): number;
+  runCalls(rec: number, n: number, scratch: number): void;
   randomF32(kind: number, k0: number, k1: number, start: number, out: number, n: number, tmp: number): void;
   heapBase(): number;
   MR: WebAssembly.Global;
