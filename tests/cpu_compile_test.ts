@@ -326,6 +326,9 @@ Deno.test("compile: a kernel error (index out of range) frees the run's outputs 
   assert.throws(() => c.run([t, i]), /index 9 at position 1/);
   assert.equal(b.liveBuffers(), 2);
   assert.throws(() => c.run([t]), /expected 2 inputs/);
+  assert.throws(() => c.run([t, t]), /input 1 is 20 × float32, expected 2 × int32/);
+  assert.throws(() => b.compile({ ...g.build([rows]), outputs: [rows, rows] }), /output twice/);
+  assert.throws(() => b.compile({ ...g.build([rows]), outputs: [table] }), /not a value defined by a step/);
   b.free(t), b.free(i), c.dispose();
   assert.throws(() => c.run([t, i]), /after dispose/);
   assert.equal(b.liveBuffers(), 0);

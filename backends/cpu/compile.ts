@@ -220,11 +220,11 @@ function callOf(x: EngineExports, kernel: number, a: number[]): () => void {
 /** Lowers `p`; the generic replay where the engine is absent or something does not fit the heap. */
 export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
   const b = low.backend, e = low.engine;
-  for (const o of p.outputs) {
-    if (o < p.inputs + p.constants.length || o >= p.values.length) {
-      throw new Error(`compile: output ${o} is not a value defined by a step`);
-    }
-  }
+  const defined = new Set(p.steps.map((s) => s.out));
+  p.outputs.forEach((o, j) => {
+    if (!defined.has(o)) throw new Error(`compile: output ${o} is not a value defined by a step`);
+    if (p.outputs.indexOf(o) !== j) throw new Error(`compile: value ${o} is output twice`);
+  });
   const constants = new Map<ValueId, BackendBuffer>();
   for (const c of p.constants) constants.set(c.id, b.upload(c.data, p.values[c.id].dtype));
   const generic = (): CompiledProgram => {
@@ -253,14 +253,14 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
   const offset = new Map<ValueId, number>();
   const bytesOf = (v: ValueId) => p.values[v].size * BYTES[p.values[v].dtype];
   const plan = new ArenaPlan();
-  const lastRead = new Map<ValueId, number>();
+  const lastRead = new Map<ValueId, number>(), given = new Set<ValueId>();
+  const give = (v: ValueId) => {
+    if (offset.has(v) && !given.has(v)) given.add(v), plan.give(offset.get(v)!, bytesOf(v));
+  };
   p.steps.forEach((s, i) => {
     if (!outIndex.has(s.out)) offset.set(s.out, plan.take(bytesOf(s.out)));
-    for (const v of p.lastUse[i]) {
-      lastRead.set(v, i);
-      if (offset.has(v)) plan.give(offset.get(v)!, bytesOf(v));
-    }
-    if (!read.has(s.out) && offset.has(s.out)) plan.give(offset.get(s.out)!, bytesOf(s.out));
+    for (const v of p.lastUse[i]) lastRead.set(v, i), give(v);
+    if (!read.has(s.out)) give(s.out);
   });
   // An output takes over a donated input of the same bytes whose last reader runs before the output's step.
   const adoptFrom = outputs.map(() => -1);
@@ -410,14 +410,18 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
       if (buf.ptr < 0) outside = true;
     });
     if (outside) return replay(b, p, constants, inputs);
-    const outs: CpuBuffer[] = [];
+    // Fresh outputs first: where the heap has no room for one, the program is replayed (nothing consumed yet).
+    const from = adoptFrom.map((i, j) => {
+      const x = i >= 0 ? inputs[i] as CpuBuffer : null;
+      return x && x.bytes >= bytesOf(outputs[j]) ? x : null;
+    });
+    const fresh = outputs.map((o, j) => from[j] ? null : low.alloc(p.values[o].dtype, p.values[o].size));
+    if (fresh.some((f) => f && f.ptr < 0)) {
+      for (const f of fresh) if (f) b.free(f);
+      return replay(b, p, constants, inputs);
+    }
+    const outs = outputs.map((o, j) => fresh[j] ?? low.adopt(from[j]!, p.values[o].dtype, p.values[o].size));
     try {
-      outputs.forEach((o, j) => {
-        const v = p.values[o], from = adoptFrom[j] >= 0 ? inputs[adoptFrom[j]] as CpuBuffer : null;
-        const buf = from && from.bytes >= bytesOf(o) ? low.adopt(from, v.dtype, v.size) : low.alloc(v.dtype, v.size);
-        outs.push(buf);
-        if (buf.ptr < 0) throw new Error("compiled program: the heap has no room for an output");
-      });
       inputs.forEach((x, i) => binds[i].ptr = (x as CpuBuffer).ptr);
       outs.forEach((o, j) => binds[nIn + j].ptr = o.ptr);
       const words = heap.i32;
