@@ -261,6 +261,7 @@ export async function measureCompiledDecode(
   reps: number,
   eagerReps: number,
   loop: "js" | "wasm" = "js",
+  parallelMinMacs?: number,
 ): Promise<CompiledDecode> {
   if (!recorder) {
     const r = recorder = new Recorder();
@@ -301,7 +302,7 @@ export async function measureCompiledDecode(
     const { p, inputs } = rec.program(outs.map((t) => t.buffer));
     const want = outs.map((t) => rec.inner.readSync(t.buffer));
     dispose(outs);
-    const cb = new CpuBackend({ programLoop: loop });
+    const cb = new CpuBackend({ programLoop: loop, parallelMinMacs });
     const c = cb.compile(p);
     const compiledOnce = () => {
       const o = c.run(inputs);
@@ -348,6 +349,7 @@ if (import.meta.main) {
       threads: { type: "string", default: "1" },
       "eager-reps": { type: "string" },
       loop: { type: "string", default: "js" },
+      "min-macs": { type: "string" },
     },
   });
   setCpuThreads(Number(values.threads));
@@ -355,7 +357,14 @@ if (import.meta.main) {
   const shape = values.shape === "15M" ? "15M" : "stories260K";
   const reps = Number(values.reps);
   const loop = values.loop === "wasm" ? "wasm" : "js";
-  const m = await measureCompiledDecode(shape, Number(values.past), reps, Number(values["eager-reps"] ?? reps), loop);
+  const m = await measureCompiledDecode(
+    shape,
+    Number(values.past),
+    reps,
+    Number(values["eager-reps"] ?? reps),
+    loop,
+    values["min-macs"] ? Number(values["min-macs"]) : undefined,
+  );
   console.log(machineLine());
   console.log(
     `decode step, ${shape} shape, ${values.past} cached tokens, ${values.threads} thread(s): ${m.steps} kernel calls ` +
