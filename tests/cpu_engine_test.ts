@@ -143,6 +143,20 @@ Deno.test("engine: reductions, where and strided copies match the TypeScript ker
     )))
   );
   assert.equal(ulps(w1, w2), 0, "where");
+  // A condition broadcast along rows (a KV-cache write): rows copied whole, contiguous or strided or splatted.
+  const rowCond = new Uint8Array(7).map((_, i) => i % 3 === 1 ? 1 : 0);
+  for (const [sa, sb] of [[[9, 1], [9, 1]], [[1, 7], [0, 0]], [[0, 1], [9, 1]]]) {
+    const [r1, r2] = both((be) =>
+      Array.from(be.readSync(be.where(
+        { buf: be.upload(rowCond, "bool"), strides: [1, 0] },
+        { buf: be.upload(x, "float32"), strides: sa },
+        { buf: be.upload(data(63, 5), "float32"), strides: sb },
+        [7, 9],
+        "float32",
+      )))
+    );
+    assert.equal(ulps(r1, r2), 0, `where with a row condition, strides ${sa} / ${sb}`);
+  }
   const [s1, s2] = both((be) =>
     Array.from(
       be.readSync(be.strided(be.upload(new Int32Array(315).map((_, i) => i), "int32"), [9, 7, 3], [1, 45, 2], 4)),

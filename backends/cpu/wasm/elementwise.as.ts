@@ -232,9 +232,19 @@ export function where32(c: usize, a: usize, b: usize, out: usize, desc: usize, r
   for (let k = 0; k < last; k++) store<i32>(idx + (<usize>k << 2), 0);
   let oc = 0, oa = 0, ob = 0, o: usize = out;
   while (true) {
-    for (let j = 0; j < n; j++) {
-      const v = load<u8>(c + <usize>(oc + j * ic)) ? load<u32>(a + (<usize>(oa + j * ia) << 2)) : load<u32>(b + (<usize>(ob + j * ib) << 2));
-      store<u32>(o + (<usize>j << 2), v);
+    if (ic == 0) {
+      // One condition for the whole row (a mask broadcast along it, e.g. a KV-cache write): copy the row.
+      const useA = load<u8>(c + <usize>oc) != 0;
+      const src = useA ? a + (<usize>oa << 2) : b + (<usize>ob << 2), is = useA ? ia : ib;
+      if (is == 1) memory.copy(o, src, <usize>n << 2);
+      else {
+        for (let j = 0; j < n; j++) store<u32>(o + (<usize>j << 2), load<u32>(src + (<usize>(j * is) << 2)));
+      }
+    } else {
+      for (let j = 0; j < n; j++) {
+        const v = load<u8>(c + <usize>(oc + j * ic)) ? load<u32>(a + (<usize>(oa + j * ia) << 2)) : load<u32>(b + (<usize>(ob + j * ib) << 2));
+        store<u32>(o + (<usize>j << 2), v);
+      }
     }
     o += <usize>n << 2;
     let ax = last - 1;
