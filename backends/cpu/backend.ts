@@ -262,8 +262,7 @@ export class CpuBackend implements Backend {
     const e = b.size > 0 ? this.#wasm(b) : null;
     if (e) {
       // Heap blocks are reused, so zeros are written too.
-      const bits = bitsOf(b.dtype, value), ptr = b.ptr;
-      s.launch(e, KERNEL.fill, 0, 1, () => [[ptr, b.size, bits, BYTES[b.dtype]]], 0, 0);
+      s.launch(e, KERNEL.fill, 0, 1, () => [[b.ptr, b.size, bitsOf(b.dtype, value), BYTES[b.dtype]]], 0, 0);
     } else if (value !== 0) s.js(() => b.data.fill(value));
   }
 
@@ -354,8 +353,7 @@ export class CpuBackend implements Backend {
     const dtype = out.dtype;
     const e = x.size > 0 ? this.#wasm(x, out) : null;
     if (e) {
-      const px = x.ptr, po = out.ptr, n = x.size;
-      s.launch(e, KERNEL.cast, 0, 1, () => [[px, po, n, DTYPE_CODE[x.dtype], DTYPE_CODE[dtype]]], 0, 0);
+      s.launch(e, KERNEL.cast, 0, 1, () => [[x.ptr, out.ptr, x.size, DTYPE_CODE[x.dtype], DTYPE_CODE[dtype]]], 0, 0);
       return;
     }
     s.js(() => {

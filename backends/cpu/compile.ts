@@ -325,8 +325,7 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
       words.set(c.args.map((v) => v | 0), (at >>> 2) + 1);
     });
     segment = [];
-    const x = e.x;
-    steps.push(() => x.runCalls(rec, n, mainScratch.ptr));
+    steps.push(() => e.x.runCalls(rec, n, mainScratch.ptr));
   };
   const sink: KernelSink = {
     launch(e, kernel, size, min, make, scratchBytes, descBytes) {
