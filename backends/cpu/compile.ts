@@ -171,8 +171,7 @@ class ArenaPlan {
   }
 
   give(off: number, bytes: number): void {
-    const size = Math.ceil(Math.max(bytes, 1) / ALIGN) * ALIGN;
-    const list = this.#free;
+    const size = Math.ceil(Math.max(bytes, 1) / ALIGN) * ALIGN, list = this.#free;
     list.push({ off, size });
     list.sort((a, b) => a.off - b.off);
     for (let i = list.length - 1; i > 0; i--) {
@@ -342,14 +341,13 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
       owned.push(...descs);
       if (!args || (scratchBytes && !ensureScratch(e, mainScratch, scratchBytes))) return false;
       maxScratch = Math.max(maxScratch, scratchBytes);
-      const x = e.x;
       if (args.length === 1) {
         if (low.loop === "wasm") {
           segment.push({ kernel, args: args[0] });
           return true;
         }
         resolve(args[0], -1);
-        steps.push(callOf(x, kernel, args[0]));
+        steps.push(callOf(e.x, kernel, args[0]));
         return true;
       }
       flush();
@@ -364,7 +362,7 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
       tableArgs.forEach((a, i) => resolve(a, table + i * PART_WORDS * 4));
       const words = heap.i32;
       tableArgs.forEach((a, i) => words.set(a.map((v) => v | 0), (table >>> 2) + i * PART_WORDS));
-      const n = args.length, calls = args.map((a) => callOf(x, kernel, a));
+      const n = args.length, calls = args.map((a) => callOf(e.x, kernel, a));
       steps.push(() => {
         const pool = poolFor(e);
         if (!pool) {
