@@ -30,12 +30,14 @@ const EXCLUDE = new Set(["backends/cpu/wasm/engine_wasm.ts", "backends/cpu/wasm/
  * The most lines of code the library may have. Raised from 9,500 to 10,500 when the cpu engine landed
  * (issue 11: the heap, the worker pool and the AssemblyScript kernels, ~1,200 lines, beside the TypeScript
  * fallback kernels it keeps for runtimes without WebAssembly SIMD). Raised for issue 12's programs: the
- * webgpu lowering of traced programs (recording, memory planning, prepared dispatches, ~620 lines) and jit
- * (jit/: the tracing backend, the program passes, the generic executor and the transform, ~655; the decode
- * step over a preallocated cache, ~60; the jitted train step and the runtime hook, ~40; nn.linearCrossEntropy,
- * the fused chunked LM head of issue 13, ~130).
+ * webgpu lowering of traced programs (recording, memory planning, prepared dispatches, ~620 lines); the cpu
+ * lowering (backends/cpu/compile.ts, ~330, and the kernels split into emit-into-a-sink form so compile records
+ * exactly what the eager kernels run) with the last primitives moving into wasm (~470); jit (jit/: the
+ * tracing backend, the program passes, the generic executor and the transform, ~655; the decode step over a
+ * preallocated cache, ~60; the jitted train step and the runtime hook, ~40); and nn.linearCrossEntropy, the
+ * fused chunked LM head of issue 13 (~130).
  */
-export const BUDGET = 12_000;
+export const BUDGET = 12_900;
 
 const ROOT = new URL("..", import.meta.url).pathname;
 

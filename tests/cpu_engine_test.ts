@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { CpuBackend } from "../backends/cpu/backend.ts";
 import { Heap, sizeClass } from "../backends/cpu/heap.ts";
-import type { BinaryOp, ReduceOp, UnaryOp } from "../backends/backend.ts";
+import type { BackendBuffer, BinaryOp, ReduceOp, UnaryOp } from "../backends/backend.ts";
+import type { DType, TypedArray } from "../core/dtype.ts";
 
 const canRun = Deno.permissions.querySync({ name: "run" }).state === "granted";
 
@@ -142,6 +143,20 @@ Deno.test("engine: reductions, where and strided copies match the TypeScript ker
     )))
   );
   assert.equal(ulps(w1, w2), 0, "where");
+  // A condition broadcast along rows (a KV-cache write): rows copied whole, contiguous or strided or splatted.
+  const rowCond = new Uint8Array(7).map((_, i) => i % 3 === 1 ? 1 : 0);
+  for (const [sa, sb] of [[[9, 1], [9, 1]], [[1, 7], [0, 0]], [[0, 1], [9, 1]]]) {
+    const [r1, r2] = both((be) =>
+      Array.from(be.readSync(be.where(
+        { buf: be.upload(rowCond, "bool"), strides: [1, 0] },
+        { buf: be.upload(x, "float32"), strides: sa },
+        { buf: be.upload(data(63, 5), "float32"), strides: sb },
+        [7, 9],
+        "float32",
+      )))
+    );
+    assert.equal(ulps(r1, r2), 0, `where with a row condition, strides ${sa} / ${sb}`);
+  }
   const [s1, s2] = both((be) =>
     Array.from(
       be.readSync(be.strided(be.upload(new Int32Array(315).map((_, i) => i), "int32"), [9, 7, 3], [1, 45, 2], 4)),
@@ -210,6 +225,158 @@ Deno.test("engine: threefry random matches the TypeScript kernel (uniform exactl
       assert.equal(ulps(u1, u2), 0, `uniform size ${size}`);
       const [n1, n2] = both((be) => Array.from(be.readSync(be.random("normal", key, size))));
       assert.ok(ulps(n1, n2) <= 1, `normal size ${size}: ${ulps(n1, n2)} ulps`);
+    }
+  }
+});
+
+Deno.test("engine: cast, fill, pad, concat, gather, scatterAdd and int32 binary ops match the TypeScript kernels bit for bit", () => {
+  if (engine.kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
+  const bytesOf = (x: ArrayLike<number> & { buffer: ArrayBufferLike; byteOffset: number; byteLength: number }) =>
+    Array.from(new Uint8Array(x.buffer, x.byteOffset, x.byteLength));
+  const same = (f: (b: CpuBackend) => BackendBuffer, what: string) => {
+    const [got, want] = both((be) => bytesOf(be.readSync(f(be))));
+    assert.deepEqual(got, want, what);
+  };
+  // Past int32's range, NaN, infinities, signed zeros, halves: ToInt32's wrap and truncation.
+  const edge = new Float32Array([
+    3e9,
+    -3e9,
+    2 ** 40 + 2 ** 20,
+    -(2 ** 33) - 7,
+    NaN,
+    Infinity,
+    -Infinity,
+    -0,
+    0.5,
+    -1.5,
+    7,
+  ]);
+  const f = new Float32Array([...edge, ...data(53, 3)]);
+  const ints = new Int32Array([
+    0,
+    1,
+    -1,
+    2 ** 31 - 1,
+    -(2 ** 31),
+    46341,
+    -46341,
+    7,
+    3,
+    ...Array.from(data(40, 4), (v) => v * 1e3),
+  ]);
+  const bools = new Uint8Array(f.length).map((_, i) => i % 3 === 0 ? 1 : 0);
+  const inputs: [TypedArray, DType][] = [[f, "float32"], [ints, "int32"], [bools, "bool"]];
+  for (const [x, from] of inputs) {
+    for (const to of ["float32", "int32", "bool"] as DType[]) {
+      same((be) => be.cast(be.upload(x, from), to), `cast ${from}→${to}`);
+    }
+  }
+  for (const dtype of ["float32", "int32", "bool"] as DType[]) {
+    for (const value of [0, 1.5, -2, 300]) same((be) => be.fill(dtype, 37, value), `fill ${dtype} ${value}`);
+  }
+  for (const [x, dtype] of inputs) {
+    for (const shape of [[x.length], [4, 5], [2, 3, 4], [2, 2, 2, 3]]) {
+      const n = shape.reduce((a, b) => a * b, 1),
+        before = shape.map((_, i) => i % 2),
+        after = shape.map((_, i) => 2 - i % 3);
+      same((be) => be.pad(be.upload(x.slice(0, n), dtype), shape, before, after, 3), `pad ${dtype} ${shape}`);
+    }
+    same((be) => {
+      const a = be.upload(x.slice(0, 12), dtype),
+        b = be.upload(x.slice(12, 20), dtype),
+        c = be.upload(x.slice(0, 4), dtype);
+      return be.concat([a, b, c], 4, [3, 2, 1]);
+    }, `concat ${dtype}`);
+    const rows = 5, rowSize = Math.floor(x.length / rows), idx = new Int32Array([4, 0, 0, 2, 3, 1, 4]);
+    same((be) => be.gather(be.upload(x, dtype), rows, rowSize, be.upload(idx, "int32")), `gather ${dtype}`);
+  }
+  const upd = data(7 * 13, 8);
+  same(
+    (be) => be.scatterAdd(be.upload(new Int32Array([4, 0, 0, 2, 4, 1, 4]), "int32"), be.upload(upd, "float32"), 6, 13),
+    "scatterAdd",
+  );
+  for (const [be] of [[engine], [reference]] as const) {
+    assert.throws(
+      () => be.gather(be.upload(f, "float32"), 4, 16, be.upload(new Int32Array([1, 4]), "int32")),
+      /take: index 4 at position 1/,
+    );
+    assert.throws(
+      () => be.scatterAdd(be.upload(new Int32Array([-1]), "int32"), be.upload(upd.slice(0, 13), "float32"), 6, 13),
+      /scatterAdd: index -1 at position 0/,
+    );
+  }
+  const ops: BinaryOp[] = [
+    "add",
+    "sub",
+    "mul",
+    "div",
+    "pow",
+    "maximum",
+    "minimum",
+    "equal",
+    "notEqual",
+    "less",
+    "lessEqual",
+    "greater",
+    "greaterEqual",
+  ];
+  const a = ints.slice(0, 48), b = ints.slice(1, 49).reverse();
+  for (const op of ops) {
+    const out: DType = ["add", "sub", "mul", "div", "pow", "maximum", "minimum"].includes(op) ? "int32" : "bool";
+    same(
+      (be) =>
+        be.binary(
+          op,
+          { buf: be.upload(a, "int32"), strides: [16, 1] },
+          { buf: be.upload(b, "int32"), strides: [16, 1] },
+          [3, 16],
+          out,
+        ),
+      `int32 ${op}`,
+    );
+    same(
+      (be) =>
+        be.binary(
+          op,
+          { buf: be.upload(a, "int32"), strides: [0, 1] },
+          { buf: be.upload(b, "int32"), strides: [1, 0] },
+          [6, 16],
+          out,
+        ),
+      `int32 ${op} broadcast`,
+    );
+  }
+});
+
+Deno.test("engine: a batched vector product gives the bits of its products computed one by one", () => {
+  if (engine.kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
+  for (
+    const [M, K, N, transB] of [[1, 37, 45, true], [1, 8, 17, true], [1, 17, 8, false], [29, 70, 1, false]] as const
+  ) {
+    const a = data(8 * M * K, K), b = data(4 * K * N, N);
+    const spec = {
+      batchShape: [2, 4],
+      aBatchStrides: [4 * M * K, M * K],
+      bBatchStrides: [K * N, 0],
+      M,
+      K,
+      N,
+      transA: false,
+      transB,
+    };
+    const all = engine.readSync(engine.matmul(engine.upload(a, "float32"), engine.upload(b, "float32"), spec));
+    for (let i = 0; i < 2; i++) {
+      for (let j = 0; j < 4; j++) {
+        const one = { ...spec, batchShape: [], aBatchStrides: [], bBatchStrides: [] };
+        const A = engine.upload(a.slice((4 * i + j) * M * K, (4 * i + j + 1) * M * K), "float32");
+        const B = engine.upload(b.slice(i * K * N, (i + 1) * K * N), "float32");
+        const got = engine.readSync(engine.matmul(A, B, one));
+        assert.deepEqual(
+          got,
+          all.slice((4 * i + j) * M * N, (4 * i + j + 1) * M * N),
+          `${M}x${K}x${N} batch ${i},${j}`,
+        );
+      }
     }
   }
 });

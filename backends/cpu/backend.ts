@@ -8,24 +8,22 @@
  */
 import type { Backend, BackendBuffer, BinaryOp, MatmulSpec, ReduceOp, StridedInput, UnaryOp } from "../backend.ts";
 import { arrayFor, type DType, type TypedArray } from "../../core/dtype.ts";
-import { sizeOf } from "../../core/shape.ts";
+import { sizeOf, stridesOf } from "../../core/shape.ts";
 import * as k from "./kernels.ts";
 import { matmulF32, WASM_MIN_MNK } from "./matmul.ts";
 import { DESC_BYTES, type Engine, engine } from "./wasm/engine.ts";
 import { ensureScratch, mainScratch, matmulArgs, packBytes } from "./wasm/kernel.ts";
 import { cpuThreads, KERNEL, poolFor, splitRange } from "./wasm/pool.ts";
 import { PART_WORDS, runKernel } from "./wasm/pool_protocol.ts";
-import type { Heap } from "./heap.ts";
+import { CpuBuffer } from "./buffer.ts";
+import { compileProgram, DESC_PART_BYTES, type KernelSink, type MakeParts, PARTS_PER_THREAD } from "./compile.ts";
+import type { CompiledProgram, KernelCall, Program, ValueId } from "../program.ts";
 
 const BYTES: Record<DType, number> = { float32: 4, int32: 4, bool: 1 };
 
 /** Kernels smaller than this (elements; multiply-adds for matmul) run on the calling thread alone. */
 const PARALLEL_MIN_ELEMENTS = 1 << 15;
 const PARALLEL_MIN_MACS = 1 << 20;
-/** Parts a large kernel is cut into per thread: threads take parts as they finish (load balance). */
-const PARTS_PER_THREAD = 4;
-/** Bytes of a part's descriptor block (dims, strides, the kernel's index scratch). */
-const DESC_PART_BYTES = 256;
 
 /** Options of {@link CpuBackend}. */
 export interface CpuBackendOptions {
@@ -35,6 +33,12 @@ export interface CpuBackendOptions {
   parallelMinElements?: number;
   /** Smallest matmul (multiply-adds) split between threads (default 2²⁰). */
   parallelMinMacs?: number;
+  /**
+   * How a compiled program dispatches its kernels: "js", one JavaScript call per kernel (default), or "wasm",
+   * an instruction loop inside the module over runs of prepared calls; measured equal within noise (see
+   * backends/README.md).
+   */
+  programLoop?: "js" | "wasm";
 }
 
 /** Op codes of the wasm kernels (elementwise.as.ts). */
@@ -71,35 +75,6 @@ const UNARY_CODE: Partial<Record<UnaryOp, number>> = {
 };
 const REDUCE_CODE: Record<ReduceOp, number> = { sum: 0, max: 1, min: 2, argmax: 3, logsumexp: 4 };
 
-/** A CPU buffer: a block of the engine heap (`ptr` ≥ 0) or, where that is unavailable, its own typed array. */
-class CpuBuffer implements BackendBuffer {
-  freed = false;
-  constructor(
-    readonly dtype: DType,
-    readonly size: number,
-    /** Byte address in the heap, or -1 when the buffer lives in `own`. */
-    readonly ptr: number,
-    /** Bytes asked of the heap (≥ size × element bytes; matmul outputs ask for tile padding). */
-    readonly bytes: number,
-    readonly own: TypedArray | null,
-    readonly heap: Heap | null,
-  ) {}
-
-  /** The elements as a typed array: a view of the heap (valid until the next allocation) or the own array. */
-  get data(): TypedArray {
-    if (this.own) return this.own;
-    const buf = this.heap!.memory.buffer;
-    switch (this.dtype) {
-      case "float32":
-        return new Float32Array(buf, this.ptr, this.size);
-      case "int32":
-        return new Int32Array(buf, this.ptr, this.size);
-      default:
-        return new Uint8Array(buf, this.ptr, this.size);
-    }
-  }
-}
-
 /** Dims and per-operand strides after merging contiguous axes; rank ≥ 1. */
 function layout(shape: readonly number[], strides: readonly (readonly number[])[]): [number[], number[][]] {
   const [dims, st] = k.coalesce(shape, strides);
@@ -114,12 +89,19 @@ export class CpuBackend implements Backend {
 
   readonly #minElements: number;
   readonly #minMacs: number;
+  readonly #loop: "js" | "wasm";
+  /** Kernels of the public methods run at once. */
+  readonly #now: KernelSink = {
+    launch: (e, kernel, size, min, make, scratchBytes) => this.#run(e, kernel, size, min, make, scratchBytes),
+    js: (f) => f(),
+  };
 
   /** A cpu backend; `opts` can turn the wasm engine off or change when kernels split across threads. */
   constructor(opts: CpuBackendOptions = {}) {
     this.#e = opts.useEngine === false ? null : engine();
     this.#minElements = opts.parallelMinElements ?? PARALLEL_MIN_ELEMENTS;
     this.#minMacs = opts.parallelMinMacs ?? PARALLEL_MIN_MACS;
+    this.#loop = opts.programLoop ?? "js";
   }
 
   /** Which kernels run: the wasm engine build ("simd" or "fma"), or "typescript". */
@@ -163,14 +145,7 @@ export class CpuBackend implements Backend {
    * with a pool is cut into a few parts per thread, which the threads take from a shared counter (so a
    * thread the OS delays does not hold the others back); otherwise its single part runs here.
    */
-  #run(
-    e: Engine,
-    kernel: number,
-    size: number,
-    min: number,
-    make: (parts: number, descAt: (p: number) => number) => number[][] | null,
-    scratchBytes = 0,
-  ): boolean {
+  #run(e: Engine, kernel: number, size: number, min: number, make: MakeParts, scratchBytes = 0): boolean {
     const pool = size >= min ? poolFor(e) : null;
     const h = e.heap;
     const parts = pool ? cpuThreads() * PARTS_PER_THREAD : 1;
@@ -201,6 +176,7 @@ export class CpuBackend implements Backend {
    * arguments are `lead`, each input's address, the output's, the descriptor's and the rank.
    */
   #strided(
+    s: KernelSink,
     e: Engine,
     kernel: number,
     lead: number[],
@@ -215,7 +191,7 @@ export class CpuBackend implements Backend {
     const row = dims.slice(1).reduce((x, y) => x * y, 1);
     // A descriptor too long for a part's block runs whole, in the engine's own block.
     const size = descBytes > DESC_PART_BYTES ? 0 : dims[0] * row;
-    return this.#run(
+    return s.launch(
       e,
       kernel,
       size,
@@ -231,6 +207,8 @@ export class CpuBackend implements Backend {
             return [...lead, ...ptrs, out + s0 * row * outEsz, desc, rank];
           },
         ),
+      0,
+      descBytes + rank * 4, // the kernel keeps its multi-index after the descriptor
     );
   }
 
@@ -276,18 +254,30 @@ export class CpuBackend implements Backend {
 
   fill(dtype: DType, size: number, value: number): BackendBuffer {
     const b = this.#new(dtype, size);
-    // Heap blocks are reused, so zeros are written too.
-    if (value !== 0 || b.ptr >= 0) b.data.fill(value);
+    this.#fill(this.#now, b, value);
     return b;
+  }
+
+  #fill(s: KernelSink, b: CpuBuffer, value: number): void {
+    const e = b.size > 0 ? this.#wasm(b) : null;
+    if (e) {
+      // Heap blocks are reused, so zeros are written too.
+      s.launch(e, KERNEL.fill, 0, 1, () => [[b.ptr, b.size, bitsOf(b.dtype, value), BYTES[b.dtype]]], 0, 0);
+    } else if (value !== 0) s.js(() => b.data.fill(value));
   }
 
   unary(op: UnaryOp, x: BackendBuffer, outDtype: DType): BackendBuffer {
     const out = this.#new(outDtype, x.size);
+    this.#unary(this.#now, op, this.#buf(x), out);
+    return out;
+  }
+
+  #unary(s: KernelSink, op: UnaryOp, x: CpuBuffer, out: CpuBuffer): void {
     const code = UNARY_CODE[op];
     const e = this.#wasm(x, out);
-    if (e && code !== undefined && x.dtype === "float32" && outDtype === "float32") {
-      const px = (x as CpuBuffer).ptr;
-      this.#run(
+    if (e && code !== undefined && x.dtype === "float32" && out.dtype === "float32") {
+      const px = x.ptr, po = out.ptr;
+      s.launch(
         e,
         KERNEL.unary,
         x.size,
@@ -296,59 +286,95 @@ export class CpuBackend implements Backend {
           splitRange(x.size, parts, 16).filter(([s0, s1]) => s1 > s0).map(([s0, s1]) => [
             code,
             px + s0 * 4,
-            out.ptr + s0 * 4,
+            po + s0 * 4,
             s1 - s0,
           ]),
+        0,
+        0,
       );
-    } else k.unary(op, this.#get(x), out.data);
-    return out;
+    } else s.js(() => k.unary(op, x.data, out.data));
   }
 
   binary(op: BinaryOp, a: StridedInput, b: StridedInput, outShape: readonly number[], outDtype: DType): BackendBuffer {
-    const size = sizeOf(outShape);
-    const out = this.#new(outDtype, size);
-    if (size === 0) return out;
-    const e = this.#wasm(a.buf, b.buf, out);
-    const code = BINARY_CODE[op];
-    if (
-      e && a.buf.dtype === "float32" && b.buf.dtype === "float32" && outDtype === (code >= 7 ? "bool" : "float32")
-    ) {
-      const inputs = [a, b].map((x) => ({ ptr: (x.buf as CpuBuffer).ptr, strides: x.strides, esz: 4 }));
-      if (this.#strided(e, KERNEL.binary, [code], outShape, inputs, out.ptr, code >= 7 ? 1 : 4)) return out;
-    }
-    k.binary(op, this.#get(a.buf), a.strides, this.#get(b.buf), b.strides, outShape, out.data);
+    const out = this.#new(outDtype, sizeOf(outShape));
+    this.#binary(this.#now, op, this.#in(a), this.#in(b), outShape, out);
     return out;
   }
 
-  where(c: StridedInput, a: StridedInput, b: StridedInput, outShape: readonly number[], dtype: DType): BackendBuffer {
-    const size = sizeOf(outShape);
-    const out = this.#new(dtype, size);
-    if (size === 0) return out;
-    const e = this.#wasm(c.buf, a.buf, b.buf, out);
-    if (e && c.buf.dtype === "bool" && BYTES[dtype] === 4 && a.buf.dtype === dtype && b.buf.dtype === dtype) {
-      const inputs = [c, a, b].map((x, i) => ({ ptr: (x.buf as CpuBuffer).ptr, strides: x.strides, esz: i ? 4 : 1 }));
-      if (this.#strided(e, KERNEL.where, [], outShape, inputs, out.ptr, 4)) return out;
+  /** A strided operand with its buffer checked. */
+  #in(x: StridedInput): { buf: CpuBuffer; strides: readonly number[] } {
+    return { buf: this.#buf(x.buf), strides: x.strides };
+  }
+
+  #binary(s: KernelSink, op: BinaryOp, a: Operand, b: Operand, outShape: readonly number[], out: CpuBuffer): void {
+    if (out.size === 0) return;
+    const e = this.#wasm(a.buf, b.buf, out);
+    const code = BINARY_CODE[op];
+    if (
+      e && a.buf.dtype === "float32" && b.buf.dtype === "float32" && out.dtype === (code >= 7 ? "bool" : "float32")
+    ) {
+      const inputs = [a, b].map((x) => ({ ptr: x.buf.ptr, strides: x.strides, esz: 4 }));
+      if (this.#strided(s, e, KERNEL.binary, [code], outShape, inputs, out.ptr, code >= 7 ? 1 : 4)) return;
     }
-    k.where(this.#get(c.buf), c.strides, this.#get(a.buf), a.strides, this.#get(b.buf), b.strides, outShape, out.data);
+    if (
+      e && a.buf.dtype === "int32" && b.buf.dtype === "int32" && op !== "pow" &&
+      out.dtype === (code >= 7 ? "bool" : "int32")
+    ) {
+      const inputs = [a, b].map((x) => ({ ptr: x.buf.ptr, strides: x.strides, esz: 4 }));
+      if (this.#strided(s, e, KERNEL.binaryI32, [code], outShape, inputs, out.ptr, code >= 7 ? 1 : 4)) return;
+    }
+    s.js(() => k.binary(op, a.buf.data, a.strides, b.buf.data, b.strides, outShape, out.data));
+  }
+
+  where(c: StridedInput, a: StridedInput, b: StridedInput, outShape: readonly number[], dtype: DType): BackendBuffer {
+    const out = this.#new(dtype, sizeOf(outShape));
+    this.#where(this.#now, this.#in(c), this.#in(a), this.#in(b), outShape, out);
     return out;
+  }
+
+  #where(s: KernelSink, c: Operand, a: Operand, b: Operand, outShape: readonly number[], out: CpuBuffer): void {
+    if (out.size === 0) return;
+    const e = this.#wasm(c.buf, a.buf, b.buf, out);
+    const dtype = out.dtype;
+    if (e && c.buf.dtype === "bool" && BYTES[dtype] === 4 && a.buf.dtype === dtype && b.buf.dtype === dtype) {
+      const inputs = [c, a, b].map((x, i) => ({ ptr: x.buf.ptr, strides: x.strides, esz: i ? 4 : 1 }));
+      if (this.#strided(s, e, KERNEL.where, [], outShape, inputs, out.ptr, 4)) return;
+    }
+    s.js(() => k.where(c.buf.data, c.strides, a.buf.data, a.strides, b.buf.data, b.strides, outShape, out.data));
   }
 
   cast(x: BackendBuffer, dtype: DType): BackendBuffer {
     const out = this.#new(dtype, x.size);
-    const src = this.#get(x), dst = out.data;
-    if (dtype === "bool") { for (let i = 0; i < src.length; i++) dst[i] = src[i] !== 0 ? 1 : 0; // NaN → true
-     } else if (dtype === "int32") { for (let i = 0; i < src.length; i++) dst[i] = Math.trunc(src[i]); }
-    else dst.set(src);
+    this.#cast(this.#now, this.#buf(x), out);
     return out;
   }
 
+  #cast(s: KernelSink, x: CpuBuffer, out: CpuBuffer): void {
+    const dtype = out.dtype;
+    const e = x.size > 0 ? this.#wasm(x, out) : null;
+    if (e) {
+      s.launch(e, KERNEL.cast, 0, 1, () => [[x.ptr, out.ptr, x.size, DTYPE_CODE[x.dtype], DTYPE_CODE[dtype]]], 0, 0);
+      return;
+    }
+    s.js(() => {
+      const src = x.data, dst = out.data;
+      if (dtype === "bool") { for (let i = 0; i < src.length; i++) dst[i] = src[i] !== 0 ? 1 : 0; // NaN → true
+       } else if (dtype === "int32") { for (let i = 0; i < src.length; i++) dst[i] = Math.trunc(src[i]); }
+      else dst.set(src);
+    });
+  }
+
   reduce(op: ReduceOp, x: BackendBuffer, outer: number, red: number, inner: number): BackendBuffer {
-    const dtype: DType = op === "argmax" ? "int32" : x.dtype;
-    const out = this.#new(dtype, outer * inner);
+    const out = this.#new(op === "argmax" ? "int32" : x.dtype, outer * inner);
+    this.#reduce(this.#now, op, this.#buf(x), outer, red, inner, out);
+    return out;
+  }
+
+  #reduce(s: KernelSink, op: ReduceOp, x: CpuBuffer, outer: number, red: number, inner: number, out: CpuBuffer) {
     const e = this.#wasm(x, out);
     if (e && x.dtype === "float32" && outer * inner > 0) {
-      const px = (x as CpuBuffer).ptr, code = REDUCE_CODE[op];
-      this.#run(
+      const px = x.ptr, po = out.ptr, code = REDUCE_CODE[op];
+      s.launch(
         e,
         KERNEL.reduce,
         outer * red * inner,
@@ -356,18 +382,24 @@ export class CpuBackend implements Backend {
         (parts) =>
           splitRange(outer, parts).filter(([o0, o1]) => o1 > o0).map((
             [o0, o1],
-          ) => [code, px + o0 * red * inner * 4, out.ptr + o0 * inner * 4, o1 - o0, red, inner]),
+          ) => [code, px + o0 * red * inner * 4, po + o0 * inner * 4, o1 - o0, red, inner]),
+        0,
+        0,
       );
-    } else k.reduce(op, this.#get(x), outer, red, inner, out.data);
+    } else s.js(() => k.reduce(op, x.data, outer, red, inner, out.data));
+  }
+
+  matmul(a: BackendBuffer, b: BackendBuffer, spec: MatmulSpec): BackendBuffer {
+    const out = this.#new("float32", sizeOf(spec.batchShape) * spec.M * spec.N);
+    this.#matmul(this.#now, this.#buf(a), this.#buf(b), spec, out);
     return out;
   }
 
-  matmul(a: BackendBuffer, b: BackendBuffer, s: MatmulSpec): BackendBuffer {
+  #matmul(sink: KernelSink, a: CpuBuffer, b: CpuBuffer, s: MatmulSpec, out: CpuBuffer): void {
     const batch = sizeOf(s.batchShape);
     const { M, K, N } = s;
     const plane = M * N;
     const big = M > 1 && N > 1 && K > 0 && M * N * K >= WASM_MIN_MNK;
-    const out = this.#new("float32", batch * plane);
     const offsets: [number, number][] = [];
     const idx = new Array<number>(s.batchShape.length).fill(0);
     for (let n = 0; n < batch; n++) {
@@ -385,13 +417,34 @@ export class CpuBackend implements Backend {
     // Vector products (decode: M = 1; matrix·vector: N = 1) in the wasm gemv, split over outputs.
     const ev = (M === 1 || N === 1) && K >= 8 ? this.#wasm(a, b, out) : null;
     if (ev) {
-      const A = (a as CpuBuffer).ptr, B = (b as CpuBuffer).ptr;
+      const A = a.ptr, B = b.ptr;
+      const transW = M === 1 ? s.transB : !s.transA;
+      const ldw = M === 1 ? (s.transB ? K : N) : (s.transA ? M : K);
+      const len = M === 1 ? N : M;
+      if (batch > 1 && batch * K * len < this.#minMacs && batch * 12 <= DESC_BYTES) {
+        // A small batch (attention over heads): one call, its products' offsets in the descriptor block.
+        const x = M === 1 ? A : B, w = M === 1 ? B : A, C = out.ptr;
+        sink.launch(
+          ev,
+          KERNEL.gemvBatch,
+          0,
+          1,
+          (_, descAt) => {
+            const desc = descAt(0), d = ev.heap.i32;
+            offsets.forEach(([ao, bo], n) => {
+              d.set([(M === 1 ? ao : bo) * 4, (M === 1 ? bo : ao) * 4, n * plane * 4], (desc >>> 2) + 3 * n);
+            });
+            return [[x, w, C, K, len, ldw, transW ? 1 : 0, desc, batch]];
+          },
+          0,
+          batch * 12,
+        );
+        return;
+      }
       offsets.forEach(([ao, bo], n) => {
         const x = M === 1 ? A + ao * 4 : B + bo * 4, w = M === 1 ? B + bo * 4 : A + ao * 4;
-        const transW = M === 1 ? s.transB : !s.transA;
-        const ldw = M === 1 ? (s.transB ? K : N) : (s.transA ? M : K);
-        const len = M === 1 ? N : M, c = out.ptr + n * plane * 4;
-        this.#run(
+        const c = out.ptr + n * plane * 4;
+        sink.launch(
           ev,
           KERNEL.gemv,
           K * len,
@@ -400,86 +453,103 @@ export class CpuBackend implements Backend {
             splitRange(len, parts, 16).filter(([j0, j1]) => j1 > j0).map((
               [j0, j1],
             ) => [x, w + (transW ? j0 * ldw : j0) * 4, c + j0 * 4, K, j1 - j0, ldw, transW ? 1 : 0]),
+          0,
+          0,
         );
       });
-      return out;
+      return;
     }
     const e = big ? this.#wasm(a, b, out) : null;
-    let n = 0;
     if (e) {
       const lda = s.transA ? M : K, ldb = s.transB ? K : N;
-      const A = (a as CpuBuffer).ptr, B = (b as CpuBuffer).ptr;
+      const A = a.ptr, B = b.ptr, C = out.ptr;
       const scratch = { ptr: 0, bytes: 0 }; // packing buffers as offsets into the running thread's scratch
       // Parts are whole products, or blocks of rows (or columns) of one: either way every output element is
       // computed by one thread, in the same order.
-      const ok = this.#run(e, KERNEL.matmul, batch * M * N * K, this.#minMacs, (parts) => {
-        const per = Math.ceil(parts / batch);
-        const byRows = M >= N;
-        // Blocks of at least 4 tiles, so that repacking the shared operand stays small.
-        const chunks = Math.max(1, Math.min(per, Math.floor(byRows ? M / (4 * e.MR) : N / (4 * e.NR))));
-        const args: number[][] = [];
-        offsets.forEach(([ao, bo], n) => {
-          const a0 = A + ao * 4, b0 = B + bo * 4, c0 = out.ptr + n * plane * 4;
-          for (const [r0, r1] of splitRange(byRows ? M : N, chunks, byRows ? e.MR : e.NR)) {
-            if (r1 <= r0) continue;
-            args.push(
-              byRows
-                ? matmulArgs(
-                  e,
-                  scratch,
-                  a0 + (s.transA ? r0 : r0 * lda) * 4,
-                  b0,
-                  c0 + r0 * N * 4,
-                  r1 - r0,
-                  K,
-                  N,
-                  s.transA,
-                  s.transB,
-                  lda,
-                  ldb,
-                  N,
-                )
-                : matmulArgs(
-                  e,
-                  scratch,
-                  a0,
-                  b0 + (s.transB ? r0 * ldb : r0) * 4,
-                  c0 + r0 * 4,
-                  M,
-                  K,
-                  r1 - r0,
-                  s.transA,
-                  s.transB,
-                  lda,
-                  ldb,
-                  N,
-                ),
-            );
-          }
-        });
-        return args;
-      }, packBytes(e, K, N));
-      if (ok) n = batch; // else the heap has no room for packing scratch: the copying path below
+      const ok = sink.launch(
+        e,
+        KERNEL.matmul,
+        batch * M * N * K,
+        this.#minMacs,
+        (parts) => {
+          const per = Math.ceil(parts / batch);
+          const byRows = M >= N;
+          // Blocks of at least 4 tiles, so that repacking the shared operand stays small.
+          const chunks = Math.max(1, Math.min(per, Math.floor(byRows ? M / (4 * e.MR) : N / (4 * e.NR))));
+          const args: number[][] = [];
+          offsets.forEach(([ao, bo], n) => {
+            const a0 = A + ao * 4, b0 = B + bo * 4, c0 = C + n * plane * 4;
+            for (const [r0, r1] of splitRange(byRows ? M : N, chunks, byRows ? e.MR : e.NR)) {
+              if (r1 <= r0) continue;
+              args.push(
+                byRows
+                  ? matmulArgs(
+                    e,
+                    scratch,
+                    a0 + (s.transA ? r0 : r0 * lda) * 4,
+                    b0,
+                    c0 + r0 * N * 4,
+                    r1 - r0,
+                    K,
+                    N,
+                    s.transA,
+                    s.transB,
+                    lda,
+                    ldb,
+                    N,
+                  )
+                  : matmulArgs(
+                    e,
+                    scratch,
+                    a0,
+                    b0 + (s.transB ? r0 * ldb : r0) * 4,
+                    c0 + r0 * 4,
+                    M,
+                    K,
+                    r1 - r0,
+                    s.transA,
+                    s.transB,
+                    lda,
+                    ldb,
+                    N,
+                  ),
+              );
+            }
+          });
+          return args;
+        },
+        packBytes(e, K, N),
+        0,
+      );
+      if (ok) return; // else the heap has no room for packing scratch: the copying path below
     }
-    for (; n < batch; n++) {
-      const [ao, bo] = offsets[n];
-      const A = this.#get(a) as Float32Array, B = this.#get(b) as Float32Array;
-      matmulF32(A, ao, B, bo, out.data as Float32Array, n * plane, M, K, N, s.transA, s.transB);
-    }
-    return out;
+    sink.js(() => {
+      const A = a.data as Float32Array, B = b.data as Float32Array, C = out.data as Float32Array;
+      offsets.forEach(([ao, bo], n) => matmulF32(A, ao, B, bo, C, n * plane, M, K, N, s.transA, s.transB));
+    });
   }
 
   strided(x: BackendBuffer, outShape: readonly number[], strides: readonly number[], offset: number): BackendBuffer {
-    const size = sizeOf(outShape);
-    const out = this.#new(x.dtype, size);
-    if (size === 0) return out;
+    const out = this.#new(x.dtype, sizeOf(outShape));
+    this.#stridedCopy(this.#now, this.#buf(x), outShape, strides, offset, out);
+    return out;
+  }
+
+  #stridedCopy(
+    s: KernelSink,
+    x: CpuBuffer,
+    outShape: readonly number[],
+    strides: readonly number[],
+    offset: number,
+    out: CpuBuffer,
+  ): void {
+    if (out.size === 0) return;
     const e = this.#wasm(x, out);
     if (e && BYTES[x.dtype] === 4) {
-      const inputs = [{ ptr: (x as CpuBuffer).ptr + offset * 4, strides, esz: 4 }];
-      if (this.#strided(e, KERNEL.strided, [], outShape, inputs, out.ptr, 4)) return out;
+      const inputs = [{ ptr: x.ptr + offset * 4, strides, esz: 4 }];
+      if (this.#strided(s, e, KERNEL.strided, [], outShape, inputs, out.ptr, 4)) return;
     }
-    k.strided(this.#get(x), outShape, strides, offset, out.data);
-    return out;
+    s.js(() => k.strided(x.data, outShape, strides, offset, out.data));
   }
 
   pad(
@@ -490,33 +560,88 @@ export class CpuBackend implements Backend {
     value: number,
   ): BackendBuffer {
     const out = this.#new(x.dtype, sizeOf(shape.map((d, i) => d + before[i] + after[i])));
-    k.pad(this.#get(x), shape, before, after, value, out.data);
+    this.#pad(this.#now, this.#buf(x), shape, before, after, value, out);
     return out;
+  }
+
+  #pad(
+    s: KernelSink,
+    x: CpuBuffer,
+    shape: readonly number[],
+    before: readonly number[],
+    after: readonly number[],
+    value: number,
+    out: CpuBuffer,
+  ): void {
+    const e = x.size > 0 ? this.#wasm(x, out) : null;
+    const rank = shape.length, outer = sizeOf(shape.slice(0, -2));
+    if (e && rank > 0 && outer <= 64) {
+      // Fill, then copy the input's rows (its last axis) into place: one copyRows per index of the axes
+      // before the last two.
+      this.#fill(s, out, value);
+      const esz = BYTES[x.dtype], outShape = shape.map((d, i) => d + before[i] + after[i]);
+      const os = stridesOf(outShape), rows = rank > 1 ? shape[rank - 2] : 1, width = shape[rank - 1];
+      const base = before.reduce((acc, b, i) => acc + b * os[i], 0);
+      const lead = shape.slice(0, -2), idx = lead.map(() => 0);
+      for (let i = 0; i < outer; i++) {
+        const src = x.ptr + i * rows * width * esz;
+        const dst = out.ptr + (base + idx.reduce((acc, v, k) => acc + v * os[k], 0)) * esz;
+        const dstStride = (rank > 1 ? os[rank - 2] : 0) * esz;
+        s.launch(e, KERNEL.copyRows, 0, 1, () => [[src, dst, rows, width * esz, width * esz, dstStride]], 0, 0);
+        for (let k = lead.length - 1; k >= 0 && ++idx[k] === lead[k]; k--) idx[k] = 0;
+      }
+      return;
+    }
+    s.js(() => k.pad(x.data, shape, before, after, value, out.data));
   }
 
   concat(xs: readonly BackendBuffer[], outer: number, widths: readonly number[]): BackendBuffer {
     const out = this.#new(xs[0].dtype, outer * widths.reduce((a, b) => a + b, 0));
-    k.concat(xs.map((x) => this.#get(x)), outer, widths, out.data);
+    this.#concat(this.#now, xs.map((x) => this.#buf(x)), outer, widths, out);
     return out;
+  }
+
+  #concat(s: KernelSink, xs: CpuBuffer[], outer: number, widths: readonly number[], out: CpuBuffer): void {
+    const e = out.size > 0 ? this.#wasm(out, ...xs) : null;
+    if (e) {
+      const esz = BYTES[out.dtype], total = widths.reduce((a, b) => a + b, 0) * esz;
+      let col = 0;
+      xs.forEach((x, i) => {
+        const w = widths[i] * esz, dst = out.ptr + col;
+        col += w;
+        if (w > 0 && outer > 0) s.launch(e, KERNEL.copyRows, 0, 1, () => [[x.ptr, dst, outer, w, w, total]], 0, 0);
+      });
+      return;
+    }
+    s.js(() => k.concat(xs.map((x) => x.data), outer, widths, out.data));
   }
 
   gather(table: BackendBuffer, rows: number, rowSize: number, idx: BackendBuffer): BackendBuffer {
     const out = this.#new(table.dtype, idx.size * rowSize);
     try {
-      k.gather(this.#get(table), rows, rowSize, this.#get(idx) as Int32Array, out.data);
+      this.#gather(this.#now, this.#buf(table), rows, rowSize, this.#buf(idx), out);
     } catch (e) {
       this.free(out);
       throw e;
     }
     return out;
+  }
+
+  #gather(s: KernelSink, table: CpuBuffer, rows: number, rowSize: number, idx: CpuBuffer, out: CpuBuffer): void {
+    const e = out.size > 0 ? this.#wasm(table, idx, out) : null;
+    const esz = BYTES[table.dtype];
+    // Called from JavaScript even in a compiled program (addresses read when it runs): it reports a bad index.
+    s.js(() => {
+      const bad = e ? e.x.gatherRows(table.ptr, rows, rowSize * esz, idx.ptr, idx.size, out.ptr) : -1;
+      if (bad >= 0) throw new Error(badIndex("take", e!.heap.i32[(idx.ptr >>> 2) + bad], bad, rows));
+      if (!e) k.gather(table.data, rows, rowSize, idx.data as Int32Array, out.data);
+    });
   }
 
   scatterAdd(idx: BackendBuffer, upd: BackendBuffer, rows: number, rowSize: number): BackendBuffer {
     const out = this.#new("float32", rows * rowSize);
-    const o = out.data as Float32Array;
-    o.fill(0);
     try {
-      k.scatterAdd(this.#get(idx) as Int32Array, this.#get(upd) as Float32Array, rows, rowSize, o);
+      this.#scatterAdd(this.#now, this.#buf(idx), this.#buf(upd), rows, rowSize, out);
     } catch (e) {
       this.free(out);
       throw e;
@@ -524,13 +649,33 @@ export class CpuBackend implements Backend {
     return out;
   }
 
+  #scatterAdd(s: KernelSink, idx: CpuBuffer, upd: CpuBuffer, rows: number, rowSize: number, out: CpuBuffer): void {
+    const e = out.size > 0 ? this.#wasm(idx, upd, out) : null;
+    s.js(() => {
+      if (e) {
+        const bad = e.x.scatterAddRows(idx.ptr, upd.ptr, rows, rowSize, idx.size, out.ptr);
+        if (bad >= 0) throw new Error(badIndex("scatterAdd", e.heap.i32[(idx.ptr >>> 2) + bad], bad, rows));
+        return;
+      }
+      const o = out.data as Float32Array;
+      o.fill(0);
+      k.scatterAdd(idx.data as Int32Array, upd.data as Float32Array, rows, rowSize, o);
+    });
+  }
+
   random(kind: "uniform" | "normal", key: readonly [number, number], size: number): BackendBuffer {
     const out = this.#new("float32", size);
+    this.#random(this.#now, kind, key, out);
+    return out;
+  }
+
+  #random(s: KernelSink, kind: "uniform" | "normal", key: readonly [number, number], out: CpuBuffer): void {
+    const size = out.size;
     const e = size > 0 ? this.#wasm(out) : null;
     if (e) {
-      const kindCode = kind === "uniform" ? 0 : 1;
+      const kindCode = kind === "uniform" ? 0 : 1, po = out.ptr;
       // Each thread's 32 bytes of threefry output sit at the start of its packing scratch.
-      this.#run(
+      s.launch(
         e,
         KERNEL.random,
         size * 8,
@@ -538,10 +683,86 @@ export class CpuBackend implements Backend {
         (parts) =>
           splitRange(size, parts, 4).filter(([s0, s1]) => s1 > s0).map((
             [s0, s1],
-          ) => [kindCode, key[0], key[1], s0, out.ptr + s0 * 4, s1 - s0, 0]),
+          ) => [kindCode, key[0], key[1], s0, po + s0 * 4, s1 - s0, 0]),
         64,
+        0,
       );
-    } else k.random(kind, key[0], key[1], out.data as Float32Array);
-    return out;
+    } else s.js(() => k.random(kind, key[0], key[1], out.data as Float32Array));
   }
+
+  /** Emits one kernel call of a program into `s`: operands `val(id)`, result written into `out`. */
+  #emit(s: KernelSink, c: KernelCall, val: (id: ValueId) => CpuBuffer, out: CpuBuffer): void {
+    const op = (x: { value: ValueId; strides: readonly number[] }): Operand => ({
+      buf: val(x.value),
+      strides: x.strides,
+    });
+    switch (c.kernel) {
+      case "fill":
+        return this.#fill(s, out, c.value);
+      case "unary":
+        return this.#unary(s, c.op, val(c.x), out);
+      case "binary":
+        return this.#binary(s, c.op, op(c.a), op(c.b), c.outShape, out);
+      case "where":
+        return this.#where(s, op(c.cond), op(c.a), op(c.b), c.outShape, out);
+      case "cast":
+        return this.#cast(s, val(c.x), out);
+      case "reduce":
+        return this.#reduce(s, c.op, val(c.x), c.outer, c.reduce, c.inner, out);
+      case "matmul":
+        return this.#matmul(s, val(c.a), val(c.b), c.spec, out);
+      case "strided":
+        return this.#stridedCopy(s, val(c.x), c.outShape, c.strides, c.offset, out);
+      case "pad":
+        return this.#pad(s, val(c.x), c.shape, c.before, c.after, c.value, out);
+      case "concat":
+        return this.#concat(s, c.xs.map(val), c.outer, c.widths, out);
+      case "gather":
+        return this.#gather(s, val(c.table), c.rows, c.rowSize, val(c.idx), out);
+      case "scatterAdd":
+        return this.#scatterAdd(s, val(c.idx), val(c.upd), c.rows, c.rowSize, out);
+      case "random":
+        return this.#random(s, c.dist, c.key, out);
+    }
+  }
+
+  /**
+   * Lowers a program (../program.ts) onto the engine: an arena planned by liveness, every kernel's arguments
+   * and descriptors prepared once, `run` a loop over them (./compile.ts). Bit-identical to the eager kernels.
+   */
+  compile(program: Program): CompiledProgram {
+    return compileProgram(program, {
+      engine: this.#e,
+      backend: this,
+      loop: this.#loop,
+      emit: (s, c, val, out) => this.#emit(s, c, val, out),
+      alloc: (dtype, size) => this.#new(dtype, size),
+      adopt: (from, dtype, size) => {
+        if (from.freed) throw new Error("cpu backend: buffer used after free");
+        from.freed = true;
+        return new CpuBuffer(dtype, size, from.ptr, from.bytes, null, from.heap);
+      },
+    });
+  }
+}
+
+/** Dtype codes of the wasm cast kernel. */
+const DTYPE_CODE: Record<DType, number> = { float32: 0, int32: 1, bool: 2 };
+
+/** The bits an element of `dtype` holds after `value` is stored into a typed array of it. */
+function bitsOf(dtype: DType, value: number): number {
+  const a = arrayFor(dtype, 1);
+  a[0] = value;
+  return dtype === "float32" ? new Int32Array(a.buffer)[0] : a[0];
+}
+
+/** The reference kernels' message for an index out of range. */
+function badIndex(op: string, v: number, i: number, rows: number): string {
+  return `${op}: index ${v} at position ${i} is out of range [0, ${rows})`;
+}
+
+/** An operand read through broadcast strides. */
+interface Operand {
+  buf: CpuBuffer;
+  strides: readonly number[];
 }

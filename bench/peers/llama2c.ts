@@ -8,6 +8,11 @@
 /** Where the shared peers live (beside the project; absent on users' machines). */
 export const LLAMA2C_DIR = new URL("../../../shared/peers/llama2.c", import.meta.url).pathname;
 const TOKENIZER = new URL("../../../shared/tokenizers/llama2/tokenizer.bin", import.meta.url).pathname;
+/** The real stories260K in llama2.c's format, with its 512-token tokenizer (issue 12's decode bar). */
+export const STORIES260K = {
+  model: new URL("../../../shared/models/stories260K/stories260K.bin", import.meta.url).pathname,
+  tokenizer: new URL("../../../shared/models/stories260K/tok512.bin", import.meta.url).pathname,
+};
 
 /** One measured decode run. */
 export interface Llama2cResult {
@@ -74,19 +79,25 @@ function writeRandomModel(path: string, c: { dim: number; hidden: number; layers
 
 /**
  * Builds run.c (plain and OpenMP) in a temp dir and decodes `steps` tokens greedily on a random
- * 15M-shaped model; returns tokens/s as run.c reports it ("achieved tok/s").
+ * 15M-shaped model, or on `checkpoint` (a llama2.c `.bin` with its tokenizer) on the given thread counts;
+ * returns tokens/s as run.c reports it ("achieved tok/s").
  */
-export async function benchLlama2c(steps: number): Promise<{ results: Llama2cResult[]; note: string }> {
+export async function benchLlama2c(
+  steps: number,
+  checkpoint?: { model: string; tokenizer: string; threads: readonly (1 | 2)[] },
+): Promise<{ results: Llama2cResult[]; note: string }> {
   const dir = await Deno.makeTempDir({ prefix: "knot_llama2c_" });
   try {
     const src = `${LLAMA2C_DIR}/run.c`;
     await run("gcc", ["-Ofast", "-march=native", src, "-lm", "-o", `${dir}/run`]);
     await run("gcc", ["-Ofast", "-march=native", "-fopenmp", src, "-lm", "-o", `${dir}/runomp`]);
-    const model = `${dir}/model.bin`;
-    writeRandomModel(model, { dim: 288, hidden: 768, layers: 6, heads: 6 });
+    const model = checkpoint?.model ?? `${dir}/model.bin`;
+    if (!checkpoint) writeRandomModel(model, { dim: 288, hidden: 768, layers: 6, heads: 6 });
+    const tokenizer = checkpoint?.tokenizer ?? TOKENIZER, which = checkpoint?.threads ?? [1, 2];
     const results: Llama2cResult[] = [];
     for (const [bin, threads] of [["run", 1], ["runomp", 2]] as const) {
-      const args = [model, "-z", TOKENIZER, "-t", "0", "-n", String(steps), "-i", "Once upon a time"];
+      if (!which.includes(threads)) continue;
+      const args = [model, "-z", tokenizer, "-t", "0", "-n", String(steps), "-i", "Once upon a time"];
       const tps: number[] = [];
       for (let r = 0; r < 3; r++) {
         const out = await run(`${dir}/${bin}`, args, { OMP_NUM_THREADS: String(threads) });

@@ -14,7 +14,8 @@ import { randomLlama, TINYSTORIES_15M } from "../../llama/mod.ts";
 import { machineLine, table, timeMedian } from "../util.ts";
 import { timeStep } from "../train.ts";
 import { measure } from "../llama.ts";
-import { benchLlama2c, llama2cMissing } from "./llama2c.ts";
+import { benchLlama2c, llama2cMissing, STORIES260K } from "./llama2c.ts";
+import { measureCompiledDecode } from "../kernels/cpu_compile.ts";
 import { cpuThreads, cpuWorkersReady } from "../../backends/cpu/mod.ts";
 
 const PYTHON = "/usr/bin/python3";
@@ -169,6 +170,17 @@ async function benchDecode(log: (s: string) => void, reps: number, l2cWhy: strin
   dispose(dec.params);
   const knotTps = s.decodeSteps / (s.decodeMs / 1000);
   const jitTps = s.decodeSteps / (s.jitDecodeMs / 1000);
+  // The floor a jitted decode reaches: one decode step (at the run's mean context) recorded as a Program and
+  // run by CpuBackend.compile (bench/kernels/cpu_compile.ts); likewise for stories260K against llama2.c on it.
+  const compiled = await measureCompiledDecode("15M", prompt + steps / 2, 20, 0);
+  const compiledTps = 1e6 / compiled.compiled.wall;
+  const tiny = await measureCompiledDecode("stories260K", prompt + steps / 2, 300, 0);
+  const tinyTps = 1e6 / tiny.compiled.wall;
+  log(
+    `\nknot compiled decode step (a recorded step run by CpuBackend.compile, bit-identical to eager: ` +
+      `${compiled.bitIdentical && tiny.bitIdentical}): 15M shape ${compiledTps.toFixed(1)} tokens/s, ` +
+      `stories260K shape ${tinyTps.toFixed(0)} tokens/s`,
+  );
   if (l2cWhy) {
     log(
       `\nknot decode (15M shape, ${steps} tokens after a ${prompt}-token prompt): ${knotTps.toFixed(1)} tokens/s, ` +
@@ -186,6 +198,8 @@ async function benchDecode(log: (s: string) => void, reps: number, l2cWhy: strin
           "llama2.c",
           "knot ÷ llama2.c",
           "jitted ÷ llama2.c",
+          "knot compiled step",
+          "÷ llama2.c",
         ],
         results.map((
           r,
@@ -196,9 +210,25 @@ async function benchDecode(log: (s: string) => void, reps: number, l2cWhy: strin
           r.tokensPerS.toFixed(1),
           ratio(knotTps, r.tokensPerS),
           ratio(jitTps, r.tokensPerS),
+          compiledTps.toFixed(1),
+          ratio(compiledTps, r.tokensPerS),
         ]),
       ),
     );
+    try {
+      Deno.statSync(STORIES260K.model);
+      const real = await benchLlama2c(prompt + steps, { ...STORIES260K, threads: [1] });
+      const l2c = real.results[0].tokensPerS;
+      log(
+        `\nstories260K: llama2.c 1 thread ${l2c.toFixed(0)} tokens/s (the real checkpoint); knot compiled step ` +
+          `(random weights, same shape) ${tinyTps.toFixed(0)} tokens/s on ${cpuThreads()} thread(s): ${
+            ratio(tinyTps, l2c)
+          }`,
+      );
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      log(`(stories260K vs llama2.c skipped: ${STORIES260K.model} absent)`);
+    }
     log(
       `\nllama2.c: ${note}; knot: ${steps} tokens after a ${prompt}-token prompt, logits read back each step ` +
         `(jitted: llama/decode.ts over a cache preallocated to ${prompt + steps} positions, as generate runs it).`,

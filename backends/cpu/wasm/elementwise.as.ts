@@ -136,6 +136,91 @@ export function binaryF32(op: i32, a: usize, b: usize, out: usize, desc: usize, 
   }
 }
 
+// @ts-ignore: decorator
+@inline function toInt32(v: f64): i32 {
+  // ECMAScript ToInt32 (what storing a number into an Int32Array does): truncate, then wrap modulo 2³².
+  if (!(v == v) || v == Infinity || v == -Infinity) return 0;
+  const t = Math.trunc(v);
+  if (t >= -2147483648.0 && t < 2147483648.0) return <i32>t;
+  return <i32><i64>(t % 4294967296.0);
+}
+
+// @ts-ignore: decorator
+@inline function binI32(op: i32, x: i32, y: i32, out: usize): void {
+  // As the reference: the op on float64 values, then stored (int32 ToInt32, or a 0/1 byte for comparisons).
+  const a = <f64>x, b = <f64>y;
+  switch (op) {
+    case 0: store<i32>(out, toInt32(a + b)); return;
+    case 1: store<i32>(out, toInt32(a - b)); return;
+    case 2: store<i32>(out, toInt32(a * b)); return;
+    case 3: store<i32>(out, toInt32(a / b)); return;
+    case 4: store<i32>(out, toInt32(Math.pow(a, b))); return;
+    case 5: store<i32>(out, x > y ? x : y); return;
+    case 6: store<i32>(out, x < y ? x : y); return;
+    case 7: store<u8>(out, <u8>(x == y)); return;
+    case 8: store<u8>(out, <u8>(x != y)); return;
+    case 9: store<u8>(out, <u8>(x < y)); return;
+    case 10: store<u8>(out, <u8>(x <= y)); return;
+    case 11: store<u8>(out, <u8>(x > y)); return;
+    default: store<u8>(out, <u8>(x >= y));
+  }
+}
+
+/** binaryF32 for int32 operands (same op codes and descriptor): int32 out, or bool for the comparisons. */
+export function binaryI32(op: i32, a: usize, b: usize, out: usize, desc: usize, rank: i32): void {
+  const last = rank - 1;
+  const n = load<i32>(desc + (<usize>last << 2));
+  const ia = load<i32>(desc + (<usize>(rank + last) << 2));
+  const ib = load<i32>(desc + (<usize>(2 * rank + last) << 2));
+  const idx = desc + (<usize>(3 * rank) << 2);
+  for (let k = 0; k < last; k++) store<i32>(idx + (<usize>k << 2), 0);
+  const esz: usize = op >= 7 ? 1 : 4;
+  let oa = 0, ob = 0, o: usize = out;
+  while (true) {
+    const pa = a + (<usize>oa << 2), pb = b + (<usize>ob << 2);
+    for (let j = 0; j < n; j++) {
+      binI32(op, load<i32>(pa + (<usize>(j * ia) << 2)), load<i32>(pb + (<usize>(j * ib) << 2)), o + <usize>j * esz);
+    }
+    o += <usize>n * esz;
+    let ax = last - 1;
+    for (; ax >= 0; ax--) {
+      const pi = idx + (<usize>ax << 2);
+      const i = load<i32>(pi) + 1;
+      const sa = load<i32>(desc + (<usize>(rank + ax) << 2)), sb = load<i32>(desc + (<usize>(2 * rank + ax) << 2));
+      if (i < load<i32>(desc + (<usize>ax << 2))) {
+        store<i32>(pi, i);
+        oa += sa; ob += sb;
+        break;
+      }
+      store<i32>(pi, 0);
+      oa -= sa * (i - 1); ob -= sb * (i - 1);
+    }
+    if (ax < 0) return;
+  }
+}
+
+/**
+ * Converts n elements between dtypes (codes 0 float32, 1 int32, 2 bool) exactly as the reference does:
+ * float → int32 truncates then wraps as ECMAScript's ToInt32 (NaN → 0), int32 → float32 rounds to
+ * nearest, anything → bool is x != 0 (NaN → true).
+ */
+export function castData(x: usize, out: usize, n: i32, from: i32, to: i32): void {
+  if (from == to) {
+    memory.copy(out, x, <usize>n << (to == 2 ? 0 : 2));
+    return;
+  }
+  for (let i = 0; i < n; i++) {
+    const xi = x + (<usize>i << (from == 2 ? 0 : 2));
+    if (to == 2) {
+      store<u8>(out + <usize>i, from == 0 ? <u8>(load<f32>(xi) != 0) : <u8>(load<i32>(xi) != 0));
+      continue;
+    }
+    const o = out + (<usize>i << 2);
+    if (to == 1) store<i32>(o, from == 0 ? toInt32(<f64>load<f32>(xi)) : <i32>load<u8>(xi));
+    else store<f32>(o, from == 1 ? <f32>load<i32>(xi) : <f32>load<u8>(xi));
+  }
+}
+
 /** out = cond ? a : b for 32-bit elements (float32 or int32 bits), cond one byte; descriptor: dims, sc, sa, sb. */
 export function where32(c: usize, a: usize, b: usize, out: usize, desc: usize, rank: i32): void {
   const last = rank - 1;
@@ -147,9 +232,19 @@ export function where32(c: usize, a: usize, b: usize, out: usize, desc: usize, r
   for (let k = 0; k < last; k++) store<i32>(idx + (<usize>k << 2), 0);
   let oc = 0, oa = 0, ob = 0, o: usize = out;
   while (true) {
-    for (let j = 0; j < n; j++) {
-      const v = load<u8>(c + <usize>(oc + j * ic)) ? load<u32>(a + (<usize>(oa + j * ia) << 2)) : load<u32>(b + (<usize>(ob + j * ib) << 2));
-      store<u32>(o + (<usize>j << 2), v);
+    if (ic == 0) {
+      // One condition for the whole row (a mask broadcast along it, e.g. a KV-cache write): copy the row.
+      const useA = load<u8>(c + <usize>oc) != 0;
+      const src = useA ? a + (<usize>oa << 2) : b + (<usize>ob << 2), is = useA ? ia : ib;
+      if (is == 1) memory.copy(o, src, <usize>n << 2);
+      else {
+        for (let j = 0; j < n; j++) store<u32>(o + (<usize>j << 2), load<u32>(src + (<usize>(j * is) << 2)));
+      }
+    } else {
+      for (let j = 0; j < n; j++) {
+        const v = load<u8>(c + <usize>(oc + j * ic)) ? load<u32>(a + (<usize>(oa + j * ia) << 2)) : load<u32>(b + (<usize>(ob + j * ib) << 2));
+        store<u32>(o + (<usize>j << 2), v);
+      }
     }
     o += <usize>n << 2;
     let ax = last - 1;
@@ -396,57 +491,6 @@ function logsumexpRow(x: usize, n: i32): f32 {
   let s = f64x2.extract_lane(t, 0) + f64x2.extract_lane(t, 1);
   for (; j < n; j++) s += Math.exp(<f64>load<f32>(x + (<usize>j << 2)) - md);
   return <f32>(md + Math.log(s));
-}
-
-/**
- * Matrix-vector product: out[j] = Σ_p x[p] · W(p, j) for j < N, with W(p, j) = w[j·ldw + p] when transW
- * (each output a dot product of contiguous rows: 4 lane accumulators over p in order, summed lane 0..3),
- * else w[p·ldw + j] (16 outputs at a time in registers, p in order). float32 accumulation, like matmul.
- */
-export function gemv(x: usize, w: usize, out: usize, K: i32, N: i32, ldw: i32, transW: i32): void {
-  const ld = <usize>ldw << 2;
-  if (transW) {
-    for (let j = 0; j < N; j++) {
-      const row = w + <usize>j * ld;
-      let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-      let p = 0;
-      for (; p + 16 <= K; p += 16) {
-        const o = <usize>p << 2;
-        a0 = f32x4.add(a0, f32x4.mul(v128.load(x + o), v128.load(row + o)));
-        a1 = f32x4.add(a1, f32x4.mul(v128.load(x + o, 16), v128.load(row + o, 16)));
-        a2 = f32x4.add(a2, f32x4.mul(v128.load(x + o, 32), v128.load(row + o, 32)));
-        a3 = f32x4.add(a3, f32x4.mul(v128.load(x + o, 48), v128.load(row + o, 48)));
-      }
-      for (; p + 4 <= K; p += 4) {
-        const o = <usize>p << 2;
-        a0 = f32x4.add(a0, f32x4.mul(v128.load(x + o), v128.load(row + o)));
-      }
-      const t = f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3));
-      let s = (f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1)) + (f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3));
-      for (; p < K; p++) s += load<f32>(x + (<usize>p << 2)) * load<f32>(row + (<usize>p << 2));
-      store<f32>(out + (<usize>j << 2), s);
-    }
-    return;
-  }
-  let j = 0;
-  for (; j + 16 <= N; j += 16) {
-    let a0 = f32x4.splat(0), a1 = f32x4.splat(0), a2 = f32x4.splat(0), a3 = f32x4.splat(0);
-    let col = w + (<usize>j << 2);
-    for (let p = 0; p < K; p++, col += ld) {
-      const xp = v128.load32_splat(x + (<usize>p << 2));
-      a0 = f32x4.add(a0, f32x4.mul(xp, v128.load(col)));
-      a1 = f32x4.add(a1, f32x4.mul(xp, v128.load(col, 16)));
-      a2 = f32x4.add(a2, f32x4.mul(xp, v128.load(col, 32)));
-      a3 = f32x4.add(a3, f32x4.mul(xp, v128.load(col, 48)));
-    }
-    const o = out + (<usize>j << 2);
-    v128.store(o, a0); v128.store(o, a1, 16); v128.store(o, a2, 32); v128.store(o, a3, 48);
-  }
-  for (; j < N; j++) {
-    let s: f32 = 0;
-    for (let p = 0; p < K; p++) s += load<f32>(x + (<usize>p << 2)) * load<f32>(w + <usize>p * ld + (<usize>j << 2));
-    store<f32>(out + (<usize>j << 2), s);
-  }
 }
 
 // @ts-ignore: decorator

@@ -4,4 +4,17 @@
 // The CPU engine's one WebAssembly module: every kernel, on buffers in one imported linear memory
 // (backends/cpu/heap.ts owns its layout). Built by build.ts; loaded by engine.ts.
 export { KC, matmul, MC, MR, NC, NR } from "./matmul.as";
-export { binaryF32, gemv, heapBase, randomF32, reduceF32, strided32, unaryF32, where32 } from "./elementwise.as";
+export {
+  binaryF32,
+  binaryI32,
+  castData,
+  heapBase,
+  randomF32,
+  reduceF32,
+  strided32,
+  unaryF32,
+  where32,
+} from "./elementwise.as";
+export { gemv, gemvBatch } from "./vector.as";
+export { copyRows, fillData, gatherRows, scatterAddRows } from "./data.as";
+export { runCalls } from "./program.as";

@@ -1,5 +1,5 @@
-// Loader of the CPU engine's WebAssembly module (engine.as.ts: matmul, elementwise, where, strided copy,
-// reductions) and owner of the memory it runs on (a Heap, ../heap.ts).
+// Loader of the CPU engine's WebAssembly module (engine.as.ts: matmul, vector products, elementwise, where,
+// strided copy, reductions, data movement) and owner of the memory it runs on (a Heap, ../heap.ts).
 //
 // Two builds of the same source exist (engine_wasm.ts): "simd", plain f32x4.mul + f32x4.add, and "fma",
 // which uses relaxed-simd f32x4.relaxed_madd in the matmul (~40% faster on x86 with FMA3). relaxed_madd may
@@ -45,6 +45,24 @@ export interface EngineExports {
   unaryF32(op: number, x: number, out: number, n: number): void;
   reduceF32(op: number, x: number, out: number, outer: number, red: number, inner: number): void;
   gemv(x: number, w: number, out: number, K: number, N: number, ldw: number, transW: number): void;
+  gemvBatch(
+    x: number,
+    w: number,
+    out: number,
+    K: number,
+    N: number,
+    ldw: number,
+    transW: number,
+    off: number,
+    n: number,
+  ): void;
+  binaryI32(op: number, a: number, b: number, out: number, desc: number, rank: number): void;
+  castData(x: number, out: number, n: number, from: number, to: number): void;
+  copyRows(src: number, dst: number, rows: number, bytes: number, srcStride: number, dstStride: number): void;
+  fillData(out: number, n: number, bits: number, esz: number): void;
+  gatherRows(table: number, rows: number, rowBytes: number, idx: number, n: number, out: number): number;
+  scatterAddRows(idx: number, upd: number, rows: number, rowSize: number, n: number, out: number): number;
+  runCalls(rec: number, n: number, scratch: number): void;
   randomF32(kind: number, k0: number, k1: number, start: number, out: number, n: number, tmp: number): void;
   heapBase(): number;
   MR: WebAssembly.Global;

@@ -20,7 +20,21 @@ export const STATE = {
 } as const;
 
 /** Kernel ids (the engine module's exports a worker can run). */
-export const KERNEL = { matmul: 1, binary: 2, where: 3, strided: 4, unary: 5, reduce: 6, gemv: 7, random: 8 } as const;
+export const KERNEL = {
+  matmul: 1,
+  binary: 2,
+  where: 3,
+  strided: 4,
+  unary: 5,
+  reduce: 6,
+  gemv: 7,
+  random: 8,
+  gemvBatch: 9,
+  copyRows: 10,
+  binaryI32: 11,
+  cast: 12,
+  fill: 13,
+} as const;
 
 export const SLOT_ARGS = 16;
 export const PART_WORDS = 16;
@@ -83,6 +97,21 @@ export function runKernel(x: EngineExports, kernel: number, a: ArrayLike<number>
       return;
     case KERNEL.gemv:
       x.gemv(a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
+      return;
+    case KERNEL.gemvBatch:
+      x.gemvBatch(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]);
+      return;
+    case KERNEL.copyRows:
+      x.copyRows(a[0], a[1], a[2], a[3], a[4], a[5]);
+      return;
+    case KERNEL.binaryI32:
+      x.binaryI32(a[0], a[1], a[2], a[3], a[4], a[5]);
+      return;
+    case KERNEL.cast:
+      x.castData(a[0], a[1], a[2], a[3], a[4]);
+      return;
+    case KERNEL.fill:
+      x.fillData(a[0], a[1], a[2], a[3]);
       return;
     case KERNEL.random: // a[6]: offset of 32 bytes in the running thread's scratch
       x.randomF32(a[0], a[1], a[2], a[3], a[4], a[5], a[6] + scratch);

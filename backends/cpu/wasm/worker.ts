@@ -46,7 +46,10 @@ scope.onmessage = (ev) => {
       try {
         runParts(x, words[s + 1], words, args[0] >>> 0, args[1], args[2] >>> 0, args[3] >>> 0);
       } catch (e) {
-        console.error(`knot cpu engine worker: ${e}`);
+        const at = `kernel ${words[s + 1]}, table ${args[0] >>> 0}, parts ${args[1]}, counter ${args[2] >>> 0}`;
+        console.error(
+          `knot cpu engine worker: ${e} (${at}; view ${words.byteLength} of ${memory.buffer.byteLength} bytes)`,
+        );
         state = STATE.failed; // the main thread throws rather than wait forever
       }
       Atomics.store(words, s, state);

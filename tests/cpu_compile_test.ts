@@ -1,0 +1,335 @@
+// CpuBackend.compile (backends/cpu/compile.ts): hand-built programs covering every kernel kind run compiled
+// and bit-identical to the eager kernel calls, on 1 and on 2 threads; the arena reuses blocks by liveness;
+// donated inputs are consumed (their block reused for an output where possible); no buffer leaks.
+import assert from "node:assert/strict";
+import { CpuBackend } from "../backends/cpu/backend.ts";
+import { callKernel } from "../backends/cpu/compile.ts";
+import type { CpuBuffer } from "../backends/cpu/buffer.ts";
+import { cpuThreads, cpuWorkersReady, setCpuThreads } from "../backends/cpu/mod.ts";
+import { engine } from "../backends/cpu/wasm/engine.ts";
+import type { BackendBuffer } from "../backends/backend.ts";
+import type { KernelCall, Program, Step, ValueId, ValueInfo } from "../backends/program.ts";
+import { callInputs } from "../backends/program.ts";
+import type { DType, TypedArray } from "../core/dtype.ts";
+
+/** Builds a Program in the required order: inputs, then constants, then steps. */
+class Builder {
+  readonly values: ValueInfo[] = [];
+  readonly steps: Step[] = [];
+  readonly constants: { id: ValueId; data: TypedArray }[] = [];
+  readonly donated: boolean[] = [];
+  input(size: number, dtype: DType = "float32", donated = false): ValueId {
+    assert.equal(this.steps.length + this.constants.length, 0);
+    this.donated.push(donated);
+    return this.values.push({ size, dtype }) - 1;
+  }
+  constant(data: TypedArray, dtype: DType): ValueId {
+    assert.equal(this.steps.length, 0);
+    const id = this.values.push({ size: data.length, dtype }) - 1;
+    this.constants.push({ id, data });
+    return id;
+  }
+  step(call: KernelCall, size: number, dtype: DType): ValueId {
+    const out = this.values.push({ size, dtype }) - 1;
+    this.steps.push({ call, out });
+    return out;
+  }
+  build(outputs: ValueId[]): Program {
+    const inputs = this.donated.length, outs = new Set(outputs), consts = new Set(this.constants.map((c) => c.id));
+    const last = new Map<ValueId, number>();
+    this.steps.forEach((s, i) => callInputs(s.call).forEach((v) => last.set(v, i)));
+    const lastUse: ValueId[][] = this.steps.map(() => []);
+    for (const [v, i] of last) {
+      if (outs.has(v) || consts.has(v) || (v < inputs && !this.donated[v])) continue;
+      lastUse[i].push(v);
+    }
+    return {
+      values: this.values,
+      inputs,
+      donated: this.donated,
+      constants: this.constants,
+      steps: this.steps,
+      outputs,
+      lastUse,
+    };
+  }
+}
+
+function data(n: number, seed: number, scale = 4): Float32Array {
+  const x = new Float32Array(n);
+  let s = seed;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    x[i] = ((s >>> 8) / 2 ** 24 - 0.5) * scale;
+  }
+  return x;
+}
+
+/** Runs `p` eagerly through the backend's kernels (nothing freed but what it made): the reference. */
+function eager(b: CpuBackend, p: Program, inputs: BackendBuffer[]): TypedArray[] {
+  const vals: BackendBuffer[] = [...inputs];
+  const made: BackendBuffer[] = [];
+  for (const c of p.constants) made.push(vals[c.id] = b.upload(c.data, p.values[c.id].dtype));
+  for (const s of p.steps) made.push(vals[s.out] = callKernel(b, s.call, (id) => vals[id]));
+  const out = p.outputs.map((o) => b.readSync(vals[o]));
+  for (const m of made) b.free(m);
+  return out;
+}
+
+function bits(x: TypedArray): Uint8Array {
+  return new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
+}
+
+/** One program with every kernel kind, sized so that split backends cut most kernels into parts. */
+function everyKernel(): { p: Program; make: (b: CpuBackend) => BackendBuffer[] } {
+  const g = new Builder();
+  const M = 40, K = 96, N = 72;
+  const a = g.input(M * K), w = g.input(N * K), v = g.input(K), idx = g.input(12, "int32"), ints = g.input(M, "int32");
+  const bias = g.constant(data(N, 9), "float32");
+  const f32 = "float32",
+    spec = (M: number, K: number, N: number, transB = false) => ({
+      batchShape: [],
+      aBatchStrides: [],
+      bBatchStrides: [],
+      M,
+      K,
+      N,
+      transA: false,
+      transB,
+    });
+  const mm = g.step({ kernel: "matmul", a, b: w, spec: spec(M, K, N, true) }, M * N, f32);
+  const mv = g.step({ kernel: "matmul", a: v, b: w, spec: spec(1, K, N, true) }, N, f32); // gemv
+  const nv = g.step({ kernel: "matmul", a, b: v, spec: spec(M, K, 1) }, M, f32); // N = 1
+  const tiny = g.step({ kernel: "matmul", a, b: w, spec: spec(3, 4, 5) }, 15, f32); // TypeScript kernel
+  const batched = g.step(
+    {
+      kernel: "matmul",
+      a,
+      b: w,
+      spec: {
+        batchShape: [2],
+        aBatchStrides: [20 * K],
+        bBatchStrides: [0],
+        M: 20,
+        K,
+        N: 16,
+        transA: false,
+        transB: true,
+      },
+    },
+    2 * 20 * 16,
+    f32,
+  );
+  const biased = g.step(
+    {
+      kernel: "binary",
+      op: "add",
+      a: { value: mm, strides: [N, 1] },
+      b: { value: bias, strides: [0, 1] },
+      outShape: [M, N],
+      outDtype: f32,
+    },
+    M * N,
+    f32,
+  );
+  const act = g.step({ kernel: "unary", op: "silu", x: biased, outDtype: f32 }, M * N, f32);
+  const ex = g.step({ kernel: "unary", op: "exp", x: act, outDtype: f32 }, M * N, f32);
+  const gt = g.step(
+    {
+      kernel: "binary",
+      op: "greater",
+      a: { value: act, strides: [N, 1] },
+      b: { value: mv, strides: [0, 1] },
+      outShape: [M, N],
+      outDtype: "bool",
+    },
+    M * N,
+    "bool",
+  );
+  const not = g.step({ kernel: "unary", op: "logicalNot", x: gt, outDtype: "bool" }, M * N, "bool");
+  const sel = g.step(
+    {
+      kernel: "where",
+      cond: { value: not, strides: [N, 1] },
+      a: { value: ex, strides: [N, 1] },
+      b: { value: nv, strides: [1, 0] },
+      outShape: [M, N],
+      dtype: f32,
+    },
+    M * N,
+    f32,
+  );
+  const tr = g.step({ kernel: "strided", x: sel, outShape: [N, M], strides: [1, N], offset: 0 }, M * N, f32);
+  const sum = g.step({ kernel: "reduce", op: "sum", x: tr, outer: N, reduce: M, inner: 1 }, N, f32);
+  const mx = g.step({ kernel: "reduce", op: "max", x: sel, outer: 1, reduce: M, inner: N }, N, f32);
+  const am = g.step({ kernel: "reduce", op: "argmax", x: sel, outer: M, reduce: N, inner: 1 }, M, "int32");
+  const lse = g.step({ kernel: "reduce", op: "logsumexp", x: act, outer: M, reduce: N, inner: 1 }, M, f32);
+  const iadd = g.step(
+    {
+      kernel: "binary",
+      op: "add",
+      a: { value: am, strides: [1] },
+      b: { value: ints, strides: [1] },
+      outShape: [M],
+      outDtype: "int32",
+    },
+    M,
+    "int32",
+  );
+  const ci = g.step({ kernel: "cast", x: lse, dtype: "int32" }, M, "int32");
+  const cb = g.step({ kernel: "cast", x: lse, dtype: "bool" }, M, "bool");
+  const cf = g.step({ kernel: "cast", x: iadd, dtype: f32 }, M, f32);
+  const padded = g.step({ kernel: "pad", x: tiny, shape: [3, 5], before: [1, 0], after: [0, 2], value: -1 }, 28, f32);
+  const cat = g.step({ kernel: "concat", xs: [sum, mx, mv], outer: 8, widths: [9, 9, 9] }, 216, f32);
+  const rows = g.step({ kernel: "gather", table: act, rows: M, rowSize: N, idx }, 12 * N, f32);
+  const scat = g.step({ kernel: "scatterAdd", idx, upd: rows, rows: M, rowSize: N }, M * N, f32);
+  const fz = g.step({ kernel: "fill", dtype: f32, size: 300, value: 0 }, 300, f32);
+  const fi = g.step({ kernel: "fill", dtype: "int32", size: 7, value: 3 }, 7, "int32");
+  const ru = g.step({ kernel: "random", dist: "uniform", key: [1, 2], size: 5000 }, 5000, f32);
+  const rn = g.step({ kernel: "random", dist: "normal", key: [3, 4], size: 777 }, 777, f32);
+  const p = g.build([batched, ci, cb, cf, padded, cat, scat, fz, fi, ru, rn, mx]);
+  const make = (b: CpuBackend) => [
+    b.upload(data(M * K, 1), f32),
+    b.upload(data(N * K, 2), f32),
+    b.upload(data(K, 3), f32),
+    b.upload(Int32Array.from({ length: 12 }, (_, i) => (i * 7) % M), "int32"),
+    b.upload(Int32Array.from({ length: M }, (_, i) => i - 5), "int32"),
+  ];
+  return { p, make };
+}
+
+const engineHere = engine() !== null;
+
+Deno.test("compile: every kernel kind runs bit-identical to the eager kernels, on 1 and on 2 threads", async () => {
+  const saved = cpuThreads();
+  try {
+    const split = { parallelMinElements: 1, parallelMinMacs: 1 };
+    const loops = [{ programLoop: "wasm" as const }, { programLoop: "js" as const }];
+    for (const opts of [...loops, ...loops.map((l) => ({ ...split, ...l })), { useEngine: false }]) {
+      for (const compileThreads of [1, 2]) {
+        setCpuThreads(compileThreads);
+        await cpuWorkersReady();
+        const b = new CpuBackend(opts);
+        const { p, make } = everyKernel();
+        const inputs = make(b);
+        const want = eager(b, p, inputs);
+        const base = b.liveBuffers();
+        const c = b.compile(p);
+        for (const runThreads of [1, 2, 1]) {
+          setCpuThreads(runThreads);
+          await cpuWorkersReady();
+          const outs = c.run(inputs);
+          outs.forEach((o, j) => {
+            const got = b.readSync(o);
+            assert.equal(got.constructor, want[j].constructor, `output ${j} dtype`);
+            assert.deepEqual(
+              bits(got),
+              bits(want[j]),
+              `output ${j} (${JSON.stringify(opts)}, ${compileThreads}→${runThreads} threads)`,
+            );
+            b.free(o);
+          });
+        }
+        c.dispose();
+        c.dispose();
+        assert.equal(b.liveBuffers(), base, "compiled program leaves no buffer behind");
+        for (const x of inputs) b.free(x);
+        assert.equal(b.liveBuffers(), 0);
+      }
+    }
+  } finally {
+    setCpuThreads(saved);
+  }
+});
+
+Deno.test({
+  name: "compile: the arena reuses blocks by liveness (a chain of 12 ops holds two intermediates)",
+  ignore: !engineHere,
+  fn() {
+    const b = new CpuBackend();
+    const heap = engine()!.heap;
+    const n = 1 << 14, g = new Builder();
+    let x = g.input(n);
+    for (let i = 0; i < 12; i++) {
+      x = g.step({ kernel: "unary", op: i % 2 ? "neg" : "sqrt", x, outDtype: "float32" }, n, "float32");
+    }
+    const p = g.build([x]);
+    const before = heap.inUse;
+    const c = b.compile(p);
+    const held = heap.inUse - before;
+    assert.ok(
+      held >= 2 * n * 4 && held <= 2 * n * 4 * 1.25,
+      `arena holds ${held} bytes for 11 intermediates of ${n * 4}`,
+    );
+    const x0 = b.upload(data(n, 5), "float32");
+    const [out] = c.run([x0]);
+    assert.deepEqual(bits(b.readSync(out)), bits(eager(b, p, [x0])[0]));
+    b.free(out), b.free(x0), c.dispose();
+    assert.equal(heap.inUse, before, "dispose returns the arena");
+    assert.equal(b.liveBuffers(), 0);
+  },
+});
+
+Deno.test("compile: donated inputs are consumed; an output takes over a donated block once its last reader ran", () => {
+  for (const opts of [{}, { programLoop: "js" as const }, { useEngine: false }]) {
+    const b = new CpuBackend(opts);
+    const n = 1000, g = new Builder();
+    const x = g.input(n, "float32", true), y = g.input(n, "float32", true), keep = g.input(n);
+    const t = g.step({ kernel: "unary", op: "exp", x, outDtype: "float32" }, n, "float32");
+    const s = g.step(
+      {
+        kernel: "binary",
+        op: "add",
+        a: { value: t, strides: [1] },
+        b: { value: keep, strides: [1] },
+        outShape: [n],
+        outDtype: "float32",
+      },
+      n,
+      "float32",
+    );
+    const u = g.step({ kernel: "unary", op: "neg", x: y, outDtype: "float32" }, n, "float32"); // y read by u's own step
+    const p = g.build([s, u]);
+    const c = b.compile(p);
+    for (let r = 0; r < 3; r++) {
+      const ins = [
+        b.upload(data(n, r), "float32"),
+        b.upload(data(n, r + 9), "float32"),
+        b.upload(data(n, 7), "float32"),
+      ];
+      const ref = [b.upload(data(n, r), "float32"), b.upload(data(n, r + 9), "float32")];
+      const want = eager(b, p, [...ref, ins[2]]);
+      const xPtr = (ins[0] as CpuBuffer).ptr;
+      const outs = c.run(ins);
+      assert.deepEqual(outs.map((o) => bits(b.readSync(o))), want.map(bits));
+      if (!("useEngine" in opts) && engineHere) {
+        assert.equal((outs[0] as CpuBuffer).ptr, xPtr, "s is written into x's block");
+      }
+      assert.throws(() => b.readSync(ins[0]), /after free/);
+      assert.throws(() => b.readSync(ins[1]), /after free/);
+      b.readSync(ins[2]); // not donated: still the caller's
+      for (const o of [...outs, ins[2], ...ref]) b.free(o);
+      assert.equal(b.liveBuffers(), 0);
+    }
+    c.dispose();
+    assert.equal(b.liveBuffers(), 0);
+  }
+});
+
+Deno.test("compile: a kernel error (index out of range) frees the run's outputs and names the index", () => {
+  const b = new CpuBackend();
+  const g = new Builder();
+  const table = g.input(20), idx = g.input(2, "int32");
+  const rows = g.step({ kernel: "gather", table, rows: 5, rowSize: 4, idx }, 8, "float32");
+  const c = b.compile(g.build([rows]));
+  const t = b.upload(data(20, 1), "float32"), i = b.upload(new Int32Array([1, 9]), "int32");
+  assert.throws(() => c.run([t, i]), /index 9 at position 1/);
+  assert.equal(b.liveBuffers(), 2);
+  assert.throws(() => c.run([t]), /expected 2 inputs/);
+  assert.throws(() => c.run([t, t]), /input 1 is 20 × float32, expected 2 × int32/);
+  assert.throws(() => b.compile({ ...g.build([rows]), outputs: [rows, rows] }), /output twice/);
+  assert.throws(() => b.compile({ ...g.build([rows]), outputs: [table] }), /not a value defined by a step/);
+  b.free(t), b.free(i), c.dispose();
+  assert.throws(() => c.run([t, i]), /after dispose/);
+  assert.equal(b.liveBuffers(), 0);
+});
