@@ -67,3 +67,51 @@ Deno.test("cpu engine: 20 TL6 steps on 1 and on 2 threads give bit-identical par
     await setBackend("cpu");
   }
 });
+
+Deno.test("cpu engine: a split kernel's part table lies inside one heap block, even with more parts than threads×4", async () => {
+  const saved = cpuThreads();
+  const { Heap } = await import("../backends/cpu/heap.ts");
+  const { Pool } = await import("../backends/cpu/wasm/pool.ts");
+  const { PART_WORDS } = await import("../backends/cpu/wasm/pool_protocol.ts");
+  const { matmul, dispose } = await import("../mod.ts");
+  const { normal } = await import("../core/random.ts");
+  // Live heap blocks, and every table the pool is given (a batched matmul makes one part per product at
+  // least: 64 products here against 2 threads × 4 parts; its table once overflowed into a neighbour).
+  const live = new Map<number, number>(), bad: string[] = [];
+  const alloc = Heap.prototype.alloc, release = Heap.prototype.release, run = Pool.prototype.run;
+  Heap.prototype.alloc = function (bytes: number) {
+    const p = alloc.call(this, bytes);
+    if (p >= 0) live.set(p, bytes);
+    return p;
+  };
+  Heap.prototype.release = function (ptr: number, bytes: number) {
+    live.delete(ptr);
+    return release.call(this, ptr, bytes);
+  };
+  Pool.prototype.run = function (kernel, table, total, counter, scratch, main) {
+    const lo = Math.min(table, counter), hi = Math.max(table + total * PART_WORDS * 4, counter + 4);
+    if (![...live].some(([p, b]) => p <= lo && hi <= p + b)) bad.push(`${total} parts at ${lo}..${hi}`);
+    return run.call(this, kernel, table, total, counter, scratch, main);
+  };
+  try {
+    if (new CpuBackend().kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
+    setCpuThreads(2);
+    await cpuWorkersReady();
+    await setBackend("cpu-split-all");
+    const a = normal(key(1), [64, 24, 8]), b = normal(key(2), [64, 8, 24]);
+    const c = matmul(a, b);
+    const two = new Uint32Array((await c.data()).slice().buffer);
+    dispose([c]);
+    setCpuThreads(1);
+    const c1 = matmul(a, b);
+    assert.deepEqual(new Uint32Array((await c1.data()).slice().buffer), two, "2 threads ≠ 1 thread");
+    dispose([a, b, c1]);
+    assert.deepEqual(bad, [], "part tables outside any live heap block");
+  } finally {
+    Heap.prototype.alloc = alloc;
+    Heap.prototype.release = release;
+    Pool.prototype.run = run;
+    setCpuThreads(saved);
+    await setBackend("cpu");
+  }
+});

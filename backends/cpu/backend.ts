@@ -149,25 +149,34 @@ export class CpuBackend implements Backend {
     const pool = size >= min ? poolFor(e) : null;
     const h = e.heap;
     const parts = pool ? cpuThreads() * PARTS_PER_THREAD : 1;
-    const arenaBytes = 64 + parts * (PART_WORDS * 4 + DESC_PART_BYTES);
-    const arena = pool ? h.alloc(arenaBytes) : -1;
-    if (arena < 0) {
-      const args = make(1, () => e.desc);
+    const descBytes = parts * DESC_PART_BYTES;
+    const descs = pool ? h.alloc(descBytes) : -1;
+    const inline = (args: number[][] | null) => {
       if (!args || (scratchBytes && !ensureScratch(e, mainScratch, scratchBytes))) return false;
       for (const a of args) runKernel(e.x, kernel, a, mainScratch.ptr);
       return true;
-    }
+    };
+    if (descs < 0) return inline(make(1, () => e.desc));
+    let counter = -1, tableBytes = 0;
     try {
-      const table = arena + 64, descs = table + parts * PART_WORDS * 4;
-      const args = make(parts, (p) => descs + p * DESC_PART_BYTES);
+      const args = make(parts, (p) => {
+        if (p >= parts) throw new Error(`cpu backend: internal: descriptor ${p} asked of ${parts}`);
+        return descs + p * DESC_PART_BYTES;
+      });
       if (!args || (scratchBytes && !ensureScratch(e, mainScratch, scratchBytes))) return false;
-      const words = h.i32;
-      words[arena >>> 2] = 0;
+      // The table holds every part made, which may be more than `parts` (a batched matmul makes at least one
+      // per product): sized after `make`, so no part is ever written past it into a neighbouring block.
+      tableBytes = 64 + args.length * PART_WORDS * 4;
+      counter = h.alloc(tableBytes);
+      if (counter < 0) return inline(args);
+      const table = counter + 64, words = h.i32;
+      words[counter >>> 2] = 0;
       args.forEach((a, i) => words.set(a.map((v) => v | 0), (table >>> 2) + i * PART_WORDS));
-      pool!.run(kernel, table, args.length, arena, scratchBytes, mainScratch.ptr);
+      pool!.run(kernel, table, args.length, counter, scratchBytes, mainScratch.ptr);
       return true;
     } finally {
-      h.release(arena, arenaBytes);
+      if (counter >= 0) h.release(counter, tableBytes);
+      h.release(descs, descBytes);
     }
   }
 

@@ -6,7 +6,7 @@
 
 import { ENGINE_WASM_FMA_SHARED_BASE64, ENGINE_WASM_SIMD_SHARED_BASE64 } from "./engine_wasm.ts";
 import type { EngineExports } from "./engine.ts";
-import { runParts, SLOT_ARGS, STATE } from "./pool_protocol.ts";
+import { PART_WORDS, runParts, SLOT_ARGS, STATE } from "./pool_protocol.ts";
 
 interface Init {
   variant: "simd" | "fma";
@@ -22,6 +22,22 @@ function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(bin.length);
   for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
+}
+
+/**
+ * A view of the shared memory at least `end` bytes long. Another thread's growth of a shared memory reaches
+ * this thread's Memory object through V8 (an interrupt handled at this thread's next stack check), so a view
+ * made right after waking may be short; looping lets it land. (A worker once threw "Invalid atomic access
+ * index" under load; this makes a short view impossible as its cause.)
+ */
+function coveringView(memory: WebAssembly.Memory, end: number): Int32Array {
+  const t0 = performance.now();
+  while (memory.buffer.byteLength < end) {
+    if (performance.now() - t0 > 5000) {
+      throw new Error(`the memory never grew to ${end} bytes here (${memory.buffer.byteLength})`);
+    }
+  }
+  return new Int32Array(memory.buffer);
 }
 
 /** The worker side of `Worker`: a message handler and close(). */
@@ -41,9 +57,12 @@ scope.onmessage = (ev) => {
     const state = Atomics.load(words, s);
     if (state === STATE.run) {
       const args = words.slice(s + 2, s + 2 + SLOT_ARGS);
-      if ((args[0] >>> 0) + args[1] * 64 + 64 > words.byteLength) words = new Int32Array(memory.buffer);
       let state: number = STATE.done;
       try {
+        // The view must cover the part table and the counter (Atomics on it), which may lie in memory grown
+        // since the view was made.
+        const end = Math.max((args[0] >>> 0) + args[1] * PART_WORDS * 4, (args[2] >>> 0) + 4);
+        if (end > words.byteLength) words = coveringView(memory, end);
         runParts(x, words[s + 1], words, args[0] >>> 0, args[1], args[2] >>> 0, args[3] >>> 0);
       } catch (e) {
         const at = `kernel ${words[s + 1]}, table ${args[0] >>> 0}, parts ${args[1]}, counter ${args[2] >>> 0}`;
