@@ -118,6 +118,17 @@ export function formatMetric(m: MetricResult): string {
   return `${m.name} ${m.value.toFixed(2)}${extra.length ? ` (${extra.join(", ")})` : ""}`;
 }
 
+/**
+ * The optimizer every fine-tune here uses (the reference code's defaults, docs/TIED_LORA.md §3): AdamW with
+ * betas (0.9, 0.98) and weight decay 0.01, global-norm clipping at 1, and a cosine schedule from `lr` after
+ * `warmup` linear steps down to lr/100 at `steps`.
+ */
+export function adapterOptimizer(lr: number, warmup: number, steps: number) {
+  const schedule = cosineWithWarmup(lr, warmup, steps, lr / 100);
+  const optimizer = chain(clipByGlobalNorm(1), adamw(schedule, { b1: 0.9, b2: 0.98, weightDecay: 0.01 }));
+  return { schedule, optimizer };
+}
+
 /** Options of {@link finetune}. */
 export interface FinetuneOptions {
   /** PEFT preset name (`lora`, `vera`, `tl1` … `tl6`). */
@@ -238,8 +249,7 @@ export async function finetune(
   const { trainable, frozen } = plan.init(params, key(o.seed));
   const s = summary(plan, trainable, frozen);
   if (verbose) console.log(`\n== ${o.method.toUpperCase()} (r=${o.rank}, lr ${o.lr}) ==\n${s.toString()}`);
-  const schedule = cosineWithWarmup(o.lr, o.warmup, o.steps, o.lr / 100);
-  const optimizer = chain(clipByGlobalNorm(1), adamw(schedule, { b1: 0.9, b2: 0.98, weightDecay: 0.01 }));
+  const { schedule, optimizer } = adapterOptimizer(o.lr, o.warmup, o.steps);
   const step = trainStep(planLoss(plan, config), optimizer);
   const bar = verbose ? new ProgressBar(o.steps, `${o.method} `) : null;
   const sigintAt = sigintAtStep();

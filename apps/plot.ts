@@ -12,6 +12,8 @@ export interface Series {
   points: readonly (readonly [number, number])[];
   /** Draw markers instead of a line (e.g. sparse validation points). */
   markers?: boolean;
+  /** Error bars: ± this half-width at each point (same order as `points`; e.g. a std over seeds). */
+  errors?: readonly number[];
 }
 
 /** Options of {@link lineChart}. */
@@ -50,7 +52,13 @@ function niceTicks(lo: number, hi: number, n = 5): number[] {
 export function lineChart(series: readonly Series[], opts: ChartOptions): string {
   const W = opts.width ?? 720, H = opts.height ?? 420;
   const m = { l: 64, r: 160, t: 40, b: 52 };
-  const pts = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  // Error bars widen the y range: each point counts with its bar's ends.
+  const pts = series.flatMap((s) =>
+    s.points.flatMap(([x, y], i) => {
+      const e = s.errors?.[i];
+      return e !== undefined && Number.isFinite(e) && e > 0 ? [[x, y - e], [x, y + e]] as const : [[x, y]] as const;
+    })
+  ).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
   const fx = (x: number) => (opts.logX ? Math.log2(x) : x);
   let [x0, x1] = [Math.min(...pts.map((p) => fx(p[0]))), Math.max(...pts.map((p) => fx(p[0])))];
   let [y0, y1] = [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))];
@@ -88,6 +96,13 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
     const c = COLORS[i % COLORS.length];
     const p = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
     if (s.markers) { for (const [x, y] of p) out.push(`<circle cx="${sx(x)}" cy="${sy(y)}" r="3.5" fill="${c}"/>`); }
+    s.points.forEach(([x, y], j) => {
+      const e = s.errors?.[j];
+      if (e === undefined || !(e > 0) || !Number.isFinite(x) || !Number.isFinite(y)) return;
+      const [X, lo, hi] = [sx(x).toFixed(1), sy(y - e).toFixed(1), sy(y + e).toFixed(1)];
+      const cap = (yy: string) => `<line x1="${+X - 4}" x2="${+X + 4}" y1="${yy}" y2="${yy}" stroke="${c}"/>`;
+      out.push(`<line x1="${X}" x2="${X}" y1="${lo}" y2="${hi}" stroke="${c}"/>`, cap(lo), cap(hi));
+    });
     if (!s.markers || p.length > 1) {
       out.push(
         `<polyline fill="none" stroke="${c}" stroke-width="${s.markers ? 1 : 1.6}" ${
