@@ -17,7 +17,7 @@ import { key } from "../core/random.ts";
 import { dispose } from "../core/scope.ts";
 import { adamw, clipByGlobalNorm } from "../optim/optimizers.ts";
 import { cosineWithWarmup } from "../optim/schedules.ts";
-import { chain } from "../optim/transform.ts";
+import { chain, type GradientTransformation } from "../optim/transform.ts";
 import { preset } from "../peft/methods/presets.ts";
 import { summary } from "../peft/summary.ts";
 import { type LmBatch, makeBatch, type TokenizedExample, tokenizePair } from "../train/batch.ts";
@@ -123,7 +123,11 @@ export function formatMetric(m: MetricResult): string {
  * betas (0.9, 0.98) and weight decay 0.01, global-norm clipping at 1, and a cosine schedule from `lr` after
  * `warmup` linear steps down to lr/100 at `steps`.
  */
-export function adapterOptimizer(lr: number, warmup: number, steps: number) {
+export function adapterOptimizer(
+  lr: number,
+  warmup: number,
+  steps: number,
+): { schedule: (step: number) => number; optimizer: GradientTransformation } {
   const schedule = cosineWithWarmup(lr, warmup, steps, lr / 100);
   const optimizer = chain(clipByGlobalNorm(1), adamw(schedule, { b1: 0.9, b2: 0.98, weightDecay: 0.01 }));
   return { schedule, optimizer };

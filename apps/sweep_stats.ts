@@ -36,6 +36,9 @@ export interface SweepRun {
   seconds: number;
 }
 
+/** What identifies a run. */
+export type RunId = Pick<SweepRun, "method" | "rank" | "lr" | "seed">;
+
 /** The key of a run: runs with equal keys are the same run. */
 export function runKey(r: Pick<SweepRun, "method" | "rank" | "lr" | "seed">): string {
   return `${r.method}|${r.rank}|${r.lr}|${r.seed}`;
@@ -116,7 +119,12 @@ export interface SweepShape {
 }
 
 /** The runs a cell needs: the grid at the first seed, then the other seeds at `lr` (once it is chosen). */
-export function cellRuns(method: string, rank: number, shape: SweepShape, lr: number | null) {
+export function cellRuns(
+  method: string,
+  rank: number,
+  shape: SweepShape,
+  lr: number | null,
+): { selection: RunId[]; seeds: RunId[] } {
   const sel = shape.grid.map((g) => ({ method, rank, lr: g, seed: shape.seeds[0] }));
   const rest = lr === null ? [] : shape.seeds.slice(1).map((seed) => ({ method, rank, lr, seed }));
   return { selection: sel, seeds: rest };
