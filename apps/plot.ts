@@ -30,6 +30,8 @@ export interface ChartOptions {
   height?: number;
   /** Use a log scale on x (e.g. for ranks 2, 8, 32). */
   logX?: boolean;
+  /** Shift each series sideways by this many pixels times its offset from the middle, so error bars at one x do not overlap (default 0). */
+  dodge?: number;
 }
 
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf"];
@@ -68,7 +70,7 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
   const pad = (y1 - y0) * 0.05;
   y0 -= pad;
   y1 += pad;
-  const sx = (x: number) => m.l + ((fx(x) - x0) / (x1 - x0)) * (W - m.l - m.r);
+  const sxAxis = (x: number) => m.l + ((fx(x) - x0) / (x1 - x0)) * (W - m.l - m.r);
   const sy = (y: number) => H - m.b - ((y - y0) / (y1 - y0)) * (H - m.t - m.b);
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
@@ -82,7 +84,7 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
     out.push(`<text x="${m.l - 6}" y="${sy(t) + 4}" text-anchor="end">${+t.toPrecision(4)}</text>`);
   }
   for (const t of xTicks) {
-    out.push(`<text x="${sx(t)}" y="${H - m.b + 18}" text-anchor="middle">${+t.toPrecision(4)}</text>`);
+    out.push(`<text x="${sxAxis(t)}" y="${H - m.b + 18}" text-anchor="middle">${+t.toPrecision(4)}</text>`);
   }
   out.push(`<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${H - m.b}" stroke="black"/>`);
   out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${H - m.b}" y2="${H - m.b}" stroke="black"/>`);
@@ -94,6 +96,8 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
   );
   series.forEach((s, i) => {
     const c = COLORS[i % COLORS.length];
+    const shift = (opts.dodge ?? 0) * (i - (series.length - 1) / 2);
+    const sx = (x: number) => sxAxis(x) + shift;
     const p = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
     if (s.markers) { for (const [x, y] of p) out.push(`<circle cx="${sx(x)}" cy="${sy(y)}" r="3.5" fill="${c}"/>`); }
     s.points.forEach(([x, y], j) => {

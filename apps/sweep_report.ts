@@ -169,6 +169,7 @@ export function sweepReport(
       xLabel: "rank r",
       yLabel: name,
       logX: true,
+      dodge: 4,
     },
   );
   return { cells, claims, markdown: md.join("\n"), svg };
