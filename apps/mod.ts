@@ -69,6 +69,7 @@ export {
   diff,
   type LrChoice,
   meanStd,
+  type RunId,
   runKey,
   stability,
   summarize,
