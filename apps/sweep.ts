@@ -11,9 +11,12 @@
  * naming them. The report (apps/sweep_report.ts) is computed from the file
  * alone, so a resumed sweep ends with the same table as an uninterrupted one.
  *
- * Runs per cell: one per grid rate at the first seed (selection: only their
- * validation scores are read), then the other seeds at the chosen rate; the
- * first seed's run at the chosen rate is that selection run.
+ * Runs per cell (apps/sweep_stats.ts's planCell; only validation scores are
+ * read to decide): one per grid rate at the first seed, then the other seeds
+ * at that seed's favourite — and at the next rates too while their first-seed
+ * score beats the best mean over seeds so far, so a favourite that is unstable
+ * across seeds (near divergence) gives way. The rate with the best validation
+ * mean over seeds is chosen; its seeds' evaluation scores are the cell.
  * @module
  */
 import { basename, resolve } from "node:path";
@@ -37,7 +40,7 @@ import { meanLoss } from "./evaluate.ts";
 import { adapterOptimizer, type PreparedTask, taskMetric } from "./finetune.ts";
 import { clock } from "./progress.ts";
 import { codeVersion, fingerprint, formatDiffs, type RunSettings, settingDiffs } from "./run.ts";
-import { cellRuns, chooseLr, runKey, type SweepRun, type SweepShape } from "./sweep_stats.ts";
+import { planCell, type RunId, runKey, type SweepRun, type SweepShape } from "./sweep_stats.ts";
 import type { Example, Task } from "./tasks/types.ts";
 
 /** Makes a method's plan at a rank: what a preset is, and what a `--method` module exports. */
@@ -360,7 +363,7 @@ export interface SweepOutcome {
   ran: number;
   /** Runs found recorded. */
   skipped: number;
-  /** Runs the sweep needs. */
+  /** Runs the sweep needed (recorded or trained). */
   total: number;
   /** Whether it was aborted before the end. */
   interrupted: boolean;
@@ -430,26 +433,35 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome> {
   const runs = [...existing.runs];
   const recorded = new Map(runs.map((r) => [runKey(r), r]));
 
+  // Runs per cell: the grid at the first seed, then the other seeds at the chosen rate (more when the
+  // first seed's favourite proves unstable across seeds; see planCell). The total grows when that happens.
   const perCell = o.grid.length + o.seeds.length - 1;
-  const total = o.methods.length * o.ranks.length * perCell;
+  const cellKeys = o.methods.flatMap((m) => shape.ranks.map((r) => `${m.name}|${r}`));
+  const cellTotal = new Map(cellKeys.map((k) => [k, perCell]));
+  const total = () => [...cellTotal.values()].reduce((a, b) => a + b, 0);
+  /** Runs a cell's decision has used so far, recorded or still needed. */
+  const used = (method: string, rank: number): { have: number; need: RunId[] } => {
+    const p = planCell(recorded, method, rank, shape);
+    const lrs = new Set([...p.tried.map((c) => c.lr), ...p.need.map((k) => k.lr)]);
+    const have = runs.filter((r) =>
+      r.method === method && r.rank === rank && shape.seeds.includes(r.seed) &&
+      ((r.seed === shape.seeds[0] && o.grid.includes(r.lr)) || lrs.has(r.lr))
+    ).length;
+    return { have, need: p.need };
+  };
   let done = 0, ran = 0, skipped = 0, busy = 0;
-  const t0 = performance.now();
-  const countSkipped = (ks: { method: string; rank: number; lr: number; seed: number }[]) =>
-    ks.filter((k) => recorded.has(runKey(k))).length;
-  // Everything already recorded, counted up front so the ETA covers only what is left.
   for (const m of shape.methods) {
     for (const r of shape.ranks) {
-      const sel = cellRuns(m, r, shape, null).selection;
-      const selRuns = sel.map((k) => recorded.get(runKey(k)));
-      const lr = selRuns.every((x) => x) ? chooseLr(selRuns as SweepRun[], o.grid)?.lr ?? null : null;
-      skipped += countSkipped(sel) + (lr === null ? 0 : countSkipped(cellRuns(m, r, shape, lr).seeds));
+      const u = used(m, r);
+      skipped += u.have;
+      cellTotal.set(`${m}|${r}`, Math.max(perCell, u.have + u.need.length));
     }
   }
-  if (skipped) log(`resuming ${o.results}: ${skipped} of ${total} runs already recorded`);
+  done = skipped;
+  if (skipped) log(`resuming ${o.results}: ${skipped} of ${total()} runs already recorded`);
+  const t0 = performance.now();
 
   const one = async (method: SweepMethod, k: { rank: number; lr: number; seed: number }): Promise<boolean> => {
-    done++;
-    if (recorded.has(runKey({ method: method.name, ...k }))) return true;
     const start = performance.now();
     const r = await trainRun(o.model, o.data, method, k, o.training, o.signal);
     if (!r) return false;
@@ -457,12 +469,13 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome> {
     runs.push(r);
     recorded.set(runKey(r), r);
     ran++;
+    done++;
     busy += (performance.now() - start) / 1000;
-    const left = total - done;
+    const left = total() - done;
     const eta = left > 0 ? clock((busy / ran) * left) : "0:00";
     const f = (x: number | null) => (x === null ? "diverged" : x.toFixed(2));
     log(
-      `run ${done}/${total} ${method.name} r=${k.rank} lr=${k.lr} seed=${k.seed}: val ${f(r.valMetric)} · eval ${
+      `run ${done}/${total()} ${method.name} r=${k.rank} lr=${k.lr} seed=${k.seed}: val ${f(r.valMetric)} · eval ${
         f(r.evalMetric)
       } · ${((performance.now() - start) / 1000).toFixed(1)} s · elapsed ${
         clock((performance.now() - t0) / 1000)
@@ -474,17 +487,26 @@ export async function runSweep(o: SweepOptions): Promise<SweepOutcome> {
   let interrupted = false;
   outer: for (const method of o.methods) {
     for (const rank of shape.ranks) {
-      const { selection } = cellRuns(method.name, rank, shape, null);
-      for (const k of selection) if (!await one(method, k)) break outer;
-      const choice = chooseLr(selection.map((k) => recorded.get(runKey(k))!), o.grid);
-      if (!choice) {
-        log(`${method.name} r=${rank}: every learning rate of the grid diverged; no seeds to run`);
-        done += o.seeds.length - 1;
-        continue;
+      for (;;) {
+        const p = planCell(recorded, method.name, rank, shape);
+        if (!p.need.length) {
+          if (!p.choice) log(`${method.name} r=${rank}: every learning rate of the grid diverged; no seeds to run`);
+          else if (p.tried.length > 1) {
+            log(
+              `${method.name} r=${rank}: lr ${p.choice.lr} chosen on the validation mean over seeds (${
+                p.tried.map((c) => `${c.lr}: ${c.meanVal.toFixed(2)}`).join(", ")
+              })`,
+            );
+          }
+          break;
+        }
+        const key = `${method.name}|${rank}`;
+        const u = used(method.name, rank);
+        cellTotal.set(key, Math.max(cellTotal.get(key)!, u.have + u.need.length));
+        for (const k of p.need) if (!await one(method, k)) break outer;
       }
-      for (const k of cellRuns(method.name, rank, shape, choice.lr).seeds) if (!await one(method, k)) break outer;
     }
   }
   if (o.signal?.aborted) interrupted = true;
-  return { header, runs, shape, ran, skipped, total, interrupted };
+  return { header, runs, shape, ran, skipped, total: total(), interrupted };
 }

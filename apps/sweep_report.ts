@@ -69,14 +69,19 @@ export function sweepReport(
   const claims = checkClaims(cells, delta, name);
   const coll = collapses(cells);
   const incomplete = cells.filter((c) => !c.complete).length;
+  // Cells whose seed-0 favourite was replaced, or confirmed only after other rates were tried.
+  const raced = cells.filter((c) => c.lr && (c.tried?.length ?? 0) > 1);
 
   const md: string[] = [
     `# Sweep: ${s.task} on ${s.model}`,
     "",
     `${shape.methods.length} methods × ranks ${shape.ranks.join(", ")}; per cell the learning rate is chosen from ` +
     `{${shape.grid.join(", ")}} by the ${name} on the validation split (${s.valSize} examples held out of the ` +
-    `training split, disjoint from the evaluation split; ties by validation loss), then ${shape.seeds.length} seeds ` +
-    `(${shape.seeds.join(", ")}) are trained at that rate. ${s.steps} steps per run, batch ${s.batchSize}, seq ` +
+    `training split, disjoint from the evaluation split): every rate is tried at seed ${shape.seeds[0]}, then the ` +
+    `best is tried with all ${shape.seeds.length} seeds (${shape.seeds.join(", ")}), and the next rates too while ` +
+    `their seed-${shape.seeds[0]} score beats the best mean over seeds so far; the rate with the best validation ` +
+    `mean over seeds is kept (ties: validation loss), and its seeds' evaluation scores are the cell. ` +
+    `${s.steps} steps per run, batch ${s.batchSize}, seq ` +
     `${s.seqLen}, AdamW (0.9, 0.98, wd 0.01), clip 1, cosine with ${s.warmup} warm-up steps. Backend ${s.backend}.`,
     "",
     `Metric: ${name} on ${s.evalLimit} evaluation examples, mean ± std (n − 1) over seeds. Base model (no ` +
@@ -102,7 +107,8 @@ export function sweepReport(
     "",
     "## Learning rates chosen on validation",
     "",
-    "`<` marks a rate at the grid's smallest, `>` at its largest.",
+    "`<` marks a rate at the grid's smallest, `>` at its largest; `†` a rate chosen over the seed-0 favourite " +
+    "(listed below the table).",
     "",
     ...table(
       ["method", ...shape.ranks.map((r) => `r=${r}`)],
@@ -111,11 +117,19 @@ export function sweepReport(
         ...shape.ranks.map((r) => {
           const c = at(m, r);
           if (!c.lr) return c.complete ? "all diverged" : "–";
-          return `${c.lr.lr}${c.lr.edge === "smallest" ? " <" : c.lr.edge === "largest" ? " >" : ""}`;
+          const dagger = (c.tried?.length ?? 0) > 1 && c.tried![0].lr !== c.lr.lr ? " †" : "";
+          return `${c.lr.lr}${c.lr.edge === "smallest" ? " <" : c.lr.edge === "largest" ? " >" : ""}${dagger}`;
         }),
       ]),
       ["l", ...shape.ranks.map(() => "r" as const)],
     ),
+    ...raced.flatMap((c, i) => [
+      ...(i === 0 ? [""] : []),
+      `- ${c.method} r=${c.rank}: ${
+        c.tried!.map((t) => `${t.lr} (seed-${shape.seeds[0]} ${f2(t.seed0)}, mean over seeds ${f2(t.meanVal)})`)
+          .join(", then ")
+      } → ${c.lr!.lr}`,
+    ]),
     "",
     "## Collapses",
     "",

@@ -1,6 +1,7 @@
 /**
  * The numbers of a sweep (apps/sweep.ts), from its recorded runs alone: the
- * learning rate of each cell (method × rank) chosen on the validation split,
+ * learning rate of each cell (method × rank) chosen on the validation split
+ * ({@link planCell}, which also says which runs a cell still needs),
  * the mean ± std of the evaluation metric over seeds at that rate, and the
  * paper's claims checked against them with a verdict. Pure functions over
  * plain records, so the report is the same whether a sweep ran in one go or
@@ -61,23 +62,98 @@ export interface LrChoice {
   edge: "smallest" | "largest" | "inside";
 }
 
+/** Seed-0 order of a cell's selection runs, best first: validation metric, then loss, then the smaller rate. */
+export function rankSelection(runs: readonly SweepRun[]): SweepRun[] {
+  const ok = runs.filter((r) => r.valMetric !== null && Number.isFinite(r.valMetric));
+  return ok.sort((a, b) =>
+    (b.valMetric! - a.valMetric!) || ((a.valLoss ?? Infinity) - (b.valLoss ?? Infinity)) || (a.lr - b.lr)
+  );
+}
+
+/** Where `lr` lies in `grid`. */
+export function gridEdge(lr: number, grid: readonly number[]): LrChoice["edge"] {
+  if (grid.length < 2) return "inside";
+  return lr === Math.min(...grid) ? "smallest" : lr === Math.max(...grid) ? "largest" : "inside";
+}
+
 /**
- * Chooses a cell's learning rate from its selection runs (one per grid rate,
- * at the selection seed): the highest validation metric, ties broken by the
- * lower validation loss, then by the smaller rate. Only `valMetric` and
- * `valLoss` are read — never the evaluation split. Diverged runs (null) lose
- * to any finished run. Null when every run diverged.
+ * The best learning rate of a cell's selection runs (one per grid rate, at
+ * the selection seed): the highest validation metric, ties broken by the lower
+ * validation loss, then by the smaller rate. Only `valMetric` and `valLoss`
+ * are read — never the evaluation split. Diverged runs (null) lose to any
+ * finished run. Null when every run diverged. ({@link planCell} starts from
+ * this rate and confirms it on every seed.)
  */
 export function chooseLr(runs: readonly SweepRun[], grid: readonly number[]): LrChoice | null {
-  const ok = runs.filter((r) => r.valMetric !== null && Number.isFinite(r.valMetric));
-  if (!ok.length) return null;
-  const best =
-    [...ok].sort((a, b) =>
-      (b.valMetric! - a.valMetric!) || ((a.valLoss ?? Infinity) - (b.valLoss ?? Infinity)) || (a.lr - b.lr)
-    )[0];
-  const lo = Math.min(...grid), hi = Math.max(...grid);
-  const edge = grid.length < 2 ? "inside" : best.lr === lo ? "smallest" : best.lr === hi ? "largest" : "inside";
-  return { lr: best.lr, edge };
+  const best = rankSelection(runs)[0];
+  return best ? { lr: best.lr, edge: gridEdge(best.lr, grid) } : null;
+}
+
+/** A learning rate tried with every seed: its validation metric and loss averaged over the seeds. */
+export interface Candidate {
+  /** The rate. */
+  lr: number;
+  /** Its validation metric at the selection seed. */
+  seed0: number;
+  /** Mean validation metric over every seed (−Infinity when a seed diverged). */
+  meanVal: number;
+  /** Mean validation loss over every seed (Infinity when a seed diverged). */
+  meanLoss: number;
+}
+
+/** What a cell needs next, or its decision. */
+export interface CellPlan {
+  /** Runs still to train before the cell can be decided (empty once decided). */
+  need: RunId[];
+  /** The chosen rate once decided (null when every selection run diverged). */
+  choice: LrChoice | null;
+  /** The rates tried with every seed, in the order they were tried. */
+  tried: Candidate[];
+}
+
+/**
+ * Decides a cell's learning rate from the validation split only, racing the
+ * grid: every rate is tried at the selection seed; then, in that seed's order,
+ * a rate is tried with every seed while its selection-seed score beats the
+ * best mean over seeds so far. The rate with the best mean validation metric
+ * (ties: lower mean validation loss, then the smaller rate) is chosen. Usually
+ * that is the selection seed's favourite, at no extra cost; a favourite that
+ * is unstable across seeds (near the edge of divergence) loses to the next
+ * rate. `need` lists the runs to train before the next step of the decision.
+ */
+export function planCell(
+  byKey: ReadonlyMap<string, SweepRun>,
+  method: string,
+  rank: number,
+  shape: SweepShape,
+): CellPlan {
+  const selection = shape.grid.map((lr) => ({ method, rank, lr, seed: shape.seeds[0] }));
+  const missing = selection.filter((k) => !byKey.has(runKey(k)));
+  if (missing.length) return { need: missing, choice: null, tried: [] };
+  const order = rankSelection(selection.map((k) => byKey.get(runKey(k))!));
+  const tried: Candidate[] = [];
+  let best: Candidate | null = null;
+  for (const c of order) {
+    if (best && !(c.valMetric! > best.meanVal)) break;
+    const seeds = shape.seeds.map((seed) => ({ method, rank, lr: c.lr, seed }));
+    const need = seeds.filter((k) => !byKey.has(runKey(k)));
+    if (need.length) return { need, choice: null, tried };
+    const rs = seeds.map((k) => byKey.get(runKey(k))!);
+    const fin = (x: number | null, bad: number) => (x === null || !Number.isFinite(x) ? bad : x);
+    const cand: Candidate = {
+      lr: c.lr,
+      seed0: c.valMetric!,
+      meanVal: rs.reduce((a, r) => a + fin(r.valMetric, -Infinity), 0) / rs.length,
+      meanLoss: rs.reduce((a, r) => a + fin(r.valLoss, Infinity), 0) / rs.length,
+    };
+    tried.push(cand);
+    if (
+      !best || cand.meanVal > best.meanVal ||
+      (cand.meanVal === best.meanVal && (cand.meanLoss < best.meanLoss ||
+        (cand.meanLoss === best.meanLoss && cand.lr < best.lr)))
+    ) best = cand;
+  }
+  return { need: [], choice: best ? { lr: best.lr, edge: gridEdge(best.lr, shape.grid) } : null, tried };
 }
 
 /** One cell of the table: a method at a rank, at its chosen learning rate, over seeds. */
@@ -104,6 +180,8 @@ export interface Cell {
   percentOfLora: number;
   /** Whether every run this cell needs is recorded. */
   complete: boolean;
+  /** The rates tried with every seed (see {@link planCell}); more than one when the favourite was unstable. */
+  tried?: Candidate[];
 }
 
 /** What {@link summarize} needs to know about a sweep's plan. */
@@ -118,33 +196,21 @@ export interface SweepShape {
   seeds: readonly number[];
 }
 
-/** The runs a cell needs: the grid at the first seed, then the other seeds at `lr` (once it is chosen). */
-export function cellRuns(
-  method: string,
-  rank: number,
-  shape: SweepShape,
-  lr: number | null,
-): { selection: RunId[]; seeds: RunId[] } {
-  const sel = shape.grid.map((g) => ({ method, rank, lr: g, seed: shape.seeds[0] }));
-  const rest = lr === null ? [] : shape.seeds.slice(1).map((seed) => ({ method, rank, lr, seed }));
-  return { selection: sel, seeds: rest };
-}
-
 /** The table's cells from recorded runs (runs not needed by `shape` are ignored). */
 export function summarize(runs: readonly SweepRun[], shape: SweepShape): Cell[] {
   const byKey = new Map(runs.map((r) => [runKey(r), r]));
   const cells: Cell[] = [];
   for (const method of shape.methods) {
     for (const rank of shape.ranks) {
-      const { selection } = cellRuns(method, rank, shape, null);
-      const selRuns = selection.map((k) => byKey.get(runKey(k))).filter((r): r is SweepRun => !!r);
-      const lr = selRuns.length === selection.length ? chooseLr(selRuns, shape.grid) : null;
+      const plan = planCell(byKey, method, rank, shape);
+      const lr = plan.choice;
       const finals = lr ? shape.seeds.map((seed) => byKey.get(runKey({ method, rank, lr: lr.lr, seed }))) : [];
-      const complete = selRuns.length === selection.length && (!lr || finals.every((r) => r));
       const values = finals.map((r) => r?.evalMetric ?? null);
       const finite = values.filter((v): v is number => v !== null && Number.isFinite(v));
       const s = meanStd(finite);
-      const any = selRuns[0];
+      const any = shape.grid.map((g) => byKey.get(runKey({ method, rank, lr: g, seed: shape.seeds[0] }))).find((r) =>
+        r
+      );
       cells.push({
         method,
         rank,
@@ -156,7 +222,8 @@ export function summarize(runs: readonly SweepRun[], shape: SweepShape): Cell[] 
         n: s.n,
         trainable: any?.trainable ?? NaN,
         percentOfLora: any?.percentOfLora ?? NaN,
-        complete,
+        complete: plan.need.length === 0,
+        tried: plan.tried,
       });
     }
   }

@@ -9,6 +9,8 @@ import {
   chooseLr,
   collapses,
   meanStd,
+  planCell,
+  runKey,
   summarize,
   type SweepRun,
   type SweepShape,
@@ -185,4 +187,46 @@ Deno.test("collapses: under half the best at its rank, with where its rate lies 
   assert.match(c[0].note, /persists at the smallest learning rate of the grid \(0\.001\)/);
   assert.match(c[1].note, /largest of the grid \(0\.1\): a larger one was not tried/);
   assert.match(c[2].note, /inside the grid: not for want of another rate/);
+});
+
+Deno.test("planCell: a seed-0 favourite that is unstable across seeds gives way to the next rate (validation only)", () => {
+  const shape: SweepShape = { methods: ["tl6"], ranks: [8], grid: GRID, seeds: [0, 1, 2] };
+  const m = { method: "tl6", rank: 8 };
+  const byKey = (rs: SweepRun[]) => new Map(rs.map((r) => [runKey(r), r]));
+  const sel = [
+    run({ ...m, lr: 1e-1, seed: 0, valMetric: 100, valLoss: 0.1 }),
+    run({ ...m, lr: 1e-2, seed: 0, valMetric: 99, valLoss: 0.1 }),
+    run({ ...m, lr: 1e-3, seed: 0, valMetric: 60, valLoss: 0.5 }),
+  ];
+  // The grid first, at seed 0.
+  assert.deepEqual(planCell(byKey(sel.slice(0, 1)), "tl6", 8, shape).need.map((k) => k.lr), [1e-2, 1e-3]);
+  // Then the favourite's other seeds.
+  let p = planCell(byKey(sel), "tl6", 8, shape);
+  assert.deepEqual(p.need.map((k) => [k.lr, k.seed]), [[1e-1, 1], [1e-1, 2]]);
+  // Unstable: its mean over seeds (100 + 10 + 0) / 3 = 36.67 < 99, so 1e-2 is tried with every seed.
+  const unstable = [
+    run({ ...m, lr: 1e-1, seed: 1, valMetric: 10, evalMetric: 90 }),
+    run({ ...m, lr: 1e-1, seed: 2, valMetric: null, valLoss: null, evalMetric: null, stoppedBy: "nan" }),
+  ];
+  p = planCell(byKey([...sel, ...unstable]), "tl6", 8, shape);
+  assert.equal(p.tried[0].meanVal, -Infinity); // a diverged seed sinks the mean
+  assert.deepEqual(p.need.map((k) => [k.lr, k.seed]), [[1e-2, 1], [1e-2, 2]]);
+  const stable = [
+    run({ ...m, lr: 1e-2, seed: 1, valMetric: 98, evalMetric: 1 }),
+    run({ ...m, lr: 1e-2, seed: 2, valMetric: 97, evalMetric: 2 }),
+  ];
+  p = planCell(byKey([...sel, ...unstable, ...stable]), "tl6", 8, shape);
+  // 1e-3's seed-0 score (60) cannot beat 1e-2's mean (98): not tried; 1e-2 chosen.
+  assert.deepEqual(p.need, []);
+  assert.deepEqual(p.choice, { lr: 1e-2, edge: "inside" });
+  assert.deepEqual(p.tried.map((c) => c.lr), [1e-1, 1e-2]);
+  const [c] = summarize([...sel, ...unstable, ...stable], shape);
+  assert.deepEqual(c.values, [50, 1, 2]); // seed 0: the default evaluation score of run()
+  // A stable favourite needs no more than its seeds.
+  const calm = [
+    run({ ...m, lr: 1e-1, seed: 1, valMetric: 99 }),
+    run({ ...m, lr: 1e-1, seed: 2, valMetric: 100 }),
+  ];
+  p = planCell(byKey([...sel, ...calm]), "tl6", 8, shape);
+  assert.deepEqual([p.need, p.choice, p.tried.length], [[], { lr: 1e-1, edge: "largest" }, 1]);
 });
