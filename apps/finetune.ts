@@ -17,7 +17,7 @@ import { key } from "../core/random.ts";
 import { dispose } from "../core/scope.ts";
 import { adamw, clipByGlobalNorm } from "../optim/optimizers.ts";
 import { cosineWithWarmup } from "../optim/schedules.ts";
-import { chain } from "../optim/transform.ts";
+import { chain, type GradientTransformation } from "../optim/transform.ts";
 import { preset } from "../peft/methods/presets.ts";
 import { summary } from "../peft/summary.ts";
 import { type LmBatch, makeBatch, type TokenizedExample, tokenizePair } from "../train/batch.ts";
@@ -117,6 +117,21 @@ export function formatMetric(m: MetricResult): string {
     .filter(([k, v]) => k !== "name" && k !== "value" && typeof v === "number")
     .map(([k, v]) => `${k} ${(v as number).toFixed(2)}`);
   return `${m.name} ${m.value.toFixed(2)}${extra.length ? ` (${extra.join(", ")})` : ""}`;
+}
+
+/**
+ * The optimizer every fine-tune here uses (the reference code's defaults, docs/TIED_LORA.md §3): AdamW with
+ * betas (0.9, 0.98) and weight decay 0.01, global-norm clipping at 1, and a cosine schedule from `lr` after
+ * `warmup` linear steps down to lr/100 at `steps`.
+ */
+export function adapterOptimizer(
+  lr: number,
+  warmup: number,
+  steps: number,
+): { schedule: (step: number) => number; optimizer: GradientTransformation } {
+  const schedule = cosineWithWarmup(lr, warmup, steps, lr / 100);
+  const optimizer = chain(clipByGlobalNorm(1), adamw(schedule, { b1: 0.9, b2: 0.98, weightDecay: 0.01 }));
+  return { schedule, optimizer };
 }
 
 /** Options of {@link finetune}. */
@@ -239,8 +254,7 @@ export async function finetune(
   const { trainable, frozen } = plan.init(params, key(o.seed));
   const s = summary(plan, trainable, frozen);
   if (verbose) console.log(`\n== ${o.method.toUpperCase()} (r=${o.rank}, lr ${o.lr}) ==\n${s.toString()}`);
-  const schedule = cosineWithWarmup(o.lr, o.warmup, o.steps, o.lr / 100);
-  const optimizer = chain(clipByGlobalNorm(1), adamw(schedule, { b1: 0.9, b2: 0.98, weightDecay: 0.01 }));
+  const { schedule, optimizer } = adapterOptimizer(o.lr, o.warmup, o.steps);
   const step = trainStep(planLoss(plan, config), optimizer);
   // Validation forwards, jitted: one trace per batch shape, kept for every validation batch. Only the batch's
   // tensors go in (its host counts differ per batch and would retrace).

@@ -16,6 +16,7 @@ export {
   runSettings,
   taskMetric,
 } from "./finetune.ts";
+export { adapterOptimizer } from "./finetune.ts";
 export { type AnswerOptions, generateAnswers, meanLoss, scoreEndings } from "./evaluate.ts";
 export {
   type CodeVersion,
@@ -35,3 +36,49 @@ export {
 } from "./run.ts";
 export { type ChartOptions, lineChart, type Series, smooth } from "./plot.ts";
 export { ProgressBar } from "./progress.ts";
+export {
+  loadMethodModule,
+  type PlanFactory,
+  prepareSweepData,
+  presetMethod,
+  readResults,
+  runSweep,
+  type RunTraining,
+  type SweepData,
+  type SweepDataOptions,
+  type SweepHeader,
+  type SweepMethod,
+  type SweepModel,
+  type SweepOptions,
+  type SweepOutcome,
+  type SweepResults,
+  trainRun,
+} from "./sweep.ts";
+export { type SweepReport, sweepReport } from "./sweep_report.ts";
+export {
+  all,
+  behind,
+  type Candidate,
+  type Cell,
+  type CellPlan,
+  checkClaims,
+  chooseLr,
+  type Claim,
+  type Collapse,
+  collapses,
+  type Diff,
+  diff,
+  gridEdge,
+  type LrChoice,
+  meanStd,
+  planCell,
+  rankSelection,
+  type RunId,
+  runKey,
+  stability,
+  summarize,
+  type SweepRun,
+  type SweepShape,
+  type Verdict,
+  within,
+} from "./sweep_stats.ts";

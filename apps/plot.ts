@@ -12,6 +12,8 @@ export interface Series {
   points: readonly (readonly [number, number])[];
   /** Draw markers instead of a line (e.g. sparse validation points). */
   markers?: boolean;
+  /** Error bars: ± this half-width at each point (same order as `points`; e.g. a std over seeds). */
+  errors?: readonly number[];
 }
 
 /** Options of {@link lineChart}. */
@@ -28,6 +30,8 @@ export interface ChartOptions {
   height?: number;
   /** Use a log scale on x (e.g. for ranks 2, 8, 32). */
   logX?: boolean;
+  /** Shift each series sideways by this many pixels times its offset from the middle, so error bars at one x do not overlap (default 0). */
+  dodge?: number;
 }
 
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#17becf"];
@@ -50,7 +54,13 @@ function niceTicks(lo: number, hi: number, n = 5): number[] {
 export function lineChart(series: readonly Series[], opts: ChartOptions): string {
   const W = opts.width ?? 720, H = opts.height ?? 420;
   const m = { l: 64, r: 160, t: 40, b: 52 };
-  const pts = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  // Error bars widen the y range: each point counts with its bar's ends.
+  const pts = series.flatMap((s) =>
+    s.points.flatMap(([x, y], i) => {
+      const e = s.errors?.[i];
+      return e !== undefined && Number.isFinite(e) && e > 0 ? [[x, y - e], [x, y + e]] as const : [[x, y]] as const;
+    })
+  ).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
   const fx = (x: number) => (opts.logX ? Math.log2(x) : x);
   let [x0, x1] = [Math.min(...pts.map((p) => fx(p[0]))), Math.max(...pts.map((p) => fx(p[0])))];
   let [y0, y1] = [Math.min(...pts.map((p) => p[1])), Math.max(...pts.map((p) => p[1]))];
@@ -60,7 +70,7 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
   const pad = (y1 - y0) * 0.05;
   y0 -= pad;
   y1 += pad;
-  const sx = (x: number) => m.l + ((fx(x) - x0) / (x1 - x0)) * (W - m.l - m.r);
+  const sxAxis = (x: number) => m.l + ((fx(x) - x0) / (x1 - x0)) * (W - m.l - m.r);
   const sy = (y: number) => H - m.b - ((y - y0) / (y1 - y0)) * (H - m.t - m.b);
   const out: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="12">`,
@@ -74,7 +84,7 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
     out.push(`<text x="${m.l - 6}" y="${sy(t) + 4}" text-anchor="end">${+t.toPrecision(4)}</text>`);
   }
   for (const t of xTicks) {
-    out.push(`<text x="${sx(t)}" y="${H - m.b + 18}" text-anchor="middle">${+t.toPrecision(4)}</text>`);
+    out.push(`<text x="${sxAxis(t)}" y="${H - m.b + 18}" text-anchor="middle">${+t.toPrecision(4)}</text>`);
   }
   out.push(`<line x1="${m.l}" x2="${m.l}" y1="${m.t}" y2="${H - m.b}" stroke="black"/>`);
   out.push(`<line x1="${m.l}" x2="${W - m.r}" y1="${H - m.b}" y2="${H - m.b}" stroke="black"/>`);
@@ -86,8 +96,17 @@ export function lineChart(series: readonly Series[], opts: ChartOptions): string
   );
   series.forEach((s, i) => {
     const c = COLORS[i % COLORS.length];
+    const shift = (opts.dodge ?? 0) * (i - (series.length - 1) / 2);
+    const sx = (x: number) => sxAxis(x) + shift;
     const p = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
     if (s.markers) { for (const [x, y] of p) out.push(`<circle cx="${sx(x)}" cy="${sy(y)}" r="3.5" fill="${c}"/>`); }
+    s.points.forEach(([x, y], j) => {
+      const e = s.errors?.[j];
+      if (e === undefined || !(e > 0) || !Number.isFinite(x) || !Number.isFinite(y)) return;
+      const [X, lo, hi] = [sx(x).toFixed(1), sy(y - e).toFixed(1), sy(y + e).toFixed(1)];
+      const cap = (yy: string) => `<line x1="${+X - 4}" x2="${+X + 4}" y1="${yy}" y2="${yy}" stroke="${c}"/>`;
+      out.push(`<line x1="${X}" x2="${X}" y1="${lo}" y2="${hi}" stroke="${c}"/>`, cap(lo), cap(hi));
+    });
     if (!s.markers || p.length > 1) {
       out.push(
         `<polyline fill="none" stroke="${c}" stroke-width="${s.markers ? 1 : 1.6}" ${

@@ -4,7 +4,8 @@
  * @module
  */
 
-function clock(seconds: number): string {
+/** Seconds as "m:ss" or "h:mm:ss" ("--:--" when not finite). */
+export function clock(seconds: number): string {
   if (!Number.isFinite(seconds)) return "--:--";
   const s = Math.max(0, Math.round(seconds));
   const h = Math.floor(s / 3600), mm = Math.floor((s % 3600) / 60), ss = s % 60;

@@ -1,7 +1,6 @@
-// The records of examples/train_tl6.ts and examples/sweep.ts: a run directory's run.json guards
-// --resume (same settings and data, or a setting declared safe to change), a finished run is
-// never overwritten silently and keeps its log on --resume, a sweep never labels old cells with
-// new settings; a saved adapter can be scored (--evaluate) and used for text (generate --adapter).
+// The records of examples/train_tl6.ts: a run directory's run.json guards --resume (same settings
+// and data, or a setting declared safe to change), a finished run is never overwritten silently and
+// keeps its log on --resume (examples/sweep.ts's records: tests/examples/sweep_test.ts); a saved adapter can be scored (--evaluate) and used for text (generate --adapter).
 import assert from "node:assert/strict";
 import { runDeno } from "../util/run_deno.ts";
 
@@ -108,71 +107,6 @@ Deno.test("train_tl6: run.json guards --resume and a finished run is never overw
     assert.notDeepEqual(await gen(), knot);
   } finally {
     await Deno.remove(root, { recursive: true });
-  }
-});
-
-Deno.test("sweep: a cell is keyed by all its settings; other settings in the same --out are refused", async () => {
-  const out = await Deno.makeTempDir({ prefix: "knot-sweep-" });
-  try {
-    const sweep = (...extra: string[]) =>
-      run([
-        ex("sweep.ts"),
-        "--methods",
-        "tl6",
-        "--ranks",
-        "2",
-        "--batch",
-        "4",
-        "--eval-limit",
-        "2",
-        "--out",
-        out,
-        ...extra,
-      ]);
-    const a = await sweep("--steps", "3");
-    assert.equal(a.code, 0, a.stdout + a.stderr);
-    const table = await Deno.readTextFile(`${out}/sweep.md`);
-    assert.match(table, /3 steps per cell/);
-    const cells = (await Deno.readTextFile(`${out}/results.jsonl`)).trim().split("\n").map((l) => JSON.parse(l));
-    assert.equal(cells.length, 1);
-    assert.equal(cells[0].settings.steps, 3);
-    assert.equal(cells[0].settings.method, "tl6");
-
-    // The same command continues (nothing to do); the table is the same.
-    const b = await sweep("--steps", "3");
-    assert.equal(b.code, 0, b.stdout + b.stderr);
-    assert.match(b.stdout, /tl6: finished earlier/);
-    assert.equal(await Deno.readTextFile(`${out}/sweep.md`), table);
-
-    // Other settings: refused, naming them, the old table untouched (finding 3).
-    for (
-      const [flags, pattern] of [[["--steps", "4"], /steps 3 → 4/], [["--lr", "0.02"], /lr 0\.01 → 0\.02/]] as const
-    ) {
-      const r = await sweep("--steps", "3", ...flags);
-      assert.equal(r.code, 2, r.stdout + r.stderr);
-      assert.match(r.stderr, /holds a sweep made with other settings/);
-      assert.match(r.stderr, pattern);
-      assert.equal(await Deno.readTextFile(`${out}/sweep.md`), table);
-    }
-    // --overwrite: a new table whose cells carry the new settings.
-    const c = await sweep("--steps", "4", "--overwrite");
-    assert.equal(c.code, 0, c.stdout + c.stderr);
-    assert.doesNotMatch(c.stdout, /finished earlier/);
-    assert.match(await Deno.readTextFile(`${out}/sweep.md`), /4 steps per cell/);
-    const cell = JSON.parse((await Deno.readTextFile(`${out}/results.jsonl`)).trim());
-    assert.equal(cell.settings.steps, 4);
-    // A cell directory whose record disagrees with the sweep's settings is refused too.
-    const runJson = `${out}/tl6-r2/run.json`;
-    const rec = JSON.parse(await Deno.readTextFile(runJson));
-    await Deno.writeTextFile(runJson, JSON.stringify({ ...rec, settings: { ...rec.settings, lr: 0.5 } }));
-    const d = await sweep("--steps", "4");
-    assert.equal(d.code, 2, d.stdout + d.stderr);
-    assert.match(
-      d.stderr,
-      /cannot resume .*tl6-r2: it was started with other settings \(lr 0\.5 → 0\.01\).*--overwrite/,
-    );
-  } finally {
-    await Deno.remove(out, { recursive: true });
   }
 });
 
