@@ -156,7 +156,8 @@ export class Pool {
     for (const s of slots) {
       const w = s.addr >>> 2;
       words[w + 1] = kernel;
-      words.set([table | 0, total, counter | 0, s.scratch.ptr | 0], w + 2);
+      // The memory's size in 64 KiB pages: a worker makes sure its view of the memory covers it (worker.ts).
+      words.set([table | 0, total, counter | 0, s.scratch.ptr | 0, words.byteLength >>> 16], w + 2);
       Atomics.store(words, w, STATE.run);
       Atomics.notify(words, w);
     }

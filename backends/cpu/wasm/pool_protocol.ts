@@ -2,8 +2,8 @@ import type { EngineExports } from "./engine.ts";
 
 // The words shared by the pool (pool.ts) and its workers (worker.ts). A slot is SLOT_WORDS int32 words:
 // [0] state, [1] kernel, [2 .. 2 + SLOT_ARGS) its arguments: the byte address of a table of parts, their
-// number, the byte address of the counter from which every thread takes the next part, and the byte
-// address of this thread's matmul packing scratch. A part is PART_WORDS int32 words: the kernel's arguments
+// number, the byte address of the counter from which every thread takes the next part, the byte
+// address of this thread's matmul packing scratch, and the memory's size in 64 KiB pages. A part is PART_WORDS int32 words: the kernel's arguments
 // (addresses as int32 bits; for matmul, the packing buffers as offsets into the running thread's scratch).
 
 /** Slot states. The main thread moves idle → claimed → run; the worker run → done; the main thread done → idle. */

@@ -25,14 +25,17 @@ function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
 }
 
 /**
- * A view of the shared memory at least `end` bytes long. Another thread's growth of a shared memory reaches
- * this thread's Memory object through V8 (an interrupt handled at this thread's next stack check), so a view
- * made right after waking may be short; looping lets it land. (A worker once threw "Invalid atomic access
- * index" under load; this makes a short view impossible as its cause.)
+ * A view of the shared memory at least `end` bytes long. A worker whose Memory object was still in its
+ * start message when the main thread grew the memory keeps the old length (seen: a worker slow to start,
+ * its module still being type-checked, saw 1 MiB of a 3.4 MiB memory for good, and its kernel failed).
+ * `grow(0)` makes V8 re-announce the memory's real size to every thread, this one included (its module
+ * instance too); a short wait covers a growth still being announced.
  */
 function coveringView(memory: WebAssembly.Memory, end: number): Int32Array {
   const t0 = performance.now();
   while (memory.buffer.byteLength < end) {
+    memory.grow(0);
+    if (memory.buffer.byteLength >= end) break;
     if (performance.now() - t0 > 5000) {
       throw new Error(`the memory never grew to ${end} bytes here (${memory.buffer.byteLength})`);
     }
@@ -59,9 +62,9 @@ scope.onmessage = (ev) => {
       const args = words.slice(s + 2, s + 2 + SLOT_ARGS);
       let state: number = STATE.done;
       try {
-        // The view must cover the part table and the counter (Atomics on it), which may lie in memory grown
-        // since the view was made.
-        const end = Math.max((args[0] >>> 0) + args[1] * PART_WORDS * 4, (args[2] >>> 0) + 4);
+        // The view (and the module instance) must cover the part table, the counter (Atomics on it) and the
+        // whole memory as the main thread sees it (args[4], in pages): kernels may touch it anywhere.
+        const end = Math.max((args[0] >>> 0) + args[1] * PART_WORDS * 4, (args[2] >>> 0) + 4, args[4] * 65536);
         if (end > words.byteLength) words = coveringView(memory, end);
         runParts(x, words[s + 1], words, args[0] >>> 0, args[1], args[2] >>> 0, args[3] >>> 0);
       } catch (e) {
