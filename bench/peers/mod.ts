@@ -237,9 +237,29 @@ async function benchDecode(log: (s: string) => void, reps: number, l2cWhy: strin
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({
-    options: { reps: { type: "string", default: "3" }, only: { type: "string" } },
-  });
+  const usage = "usage: deno run -A bench/peers/mod.ts [--reps N] [--only ops|train|decode]";
+  let values: { reps: string; only?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      options: { reps: { type: "string", default: "3" }, only: { type: "string" }, help: { type: "boolean" } },
+    }));
+  } catch (e) {
+    console.error(`error: ${(e as Error).message}\n${usage}`);
+    Deno.exit(2);
+  }
+  if (values.help) {
+    console.log(usage);
+    Deno.exit(0);
+  }
+  const reps = Number(values.reps);
+  if (!Number.isInteger(reps) || reps < 1) {
+    console.error(`error: --reps must be a positive integer, got ${values.reps}\n${usage}`);
+    Deno.exit(2);
+  }
+  if (values.only !== undefined && !["ops", "train", "decode"].includes(values.only)) {
+    console.error(`error: --only must be ops, train or decode, got ${values.only}\n${usage}`);
+    Deno.exit(2);
+  }
   console.log(`# knot bench: peers\n\n${machineLine()}`);
-  await benchPeers(console.log, Number(values.reps), values.only as "ops" | "train" | "decode" | undefined);
+  await benchPeers(console.log, reps, values.only as "ops" | "train" | "decode" | undefined);
 }
