@@ -14,6 +14,14 @@ import { tensor } from "../core/ops/creation.ts";
 /**
  * A learning rate: a constant, or a schedule: a function of the 0-based step, a float32 scalar
  * tensor, written with tensor ops (as Optax's), so a jitted step traces once for every step.
+ * A schedule that treats its step as a JavaScript number (`step < 100`, `Math.cos(step)`) gets
+ * an Error, jitted or not; `optim.schedules` has the usual ones.
+ * @example
+ * ```ts
+ * import { add, div, minimum, mul, optim, type Tensor } from "../mod.ts";
+ * const warmup = (step: Tensor) => mul(3e-4, minimum(1, div(add(step, 1), 100))); // linear over 100 steps
+ * const opt = optim.adamw(warmup);
+ * ```
  */
 export type Schedule = number | ((step: Tensor) => Tensor | number);
 
