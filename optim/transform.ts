@@ -5,15 +5,27 @@
  * leaf, stored once, has one state. Updates are added with `applyUpdates`.
  * @module
  */
-import type { Tensor } from "../core/tensor.ts";
+import { isTensor, type Tensor } from "../core/tensor.ts";
 import * as tree from "../core/tree.ts";
 import type { Tree } from "../core/tree.ts";
-import { add } from "../core/ops/elementwise.ts";
+import { add, cast } from "../core/ops/elementwise.ts";
+import { tensor } from "../core/ops/creation.ts";
 
-/** A learning rate: a constant, or a schedule of the step count (0-based). */
-export type Schedule = number | ((step: number) => number);
+/**
+ * A learning rate: a constant, or a schedule: a function of the 0-based step, a float32 scalar
+ * tensor, written with tensor ops (as Optax's), so a jitted step traces once for every step.
+ * A schedule that treats its step as a JavaScript number (`step < 100`, `Math.cos(step)`) gets
+ * an Error, jitted or not; `optim.schedules` has the usual ones.
+ * @example
+ * ```ts
+ * import { add, div, minimum, mul, optim, type Tensor } from "../mod.ts";
+ * const warmup = (step: Tensor) => mul(3e-4, minimum(1, div(add(step, 1), 100))); // linear over 100 steps
+ * const opt = optim.adamw(warmup);
+ * ```
+ */
+export type Schedule = number | ((step: Tensor) => Tensor | number);
 
-/** Optimizer state: tensor trees plus plain numbers (step counts). Serialisable by train/checkpoint. */
+/** Optimizer state: tensor trees (step counts are int32 scalars) and plain values. Serialisable by train/checkpoint. */
 export type OptState = { [k: string]: Tree | number | OptState | OptState[] } | OptState[];
 
 /**
@@ -31,9 +43,38 @@ export interface GradientTransformation<S extends OptState = OptState> {
 /** The state type of a gradient transformation. */
 export type StateOf<G> = G extends GradientTransformation<infer S> ? S : never;
 
-/** The value of a schedule at `step`. */
-export function scheduleAt(s: Schedule, step: number): number {
-  return typeof s === "number" ? s : s(step);
+/**
+ * A step count as an int32 scalar tensor. A plain number is a count from a state saved before
+ * counts were tensors (a v2 checkpoint): it is taken as it is.
+ */
+export function countOf(count: Tensor | number, name: string): Tensor {
+  if (isTensor(count) && count.dtype === "int32" && count.rank === 0) return count;
+  if (typeof count === "number" && Number.isInteger(count) && count >= 0) return tensor(count, [], "int32");
+  throw new Error(`${name}: state.count must be an int32 scalar tensor (the step count), got ${describe(count)}`);
+}
+
+function describe(x: unknown): string {
+  return isTensor(x) ? `${x.dtype} [${x.shape.join(", ")}]` : JSON.stringify(x) ?? typeof x;
+}
+
+/**
+ * The learning rate at step `count` (an int32 scalar): a number as it is, a schedule evaluated
+ * on the step as float32. The step refuses to become a JavaScript number, as a JAX tracer does:
+ * a schedule written for numbers (`step < 100 ? …`) would otherwise compute garbage silently.
+ */
+export function scheduleAt(s: Schedule, count: Tensor): Tensor | number {
+  if (typeof s === "number") return s;
+  const step = cast(count, "float32");
+  const refuse = () => {
+    throw new Error(
+      "optim: the learning-rate schedule used its step as a JavaScript number; the step is a float32 scalar tensor " +
+        "(so a jitted step traces once): write it with tensor ops, e.g. (step) => mul(1e-3, minimum(1, div(step, 100)))",
+    );
+  };
+  Object.defineProperty(step, Symbol.toPrimitive, { value: refuse });
+  const lr = s(step);
+  if (isTensor(lr) ? lr.rank === 0 && lr.dtype === "float32" : Number.isFinite(lr)) return lr;
+  throw new Error(`optim: a schedule must return a float32 scalar tensor or a finite number, got ${describe(lr)}`);
 }
 
 /** params + updates, leafwise (leaves absent from `updates` — null — are kept). */

@@ -18,7 +18,7 @@ import {
   valueAndGrad,
   zeros,
 } from "../mod.ts";
-import { adamw, chain, clipByGlobalNorm } from "../optim/mod.ts";
+import { adamw, chain, clipByGlobalNorm, type Schedule, schedules } from "../optim/mod.ts";
 import { randomLlama } from "../llama/mod.ts";
 import { tl6 } from "../peft/mod.ts";
 import { makeBatch, planLoss, type TokenizedExample, trainStep } from "../train/mod.ts";
@@ -44,19 +44,22 @@ const data: TokenizedExample[] = Array.from({ length: 16 }, (_, i) => ({
   answer: [20 + (i % 7), 2 + (i % 3)],
 }));
 
+/** The examples of batch `s`: 4 of 16. */
+const batchOf = (examples: TokenizedExample[], s: number) => [0, 1, 2, 3].map((k) => examples[(3 * s + 5 * k) % 16]);
+
 /** A TL6 setup on a tiny random Llama; `steps` steps over fixed batches of 4, jitted or eager. */
-async function train(steps: number, jitted: boolean, numLayers = 2) {
+async function train(steps: number, jitted: boolean, numLayers = 2, lr: Schedule = 1e-2, examples = data) {
   const { config, params } = randomLlama({ seed: 1, numLayers, vocabSize: 64 });
   const plan = tl6({ rank: 4 });
   const { trainable, frozen } = plan.init(params, random.key(0));
-  const opt = chain(clipByGlobalNorm(1), adamw(1e-2));
+  const opt = chain(clipByGlobalNorm(1), adamw(lr));
   const step = trainStep(planLoss(plan, config), opt, { jit: jitted });
   let state = { trainable, opt: opt.init(trainable) };
   const losses: number[] = [];
   const live: number[] = [];
   const start = liveBuffers();
   for (let s = 0; s < steps; s++) {
-    const batch = makeBatch([0, 1, 2, 3].map((k) => data[(4 * s + k) % data.length]), 8);
+    const batch = makeBatch(batchOf(examples, s), 8);
     const out = step(state, frozen, batch);
     dispose([batch.tokens, batch.positions, batch.targets]);
     losses.push(await out.loss.item());
@@ -65,21 +68,51 @@ async function train(steps: number, jitted: boolean, numLayers = 2) {
     live.push(liveBuffers());
   }
   const trained = await bits(state.trainable);
+  const traces = step.traces;
   step.clear();
   const end = liveBuffers(); // a state of the same structure as at the start: the same count
   dispose([state, frozen, params]);
-  return { losses, trained, live, start, end };
+  return { losses, trained, live, start, end, traces };
 }
 
+/** Warm-up then cosine decay: the learning rate changes every step (as a tensor of the step count). */
+const scheduled = (steps: number) => schedules.cosineWithWarmup(1e-2, 5, steps, 1e-3);
+
 Deno.test("a 20-step TL6 run jitted is bit-identical to the eager one (losses and parameters)", async () => {
-  const eager = await train(20, false);
-  const jitted = await train(20, true);
-  assert.deepEqual(jitted.losses, eager.losses);
-  assert.deepEqual(jitted.trained, eager.trained);
+  for (const lr of [1e-2, scheduled(20)]) {
+    const eager = await train(20, false, 2, lr);
+    const jitted = await train(20, true, 2, lr);
+    assert.deepEqual(jitted.losses, eager.losses);
+    assert.deepEqual(jitted.trained, eager.trained);
+    assert.equal(jitted.traces, 1, "one trace for every step (the step count is a tensor)");
+  }
+});
+
+Deno.test("a jitted trainStep traces once per batch shape whatever the answer counts, bit-identical to eager", async () => {
+  // Answers of 1 to 5 tokens: batches of 4 hold 4 to 20 answer tokens, padded to 4, 8, 16 or 32 positions.
+  const varied = Array.from(
+    { length: 16 },
+    (_, i) => ({ prompt: [1, 3 + (i % 7)], answer: [9, 8, 7, 6, 5].slice(0, 1 + ((i * i + i) % 5)) }),
+  );
+  const counts = new Set<number>(), shapes = new Set<number>();
+  for (let s = 0; s < 50; s++) {
+    const batch = makeBatch(batchOf(varied, s), 8);
+    counts.add(batch.count);
+    shapes.add(batch.positions.shape[0]);
+    dispose(batch);
+  }
+  assert.ok(counts.size > shapes.size, `${counts.size} answer counts in ${shapes.size} shapes`);
+  for (const lr of [1e-2, scheduled(50)]) {
+    const eager = await train(50, false, 1, lr, varied);
+    const jitted = await train(50, true, 1, lr, varied);
+    assert.equal(jitted.traces, shapes.size);
+    assert.deepEqual(jitted.losses, eager.losses);
+    assert.deepEqual(jitted.trained, eager.trained);
+  }
 });
 
 Deno.test("liveBuffers() is flat over 300 jitted training steps", async () => {
-  const { live, start, end } = await train(300, true, 1);
+  const { live, start, end } = await train(300, true, 1, scheduled(300));
   // The step's trace cache holds its constants from the first step on; after that nothing may grow.
   assert.deepEqual(live, live.map(() => live[0]), "buffers grew across steps");
   assert.equal(end, start, "buffers left once the step's traces are cleared");

@@ -64,7 +64,12 @@ export async function saveCheckpoint(dir: string, state: Record<string, unknown>
   await writeFileAtomic(`${dir}/${CHECKPOINT_FILE}`, bytes);
 }
 
-const VERSION = 2;
+/**
+ * 3: optimizer step counts are int32 scalar tensors. Version 2 files (counts as numbers) still
+ * load; the optimizers take a number count as it is, so a v2 run resumes bit for bit.
+ */
+const VERSION = 3;
+const READABLE = new Set(["2", String(VERSION)]);
 
 /** True if `dir` holds a checkpoint. */
 export async function hasCheckpoint(dir: string): Promise<boolean> {
@@ -93,9 +98,9 @@ export async function loadCheckpoint(dir: string): Promise<Record<string, unknow
   const tensors: Record<string, Tensor> = {};
   try {
     const m = reader.metadata ?? {};
-    if (m.format !== "knot-checkpoint" || m.version !== String(VERSION) || typeof m.state !== "string") {
+    if (m.format !== "knot-checkpoint" || !READABLE.has(m.version) || typeof m.state !== "string") {
       throw new Error(
-        `loadCheckpoint: ${path} is not a knot checkpoint v${VERSION} (format ${JSON.stringify(m.format)}, ` +
+        `loadCheckpoint: ${path} is not a knot checkpoint v2 or v${VERSION} (format ${JSON.stringify(m.format)}, ` +
           `version ${JSON.stringify(m.version)})`,
       );
     }

@@ -50,9 +50,10 @@ function tensorsOf(x: unknown, out = new Set<Tensor>()): Set<Tensor> {
  * The gradients live only inside the step's scope (returning them would keep
  * a second copy of the trainable tree alive per step); take `valueAndGrad`
  * of the loss where they are wanted. By default the whole step is jitted
- * (see {@link TrainStepOptions.jit}); host numbers in the state or the
- * arguments (the optimizer's step count, a batch's token count) retrace it,
- * which reuses the compiled program while only scalars change.
+ * (see {@link TrainStepOptions.jit}): the optimizers keep their step count
+ * as a tensor and `makeBatch` pads the loss positions to a bucket, so one
+ * trace serves every step of a batch shape. A host number in the arguments
+ * retraces on every new value (the compiled program is kept).
  * @example
  * const step = trainStep(planLoss(plan, config), adamw(1e-3));
  * let state = { trainable, opt: opt.init(trainable) };
@@ -83,7 +84,8 @@ export function trainStep<P extends Tree, A extends unknown[], S extends OptStat
         throw e;
       }
     };
-    return Object.assign(call, { clear: () => step.clear() });
+    const fn = Object.assign(call, { clear: () => step.clear() });
+    return Object.defineProperty(fn, "traces", { get: () => step.traces }) as TrainStepFn<P, A, S>;
   }
   const eager = (state: TrainState<P, S>, ...args: A) => {
     const out = scope(() => body(state, ...args));
@@ -93,16 +95,19 @@ export function trainStep<P extends Tree, A extends unknown[], S extends OptStat
     }
     return out;
   };
-  return Object.assign(eager, { clear: () => {} });
+  return Object.assign(eager, { clear: () => {}, traces: 0 });
 }
 
-/** What {@link trainStep} returns: the step, and `clear` to release its jit traces (the memory their programs hold). */
+/**
+ * What {@link trainStep} returns: the step, `clear` to release its jit traces (the memory their
+ * programs hold), and `traces`, how many it made (one per batch shape; 0 when eager).
+ */
 export type TrainStepFn<P extends Tree, A extends unknown[], S extends OptState> =
   & ((
     state: TrainState<P, S>,
     ...args: A
   ) => { state: TrainState<P, S>; loss: Tensor })
-  & { clear(): void };
+  & { clear(): void; readonly traces: number };
 
 /** Number of elements in the tensor leaves of a tree. */
 export function countParams(t: Tree): number {

@@ -1,10 +1,11 @@
 // The training loop: exact resume, NaN stop, early stopping, data order, no leaks; batches.
 import assert from "node:assert/strict";
-import { adamw, chain, clipByGlobalNorm } from "../../optim/mod.ts";
+import { adamw, chain, clipByGlobalNorm, type Schedule } from "../../optim/mod.ts";
+import { cosineWithWarmup } from "../../optim/schedules.ts";
 import { key } from "../../core/random.ts";
-import { liveBuffers, mul, tree } from "../../mod.ts";
+import { dispose, liveBuffers, mul, type Tensor, tree, valueAndGrad } from "../../mod.ts";
 import { randomLlama } from "../../llama/mod.ts";
-import { tl6 } from "../../peft/mod.ts";
+import { lora, tl6 } from "../../peft/mod.ts";
 import { encodeSafetensors, parseSafetensors } from "../../io/safetensors.ts";
 import {
   CHECKPOINT_FILE,
@@ -27,7 +28,10 @@ const data: TokenizedExample[] = Array.from({ length: 24 }, (_, i) => ({
   answer: [20 + (i % 7), 2],
 }));
 
-function setup(lr = 1e-2) {
+/** A learning rate that changes every step, so a resume must restore the count exactly. */
+const scheduled = cosineWithWarmup(1e-2, 3, 8, 1e-3);
+
+function setup(lr: Schedule = 1e-2) {
   const plan = tl6({ rank: 4 });
   const { trainable, frozen } = plan.init(params, key(0));
   const opt = chain(clipByGlobalNorm(1), adamw(lr));
@@ -89,6 +93,55 @@ Deno.test("interrupt then resume reaches the uninterrupted final adapter bit for
   assert.deepEqual(resumed.history.map((h) => h.loss), full.history.map((h) => h.loss));
 });
 
+/** Rewrites the checkpoint in `dir` as the v2 format wrote it: step counts as JSON numbers, no count tensors. */
+async function downgradeToV2(dir: string): Promise<number[]> {
+  const { tensors, metadata } = parseSafetensors(await Deno.readFile(`${dir}/${CHECKPOINT_FILE}`));
+  const counts: number[] = [];
+  const numbers = (x: unknown): unknown => {
+    if (Array.isArray(x)) return x.map(numbers);
+    if (!x || typeof x !== "object") return x;
+    const name = (x as { $tensor?: string }).$tensor;
+    if (name?.endsWith(".count")) {
+      const raw = tensors[name];
+      assert.deepEqual([raw.dtype, raw.shape], ["I32", []]);
+      counts.push(new Int32Array(raw.data.slice().buffer)[0]);
+      delete tensors[name];
+      return counts.at(-1);
+    }
+    return Object.fromEntries(Object.entries(x).map(([k, v]) => [k, numbers(v)]));
+  };
+  const state = JSON.stringify(numbers(JSON.parse(metadata!.state)));
+  await Deno.writeFile(`${dir}/${CHECKPOINT_FILE}`, encodeSafetensors(tensors, { ...metadata, version: "2", state }));
+  return counts;
+}
+
+Deno.test("the step count is saved as an int32 tensor, and a v2 checkpoint (count a number) resumes bit for bit", async () => {
+  const dirA = await Deno.makeTempDir(), dirB = await Deno.makeTempDir();
+  await using _cleanup = removeWhenDone(dirA, dirB);
+  const a = setup(scheduled);
+  const full = await fit({ ...common, step: a.step, init: a.init, steps: 8 });
+  const b = setup(scheduled);
+  await fit({ ...common, step: b.step, init: b.init, steps: 5, checkpoint: { dir: dirB } });
+  const saved = await loadCheckpoint(dirB);
+  const count = (saved.state as { opt: [unknown, { count: Tensor }] }).opt[1].count;
+  assert.deepEqual([count.dtype, count.shape, await count.item()], ["int32", [], 5]);
+  dispose(saved);
+  assert.deepEqual(await downgradeToV2(dirB), [5]);
+  const c = setup(scheduled);
+  const resumed = await fit({
+    ...common,
+    step: c.step,
+    init: c.init,
+    steps: 8,
+    checkpoint: { dir: dirB },
+    resume: true,
+  });
+  assert.equal(resumed.step, 8);
+  assert.deepEqual(await bits(resumed.state), await bits(full.state));
+  assert.deepEqual(resumed.history.map((h) => h.loss), full.history.map((h) => h.loss));
+  dispose([full.state, full.best, resumed.state, resumed.best]);
+});
+
 Deno.test("a NaN loss stops the run with a clear message and keeps the last good checkpoint", async () => {
   const dir = await Deno.makeTempDir();
   await using _cleanup = removeWhenDone(dir);
@@ -146,9 +199,49 @@ Deno.test("makeBatch: loss positions cover answer tokens only; long prompts lose
   assert.deepEqual(await b.tokens.array(), [[1, 5, 6, 7], [1, 7, 6, 5]]);
   // Row 0: position 2 (6) predicts 7 and position 3 (7) predicts 2. Row 1: BOS kept, then the last
   // prompt tokens; position 3 (5) predicts the answer 4.
-  assert.deepEqual(Array.from(await b.positions.data()), [2, 3, 4 + 3]);
-  assert.deepEqual(Array.from(await b.targets.data()), [7, 2, 4]);
+  // Three loss positions, padded to four (a power of two) with position 0 and the ignored target −100.
+  assert.deepEqual(Array.from(await b.positions.data()), [2, 3, 4 + 3, 0]);
+  assert.deepEqual(Array.from(await b.targets.data()), [7, 2, 4, -100]);
+  assert.deepEqual([b.count, b.tokensSeen], [3, 8]);
+  assert.deepEqual(Object.keys(b), ["tokens", "positions", "targets"], "host counts are not tree leaves");
+  const ex = [{ prompt: [1, 5, 6], answer: [7, 2] }, { prompt: [1, 9, 8, 7, 6, 5], answer: [4] }];
+  assert.deepEqual(makeBatch(ex, 4, 0, "none").positions.shape, [3]);
+  assert.deepEqual(makeBatch(ex, 4, 0, "full").positions.shape, [8]);
+  assert.deepEqual(makeBatch([ex[0], ex[0], ex[0]], 4).positions.shape, [8]); // 6 → 8, at most B·T = 12
+  assert.throws(() => makeBatch(ex, 4, 0, "pow3" as never), /padPositions must be "pow2", "full" or "none"/);
   assert.throws(() => makeBatch([{ prompt: [1], answer: [] }], 4), /empty answer/);
+});
+
+Deno.test("padded loss positions leave the loss and the gradients bit-identical", async () => {
+  const examples = [0, 1, 2].map((i) => ({
+    prompt: data[i].prompt,
+    answer: [20 + i, 2, 5 + i, 9].slice(0, 2 + i),
+  }));
+  // TL6 on a tied head (nn.linearCrossEntropy), and LoRA on an untied LM head too (crossEntropy of the logits).
+  const untied = randomLlama({ seed: 2, numLayers: 1, vocabSize: 64, tieWordEmbeddings: false });
+  const cases = [
+    { plan: tl6({ rank: 4 }), model: { config, params } },
+    { plan: lora({ rank: 4, where: "{layers.*.attn.qkv,lmHead}" }), model: untied },
+  ];
+  for (const { plan, model } of cases) {
+    const { trainable, frozen } = plan.init(model.params, key(0));
+    const vg = valueAndGrad(planLoss(plan, model.config));
+    const run = async (pad: "none" | "pow2" | "full") => {
+      const batch = makeBatch(examples, 8, 0, pad);
+      const [loss, grads] = vg(trainable, frozen, batch);
+      const out = { loss: await bits(loss), grads: await bits(grads), positions: batch.positions.shape[0] };
+      dispose([loss, grads, batch]);
+      return out;
+    };
+    const exact = await run("none"), pow2 = await run("pow2"), full = await run("full");
+    assert.deepEqual([exact.positions, pow2.positions, full.positions], [9, 16, 24]);
+    assert.deepEqual(pow2.loss, exact.loss);
+    assert.deepEqual(full.loss, exact.loss);
+    assert.deepEqual(pow2.grads, exact.grads);
+    assert.deepEqual(full.grads, exact.grads);
+    dispose(trainable); // frozen holds the base model's own tensors
+  }
+  dispose(untied.params);
 });
 
 Deno.test("a NaN at the first step names no checkpoint: none was saved", async () => {

@@ -81,7 +81,13 @@ export function optimizerTypes(): void {
   const adam = optim.adamw(1e-3);
   const s = adam.init(params);
   type _s = Expect<Equals<typeof s, optim.AdamWState>>;
-  type _fields = Expect<Equals<optim.AdamWState, { count: number; mu: Tree; nu: Tree }>>;
+  type _fields = Expect<Equals<optim.AdamWState, { count: Tensor; mu: Tree; nu: Tree }>>;
+  // A schedule takes the step as a tensor (a jitted step traces once); one written for numbers does not compile.
+  // @ts-expect-error a schedule of numbers
+  optim.adamw((step: number) => 1e-3 * Math.min(1, step / 100));
+  const warm = optim.schedules.cosineWithWarmup(1e-3, 10, 100);
+  optim.sgd(warm);
+  const _logged: (step: number) => number = warm; // the built-in schedules also take numbers, for logs
   const chained = optim.chain(optim.clipByGlobalNorm(1), optim.adamw(optim.schedules.constant(1e-3)));
   const cs = chained.init(params);
   type _cs = Expect<Equals<typeof cs, [optim.ClipByGlobalNormState, optim.AdamWState]>>;
