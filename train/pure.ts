@@ -4,6 +4,13 @@
  * adds checkpoints and the loop.
  * @module
  */
-export { epochOrder, type LmBatch, makeBatch, type TokenizedExample, tokenizePair } from "./batch.ts";
+export {
+  epochOrder,
+  type LmBatch,
+  makeBatch,
+  type PositionsPadding,
+  type TokenizedExample,
+  tokenizePair,
+} from "./batch.ts";
 export { lmLoss, planLoss } from "./loss.ts";
 export { countParams, type TrainState, trainStep, type TrainStepFn, type TrainStepOptions } from "./step.ts";
