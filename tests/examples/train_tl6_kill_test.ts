@@ -69,7 +69,12 @@ Deno.test("train_tl6: a kill at any file write or rename, then --resume, gives t
     const check = async (n: number) => {
       const out = `${root}/kill-${n}`;
       const killed = await run(out, n);
-      assert.equal(killed.signal, "SIGKILL", `point ${n}: expected the hook to kill the run\n${killed.stdout}`);
+      assert.equal(
+        killed.signal,
+        "SIGKILL",
+        `point ${n}: expected the hook to kill the run; it exited ${killed.code} (signal ${killed.signal})\n` +
+          `stdout:\n${killed.stdout}\nstderr (tail):\n${killed.stderr.slice(-3000)}`,
+      );
       let started = true;
       try {
         await Deno.stat(`${out}/tl6/run.json`);
