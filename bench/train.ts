@@ -19,7 +19,7 @@ import { type LmBatch, makeBatch, planLoss, trainStep } from "../train/mod.ts";
 import { exists, machineLine, STORIES, table, timeMedian } from "./util.ts";
 
 /** A batch whose every position counts in the loss (the costliest case: the LM head runs everywhere). */
-function fullBatch(config: LlamaConfig, batch: number, seq: number): LmBatch {
+export function fullBatch(config: LlamaConfig, batch: number, seq: number): LmBatch {
   const seqs = Array.from(
     { length: batch },
     (_, b) => Array.from({ length: seq + 1 }, (_, t) => (1 + b * 131 + t * 17) % config.vocabSize),

@@ -125,6 +125,38 @@ async function benchOps(log: (s: string) => void, reps: number, torchWhy: string
   log(table(["op", "knot", "PyTorch 2 thr", "knot ÷ PyTorch 2 thr", "PyTorch 1 thr", "note"], opRows));
   log(`\ncopy bandwidth probe (64 MiB TypedArray.set, read + write): ${copy.toFixed(2)} GB/s`);
   if (torchWhy) log(`(PyTorch skipped: ${torchWhy})`);
+  // Peak memory of the TL6 step, each in a process of its own (nothing else of the bench counted).
+  const knotRss = await peakOf(Deno.execPath(), ["run", "-A", RSS_SCRIPT, String(reps)]);
+  const torchRss = torchWhy ? null : await peakOf(PYTHON, [
+    TORCH_SCRIPT,
+    "--threads",
+    "2",
+    "--reps",
+    String(reps),
+    "--only",
+    "train",
+    "--methods",
+    "tl6",
+  ]);
+  log(
+    `\npeak RSS of a process running the 15M-shape b4×s256 TL6 step (${reps} steps and a warm-up): knot ` +
+      `${knotRss?.toFixed(0) ?? "-"} MiB, PyTorch ${torchRss?.toFixed(0) ?? "-"} MiB` +
+      (knotRss && torchRss ? ` (knot ÷ PyTorch ${(knotRss / torchRss).toFixed(2)}×)` : ""),
+  );
+}
+
+const RSS_SCRIPT = new URL("./train_rss.ts", import.meta.url).pathname;
+
+/** Runs a command that prints JSON with `peakRssMiB` on its last line; null when it fails or has none. */
+async function peakOf(cmd: string, args: string[]): Promise<number | null> {
+  const { code, stdout } = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();
+  if (code !== 0) return null;
+  const line = new TextDecoder().decode(stdout).trim().split("\n").at(-1) ?? "";
+  try {
+    return (JSON.parse(line) as { peakRssMiB?: number }).peakRssMiB ?? null;
+  } catch {
+    return null;
+  }
 }
 
 async function benchTrainPeers(log: (s: string) => void, reps: number, torchWhy: string | null): Promise<void> {

@@ -7,10 +7,11 @@
 #   - matmul GFLOP/s at 1024^2 and the rank-r adapter shapes; add of two 16M-element tensors.
 # Prints one JSON object on the last line of stdout.
 #
-#   /usr/bin/python3 bench/peers/torch_peer.py [--threads 2] [--reps 3] [--only train|ops]
+#   /usr/bin/python3 bench/peers/torch_peer.py [--threads 2] [--reps 3] [--only train|ops] [--methods tl6,lora]
 import argparse
 import json
 import math
+import resource
 import statistics
 import time
 
@@ -193,13 +194,16 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--only", choices=["train", "ops"], default=None)
+    ap.add_argument("--methods", default="tl6,lora", help="training steps to time, comma-separated")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     result = {"torch": torch.__version__, "threads": torch.get_num_threads()}
     if args.only in (None, "ops"):
         result["ops"] = bench_ops()
     if args.only in (None, "train"):
-        result["train"] = {m: bench_train(m, args.reps) for m in ("tl6", "lora")}
+        result["train"] = {m: bench_train(m, args.reps) for m in args.methods.split(",")}
+    # Peak resident memory of this process (Linux reports KiB): with --methods tl6, that step's peak.
+    result["peakRssMiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
 
