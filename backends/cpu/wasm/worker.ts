@@ -43,6 +43,9 @@ function coveringView(memory: WebAssembly.Memory, end: number): Int32Array {
   return new Int32Array(memory.buffer);
 }
 
+/** Milliseconds a worker polls its slot after its last job before it sleeps on it. */
+const SPIN_MS = 2;
+
 /** The worker side of `Worker`: a message handler and close(). */
 const scope = self as unknown as { onmessage: (ev: MessageEvent<Init>) => void; close(): void };
 
@@ -84,6 +87,9 @@ scope.onmessage = (ev) => {
       if (Atomics.compareExchange(words, s, STATE.idle, STATE.closed) === STATE.idle) break;
       continue;
     }
+    // Poll a little before sleeping: a futex wake-up costs tens of microseconds or more, and kernels of a
+    // decode step come that often (OpenMP's spin-then-sleep wait policy).
+    if (performance.now() - idleSince < SPIN_MS) continue;
     Atomics.wait(words, s, state, idleMs);
   }
   scope.close();
