@@ -24,6 +24,12 @@ const BYTES: Record<DType, number> = { float32: 4, int32: 4, bool: 1 };
 /** Kernels smaller than this (elements; multiply-adds for matmul) run on the calling thread alone. */
 const PARALLEL_MIN_ELEMENTS = 1 << 15;
 const PARALLEL_MIN_MACS = 1 << 20;
+/**
+ * Vector products split from a smaller size: they stream their weights (decode), so two threads read them
+ * at twice the rate. With the pool's spin handoff, splitting the 15M shape's layer products (≥ 2¹⁶ here)
+ * took its compiled decode step on 2 threads from a median 264 to 363 tokens/s (7 pairs, farm-bench).
+ */
+const PARALLEL_MIN_GEMV_MACS = 1 << 16;
 
 /** Options of {@link CpuBackend}. */
 export interface CpuBackendOptions {
@@ -33,6 +39,8 @@ export interface CpuBackendOptions {
   parallelMinElements?: number;
   /** Smallest matmul (multiply-adds) split between threads (default 2²⁰). */
   parallelMinMacs?: number;
+  /** Smallest vector product (M = 1 or N = 1, multiply-adds) split between threads (default 2¹⁶, or less with a lower `parallelMinMacs`). */
+  parallelMinGemvMacs?: number;
   /**
    * How a compiled program dispatches its kernels: "js", one JavaScript call per kernel (default), or "wasm",
    * an instruction loop inside the module over runs of prepared calls; measured equal within noise (see
@@ -89,6 +97,7 @@ export class CpuBackend implements Backend {
 
   readonly #minElements: number;
   readonly #minMacs: number;
+  readonly #minGemvMacs: number;
   readonly #loop: "js" | "wasm";
   /** Kernels of the public methods run at once. */
   readonly #now: KernelSink = {
@@ -101,6 +110,7 @@ export class CpuBackend implements Backend {
     this.#e = opts.useEngine === false ? null : engine();
     this.#minElements = opts.parallelMinElements ?? PARALLEL_MIN_ELEMENTS;
     this.#minMacs = opts.parallelMinMacs ?? PARALLEL_MIN_MACS;
+    this.#minGemvMacs = opts.parallelMinGemvMacs ?? Math.min(this.#minMacs, PARALLEL_MIN_GEMV_MACS);
     this.#loop = opts.programLoop ?? "js";
   }
 
@@ -457,7 +467,7 @@ export class CpuBackend implements Backend {
           ev,
           KERNEL.gemv,
           K * len,
-          this.#minMacs,
+          this.#minGemvMacs,
           (parts) =>
             splitRange(len, parts, 16).filter(([j0, j1]) => j1 > j0).map((
               [j0, j1],
