@@ -133,6 +133,38 @@ export function callInputs(c: KernelCall): ValueId[] {
   }
 }
 
+/** `c` with every value it reads replaced by `f(value)`. */
+export function mapCall(c: KernelCall, f: (v: ValueId) => ValueId): KernelCall {
+  switch (c.kernel) {
+    case "fill":
+    case "random":
+      return c;
+    case "unary":
+    case "cast":
+    case "reduce":
+    case "strided":
+    case "pad":
+      return { ...c, x: f(c.x) };
+    case "binary":
+      return { ...c, a: { ...c.a, value: f(c.a.value) }, b: { ...c.b, value: f(c.b.value) } };
+    case "where":
+      return {
+        ...c,
+        cond: { ...c.cond, value: f(c.cond.value) },
+        a: { ...c.a, value: f(c.a.value) },
+        b: { ...c.b, value: f(c.b.value) },
+      };
+    case "matmul":
+      return { ...c, a: f(c.a), b: f(c.b) };
+    case "concat":
+      return { ...c, xs: c.xs.map(f) };
+    case "gather":
+      return { ...c, table: f(c.table), idx: f(c.idx) };
+    case "scatterAdd":
+      return { ...c, idx: f(c.idx), upd: f(c.upd) };
+  }
+}
+
 /** One step: `values[out] = call(...)`. */
 export interface Step {
   /** The kernel and its arguments. */

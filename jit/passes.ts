@@ -6,42 +6,10 @@
  * execution computed, bit for bit.
  * @module
  */
-import { callInputs, type KernelCall, type Program, type Step, type ValueId } from "../backends/program.ts";
+import { callInputs, mapCall, type Program, type Step, type ValueId } from "../backends/program.ts";
 import type { Origin } from "./trace.ts";
 import type { ValueInfo } from "../backends/program.ts";
 import type { TypedArray } from "../core/dtype.ts";
-
-/** `c` with every value it reads replaced by `f(value)`. */
-export function mapCall(c: KernelCall, f: (v: ValueId) => ValueId): KernelCall {
-  switch (c.kernel) {
-    case "fill":
-    case "random":
-      return c;
-    case "unary":
-    case "cast":
-    case "reduce":
-    case "strided":
-    case "pad":
-      return { ...c, x: f(c.x) };
-    case "binary":
-      return { ...c, a: { ...c.a, value: f(c.a.value) }, b: { ...c.b, value: f(c.b.value) } };
-    case "where":
-      return {
-        ...c,
-        cond: { ...c.cond, value: f(c.cond.value) },
-        a: { ...c.a, value: f(c.a.value) },
-        b: { ...c.b, value: f(c.b.value) },
-      };
-    case "matmul":
-      return { ...c, a: f(c.a), b: f(c.b) };
-    case "concat":
-      return { ...c, xs: c.xs.map(f) };
-    case "gather":
-      return { ...c, table: f(c.table), idx: f(c.idx) };
-    case "scatterAdd":
-      return { ...c, idx: f(c.idx), upd: f(c.upd) };
-  }
-}
 
 /** Constants up to this many elements are merged when their bytes are equal (scalars, small masks). */
 const MERGE_CONSTANTS_UP_TO = 1024;

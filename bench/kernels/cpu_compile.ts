@@ -20,7 +20,7 @@ import type {
   UnaryOp,
 } from "../../backends/backend.ts";
 import type { KernelCall, Program, Step, ValueId, ValueInfo } from "../../backends/program.ts";
-import { callInputs } from "../../backends/program.ts";
+import { callInputs, mapCall } from "../../backends/program.ts";
 import { CpuBackend } from "../../backends/cpu/backend.ts";
 import { cpuWorkersReady, setCpuThreads } from "../../backends/cpu/mod.ts";
 import { forwardWithCache, type KVCache, randomLlama, TINYSTORIES_15M } from "../../llama/mod.ts";
@@ -39,34 +39,6 @@ function time(f: () => void, reps: number): { wall: number; cpu: number } {
   for (let i = 0; i < reps; i++) f();
   const wall = performance.now() - t0, c = process.cpuUsage(c0);
   return { wall: wall / reps * 1000, cpu: (c.user + c.system) / reps };
-}
-
-/** Renames the values a call reads. */
-function mapCall(c: KernelCall, f: (v: ValueId) => ValueId): KernelCall {
-  const s = (x: { value: ValueId; strides: readonly number[] }) => ({ value: f(x.value), strides: x.strides });
-  switch (c.kernel) {
-    case "fill":
-    case "random":
-      return c;
-    case "unary":
-    case "cast":
-    case "reduce":
-    case "strided":
-    case "pad":
-      return { ...c, x: f(c.x) };
-    case "binary":
-      return { ...c, a: s(c.a), b: s(c.b) };
-    case "where":
-      return { ...c, cond: s(c.cond), a: s(c.a), b: s(c.b) };
-    case "matmul":
-      return { ...c, a: f(c.a), b: f(c.b) };
-    case "concat":
-      return { ...c, xs: c.xs.map(f) };
-    case "gather":
-      return { ...c, table: f(c.table), idx: f(c.idx) };
-    case "scatterAdd":
-      return { ...c, idx: f(c.idx), upd: f(c.upd) };
-  }
 }
 
 /** A backend that forwards to a CpuBackend and, while `recording`, writes down every kernel call. */
