@@ -9,7 +9,7 @@
  * exactly what the eager call computes, so results are bit-identical.
  * @module
  */
-import type { BackendBuffer, BinaryOp, MatmulSpec, ReduceOp, UnaryOp } from "./backend.ts";
+import type { Backend, BackendBuffer, BinaryOp, MatmulSpec, ReduceOp, StridedInput, UnaryOp } from "./backend.ts";
 import type { DType, TypedArray } from "../core/dtype.ts";
 
 /** A value of the program: its index in {@link Program.values}. */
@@ -101,7 +101,49 @@ export type KernelCall =
     readonly dist: "uniform" | "normal";
     readonly key: readonly [number, number];
     readonly size: number;
-  };
+  }
+  | FusedCall;
+
+/**
+ * One node of a fused kernel's expression, evaluated per element of the
+ * kernel's `outShape`: a read of one of its inputs, or an elementwise op of
+ * earlier nodes (indices into {@link FusedCall.nodes}) with exactly the
+ * semantics of the backend kernel it replaces (`unary`, `binary`, `where`,
+ * `cast`), producing `dtype`.
+ */
+export type FusedNode =
+  | { readonly op: "input"; readonly input: number; readonly dtype: DType }
+  | { readonly op: "unary"; readonly fn: UnaryOp; readonly x: number; readonly dtype: DType }
+  | { readonly op: "binary"; readonly fn: BinaryOp; readonly a: number; readonly b: number; readonly dtype: DType }
+  | { readonly op: "where"; readonly cond: number; readonly a: number; readonly b: number; readonly dtype: DType }
+  | { readonly op: "cast"; readonly x: number; readonly dtype: DType };
+
+/** A value read by a fused kernel: through element strides over its `outShape`, from an element offset. */
+export interface FusedInput extends StridedValue {
+  /** Element offset of index (0, …, 0). */
+  readonly offset: number;
+}
+
+/**
+ * A chain of elementwise kernels fused into one (made by jit's fusion pass,
+ * never by eager code): every element of `outShape` evaluates `nodes` in
+ * order and the last node is the result — each node's float operations
+ * exactly those of the kernel it replaces, so results are bit-identical to
+ * the unfused calls. With `reduce`, the result is not stored but reduced as
+ * `reduce(op, result, outer, reduce, inner)` would (the same order of
+ * operations), the fused kernel's value then having `outer·inner` elements.
+ */
+export interface FusedCall {
+  readonly kernel: "fused";
+  /** The values read; `input` nodes index this list. */
+  readonly inputs: readonly FusedInput[];
+  /** The shape the expression is evaluated over (row-major). */
+  readonly outShape: readonly number[];
+  /** The expression, in topological order; the last node is the result. */
+  readonly nodes: readonly FusedNode[];
+  /** Optional reduction of the result (outer · reduce · inner = the size of `outShape`). */
+  readonly reduce?: { readonly op: ReduceOp; readonly outer: number; readonly reduce: number; readonly inner: number };
+}
 
 /** The name of a kernel. */
 export type KernelName = KernelCall["kernel"];
@@ -130,6 +172,8 @@ export function callInputs(c: KernelCall): ValueId[] {
       return [c.table, c.idx];
     case "scatterAdd":
       return [c.idx, c.upd];
+    case "fused":
+      return c.inputs.map((x) => x.value);
   }
 }
 
@@ -162,6 +206,8 @@ export function mapCall(c: KernelCall, f: (v: ValueId) => ValueId): KernelCall {
       return { ...c, table: f(c.table), idx: f(c.idx) };
     case "scatterAdd":
       return { ...c, idx: f(c.idx), upd: f(c.upd) };
+    case "fused":
+      return { ...c, inputs: c.inputs.map((x) => ({ ...x, value: f(x.value) })) };
   }
 }
 
@@ -211,4 +257,44 @@ export interface CompiledProgram {
   run(inputs: readonly BackendBuffer[]): BackendBuffer[];
   /** Releases what the program holds (constants, planned memory). Idempotent. */
   dispose(): void;
+}
+
+/**
+ * A fused call run as the kernels it stands for (its meaning, and the path of
+ * a backend without fused kernels): each input read into `outShape`, each node
+ * one kernel over it, then the optional reduction.
+ */
+export function fusedByKernels(b: Backend, c: FusedCall, get: (id: number) => BackendBuffer): BackendBuffer {
+  const made: BackendBuffer[] = [];
+  const dense = (buf: BackendBuffer): StridedInput => ({ buf, strides: contiguous });
+  const contiguous = c.outShape.map((_, k) => c.outShape.slice(k + 1).reduce((p, d) => p * d, 1));
+  try {
+    for (const n of c.nodes) {
+      const at = (i: number) => dense(made[i]);
+      switch (n.op) {
+        case "input": {
+          const x = c.inputs[n.input];
+          made.push(b.strided(get(x.value), c.outShape, x.strides, x.offset));
+          break;
+        }
+        case "unary":
+          made.push(b.unary(n.fn, made[n.x], n.dtype));
+          break;
+        case "binary":
+          made.push(b.binary(n.fn, at(n.a), at(n.b), c.outShape, n.dtype));
+          break;
+        case "where":
+          made.push(b.where(at(n.cond), at(n.a), at(n.b), c.outShape, n.dtype));
+          break;
+        case "cast":
+          made.push(b.cast(made[n.x], n.dtype));
+          break;
+      }
+    }
+    if (!c.reduce) return made.pop()!;
+    const { op, outer, reduce, inner } = c.reduce;
+    return b.reduce(op, made[made.length - 1], outer, reduce, inner);
+  } finally {
+    for (const m of made) b.free(m);
+  }
 }

@@ -5,7 +5,13 @@
  * @module
  */
 import type { Backend, BackendBuffer, StridedInput } from "../backends/backend.ts";
-import type { CompiledProgram, KernelCall, Program, StridedValue } from "../backends/program.ts";
+import {
+  type CompiledProgram,
+  fusedByKernels,
+  type KernelCall,
+  type Program,
+  type StridedValue,
+} from "../backends/program.ts";
 
 function call(b: Backend, c: KernelCall, v: readonly (BackendBuffer | undefined)[]): BackendBuffer {
   const s = (x: StridedValue): StridedInput => ({ buf: v[x.value]!, strides: x.strides });
@@ -36,6 +42,8 @@ function call(b: Backend, c: KernelCall, v: readonly (BackendBuffer | undefined)
       return b.scatterAdd(v[c.idx]!, v[c.upd]!, c.rows, c.rowSize);
     case "random":
       return b.random(c.dist, c.key, c.size);
+    case "fused":
+      return fusedByKernels(b, c, (id) => v[id]!);
   }
 }
 

@@ -35,9 +35,11 @@ const EXCLUDE = new Set(["backends/cpu/wasm/engine_wasm.ts", "backends/cpu/wasm/
  * exactly what the eager kernels run) with the last primitives moving into wasm (~470); jit (jit/: the
  * tracing backend, the program passes, the generic executor and the transform, ~655; the decode step over a
  * preallocated cache, ~60; the jitted train step and the runtime hook, ~40); and nn.linearCrossEntropy, the
- * fused chunked LM head of issue 13 (~130).
+ * fused chunked LM head of issue 13 (~130). Raised to 14,100 for issue 13's fusion: the fused-kernel
+ * contract and its reference meaning (program.ts), the fusion pass over jit programs, and the generated
+ * kernels of both backends (the cpu expression kernels, WGSL per fused group).
  */
-export const BUDGET = 12_900;
+export const BUDGET = 14_100;
 
 const ROOT = new URL("..", import.meta.url).pathname;
 

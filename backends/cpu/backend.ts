@@ -742,6 +742,8 @@ export class CpuBackend implements Backend {
         return this.#scatterAdd(s, val(c.idx), val(c.upd), c.rows, c.rowSize, out);
       case "random":
         return this.#random(s, c.dist, c.key, out);
+      case "fused":
+        throw new Error("cpu compile: fused kernels have no lowering yet");
     }
   }
 

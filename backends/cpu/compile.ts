@@ -21,7 +21,14 @@
  * @module
  */
 import type { Backend, BackendBuffer } from "../backend.ts";
-import { callInputs, type CompiledProgram, type KernelCall, type Program, type ValueId } from "../program.ts";
+import {
+  callInputs,
+  type CompiledProgram,
+  fusedByKernels,
+  type KernelCall,
+  type Program,
+  type ValueId,
+} from "../program.ts";
 import type { DType } from "../../core/dtype.ts";
 import { CpuBuffer } from "./buffer.ts";
 import type { Engine, EngineExports } from "./wasm/engine.ts";
@@ -107,6 +114,8 @@ export function callKernel(b: Backend, c: KernelCall, val: (id: ValueId) => Back
       return b.scatterAdd(val(c.idx), val(c.upd), c.rows, c.rowSize);
     case "random":
       return b.random(c.dist, c.key, c.size);
+    case "fused":
+      return fusedByKernels(b, c, val);
   }
 }
 

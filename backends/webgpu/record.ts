@@ -64,6 +64,8 @@ export function callKernel(host: KernelHost, c: KernelCall, get: (v: ValueId) =>
       return mv.scatterAdd(host, get(c.idx), get(c.upd), c.rows, c.rowSize);
     case "random":
       return random(host, c.dist, c.key, c.size);
+    case "fused":
+      throw new Error("webgpu: fused kernels have no lowering yet");
   }
 }
 
