@@ -265,7 +265,13 @@ function chains(): { p: Program; make: (b: CpuBackend) => BackendBuffer[] } {
   );
   const ez = g.step({ kernel: "unary", op: "exp", x: z, outDtype: f32 }, 3 * L, f32);
   const sz = g.step({ kernel: "reduce", op: "sum", x: ez, outer: 3, reduce: L, inner: 1 }, 3, f32);
-  const p = g.build([s, mx, lse, tail, sz]);
+  // Rows longer than the fused kernel's batch of rows: folded in chunks (sum, max, argmax) or produced whole.
+  const long = (x: ValueId) => g.step({ kernel: "unary", op: "sigmoid", x, outDtype: f32 }, 3 * 2 * L, f32);
+  const zz = g.step({ kernel: "strided", x: z, outShape: [3, 2 * L], strides: [0, 1], offset: 0 }, 6 * L, f32);
+  const lz = [0, 1, 2].map(() => long(zz));
+  const big = (op: "max" | "argmax" | "logsumexp", x: ValueId) =>
+    g.step({ kernel: "reduce", op, x, outer: 3, reduce: 2 * L, inner: 1 }, 3, op === "argmax" ? "int32" : f32);
+  const p = g.build([s, mx, lse, tail, sz, big("max", lz[0]), big("argmax", lz[1]), big("logsumexp", lz[2])]);
   const make = (
     b: CpuBackend,
   ) => [b.upload(data(R * C, 5), f32), b.upload(data(C, 6), f32), b.upload(data(3 * L, 7), f32)];

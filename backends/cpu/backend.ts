@@ -837,8 +837,12 @@ const DTYPE_CODE: Record<DType, number> = { float32: 0, int32: 1, bool: 2 };
 
 /** Elements per chunk of the fused kernel: each live node's chunk of 4-byte elements stays in L1. */
 const FUSED_CHUNK = 512;
-/** Elements a fused reduction produces before reducing them (whole [reduce, inner] blocks, at least one). */
-const FUSED_ROWS = 4096;
+/**
+ * Elements a fused reduction produces before reducing them (whole [reduce, inner] blocks, at least one); longer
+ * rows of a sum, max, min or argmax are folded chunk by chunk. A block past FUSED_MAX_BLOCK otherwise (a
+ * logsumexp or a reduction over a middle axis that large) runs as the kernels it stands for.
+ */
+const FUSED_ROWS = 4096, FUSED_MAX_BLOCK = 1 << 20;
 
 /**
  * The program of a fused kernel for the engine (the layout is in ./wasm/fused.as.ts), and the scratch it
@@ -891,9 +895,11 @@ function fusedProgram(c: FusedCall, ins: CpuBuffer[]): { words: number[]; scratc
   if (c.reduce) {
     if (c.nodes[N - 1].dtype !== "float32") return null;
     const { op, outer, reduce, inner } = c.reduce, block = reduce * inner;
-    const per = Math.max(1, Math.floor(FUSED_ROWS / block));
+    const streamed = block > FUSED_ROWS && inner === 1 && op !== "logsumexp";
+    if (block > FUSED_MAX_BLOCK && !streamed) return null;
+    const per = streamed ? 0 : Math.max(1, Math.floor(FUSED_ROWS / block));
     words.splice(4, 6, REDUCE_CODE[op], outer, reduce, inner, sizeOf(dims), per);
-    rowBytes = per * block * 4;
+    rowBytes = streamed ? FUSED_CHUNK * 4 : per * block * 4;
   }
   return { words, scratchBytes: slots * FUSED_CHUNK * 4 + (N + R) * 4 + rowBytes + 64 };
 }

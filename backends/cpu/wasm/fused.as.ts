@@ -8,10 +8,12 @@
 // functions of the eager kernels (elementwise.as.ts), so every element gets the float operations of the
 // unfused kernels, bit for bit. Inputs are read in place where the chunk is contiguous in them, else
 // gathered through their strides into the node's chunk. With a reduction, the rows it reduces are
-// produced into scratch a few at a time and reduced by the eager reduceF32 itself.
+// produced into scratch a few at a time and reduced by the eager reduceF32 itself (long rows of a sum, max, min
+// or argmax in chunks, folded in reduceF32's order).
 //
 // Program (i32 words, written once by backend.ts): [0] rank R, [1] nodes N, [2] inputs I, [3] CH, [4] reduce
-// op (−1: none), [5] outer, [6] red, [7] inner, [8] total elements, [9] rows per reduce batch, [10] slots,
+// op (−1: none), [5] outer, [6] red, [7] inner, [8] total elements, [9] rows per reduce batch (0: a row in
+// chunks), [10] slots,
 // then dims[R];
 // then per input (4 + R words): address, element bytes, element offset, read in place (1/0), strides[R];
 // then per node (7 words): kind, fn, operands a, b, c, scratch slot (−1: the destination), element bytes.
@@ -184,6 +186,30 @@ export function fusedF32(prog: usize, out: usize, s0: i32, s1: i32, scratch: usi
   const red = word(prog, 6), inner = word(prog, 7), per = word(prog, 9), block = red * inner;
   const R = word(prog, 0), N = word(prog, 1), CH = word(prog, 3);
   const rows = scratch + <usize>(word(prog, 10) * CH) * 4 + (<usize>(N + R) << 2);
+  if (per == 0) {
+    // Long rows (inner = 1; sum, max, min, argmax): each in chunks, folded in index order as reduceF32 does.
+    for (let o = s0; o < s1; o++) {
+      let s: f64 = 0, m: f32 = op == 1 ? -Infinity : Infinity, best: f32 = -Infinity, arg = 0, done = false;
+      for (let p0 = 0; p0 < red; p0 += CH) {
+        const n = min(CH, red - p0);
+        evalRange(prog, o * red + p0, o * red + p0 + n, rows, scratch);
+        for (let j = 0; j < n; j++) {
+          const v = load<f32>(rows + (<usize>j << 2));
+          if (op == 0) s += <f64>v;
+          else if (op == 3) {
+            if (v > best || (v != v && best == best)) { best = v; arg = p0 + j; }
+          } else if (!done) {
+            if (v != v) { m = v; done = true; }
+            else if (op == 1 ? v > m : v < m) m = v;
+          }
+        }
+      }
+      const at = out + (<usize>o << 2);
+      if (op == 3) store<i32>(at, arg);
+      else store<f32>(at, op == 0 ? <f32>s : m);
+    }
+    return;
+  }
   for (let o = s0; o < s1; o += per) {
     const k = min(per, s1 - o);
     evalRange(prog, o * block, (o + k) * block, rows, scratch);
