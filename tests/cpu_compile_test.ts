@@ -247,7 +247,7 @@ Deno.test("compile: every kernel kind runs bit-identical to the eager kernels, o
 function chains(): { p: Program; make: (b: CpuBackend) => BackendBuffer[] } {
   const g = new Builder(), f32 = "float32";
   const R = 7, C = 13, L = 4099;
-  const x = g.input(R * C), y = g.input(C), z = g.input(3 * L);
+  const x = g.input(R * C), y = g.input(C), z = g.input(3 * L), iota = g.input(C, "int32"), tgt = g.input(R, "int32");
   const rows = (v: ValueId) => ({ value: v, strides: [C, 1] }), bcast = { value: y, strides: [0, 1] };
   const e = g.step({ kernel: "unary", op: "exp", x, outDtype: f32 }, R * C, f32);
   const m = g.step({ kernel: "binary", op: "mul", a: rows(e), b: bcast, outShape: [R, C], outDtype: f32 }, R * C, f32);
@@ -271,10 +271,46 @@ function chains(): { p: Program; make: (b: CpuBackend) => BackendBuffer[] } {
   const lz = [0, 1, 2].map(() => long(zz));
   const big = (op: "max" | "argmax" | "logsumexp", x: ValueId) =>
     g.step({ kernel: "reduce", op, x, outer: 3, reduce: 2 * L, inner: 1 }, 3, op === "argmax" ? "int32" : f32);
-  const p = g.build([s, mx, lse, tail, sz, big("max", lz[0]), big("argmax", lz[1]), big("logsumexp", lz[2])]);
-  const make = (
-    b: CpuBackend,
-  ) => [b.upload(data(R * C, 5), f32), b.upload(data(C, 6), f32), b.upload(data(3 * L, 7), f32)];
+  // A one-hot (int32 equal, cast to float32), a where over a float32 comparison, casts to bool.
+  const eq = g.step(
+    {
+      kernel: "binary",
+      op: "equal",
+      a: { value: iota, strides: [0, 1] },
+      b: { value: tgt, strides: [1, 0] },
+      outShape: [R, C],
+      outDtype: "bool",
+    },
+    R * C,
+    "bool",
+  );
+  const oh = g.step({ kernel: "cast", x: eq, dtype: f32 }, R * C, f32);
+  const hot = g.step(
+    { kernel: "binary", op: "mul", a: rows(oh), b: rows(x), outShape: [R, C], outDtype: f32 },
+    R * C,
+    f32,
+  );
+  const gt = g.step(
+    { kernel: "binary", op: "greater", a: rows(x), b: bcast, outShape: [R, C], outDtype: "bool" },
+    R * C,
+    "bool",
+  );
+  const sel = g.step(
+    { kernel: "where", cond: rows(gt), a: rows(x), b: bcast, outShape: [R, C], dtype: f32 },
+    R * C,
+    f32,
+  );
+  const nz = g.step({ kernel: "cast", x: sel, dtype: "bool" }, R * C, "bool");
+  const nn = g.step({ kernel: "unary", op: "logicalNot", x: nz, outDtype: "bool" }, R * C, "bool");
+  const outs = [s, mx, lse, tail, sz, big("max", lz[0]), big("argmax", lz[1]), big("logsumexp", lz[2]), hot, nn];
+  const p = g.build(outs);
+  const make = (b: CpuBackend) => [
+    b.upload(data(R * C, 5), f32),
+    b.upload(data(C, 6), f32),
+    b.upload(data(3 * L, 7), f32),
+    b.upload(Int32Array.from({ length: C }, (_, i) => i), "int32"),
+    b.upload(Int32Array.from({ length: R }, (_, i) => (i * 5) % C), "int32"),
+  ];
   return { p, make };
 }
 

@@ -60,6 +60,32 @@ function unaryAt(op: i32, x: usize, out: usize, n: i32, g0: i32, total: i32): vo
   }
 }
 
+/** Four 0/1 bytes of a lane mask (all ones or zeros per 32-bit lane), stored at out. */
+// @ts-ignore: decorator
+@inline function storeMask(out: usize, m: v128): void {
+  const w = i16x8.narrow_i32x4_s(m, m);
+  v128.store32_lane(out, v128.and(i8x16.narrow_i16x8_s(w, w), i8x16.splat(1)), 0);
+}
+
+/** Four bytes at p widened to the 32-bit lanes of a vector. */
+// @ts-ignore: decorator
+@inline function widen(p: usize): v128 {
+  return i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(p)));
+}
+
+/** A comparison (op codes 7–12) of four lanes, float32 or int32: what cmpScalar or binI32 give, lane-wise. */
+// @ts-ignore: decorator
+@inline function compare4(op: i32, f: bool, x: v128, y: v128): v128 {
+  switch (op) {
+    case 7: return f ? f32x4.eq(x, y) : i32x4.eq(x, y);
+    case 8: return f ? f32x4.ne(x, y) : i32x4.ne(x, y);
+    case 9: return f ? f32x4.lt(x, y) : i32x4.lt_s(x, y);
+    case 10: return f ? f32x4.le(x, y) : i32x4.le_s(x, y);
+    case 11: return f ? f32x4.gt(x, y) : i32x4.gt_s(x, y);
+    default: return f ? f32x4.ge(x, y) : i32x4.ge_s(x, y);
+  }
+}
+
 /** Elements [s, s + n) of the row-major view (dims at `dims`, rank R) of `src` read through `st`, into dst. */
 function gather(src: usize, esz: i32, st: usize, dims: usize, R: i32, s: i32, n: i32, dst: usize, idx: usize): void {
   let off = 0, rem = s;
@@ -126,10 +152,27 @@ function evalRange(prog: usize, s: i32, e: i32, dst: usize, scratch: usize): voi
           break;
         }
         case 1: unaryAt(fn, a, out, n, c0, total); break;
-        case 2: binaryRow(fn, a, 1, b, 1, out, n); break;
+        case 2:
         case 3: {
-          const oe: usize = fn >= 7 ? 1 : 4;
-          for (let j = 0; j < n; j++) binI32(fn, load<i32>(a + (<usize>j << 2)), load<i32>(b + (<usize>j << 2)), out + <usize>j * oe);
+          // Comparisons (and int32 add/sub, exact in the reference's float64 too) four lanes at a time.
+          let j = 0;
+          if (fn >= 7) {
+            for (; j + 4 <= n; j += 4) {
+              const o = <usize>j << 2;
+              storeMask(out + <usize>j, compare4(fn, kind == 2, v128.load(a + o), v128.load(b + o)));
+            }
+          } else if (kind == 3 && fn <= 1) {
+            for (; j + 4 <= n; j += 4) {
+              const o = <usize>j << 2, x = v128.load(a + o), y = v128.load(b + o);
+              v128.store(out + o, fn == 0 ? i32x4.add(x, y) : i32x4.sub(x, y));
+            }
+          }
+          if (kind == 2) {
+            binaryRow(fn, a + (<usize>j << 2), 1, b + (<usize>j << 2), 1, out + <usize>j * (fn >= 7 ? 1 : 4), n - j);
+          } else {
+            const oe: usize = fn >= 7 ? 1 : 4;
+            for (; j < n; j++) binI32(fn, load<i32>(a + (<usize>j << 2)), load<i32>(b + (<usize>j << 2)), out + <usize>j * oe);
+          }
           break;
         }
         case 4:
@@ -154,14 +197,33 @@ function evalRange(prog: usize, s: i32, e: i32, dst: usize, scratch: usize): voi
           if (esz == 1) {
             for (let j = 0; j < n; j++) store<u8>(out + <usize>j, load<u8>(a + <usize>j) ? load<u8>(b + <usize>j) : load<u8>(c + <usize>j));
           } else {
-            for (let j = 0; j < n; j++) {
+            let j = 0;
+            for (; j + 4 <= n; j += 4) {
+              const o = <usize>j << 2, m = i32x4.ne(widen(a + <usize>j), i32x4.splat(0));
+              v128.store(out + o, v128.bitselect(v128.load(b + o), v128.load(c + o), m));
+            }
+            for (; j < n; j++) {
               const o = <usize>j << 2;
               store<u32>(out + o, load<u8>(a + <usize>j) ? load<u32>(b + o) : load<u32>(c + o));
             }
           }
           break;
         }
-        case 6: castData(a, out, n, fn / 3, fn % 3); break;
+        case 6: {
+          // bool or int32 → float32 and float32 → bool four lanes at a time (exact, as castData's scalar casts).
+          let j = 0;
+          if (fn == 6 || fn == 3) {
+            for (; j + 4 <= n; j += 4) {
+              const v = fn == 6 ? widen(a + <usize>j) : v128.load(a + (<usize>j << 2));
+              v128.store(out + (<usize>j << 2), f32x4.convert_i32x4_s(v));
+            }
+          } else if (fn == 2) {
+            for (; j + 4 <= n; j += 4) storeMask(out + <usize>j, f32x4.ne(v128.load(a + (<usize>j << 2)), f32x4.splat(0)));
+          }
+          const ia: usize = fn < 6 ? 4 : 1, io: usize = fn % 3 == 2 ? 1 : 4;
+          castData(a + <usize>j * ia, out + <usize>j * io, n - j, fn / 3, fn % 3);
+          break;
+        }
         default:
           for (let j = 0; j < n; j++) store<u8>(out + <usize>j, <u8>(load<u8>(a + <usize>j) == 0));
       }
