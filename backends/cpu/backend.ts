@@ -853,8 +853,8 @@ function fusedProgram(c: FusedCall, ins: CpuBuffer[]): { words: number[]; scratc
   const R = dims.length, N = c.nodes.length, dense = stridesOf(dims);
   const words = [R, N, c.inputs.length, FUSED_CHUNK, -1, 0, 0, 0, sizeOf(dims), 0, 0, ...dims];
   c.inputs.forEach((x, i) => {
-    const inPlace = st[i].every((s, k) => s === dense[k]);
-    words.push(ins[i].ptr, BYTES[ins[i].dtype], x.offset, inPlace ? 1 : 0, ...st[i]);
+    const how = st[i].every((s, k) => s === dense[k]) ? 1 : st[i].every((s) => s === 0) ? 2 : 0;
+    words.push(ins[i].ptr, BYTES[ins[i].dtype], x.offset, how, ...st[i]);
   });
   // Scratch slots by liveness: a node's chunk is freed after its last reader (never reused by that reader).
   const lastRead = c.nodes.map(() => -1);
@@ -862,7 +862,7 @@ function fusedProgram(c: FusedCall, ins: CpuBuffer[]): { words: number[]; scratc
     n.op === "input" ? [] : n.op === "binary" ? [n.a, n.b] : n.op === "where" ? [n.cond, n.a, n.b] : [n.x]
   );
   operands.forEach((ops, k) => ops.forEach((o) => lastRead[o] = k));
-  const free: number[] = [], held = c.nodes.map(() => -1);
+  const free: number[] = [], held = c.nodes.map(() => -1), pinned = new Set<number>();
   let slots = 0;
   for (let k = 0; k < N; k++) {
     const n = c.nodes[k], ops = operands[k], from = ops.length ? c.nodes[ops[0]].dtype : n.dtype;
@@ -884,11 +884,13 @@ function fusedProgram(c: FusedCall, ins: CpuBuffer[]): { words: number[]; scratc
       if (from !== "bool" || c.nodes[n.a].dtype !== n.dtype || c.nodes[n.b].dtype !== n.dtype) return null;
       kind = 5;
     } else kind = 6, fn = DTYPE_CODE[from] * 3 + DTYPE_CODE[n.dtype];
-    const inPlace = n.op === "input" && words[11 + R + n.input * (4 + R) + 3] === 1;
-    if (k < N - 1 && !inPlace) held[k] = free.length ? free.pop()! : slots++;
+    // An input read in place holds no slot; a broadcast scalar holds its own for the whole kernel.
+    const how = n.op === "input" ? words[11 + R + n.input * (4 + R) + 3] : 0;
+    if (k < N - 1 && how !== 1) held[k] = how === 2 ? slots++ : free.length ? free.pop()! : slots++;
     const slot = k === N - 1 ? -1 : Math.max(held[k], 0);
     words.push(kind, fn, ops[0] ?? (n.op === "input" ? n.input : 0), ops[1] ?? 0, ops[2] ?? 0, slot, BYTES[n.dtype]);
-    for (const o of new Set(ops)) if (lastRead[o] === k && held[o] >= 0) free.push(held[o]);
+    if (how === 2) pinned.add(k);
+    for (const o of new Set(ops)) if (lastRead[o] === k && held[o] >= 0 && !pinned.has(o)) free.push(held[o]);
   }
   words[10] = slots;
   let rowBytes = 0;

@@ -27,6 +27,7 @@ import {
 import { valueAndGrad } from "../../mod.ts";
 import { adamw, applyUpdates } from "../../optim/mod.ts";
 import { getBackend } from "../../core/runtime.ts";
+import { callInputs } from "../../backends/program.ts";
 import { cpuWorkersReady, setCpuThreads } from "../../backends/cpu/mod.ts";
 import { machineLine, table } from "../util.ts";
 
@@ -45,17 +46,28 @@ function time(f: () => void): { wall: number; cpu: number } {
   return { wall: wall / reps * 1000, cpu: (c.user + c.system) / reps };
 }
 
-/** The kernels of the programs the backend compiles while `f` runs. */
-function kernelsOf(f: () => void): number {
+const BYTES = { float32: 4, int32: 4, bool: 1 };
+
+/**
+ * The kernels of the programs the backend compiles while `f` runs, and the bytes those kernels read and write
+ * (each value a kernel reads counted once per kernel: the traffic of a kernel that streams its operands).
+ */
+function kernelsOf(f: () => void): { kernels: number; bytes: number } {
   const b = getBackend(), compile = b.compile!;
-  let n = 0;
-  b.compile = (p) => (n += p.steps.length, compile.call(b, p));
+  let kernels = 0, bytes = 0;
+  b.compile = (p) => {
+    kernels += p.steps.length;
+    for (const s of p.steps) {
+      for (const v of new Set([...callInputs(s.call), s.out])) bytes += p.values[v].size * BYTES[p.values[v].dtype];
+    }
+    return compile.call(b, p);
+  };
   try {
     f();
   } finally {
     delete (b as { compile?: unknown }).compile;
   }
-  return n;
+  return { kernels, bytes };
 }
 
 const T = 1024, D = 288, H = 768, k = random.split(random.key(0), 6);
@@ -92,19 +104,21 @@ const rows: (string | number)[][] = [];
 for (const [name, f, args] of cases) {
   const run = (fuse: boolean) => {
     const g = jit(f, { fuse });
-    const kernels = kernelsOf(() => dispose(g(...args as never[])));
+    const { kernels, bytes } = kernelsOf(() => dispose(g(...args as never[])));
     const out = g(...args as never[]);
     const t = time(() => dispose(g(...args as never[])));
-    return { g, kernels, out, t };
+    return { g, kernels, bytes, out, t };
   };
   const unfused = run(false), fused = run(true);
   const same = (await bitsOf(unfused.out)) === (await bitsOf(fused.out));
   rows.push([
     name,
     `${unfused.kernels} → ${fused.kernels}`,
+    `${(unfused.bytes / 2 ** 20).toFixed(0)} → ${(fused.bytes / 2 ** 20).toFixed(0)}`,
     unfused.t.wall.toFixed(0),
     fused.t.wall.toFixed(0),
     (unfused.t.wall / fused.t.wall).toFixed(2),
+    (fused.bytes / fused.t.wall / 1e3).toFixed(1),
     unfused.t.cpu.toFixed(0),
     fused.t.cpu.toFixed(0),
     same ? "yes" : "NO",
@@ -114,12 +128,24 @@ for (const [name, f, args] of cases) {
 console.log(table([
   "chain",
   "kernels (unfused → fused)",
+  "MiB moved",
   "µs unfused",
   "µs fused",
   "speedup (wall)",
+  "GB/s fused",
   "CPU µs unfused",
   "CPU µs fused",
   "same bits",
 ], rows));
 console.log(`(${reps} calls each after 3 warm-up; jit(f, { fuse: false }) vs jit(f); CPU: user + system, all threads)`);
+// The memory floor: a copy of 64 MiB (a strided copy kernel, split like the others) moves 128 MiB.
+const big = random.normal(k[2], [1 << 24]);
+const copy = jit((x: Tensor) => add(x, 0), { fuse: false });
+const tc = time(() => dispose(copy(big)));
+console.log(
+  `memory floor: an elementwise pass over 64 MiB (x + 0, read and write) runs at ` +
+    `${((2 << 26) / tc.wall / 1e3).toFixed(1)} GB/s here`,
+);
+copy.clear();
+dispose(big);
 dispose([x, w, dy, a, b, scores, params, grads, state]);

@@ -15,7 +15,8 @@
 // op (−1: none), [5] outer, [6] red, [7] inner, [8] total elements, [9] rows per reduce batch (0: a row in
 // chunks), [10] slots,
 // then dims[R];
-// then per input (4 + R words): address, element bytes, element offset, read in place (1/0), strides[R];
+// then per input (4 + R words): address, element bytes, element offset, how (1: read in place, 2: a broadcast
+// scalar, filled once, 0: gathered), strides[R];
 // then per node (7 words): kind, fn, operands a, b, c, scratch slot (−1: the destination), element bytes.
 // Node kinds: 0 input (a: its index), 1 unary float32 (fn: op code), 2 binary float32, 3 binary int32,
 // 4 binary bool (fn ≥ 5), 5 where, 6 cast (fn: from·3 + to), 7 logicalNot.
@@ -86,6 +87,18 @@ function unaryAt(op: i32, x: usize, out: usize, n: i32, g0: i32, total: i32): vo
   }
 }
 
+/** n float32 elements of a·b (add, sub, mul, div), one loop per op: the eager kernel's SIMD ops, no switch per vector. */
+function arith(op: i32, a: usize, b: usize, out: usize, n: i32): i32 {
+  let j = 0;
+  switch (op) {
+    case 0: for (; j + 4 <= n; j += 4) { const o = <usize>j << 2; v128.store(out + o, f32x4.add(v128.load(a + o), v128.load(b + o))); } break;
+    case 1: for (; j + 4 <= n; j += 4) { const o = <usize>j << 2; v128.store(out + o, f32x4.sub(v128.load(a + o), v128.load(b + o))); } break;
+    case 2: for (; j + 4 <= n; j += 4) { const o = <usize>j << 2; v128.store(out + o, f32x4.mul(v128.load(a + o), v128.load(b + o))); } break;
+    case 3: for (; j + 4 <= n; j += 4) { const o = <usize>j << 2; v128.store(out + o, f32x4.div(v128.load(a + o), v128.load(b + o))); } break;
+  }
+  return j;
+}
+
 /** Elements [s, s + n) of the row-major view (dims at `dims`, rank R) of `src` read through `st`, into dst. */
 function gather(src: usize, esz: i32, st: usize, dims: usize, R: i32, s: i32, n: i32, dst: usize, idx: usize): void {
   let off = 0, rem = s;
@@ -147,15 +160,17 @@ function evalRange(prog: usize, s: i32, e: i32, dst: usize, scratch: usize): voi
         case 0: {
           const inp = inputs + <usize>(word(node, 2) * (4 + R) * 4);
           const base = <usize>word(inp, 0) + <usize>word(inp, 2) * <usize>esz;
-          if (word(inp, 3) && slot >= 0) out = base + <usize>c0 * <usize>esz; // contiguous: read in place
-          else gather(base, esz, inp + 16, dims, R, c0, n, out, idx);
+          const how = word(inp, 3);
+          if (how == 1 && slot >= 0) out = base + <usize>c0 * <usize>esz; // contiguous: read in place
+          else if (how != 2 || slot < 0 || c0 == s) gather(base, esz, inp + 16, dims, R, c0, n, out, idx);
+          // (how 2: one element broadcast everywhere, its chunk filled once and kept in its own slot)
           break;
         }
         case 1: unaryAt(fn, a, out, n, c0, total); break;
         case 2:
         case 3: {
           // Comparisons (and int32 add/sub, exact in the reference's float64 too) four lanes at a time.
-          let j = 0;
+          let j = kind == 2 && fn <= 3 ? arith(fn, a, b, out, n) : 0;
           if (fn >= 7) {
             for (; j + 4 <= n; j += 4) {
               const o = <usize>j << 2;
