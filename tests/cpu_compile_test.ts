@@ -248,6 +248,7 @@ function chains(): { p: Program; make: (b: CpuBackend) => BackendBuffer[] } {
   const g = new Builder(), f32 = "float32";
   const R = 7, C = 13, L = 4099;
   const x = g.input(R * C), y = g.input(C), z = g.input(3 * L), iota = g.input(C, "int32"), tgt = g.input(R, "int32");
+  const x2 = g.input(5 * 301), r = g.input(5), w = g.input(301);
   const rows = (v: ValueId) => ({ value: v, strides: [C, 1] }), bcast = { value: y, strides: [0, 1] };
   const e = g.step({ kernel: "unary", op: "exp", x, outDtype: f32 }, R * C, f32);
   const m = g.step({ kernel: "binary", op: "mul", a: rows(e), b: bcast, outShape: [R, C], outDtype: f32 }, R * C, f32);
@@ -302,7 +303,40 @@ function chains(): { p: Program; make: (b: CpuBackend) => BackendBuffer[] } {
   );
   const nz = g.step({ kernel: "cast", x: sel, dtype: "bool" }, R * C, "bool");
   const nn = g.step({ kernel: "unary", op: "logicalNot", x: nz, outDtype: "bool" }, R * C, "bool");
-  const outs = [s, mx, lse, tail, sz, big("max", lz[0]), big("argmax", lz[1]), big("logsumexp", lz[2]), hot, nn];
+  // Rows of 301 (≥ half a chunk): chunks end at row ends and row-broadcast operands are read in place.
+  const W = 301,
+    mulRow = (a: ValueId, as: number[], b: ValueId, bs: number[], op: "mul" | "add" = "mul") =>
+      g.step(
+        {
+          kernel: "binary",
+          op,
+          a: { value: a, strides: as },
+          b: { value: b, strides: bs },
+          outShape: [5, W],
+          outDtype: f32,
+        },
+        5 * W,
+        f32,
+      );
+  const t1 = mulRow(x2, [W, 1], r, [1, 0]), t2 = mulRow(t1, [W, 1], w, [0, 1]);
+  const t3 = g.step({ kernel: "unary", op: "exp", x: t2, outDtype: f32 }, 5 * W, f32);
+  const t4 = mulRow(t3, [W, 1], r, [1, 0], "add");
+  const t5 = mulRow(x2, [W, 1], w, [0, 1]);
+  const t6 = g.step({ kernel: "reduce", op: "sum", x: t5, outer: 5, reduce: W, inner: 1 }, 5, f32);
+  const outs = [
+    s,
+    mx,
+    lse,
+    tail,
+    sz,
+    big("max", lz[0]),
+    big("argmax", lz[1]),
+    big("logsumexp", lz[2]),
+    hot,
+    nn,
+    t4,
+    t6,
+  ];
   const p = g.build(outs);
   const make = (b: CpuBackend) => [
     b.upload(data(R * C, 5), f32),
@@ -310,6 +344,9 @@ function chains(): { p: Program; make: (b: CpuBackend) => BackendBuffer[] } {
     b.upload(data(3 * L, 7), f32),
     b.upload(Int32Array.from({ length: C }, (_, i) => i), "int32"),
     b.upload(Int32Array.from({ length: R }, (_, i) => (i * 5) % C), "int32"),
+    b.upload(data(5 * 301, 8), f32),
+    b.upload(data(5, 9), f32),
+    b.upload(data(301, 10), f32),
   ];
   return { p, make };
 }

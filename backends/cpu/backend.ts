@@ -851,16 +851,26 @@ const FUSED_ROWS = 4096, FUSED_MAX_BLOCK = 1 << 20;
 function fusedProgram(c: FusedCall, ins: CpuBuffer[]): { words: number[]; scratchBytes: number } | null {
   const [dims, st] = layout(c.outShape, c.inputs.map((x) => x.strides));
   const R = dims.length, N = c.nodes.length, dense = stridesOf(dims);
-  const words = [R, N, c.inputs.length, FUSED_CHUNK, -1, 0, 0, 0, sizeOf(dims), 0, 0, ...dims];
-  c.inputs.forEach((x, i) => {
-    const how = st[i].every((s, k) => s === dense[k]) ? 1 : st[i].every((s) => s === 0) ? 2 : 0;
-    words.push(ins[i].ptr, BYTES[ins[i].dtype], x.offset, how, ...st[i]);
-  });
-  // Scratch slots by liveness: a node's chunk is freed after its last reader (never reused by that reader).
-  const lastRead = c.nodes.map(() => -1);
+  const words = [R, N, c.inputs.length, FUSED_CHUNK, -1, 0, 0, 0, sizeOf(dims), 0, 0, 0, ...dims];
   const operands = c.nodes.map((n) =>
     n.op === "input" ? [] : n.op === "binary" ? [n.a, n.b] : n.op === "where" ? [n.cond, n.a, n.b] : [n.x]
   );
+  // Inputs read only by float32 binary nodes may be read in place along a row (the binary row function takes
+  // a step of 0 or 1), where the others are gathered into a chunk.
+  const rowRead = c.inputs.map((_, i) => (st[i][R - 1] === 0 || st[i][R - 1] === 1) && c.nodes[N - 1].op !== "input");
+  c.nodes.forEach((n, k) => {
+    const f32 = n.op === "binary" && c.nodes[n.a].dtype === "float32";
+    for (const o of operands[k]) {
+      if (c.nodes[o].op === "input" && !f32) rowRead[(c.nodes[o] as { input: number }).input] = false;
+    }
+  });
+  const hows = c.inputs.map((_, i) =>
+    st[i].every((s, k) => s === dense[k]) ? 1 : st[i].every((s) => s === 0) ? 2 : rowRead[i] ? 3 : 0
+  );
+  c.inputs.forEach((x, i) => words.push(ins[i].ptr, BYTES[ins[i].dtype], x.offset, hows[i], ...st[i]));
+  words[11] = dims[R - 1] >= FUSED_CHUNK / 2 && hows.includes(3) ? 1 : 0;
+  // Scratch slots by liveness: a node's chunk is freed after its last reader (never reused by that reader).
+  const lastRead = c.nodes.map(() => -1);
   operands.forEach((ops, k) => ops.forEach((o) => lastRead[o] = k));
   const free: number[] = [], held = c.nodes.map(() => -1), pinned = new Set<number>();
   let slots = 0;
@@ -885,7 +895,7 @@ function fusedProgram(c: FusedCall, ins: CpuBuffer[]): { words: number[]; scratc
       kind = 5;
     } else kind = 6, fn = DTYPE_CODE[from] * 3 + DTYPE_CODE[n.dtype];
     // An input read in place holds no slot; a broadcast scalar holds its own for the whole kernel.
-    const how = n.op === "input" ? words[11 + R + n.input * (4 + R) + 3] : 0;
+    const how = n.op === "input" ? hows[n.input] : 0;
     if (k < N - 1 && how !== 1) held[k] = how === 2 ? slots++ : free.length ? free.pop()! : slots++;
     const slot = k === N - 1 ? -1 : Math.max(held[k], 0);
     words.push(kind, fn, ops[0] ?? (n.op === "input" ? n.input : 0), ops[1] ?? 0, ops[2] ?? 0, slot, BYTES[n.dtype]);
@@ -903,7 +913,7 @@ function fusedProgram(c: FusedCall, ins: CpuBuffer[]): { words: number[]; scratc
     words.splice(4, 6, REDUCE_CODE[op], outer, reduce, inner, sizeOf(dims), per);
     rowBytes = streamed ? FUSED_CHUNK * 4 : per * block * 4;
   }
-  return { words, scratchBytes: slots * FUSED_CHUNK * 4 + (N + R) * 4 + rowBytes + 64 };
+  return { words, scratchBytes: slots * FUSED_CHUNK * 4 + (2 * N + R) * 4 + rowBytes + 64 };
 }
 
 /** The bits an element of `dtype` holds after `value` is stored into a typed array of it. */

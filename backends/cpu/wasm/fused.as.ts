@@ -13,14 +13,15 @@
 //
 // Program (i32 words, written once by backend.ts): [0] rank R, [1] nodes N, [2] inputs I, [3] CH, [4] reduce
 // op (−1: none), [5] outer, [6] red, [7] inner, [8] total elements, [9] rows per reduce batch (0: a row in
-// chunks), [10] slots,
-// then dims[R];
+// chunks), [10] slots, [11] chunks end at row ends (1/0), then dims[R];
 // then per input (4 + R words): address, element bytes, element offset, how (1: read in place, 2: a broadcast
-// scalar, filled once, 0: gathered), strides[R];
+// scalar, filled once, 3: read in place along a row by float32 binary nodes where a chunk is within one row,
+// 0: gathered), strides[R];
 // then per node (7 words): kind, fn, operands a, b, c, scratch slot (−1: the destination), element bytes.
 // Node kinds: 0 input (a: its index), 1 unary float32 (fn: op code), 2 binary float32, 3 binary int32,
 // 4 binary bool (fn ≥ 5), 5 where, 6 cast (fn: from·3 + to), 7 logicalNot.
-// Scratch: the slots (CH·4 bytes each), then N node addresses, then R index words, then the reduce rows.
+// Scratch: the slots (CH·4 bytes each), then N node addresses, N node steps (1, or a row step), R index words,
+// then the reduce rows.
 import { binaryRow, binI32, castData, expLike2, reduceF32, unaryF32, unaryScalar } from "./elementwise.as";
 
 // @ts-ignore: decorator
@@ -145,11 +146,12 @@ function gather(src: usize, esz: i32, st: usize, dims: usize, R: i32, s: i32, n:
 /** Evaluates the expression over elements [s, e), the last node writing to dst (its element s first). */
 function evalRange(prog: usize, s: i32, e: i32, dst: usize, scratch: usize): void {
   const R = word(prog, 0), N = word(prog, 1), I = word(prog, 2), CH = word(prog, 3), total = word(prog, 8);
-  const dims = prog + 44, inputs = dims + (<usize>R << 2), nodes = inputs + (<usize>(I * (4 + R)) << 2);
-  const slots = word(prog, 10);
-  const ptrs = scratch + <usize>(slots * CH) * 4, idx = ptrs + (<usize>N << 2);
-  for (let c0 = s; c0 < e; c0 += CH) {
-    const n = min(CH, e - c0);
+  const dims = prog + 48, inputs = dims + (<usize>R << 2), nodes = inputs + (<usize>(I * (4 + R)) << 2);
+  const slots = word(prog, 10), cut = word(prog, 11), dn = word(dims, R - 1);
+  const ptrs = scratch + <usize>(slots * CH) * 4, steps = ptrs + (<usize>N << 2), idx = steps + (<usize>N << 2);
+  for (let c0 = s, n = 0; c0 < e; c0 += n) {
+    n = min(CH, e - c0);
+    if (cut) n = min(n, dn - c0 % dn); // chunks end at row ends, so a row-broadcast input is one (address, step)
     for (let k = 0; k < N; k++) {
       const node = nodes + <usize>(k * 28);
       const kind = word(node, 0), fn = word(node, 1), slot = word(node, 5), esz = word(node, 6);
@@ -160,15 +162,35 @@ function evalRange(prog: usize, s: i32, e: i32, dst: usize, scratch: usize): voi
         case 0: {
           const inp = inputs + <usize>(word(node, 2) * (4 + R) * 4);
           const base = <usize>word(inp, 0) + <usize>word(inp, 2) * <usize>esz;
-          const how = word(inp, 3);
+          const how = word(inp, 3), sl = word(inp, 4 + R - 1);
+          store<i32>(steps + (<usize>k << 2), 1);
           if (how == 1 && slot >= 0) out = base + <usize>c0 * <usize>esz; // contiguous: read in place
-          else if (how != 2 || slot < 0 || c0 == s) gather(base, esz, inp + 16, dims, R, c0, n, out, idx);
-          // (how 2: one element broadcast everywhere, its chunk filled once and kept in its own slot)
+          else if (how == 2 && slot >= 0) {
+            // One element broadcast everywhere: its chunk filled once (CH long) and kept in its own slot.
+            if (c0 == s) gather(base, esz, inp + 16, dims, R, 0, CH, out, idx);
+          } else if (how == 3 && slot >= 0 && (cut || c0 % dn + n <= dn)) {
+            // Read only by float32 binary nodes, within one row: in place, through the row's step (0 or 1).
+            let off = 0, rem = c0;
+            for (let q = R - 1; q >= 0; q--) {
+              const d = word(dims, q);
+              off += (rem % d) * word(inp, 4 + q);
+              rem /= d;
+            }
+            out = base + <usize>off * <usize>esz;
+            store<i32>(steps + (<usize>k << 2), sl);
+          } else gather(base, esz, inp + 16, dims, R, c0, n, out, idx);
           break;
         }
         case 1: unaryAt(fn, a, out, n, c0, total); break;
         case 2:
         case 3: {
+          const ia = load<i32>(steps + (<usize>word(node, 2) << 2)), ib = load<i32>(steps + (<usize>word(node, 3) << 2));
+          if (ia != 1 || ib != 1) {
+            // An operand read in place along a row (only ever for float32 nodes): the eager row function.
+            binaryRow(fn, a, ia, b, ib, out, n);
+            store<i32>(steps + (<usize>k << 2), 1);
+            break;
+          }
           // Comparisons (and int32 add/sub, exact in the reference's float64 too) four lanes at a time.
           let j = kind == 2 && fn <= 3 ? arith(fn, a, b, out, n) : 0;
           if (fn >= 7) {
@@ -243,6 +265,7 @@ function evalRange(prog: usize, s: i32, e: i32, dst: usize, scratch: usize): voi
           for (let j = 0; j < n; j++) store<u8>(out + <usize>j, <u8>(load<u8>(a + <usize>j) == 0));
       }
       store<usize>(ptrs + (<usize>k << 2), out);
+      if (kind) store<i32>(steps + (<usize>k << 2), 1);
     }
   }
 }
@@ -254,7 +277,7 @@ function evalRange(prog: usize, s: i32, e: i32, dst: usize, scratch: usize): voi
 export function fusedF32(prog: usize, out: usize, s0: i32, s1: i32, scratch: usize): void {
   const op = word(prog, 4);
   if (op < 0) {
-    const nodes = prog + 44 + (<usize>(word(prog, 0) + word(prog, 2) * (4 + word(prog, 0))) << 2);
+    const nodes = prog + 48 + (<usize>(word(prog, 0) + word(prog, 2) * (4 + word(prog, 0))) << 2);
     const esz = word(nodes + <usize>((word(prog, 1) - 1) * 28), 6);
     evalRange(prog, s0, s1, out + <usize>s0 * <usize>esz, scratch);
     return;
@@ -262,7 +285,7 @@ export function fusedF32(prog: usize, out: usize, s0: i32, s1: i32, scratch: usi
   // A reduction: a few of its [red, inner] blocks at a time, produced at the end of scratch, then reduced.
   const red = word(prog, 6), inner = word(prog, 7), per = word(prog, 9), block = red * inner;
   const R = word(prog, 0), N = word(prog, 1), CH = word(prog, 3);
-  const rows = scratch + <usize>(word(prog, 10) * CH) * 4 + (<usize>(N + R) << 2);
+  const rows = scratch + <usize>(word(prog, 10) * CH) * 4 + (<usize>(2 * N + R) << 2);
   if (per == 0) {
     // Long rows (inner = 1; sum, max, min, argmax): each in chunks, folded in index order as reduceF32 does.
     for (let o = s0; o < s1; o++) {
