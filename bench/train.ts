@@ -35,13 +35,24 @@ export async function timeStep(
   batchSize: number,
   seq: number,
   reps: number,
-): Promise<{ fwd: number; fb: number; full: number; eager: number; tokensPerS: number; gpu: Record<string, string> }> {
+): Promise<
+  {
+    fwd: number;
+    fb: number;
+    full: number;
+    unfused: number;
+    eager: number;
+    tokensPerS: number;
+    gpu: Record<string, string>;
+  }
+> {
   const batch = fullBatch(config, batchSize, seq);
   const plan = preset(method, { rank: 8 });
   const { trainable, frozen } = plan.init(params, key(0));
   const loss = planLoss(plan, config);
   const opt = chain(clipByGlobalNorm(1), adamw(1e-3));
-  const step = trainStep(loss, opt); // jitted (the default)
+  const step = trainStep(loss, opt); // jitted (the default), fused where the backend fuses
+  const unfusedStep = trainStep(loss, opt, { fuse: false });
   const eagerStep = trainStep(loss, opt, { jit: false });
   let state = { trainable, opt: opt.init(trainable) };
   const fwd = await timeMedian(
@@ -57,8 +68,8 @@ export async function timeStep(
   );
   // On webgpu: queue submits and dispatches per step, from the engine's counters.
   const stats = (getBackend() as Partial<WebGpuBackend>).engine?.stats;
-  const gpu = { jit: "", eager: "" };
-  const timed = async (which: "jit" | "eager", run: typeof step) => {
+  const gpu = { jit: "", unfused: "", eager: "" };
+  const timed = async (which: keyof typeof gpu, run: typeof step) => {
     let calls = 0, s0 = 0, d0 = 0;
     const ms = await timeMedian(
       async () => {
@@ -79,11 +90,13 @@ export async function timeStep(
     return ms;
   };
   const full = await timed("jit", step);
+  const unfused = await timed("unfused", unfusedStep);
   const eager = await timed("eager", eagerStep);
   step.clear();
+  unfusedStep.clear();
   dispose([state.trainable, state.opt]);
   dispose([batch.tokens, batch.positions, batch.targets]);
-  return { fwd, fb, full, eager, tokensPerS: (batchSize * seq) / (full / 1000), gpu };
+  return { fwd, fb, full, unfused, eager, tokensPerS: (batchSize * seq) / (full / 1000), gpu };
 }
 
 async function benchModel(
@@ -96,10 +109,18 @@ async function benchModel(
 ) {
   const rows: (string | number)[][] = [];
   for (const method of ["tl6", "lora"]) {
-    const { fwd, fb, full, eager, tokensPerS, gpu } = await timeStep(method, config, params, batchSize, seq, reps);
+    const { fwd, fb, full, unfused, eager, tokensPerS, gpu } = await timeStep(
+      method,
+      config,
+      params,
+      batchSize,
+      seq,
+      reps,
+    );
     rows.push([
       `${name} ${method}`,
       full.toFixed(0),
+      unfused.toFixed(0),
       eager.toFixed(0),
       fwd.toFixed(0),
       Math.max(0, fb - fwd).toFixed(0),
@@ -138,6 +159,7 @@ export async function benchTrain(
   const head = [
     "model / method",
     "step ms (jitted)",
+    "(jitted, unfused)",
     "step ms (eager)",
     "forward",
     "backward",
@@ -146,7 +168,8 @@ export async function benchTrain(
   ];
   if (rows.some((r) => r.length > head.length)) head.push("submits / dispatches per step (jitted)", "(eager)");
   log(table(head, rows));
-  log("(jitted: trainStep's default, one program per step; eager: trainStep(..., { jit: false }); forward,");
+  log("(jitted: trainStep's default, one program per step, elementwise chains fused where the backend fuses;");
+  log(" unfused: trainStep(..., { fuse: false }); eager: trainStep(..., { jit: false }); forward,");
   log(" backward and optimizer split the eager step; on webgpu a jitted step is one submit for the program and");
   log(" one for the copy that reads its loss back, where eager flushes every ~500 dispatches)");
 }
