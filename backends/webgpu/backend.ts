@@ -18,6 +18,7 @@ import { random } from "./random.ts";
 import { wordOf } from "./wgsl.ts";
 import type { Program } from "../program.ts";
 import { WebGpuProgram } from "./program.ts";
+import { maxFusedInputs } from "./fused.ts";
 
 /** The WebGPU implementation of {@link Backend}. */
 export class WebGpuBackend implements Backend {
@@ -28,6 +29,11 @@ export class WebGpuBackend implements Backend {
 
   /** Wraps a runtime (see engine.ts); use {@link createWebGpuBackend} from device.ts to make one. */
   constructor(readonly engine: Engine) {}
+
+  /** The most distinct buffers one fused kernel of a compiled program may read (fused.ts); jit's fusion respects it. */
+  get maxFusedInputs(): number {
+    return maxFusedInputs(this.engine.limits);
+  }
 
   #get(b: BackendBuffer): GpuBuffer {
     if (!(b instanceof GpuBuffer)) throw new Error("webgpu backend: got a buffer from another backend");

@@ -15,6 +15,7 @@ import * as mv from "./movement.ts";
 import { reduce } from "./reduce.ts";
 import { matmul } from "./matmul.ts";
 import { random } from "./random.ts";
+import { fused } from "./fused.ts";
 import { wordOf } from "./wgsl.ts";
 import type { PlanEvent } from "./plan.ts";
 
@@ -65,7 +66,7 @@ export function callKernel(host: KernelHost, c: KernelCall, get: (v: ValueId) =>
     case "random":
       return random(host, c.dist, c.key, c.size);
     case "fused":
-      throw new Error("webgpu: fused kernels have no lowering yet");
+      return fused(host, c, get);
   }
 }
 
