@@ -10,13 +10,16 @@
  * `load(i)`; with one, the reduction kernel (reduce.ts) runs its usual
  * schedules over `load` in place of its input buffer. Each distinct buffer is
  * bound once; a kernel also binds its output and its params, so it reads at
- * most {@link maxFusedInputs} buffers (the fusion pass respects it).
+ * most {@link maxFusedInputs} buffers: the backend tells jit's fusion pass
+ * (`fuses.maxInputs`), and a call over more runs as the kernels it stands for.
  * @module
  */
-import type { FusedCall, ValueId } from "../program.ts";
+import type { Backend, BackendBuffer, StridedInput } from "../backend.ts";
+import { fusedByKernels, type FusedCall, type ValueId } from "../program.ts";
 import type { EngineLimits, GpuBuffer, KernelHost } from "./engine.ts";
+import * as ew from "./elementwise.ts";
 import { binaryLets, castExpr, collapse, unaryLets, whereLets } from "./elementwise.ts";
-import { reduceOf } from "./reduce.ts";
+import { reduce, reduceOf } from "./reduce.ts";
 import { type Binding, contiguous, declare, entry, PRELUDE, wgslType } from "./wgsl.ts";
 
 /** Workgroup size of the elementwise form. */
@@ -34,13 +37,8 @@ export function fused(host: KernelHost, c: FusedCall, get: (v: ValueId) => GpuBu
     const b = get(x.value);
     return bufs.includes(b) ? bufs.indexOf(b) : bufs.push(b) - 1;
   });
-  const max = maxFusedInputs(host.limits);
-  if (bufs.length > max) {
-    throw new Error(
-      `webgpu: a fused kernel reads ${bufs.length} buffers, more than the ${max} this device binds per kernel ` +
-        `(maxStorageBuffersPerShaderStage ${host.limits.maxStorageBuffersPerShaderStage}, less output and params)`,
-    );
-  }
+  // More buffers than a kernel binds (the fusion pass splits such groups; this is the backstop): the kernels.
+  if (bufs.length > maxFusedInputs(host.limits)) return fusedByKernels(kernelsOn(host), c, get) as GpuBuffer;
   const dtype = c.nodes[c.nodes.length - 1].dtype;
   const bindings: Binding[] = bufs.map((b, k) => [`x${k}`, wgslType(b.dtype), "r"]);
   const load = loadFn(c, binding, bufs);
@@ -55,6 +53,21 @@ export function fused(host: KernelHost, c: FusedCall, get: (v: ValueId) => GpuBu
   const src = `${PRELUDE}\n${decl}\n${load}\n${entry(WG)}\n  if (i >= P[0]) { return; }\n  out[i] = load(i);\n}`;
   host.run(src, kinds, [out, ...bufs], [n], host.grid(n, WG));
   return out;
+}
+
+/** The kernels {@link fusedByKernels} calls, run on `host`. */
+function kernelsOn(host: KernelHost): Backend {
+  const g = (b: BackendBuffer) => b as GpuBuffer, op = (s: StridedInput) => ({ buf: g(s.buf), strides: s.strides });
+  const kernels: Pick<Backend, "strided" | "unary" | "binary" | "where" | "cast" | "reduce" | "free"> = {
+    strided: (x, shape, strides, offset) => ew.strided(host, g(x), shape, strides, offset),
+    unary: (fn, x, dtype) => ew.unary(host, fn, g(x), dtype),
+    binary: (fn, a, b, shape, dtype) => ew.binary(host, fn, op(a), op(b), shape, dtype),
+    where: (c, a, b, shape, dtype) => ew.where(host, op(c), op(a), op(b), shape, dtype),
+    cast: (x, dtype) => ew.cast(host, g(x), dtype),
+    reduce: (fn, x, outer, red, inner) => reduce(host, fn, g(x), outer, red, inner),
+    free: (b) => host.free(g(b)),
+  };
+  return kernels as Backend;
 }
 
 /** `fn load(e: u32) -> T`: the call's expression at flat index e of its `outShape`. */

@@ -4,7 +4,8 @@
  * {@link KernelHost} that captures what they do (allocations, releases,
  * dispatches with their WGSL, bindings, params and grid) instead of running
  * it. A compiled program replays the captured dispatches, so it runs exactly
- * the eager kernels with the eager dispatch shapes.
+ * the eager kernels with the eager dispatch shapes; a fused call (made by
+ * jit, never eager) records its one generated kernel (fused.ts).
  * @module
  */
 import type { KernelCall, Program, ValueId } from "../program.ts";
