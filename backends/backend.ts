@@ -154,4 +154,9 @@ export interface Backend {
    * be bit-identical to those kernels'.
    */
   compile?(program: Program): CompiledProgram;
+  /**
+   * Present where `compile` lowers fused kernels (`FusedCall`, see ./program.ts): jit then fuses the
+   * elementwise chains of a program first; `reduce`: also into the reduction that alone reads a chain.
+   */
+  readonly fuses?: { readonly reduce: boolean };
 }

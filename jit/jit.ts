@@ -14,6 +14,7 @@ import { fromBuffer, isTensor, type Tensor } from "../core/tensor.ts";
 import { PROTO_KEYS } from "../core/proto_keys.ts";
 import { interpret } from "./execute.ts";
 import { buildProgram } from "./passes.ts";
+import { fuse } from "./fuse.ts";
 import { CLOSURE_MESSAGE, TraceBackend, TraceBuffer } from "./trace.ts";
 
 /** Options of {@link jit}. */
@@ -32,6 +33,11 @@ export interface JitOptions {
   donate?: readonly number[];
   /** Traces kept (least recently used dropped first; default 16). */
   cacheSize?: number;
+  /**
+   * Fuse chains of elementwise kernels (./fuse.ts) where the backend lowers fused kernels (default true).
+   * Results are the same bits either way; false keeps one kernel per primitive (to compare, or profile).
+   */
+  fuse?: boolean;
 }
 
 /** A jitted function: `fn`'s signature, plus its trace cache. */
@@ -358,7 +364,9 @@ export function jit<F extends (...args: never[]) => unknown>(fn: F, opts: JitOpt
     const ids: number[] = [];
     const outLeaves: Traced["leaves"] = [];
     const template = outputLeaves(name, tracer, out, "result", ids, outLeaves);
-    const { program, scalars } = buildProgram(tracer.values, leaves.length, ids, donate);
+    const built = buildProgram(tracer.values, leaves.length, ids, donate);
+    const { scalars } = built;
+    const program = backend.fuses && opts.fuse !== false ? fuse(built.program, backend.fuses) : built.program;
     for (const t of inputs) t.dispose();
     rebuild(out, (t) => (t as Tensor).dispose());
     return { program, signature: signature(program), scalars, template, leaves: outLeaves };

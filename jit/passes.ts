@@ -119,16 +119,27 @@ export function buildProgram(
   });
 
   // 5. Liveness: the last step reading each value; never an output, a constant or a kept input.
-  const last = new Int32Array(infos.length).fill(-1);
-  steps.forEach((s, i) => {
+  const read = new Set(steps.flatMap((s) => callInputs(s.call)));
+  const donated = Array.from({ length: inputs }, (_, i) => i < traced && donate[i] && read.has(i));
+  const p = { values: infos, inputs, donated, constants, steps, outputs: outputIds };
+  return { program: { ...p, lastUse: lastUses(p) }, scalars };
+}
+
+/**
+ * Per step: the values whose last reader it is (their buffers may be reused once it has run); never an
+ * output, a constant or an input that is not donated.
+ */
+export function lastUses(p: Omit<Program, "lastUse">): ValueId[][] {
+  const last = new Int32Array(p.values.length).fill(-1);
+  p.steps.forEach((s, i) => {
     for (const x of callInputs(s.call)) last[x] = i;
   });
-  const donated = Array.from({ length: inputs }, (_, i) => i < traced && donate[i] && last[i] >= 0);
-  const lastUse: ValueId[][] = steps.map(() => []);
-  for (let v = 0; v < infos.length; v++) {
+  const returned = new Set(p.outputs), firstStepValue = p.inputs + p.constants.length;
+  const lastUse: ValueId[][] = p.steps.map(() => []);
+  for (let v = 0; v < p.values.length; v++) {
     if (last[v] < 0 || returned.has(v)) continue;
-    if (v < inputs ? !donated[v] : v < firstStepValue) continue;
+    if (v < p.inputs ? !p.donated[v] : v < firstStepValue) continue;
     lastUse[last[v]].push(v);
   }
-  return { program: { values: infos, inputs, donated, constants, steps, outputs: outputIds, lastUse }, scalars };
+  return lastUse;
 }

@@ -33,6 +33,8 @@ export interface TrainStepOptions {
    * runs it op by op.
    */
   jit?: boolean;
+  /** Fuse elementwise chains in the jitted step where the backend can (default true; see `JitOptions.fuse`). */
+  fuse?: boolean;
 }
 
 /** The tensors anywhere in a value (trees, optimizer states with numbers). */
@@ -64,7 +66,7 @@ export function trainStep<P extends Tree, A extends unknown[], S extends OptStat
   optimizer: GradientTransformation<S>,
   opts: TrainStepOptions = {},
 ): TrainStepFn<P, A, S> {
-  const { donate = true, jit: jitted = true } = opts;
+  const { donate = true, jit: jitted = true, fuse = true } = opts;
   const vg = valueAndGrad(lossFn);
   const body = (state: TrainState<P, S>, ...args: A) => {
     const [loss, grads] = vg(state.trainable, ...args);
@@ -73,7 +75,7 @@ export function trainStep<P extends Tree, A extends unknown[], S extends OptStat
     return { loss, state: { trainable, opt } as TrainState<P, S> };
   };
   if (jitted) {
-    const step = jit(body, { donate: donate ? [0] : [] });
+    const step = jit(body, { donate: donate ? [0] : [], fuse });
     const call = (state: TrainState<P, S>, ...args: A) => {
       try {
         return step(state, ...args);

@@ -1,0 +1,173 @@
+// The fusion pass: the groups it forms on small programs, and fused programs computing the unfused bits.
+import assert from "node:assert/strict";
+import {
+  add,
+  dispose,
+  exp,
+  jit,
+  mul,
+  nn,
+  random,
+  reshape,
+  rsqrt,
+  setBackend,
+  square,
+  sum,
+  type Tensor,
+  tensor,
+  transpose,
+  tree,
+  valueAndGrad,
+} from "../mod.ts";
+import { adamw } from "../optim/mod.ts";
+import { getBackend, registerBackend, swapBackend } from "../core/runtime.ts";
+import { fromBuffer } from "../core/tensor.ts";
+import { TraceBackend, type TraceBuffer } from "../jit/trace.ts";
+import { buildProgram } from "../jit/passes.ts";
+import { fuse, refine, restride } from "../jit/fuse.ts";
+import { interpret } from "../jit/execute.ts";
+import type { Backend } from "../backends/backend.ts";
+import type { FusedCall, Program } from "../backends/program.ts";
+
+await setBackend("cpu");
+
+/** The program `f` traces to on cpu (unfused), for float32 inputs of these shapes. */
+function traced(f: (...xs: Tensor[]) => Tensor | Tensor[], ...shapes: number[][]): Program {
+  const t = new TraceBackend(getBackend(), "test");
+  const xs = shapes.map((s, i) => fromBuffer(t, t.input(i, s.reduce((a, b) => a * b, 1), "float32"), s, "float32"));
+  const previous = swapBackend(t);
+  try {
+    const ids = [f(...xs)].flat().map((o) => (o.buffer as TraceBuffer).id);
+    return buildProgram(t.values, shapes.length, ids, shapes.map(() => false)).program;
+  } finally {
+    swapBackend(previous);
+  }
+}
+
+const kernels = (p: Program) => p.steps.map((s) => s.call.kernel);
+const fusedOf = (p: Program) => p.steps.flatMap((s) => s.call.kernel === "fused" ? [s.call as FusedCall] : []);
+
+Deno.test("refine: the coarsest common refinement of two shapes, and strides over it", () => {
+  assert.deepEqual(refine([4, 8], [32]), [4, 8]);
+  assert.deepEqual(refine([4, 8], [8, 4]), [4, 2, 4]);
+  assert.deepEqual(refine([1, 4, 1, 8], [32]), [4, 8]);
+  assert.deepEqual(refine([1], [1, 1]), [1]);
+  assert.equal(refine([2, 3], [3, 2]), null);
+  assert.equal(refine([2, 3], [7]), null);
+  // A transpose of [4, 8] (strides [1, 4] over [8, 4]) read over [4, 2, 4].
+  assert.deepEqual(restride([8, 4], [1, 8], [4, 2, 4]), [2, 1, 8]);
+  assert.deepEqual(restride([4, 8], [0, 1], [4, 2, 4]), [0, 4, 1]);
+});
+
+Deno.test("fuse: a chain with broadcasts becomes one kernel; a returned value is materialized", () => {
+  const p = traced((x, y) => add(mul(exp(x), y), 1), [4, 8], [8]);
+  const q = fuse(p, { reduce: true });
+  assert.deepEqual(kernels(q), ["fused"]);
+  const [f] = fusedOf(q);
+  assert.deepEqual(f.nodes.map((n) => n.op), ["input", "unary", "input", "binary", "input", "binary"]);
+  assert.deepEqual(f.outShape, [4, 8]);
+  const y = f.inputs.find((x) => x.value === 1)!;
+  assert.deepEqual(y.strides, [0, 1], "y broadcast over rows");
+  assert.deepEqual(q.lastUse, [[]], "nothing donated, so nothing freed");
+
+  // exp(x) is returned: it is computed once, and the rest reads it.
+  const r = fuse(traced((x, y) => [exp(x), add(mul(exp(x), y), 1)], [4, 8], [4, 8]), { reduce: true });
+  assert.deepEqual(kernels(r), ["unary", "fused"]);
+  assert.equal(fusedOf(r)[0].inputs.filter((x) => x.value === r.steps[0].out).length, 1);
+});
+
+Deno.test("fuse: transposes read by the group fold into its inputs; reductions take the group as prologue", () => {
+  const p = traced((x, y) => add(transpose(x), y), [8, 4], [4, 8]);
+  assert.deepEqual(kernels(p), ["strided", "binary"]);
+  const q = fuse(p, { reduce: true });
+  assert.deepEqual(kernels(q), ["fused"]);
+  const [f] = fusedOf(q);
+  const x = f.inputs.find((i) => i.value === 0)!;
+  assert.deepEqual([f.outShape, x.strides], [[4, 8], [1, 4]]);
+
+  // RMSNorm's statistics: sum(square(x)) over the last axis is one fused reduction...
+  const rms = (x: Tensor) => mul(x, rsqrt(add(mul(sum(square(x), -1, { keepdims: true }), 1 / 8), 1e-5)));
+  const withReduce = fuse(traced(rms, [4, 8]), { reduce: true });
+  const fr = fusedOf(withReduce);
+  assert.equal(fr.length, 2);
+  assert.deepEqual(fr[0].reduce, { op: "sum", outer: 4, reduce: 8, inner: 1 });
+  assert.deepEqual(fr[0].nodes.map((n) => n.op), ["input", "unary"]);
+  assert.equal(fr[1].reduce, undefined);
+  // ...unless the backend cannot fuse reductions.
+  const noReduce = fuse(traced(rms, [4, 8]), { reduce: false });
+  assert.ok(kernels(noReduce).includes("reduce") && kernels(noReduce).includes("unary"));
+});
+
+Deno.test("fuse: liveness of the fused program frees each intermediate after its last reader", () => {
+  const p = traced(
+    (x, y) => {
+      const a = exp(x); // read by the softmax chain and by the sum: materialized
+      return add(nn.softmax(mul(a, y)), sum(a));
+    },
+    [4, 8],
+    [4, 8],
+  );
+  const q = fuse(p, { reduce: true });
+  const defined = new Set(q.steps.map((s) => s.out));
+  const freed = q.lastUse.flat();
+  for (const v of freed) assert.ok(defined.has(v), `only step values are freed (${v})`);
+  for (const s of q.steps) {
+    if (!q.outputs.includes(s.out)) assert.ok(freed.includes(s.out), `value ${s.out} is freed`);
+  }
+  assert.ok(q.steps.length < p.steps.length, `${q.steps.length} steps fused from ${p.steps.length}`);
+});
+
+/** cpu, with fused kernels run as the plain kernels they stand for (the reference meaning of a fused call). */
+const compiled: Program[] = [];
+const reference = new Proxy(getBackend(), {
+  get(target, k) {
+    if (k === "fuses") return { reduce: true };
+    if (k === "compile") return (p: Program) => (compiled.push(p), interpret(reference, p));
+    const v = Reflect.get(target, k);
+    return typeof v === "function" ? v.bind(target) : v;
+  },
+}) as Backend;
+registerBackend("cpu-fused-reference", () => reference);
+
+async function bits(t: unknown): Promise<string[]> {
+  const out: string[] = [];
+  for (const x of tree.leaves(t)) out.push(Array.from(new Uint32Array((await x.data()).slice().buffer)).join(","));
+  return out;
+}
+
+Deno.test("fused programs (run as their reference kernels) give the unfused bits: softmax, RMSNorm, AdamW grads", async () => {
+  const loss = (w: Tensor, x: Tensor) => {
+    const h = mul(x, rsqrt(add(mul(sum(square(x), -1, { keepdims: true }), 1 / 8), 1e-5)));
+    return sum(mul(nn.softmax(mul(h, w), -1), nn.silu(transpose(w))));
+  };
+  const key = random.key(3);
+  const data = await Promise.all([random.normal(key, [8, 8]), random.normal(random.split(key)[1], [8, 8])].map(
+    async (t) => [await t.data(), t.dispose()][0] as Float32Array,
+  ));
+  const results: string[][] = [];
+  for (const fused of [false, true]) {
+    await setBackend("cpu-fused-reference");
+    const [w, x] = data.map((d) => reshape(tensor(d), [8, 8]));
+    try {
+      const f = jit(valueAndGrad(loss), { fuse: fused });
+      const opt = adamw(1e-2);
+      const state = opt.init(w);
+      const step = jit((w: Tensor, x: Tensor, state: ReturnType<typeof opt.init>) => {
+        const [l, g] = valueAndGrad(loss)(w, x);
+        const { updates, state: next } = opt.update(g, state, w);
+        return [l, add(w, updates), next];
+      }, { fuse: fused });
+      const out = step(w, x, state);
+      results.push([...await bits(f(w, x)), ...await bits(out)]);
+      const calls = compiled.splice(0).flatMap((p) => p.steps.map((s) => s.call.kernel));
+      assert.equal(calls.filter((k) => k === "fused").length > 3, fused, `fused calls when fuse is ${fused}`);
+      dispose(out);
+      f.clear();
+      step.clear();
+      dispose([state, w, x]);
+    } finally {
+      await setBackend("cpu");
+    }
+  }
+  assert.deepEqual(results[1], results[0]);
+});
