@@ -281,17 +281,19 @@ gpuTest("MLP steps at bench size (every matmul program in one batch) match cpu",
 });
 
 gpuTest(
-  "jitted TL6 training: one trace and flat liveBuffers over 8 steps, losses as eager's (±1e-5 relative)",
-  async () => {
-    const run = async (jit: boolean) => {
+  "jitted TL6 training, fused and unfused: one trace and flat liveBuffers over 8 steps, losses as eager's " +
+    "(±1e-5 relative); fusion cuts the dispatches",
+  async (b) => {
+    const run = async (jit: boolean, fuse = true) => {
       const { config, params } = randomLlama({ seed: 1, numLayers: 1, vocabSize: 64 });
       const plan = tl6({ rank: 4 });
       const { trainable, frozen } = plan.init(params, key(0));
       const opt = adamw(1e-2);
-      const step = trainStep(planLoss(plan, config), opt, { jit });
+      const step = trainStep(planLoss(plan, config), opt, { jit, fuse });
       let state = { trainable, opt: opt.init(trainable) };
       const batch = makeBatch([{ prompt: [1, 5, 9], answer: [20, 2] }, { prompt: [1, 7], answer: [11, 12, 2] }], 8);
       const losses: number[] = [], live: number[] = [];
+      const d0 = b.engine.stats.programDispatches, r0 = b.engine.stats.programRuns;
       for (let s = 0; s < 8; s++) {
         const out = step(state, frozen, batch);
         losses.push(await out.loss.item());
@@ -300,16 +302,20 @@ gpuTest(
         live.push(liveBuffers());
       }
       const traces = step.traces;
+      const dispatches = (b.engine.stats.programDispatches - d0) / (b.engine.stats.programRuns - r0);
       step.clear();
       dispose([state, frozen, params, batch.tokens, batch.positions, batch.targets]);
-      return { losses, live, traces };
+      return { losses, live, traces, dispatches };
     };
-    const eager = await run(false), jitted = await run(true);
-    assert.equal(jitted.traces, 1, "one trace for all 8 steps (the optimizer's count is a tensor)");
-    assert.deepEqual(jitted.live, jitted.live.map(() => jitted.live[0]), "live buffers grew across jitted steps");
-    jitted.losses.forEach((l, i) => {
-      const e = eager.losses[i];
-      assert.ok(Math.abs(l - e) <= 1e-5 * Math.abs(e), `step ${i}: jitted loss ${l}, eager ${e}`);
-    });
+    const eager = await run(false), fused = await run(true), unfused = await run(true, false);
+    for (const [name, jitted] of [["fused", fused], ["unfused", unfused]] as const) {
+      assert.equal(jitted.traces, 1, `${name}: one trace for all 8 steps (the optimizer's count is a tensor)`);
+      assert.deepEqual(jitted.live, jitted.live.map(() => jitted.live[0]), `${name}: live buffers grew`);
+      jitted.losses.forEach((l, i) => {
+        const e = eager.losses[i];
+        assert.ok(Math.abs(l - e) <= 1e-5 * Math.abs(e), `step ${i}: ${name} jitted loss ${l}, eager ${e}`);
+      });
+    }
+    assert.ok(fused.dispatches < unfused.dispatches * 0.75, `${fused.dispatches} vs ${unfused.dispatches} dispatches`);
   },
 );
