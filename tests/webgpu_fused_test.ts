@@ -6,14 +6,16 @@
  * offset inputs, int and bool nodes, where, cast, the reduce prologue with
  * every reduce op on both reduce schedules; one dispatch per fused call;
  * `liveBuffers()` back to the baseline; a call over more buffers than a
- * kernel binds run as its kernels. Where there is no adapter every test is ignored with the reason.
+ * kernel binds split (on the device, and on a host that binds 3 inputs). Where there is no adapter every test is ignored with the reason.
  */
 import assert from "node:assert/strict";
 import { setBackend } from "../mod.ts";
 import "../backends/webgpu/mod.ts";
 import type { WebGpuBackend } from "../backends/webgpu/mod.ts";
 import type { BackendBuffer, ReduceOp } from "../backends/backend.ts";
-import type { FusedNode } from "../backends/program.ts";
+import type { FusedCall, FusedNode } from "../backends/program.ts";
+import type { GpuBuffer, KernelHost } from "../backends/webgpu/engine.ts";
+import { fused } from "../backends/webgpu/fused.ts";
 import type { TypedArray } from "../core/dtype.ts";
 import { ProgramTracer } from "./util/program_tracer.ts";
 
@@ -60,13 +62,19 @@ function close(got: TypedArray, want: TypedArray, what: string): void {
 }
 
 /** Compiles the tracer's program, runs it on `inputs` and compares every output with the eager one. */
-async function compare(b: WebGpuBackend, t: ProgramTracer, inputs: BackendBuffer[], outs: BackendBuffer[]) {
+async function compare(
+  b: WebGpuBackend,
+  t: ProgramTracer,
+  inputs: BackendBuffer[],
+  outs: BackendBuffer[],
+  dispatches = outs.length,
+) {
   const program = t.finish(outs);
   const eager = [];
   for (const o of outs) eager.push(await b.read(o));
   t.freeAll();
   const prog = b.compile(program);
-  assert.equal(prog.dispatches, program.steps.length, "one dispatch per fused call");
+  assert.equal(prog.dispatches, dispatches, "one dispatch per fused call (two where split)");
   const res = prog.run(inputs);
   for (let i = 0; i < res.length; i++) close(await b.read(res[i]), eager[i], `output ${i}`);
   for (const r of res) b.free(r);
@@ -208,25 +216,56 @@ gpuTest("the reduce prologue: every reduce op, both schedules, float and int", a
   assert.equal(b.liveBuffers(), base, "every buffer released");
 });
 
-gpuTest("a call over more buffers than a kernel binds runs as its kernels", async (b) => {
+gpuTest("a call reading more buffers than a kernel binds is split: nodes stored, read back by the rest", async (b) => {
   const max = b.fuses.maxInputs;
   assert.equal(max, b.engine.limits.maxStorageBuffersPerShaderStage - 2);
   const base = b.liveBuffers();
   const t = new ProgramTracer(b);
-  const xs = Array.from({ length: max + 1 }, (_, i) => t.input(b.upload(Float32Array.from([i, -i]), "float32")));
+  const xs = Array.from(
+    { length: max + 3 },
+    (_, i) => t.input(b.upload(Float32Array.from([i / 9, -i / 7]), "float32")),
+  );
+  // ((x0 + x1) + x2) + … (the global norm's sum of squares has this form), then a where over its exp and the
+  // inputs, plain and summed.
   const nodes: FusedNode[] = xs.map((_, input) => ({ op: "input", input, dtype: "float32" }));
   for (let i = 1; i < xs.length; i++) {
     nodes.push({ op: "binary", fn: "add", a: i === 1 ? 0 : nodes.length - 1, b: i, dtype: "float32" });
   }
+  const sum = nodes.length - 1;
+  nodes.push({ op: "unary", fn: "exp", x: sum, dtype: "float32" });
+  nodes.push({ op: "binary", fn: "less", a: 1, b: sum, dtype: "bool" });
+  nodes.push({ op: "where", cond: sum + 2, a: sum + 1, b: 2, dtype: "float32" });
   const ins = xs.map((buf) => ({ buf, strides: [1], offset: 0 }));
-  const program = t.finish([t.fused(ins, { outShape: [2], nodes })]);
-  t.freeAll();
-  const prog = b.compile(program);
-  assert.equal(prog.dispatches, 2 * max + 1, "one copy per input and one add per node");
-  const [out] = prog.run(xs);
-  assert.deepEqual(Array.from(await b.read(out)), [max * (max + 1) / 2, -max * (max + 1) / 2]);
-  b.free(out);
-  prog.dispose();
+  const calls: Omit<FusedCall, "kernel" | "inputs">[] = [
+    { outShape: [2], nodes },
+    { outShape: [2], nodes, reduce: { op: "sum", outer: 1, reduce: 2, inner: 1 } },
+  ];
+  const outs = calls.map((c) => t.fused(ins, c));
+  const want = [];
+  for (const o of outs) want.push(await b.read(o));
+  await compare(b, t, xs, outs, 4); // each: one stored node, then the rest
+  // On a device binding 5 buffers per kernel (3 inputs), split many times.
+  const e = b.engine;
+  const narrow: KernelHost = {
+    limits: { ...e.limits, maxStorageBuffersPerShaderStage: 5 },
+    alloc: (dtype, size) => e.alloc(dtype, size),
+    free: (buf) => e.free(buf),
+    run: (src, kinds, bufs, params, groups) => e.run(src, kinds, bufs, params, groups),
+    grid: (n, wg) => e.grid(n, wg),
+    indexCheck: (op, limit) => e.indexCheck(op, limit),
+  };
+  const call = (k: number): FusedCall => ({
+    ...calls[k],
+    kernel: "fused",
+    inputs: xs.map((_, value) => ({ value, strides: [1], offset: 0 })),
+  });
+  for (let k = 0; k < 2; k++) {
+    const d0 = b.engine.stats.dispatches;
+    const out = fused(narrow, call(k), (v) => xs[v] as GpuBuffer);
+    assert.ok(b.engine.stats.dispatches - d0 > 3, "split into several kernels");
+    close(await b.read(out), want[k], `3 inputs a kernel, call ${k}`);
+    b.free(out);
+  }
   for (const x of xs) b.free(x);
   assert.equal(b.liveBuffers(), base);
 });

@@ -11,15 +11,14 @@
  * schedules over `load` in place of its input buffer. Each distinct buffer is
  * bound once; a kernel also binds its output and its params, so it reads at
  * most {@link maxFusedInputs} buffers: the backend tells jit's fusion pass
- * (`fuses.maxInputs`), and a call over more runs as the kernels it stands for.
+ * (`fuses.maxInputs`), and a call over more is split here, a few of its nodes
+ * stored by kernels of their own and read back as inputs by the rest.
  * @module
  */
-import type { Backend, BackendBuffer, StridedInput } from "../backend.ts";
-import { fusedByKernels, type FusedCall, type ValueId } from "../program.ts";
+import type { FusedCall, FusedInput, FusedNode, ValueId } from "../program.ts";
 import type { EngineLimits, GpuBuffer, KernelHost } from "./engine.ts";
-import * as ew from "./elementwise.ts";
 import { binaryLets, castExpr, collapse, unaryLets, whereLets } from "./elementwise.ts";
-import { reduce, reduceOf } from "./reduce.ts";
+import { reduceOf } from "./reduce.ts";
 import { type Binding, contiguous, declare, entry, PRELUDE, wgslType } from "./wgsl.ts";
 
 /** Workgroup size of the elementwise form. */
@@ -32,13 +31,75 @@ export function maxFusedInputs(limits: EngineLimits): number {
 
 /** Runs a fused call (see the module doc); inputs from `get`. */
 export function fused(host: KernelHost, c: FusedCall, get: (v: ValueId) => GpuBuffer): GpuBuffer {
+  const stored = splitPoints(c, maxFusedInputs(host.limits));
+  if (!stored.size) return kernel(host, c, get);
+  // Stored nodes are read back as inputs with ids −1 − node.
+  const made = new Map<number, GpuBuffer>();
+  const read = (v: ValueId) => (v < 0 ? made.get(-1 - v)! : get(v));
+  try {
+    for (const k of [...stored].sort((a, b) => a - b)) made.set(k, kernel(host, extract(c, k, stored), read));
+    return kernel(host, { ...extract(c, c.nodes.length - 1, stored), reduce: c.reduce }, read);
+  } finally {
+    for (const m of made.values()) host.free(m);
+  }
+}
+
+const operands = (n: FusedNode): number[] =>
+  n.op === "input" ? [] : n.op === "binary" ? [n.a, n.b] : n.op === "where" ? [n.cond, n.a, n.b] : [n.x];
+
+/**
+ * Nodes to store so that every kernel reads at most `max` distinct values: in
+ * order, a node whose operands read more stores its widest operands (each
+ * read within the limit) until it does not; none when the call fits.
+ */
+function splitPoints(c: FusedCall, max: number): Set<number> {
+  const stored = new Set<number>(), reads: Set<string>[] = [];
+  const of = (k: number) => (stored.has(k) ? new Set([`n${k}`]) : reads[k]);
+  c.nodes.forEach((n, k) => {
+    if (n.op === "input") return void (reads[k] = new Set([`v${c.inputs[n.input]?.value}`]));
+    const union = () => new Set(operands(n).flatMap((o) => [...of(o)]));
+    let r = union();
+    while (r.size > max) {
+      const widest = operands(n).filter((o) => !stored.has(o)).sort((a, b) => of(b).size - of(a).size)[0];
+      stored.add(widest);
+      r = union();
+    }
+    reads[k] = r;
+  });
+  return stored;
+}
+
+/** The elementwise call computing node `root` of `c`, reading the `stored` nodes below it as inputs. */
+function extract(c: FusedCall, root: number, stored: ReadonlySet<number>): FusedCall {
+  const keep = new Set<number>();
+  const visit = (k: number) => {
+    if (keep.has(k)) return;
+    keep.add(k);
+    if (k === root || !stored.has(k)) operands(c.nodes[k]).forEach(visit);
+  };
+  visit(root);
+  const inputs: FusedInput[] = [], at = new Map<number, number>(), nodes: FusedNode[] = [];
+  const dense = contiguous(c.outShape);
+  for (const k of [...keep].sort((a, b) => a - b)) {
+    const n = c.nodes[k], m = (o: number) => at.get(o)!;
+    at.set(k, nodes.length);
+    if (n.op === "input" || (k !== root && stored.has(k))) {
+      const x = n.op === "input" ? c.inputs[n.input] : { value: -1 - k, strides: dense, offset: 0 };
+      nodes.push({ op: "input", input: inputs.push(x) - 1, dtype: n.dtype });
+    } else if (n.op === "binary") nodes.push({ ...n, a: m(n.a), b: m(n.b) });
+    else if (n.op === "where") nodes.push({ ...n, cond: m(n.cond), a: m(n.a), b: m(n.b) });
+    else nodes.push({ ...n, x: m(n.x) });
+  }
+  return { kernel: "fused", inputs, outShape: c.outShape, nodes };
+}
+
+/** One generated kernel for `c` (whose distinct inputs fit the bindings). */
+function kernel(host: KernelHost, c: FusedCall, get: (v: ValueId) => GpuBuffer): GpuBuffer {
   const bufs: GpuBuffer[] = [];
   const binding = c.inputs.map((x) => {
     const b = get(x.value);
     return bufs.includes(b) ? bufs.indexOf(b) : bufs.push(b) - 1;
   });
-  // More buffers than a kernel binds (the fusion pass splits such groups; this is the backstop): the kernels.
-  if (bufs.length > maxFusedInputs(host.limits)) return fusedByKernels(kernelsOn(host), c, get) as GpuBuffer;
   const dtype = c.nodes[c.nodes.length - 1].dtype;
   const bindings: Binding[] = bufs.map((b, k) => [`x${k}`, wgslType(b.dtype), "r"]);
   const load = loadFn(c, binding, bufs);
@@ -53,21 +114,6 @@ export function fused(host: KernelHost, c: FusedCall, get: (v: ValueId) => GpuBu
   const src = `${PRELUDE}\n${decl}\n${load}\n${entry(WG)}\n  if (i >= P[0]) { return; }\n  out[i] = load(i);\n}`;
   host.run(src, kinds, [out, ...bufs], [n], host.grid(n, WG));
   return out;
-}
-
-/** The kernels {@link fusedByKernels} calls, run on `host`. */
-function kernelsOn(host: KernelHost): Backend {
-  const g = (b: BackendBuffer) => b as GpuBuffer, op = (s: StridedInput) => ({ buf: g(s.buf), strides: s.strides });
-  const kernels: Pick<Backend, "strided" | "unary" | "binary" | "where" | "cast" | "reduce" | "free"> = {
-    strided: (x, shape, strides, offset) => ew.strided(host, g(x), shape, strides, offset),
-    unary: (fn, x, dtype) => ew.unary(host, fn, g(x), dtype),
-    binary: (fn, a, b, shape, dtype) => ew.binary(host, fn, op(a), op(b), shape, dtype),
-    where: (c, a, b, shape, dtype) => ew.where(host, op(c), op(a), op(b), shape, dtype),
-    cast: (x, dtype) => ew.cast(host, g(x), dtype),
-    reduce: (fn, x, outer, red, inner) => reduce(host, fn, g(x), outer, red, inner),
-    free: (b) => host.free(g(b)),
-  };
-  return kernels as Backend;
 }
 
 /** `fn load(e: u32) -> T`: the call's expression at flat index e of its `outShape`. */
