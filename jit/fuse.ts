@@ -112,7 +112,7 @@ export function fuse(p: Program, opts: FuseOptions): Program {
   const def = new Map<ValueId, number>(steps.map((s, i) => [s.out, i]));
   const readers = new Map<ValueId, number[]>();
   steps.forEach((s, i) => {
-    for (const v of callInputs(s.call)) readers.set(v, [...readers.get(v) ?? [], i]);
+    for (const v of callInputs(s.call)) readers.get(v)?.push(i) ?? readers.set(v, [i]);
   });
   const outputs = new Set(p.outputs);
   const info = steps.map((s) => {
@@ -152,7 +152,7 @@ export function fuse(p: Program, opts: FuseOptions): Program {
 
   // One fused call per group of two or more steps, in its root's place.
   const members = new Map<number, number[]>();
-  group.forEach((g, i) => g >= 0 && members.set(g, [...members.get(g) ?? [], i]));
+  group.forEach((g, i) => g >= 0 && (members.get(g)?.push(i) ?? members.set(g, [i])));
   const fused = new Map<number, FusedCall>();
   for (const [root, ms] of members) {
     if (ms.length < 2) continue;

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { checkGrad, type DType, jit, liveBuffers, scope, type Tensor, tree, valueAndGrad } from "../mod.ts";
 import { checkExclusions, forEachBackend } from "./conformance/backends.ts";
+import { getBackend } from "../core/runtime.ts";
 import { FORWARD_CASES } from "./conformance/forward_cases.ts";
 import { GRAD_CASES } from "./conformance/grad_cases.ts";
 import { ERROR_CASES } from "./conformance/errors_cases.ts";
@@ -142,13 +143,33 @@ async function sameAsEager(label: string, got: Tensor, want: Tensor, backend: st
   }
 }
 
+/** Fused calls in the programs each backend compiled for the jitted cases (jit fuses where a backend lowers them). */
+const fusedCalls = new Map<string, number>();
+
+/** `f()`, counting the fused calls of the programs the current backend compiles meanwhile. */
+function countingFused<T>(f: () => T): T {
+  const b = getBackend();
+  const compile = b.compile;
+  if (!compile) return f();
+  b.compile = (p) => {
+    const n = p.steps.filter((s) => s.call.kernel === "fused").length;
+    fusedCalls.set(b.name, (fusedCalls.get(b.name) ?? 0) + n);
+    return compile.call(b, p);
+  };
+  try {
+    return f();
+  } finally {
+    delete (b as { compile?: unknown }).compile; // the class's own method again
+  }
+}
+
 // Every forward and gradient case again, jitted (traced once, replayed), against its eager result.
 for (const c of FORWARD_CASES) {
   forEachBackend(`jit forward: ${c.name}`, (backend) =>
     noLeaks(async () => {
       const eager = [c.run()].flat();
       const f = jit(c.run);
-      const out = [f()].flat();
+      const out = countingFused(() => [f()].flat());
       f.clear();
       assert.equal(out.length, eager.length, "number of outputs");
       for (let k = 0; k < out.length; k++) await sameAsEager(`output ${k}`, out[k], eager[k], backend);
@@ -166,11 +187,17 @@ for (const c of GRAD_CASES) {
       const vg = valueAndGrad(c.f, { argnums });
       const eager = tree.leaves(vg(...(args as never[])));
       const f = jit(vg);
-      const out = tree.leaves(f(...(args as never[])));
+      const out = countingFused(() => tree.leaves(f(...(args as never[]))));
       f.clear();
       assert.equal(out.length, eager.length, "number of outputs");
       for (let k = 0; k < out.length; k++) await sameAsEager(`output ${k}`, out[k], eager[k], backend);
     }));
 }
+
+forEachBackend("jit cases ran fused kernels where the backend fuses", (backend) => {
+  if (!getBackend().fuses) return;
+  const n = fusedCalls.get(backend) ?? 0;
+  assert.ok(n > 50, `${n} fused calls in the jitted cases' programs (run with every jit case)`);
+});
 
 checkExclusions();

@@ -10,6 +10,7 @@ import { engine } from "../backends/cpu/wasm/engine.ts";
 import type { BackendBuffer } from "../backends/backend.ts";
 import type { KernelCall, Program, Step, ValueId, ValueInfo } from "../backends/program.ts";
 import { callInputs } from "../backends/program.ts";
+import { fuse } from "../jit/fuse.ts";
 import type { DType, TypedArray } from "../core/dtype.ts";
 
 /** Builds a Program in the required order: inputs, then constants, then steps. */
@@ -240,6 +241,118 @@ Deno.test("compile: every kernel kind runs bit-identical to the eager kernels, o
   } finally {
     setCpuThreads(saved);
   }
+});
+
+/** Elementwise chains the fusion pass fuses: reductions of misaligned rows, transposed reads, a ragged tail. */
+function chains(): { p: Program; make: (b: CpuBackend) => BackendBuffer[] } {
+  const g = new Builder(), f32 = "float32";
+  const R = 7, C = 13, L = 4099;
+  const x = g.input(R * C), y = g.input(C), z = g.input(3 * L), iota = g.input(C, "int32"), tgt = g.input(R, "int32");
+  const rows = (v: ValueId) => ({ value: v, strides: [C, 1] }), bcast = { value: y, strides: [0, 1] };
+  const e = g.step({ kernel: "unary", op: "exp", x, outDtype: f32 }, R * C, f32);
+  const m = g.step({ kernel: "binary", op: "mul", a: rows(e), b: bcast, outShape: [R, C], outDtype: f32 }, R * C, f32);
+  const s = g.step({ kernel: "reduce", op: "sum", x: m, outer: R, reduce: C, inner: 1 }, R, f32);
+  const t = g.step({ kernel: "strided", x, outShape: [C, R], strides: [1, C], offset: 0 }, R * C, f32);
+  const sl = g.step({ kernel: "unary", op: "silu", x: t, outDtype: f32 }, R * C, f32);
+  const mx = g.step({ kernel: "reduce", op: "max", x: sl, outer: 1, reduce: C, inner: R }, R, f32);
+  const d = g.step({ kernel: "binary", op: "sub", a: rows(x), b: bcast, outShape: [R, C], outDtype: f32 }, R * C, f32);
+  const lse = g.step({ kernel: "reduce", op: "logsumexp", x: d, outer: R, reduce: C, inner: 1 }, R, f32);
+  const sg = g.step({ kernel: "unary", op: "sigmoid", x, outDtype: f32 }, R * C, f32);
+  const tail = g.step(
+    { kernel: "binary", op: "add", a: rows(sg), b: bcast, outShape: [R, C], outDtype: f32 },
+    R * C,
+    f32,
+  );
+  const ez = g.step({ kernel: "unary", op: "exp", x: z, outDtype: f32 }, 3 * L, f32);
+  const sz = g.step({ kernel: "reduce", op: "sum", x: ez, outer: 3, reduce: L, inner: 1 }, 3, f32);
+  // Rows longer than the fused kernel's batch of rows: folded in chunks (sum, max, argmax) or produced whole.
+  const long = (x: ValueId) => g.step({ kernel: "unary", op: "sigmoid", x, outDtype: f32 }, 3 * 2 * L, f32);
+  const zz = g.step({ kernel: "strided", x: z, outShape: [3, 2 * L], strides: [0, 1], offset: 0 }, 6 * L, f32);
+  const lz = [0, 1, 2].map(() => long(zz));
+  const big = (op: "max" | "argmax" | "logsumexp", x: ValueId) =>
+    g.step({ kernel: "reduce", op, x, outer: 3, reduce: 2 * L, inner: 1 }, 3, op === "argmax" ? "int32" : f32);
+  // A one-hot (int32 equal, cast to float32), a where over a float32 comparison, casts to bool.
+  const eq = g.step(
+    {
+      kernel: "binary",
+      op: "equal",
+      a: { value: iota, strides: [0, 1] },
+      b: { value: tgt, strides: [1, 0] },
+      outShape: [R, C],
+      outDtype: "bool",
+    },
+    R * C,
+    "bool",
+  );
+  const oh = g.step({ kernel: "cast", x: eq, dtype: f32 }, R * C, f32);
+  const hot = g.step(
+    { kernel: "binary", op: "mul", a: rows(oh), b: rows(x), outShape: [R, C], outDtype: f32 },
+    R * C,
+    f32,
+  );
+  const gt = g.step(
+    { kernel: "binary", op: "greater", a: rows(x), b: bcast, outShape: [R, C], outDtype: "bool" },
+    R * C,
+    "bool",
+  );
+  const sel = g.step(
+    { kernel: "where", cond: rows(gt), a: rows(x), b: bcast, outShape: [R, C], dtype: f32 },
+    R * C,
+    f32,
+  );
+  const nz = g.step({ kernel: "cast", x: sel, dtype: "bool" }, R * C, "bool");
+  const nn = g.step({ kernel: "unary", op: "logicalNot", x: nz, outDtype: "bool" }, R * C, "bool");
+  const outs = [s, mx, lse, tail, sz, big("max", lz[0]), big("argmax", lz[1]), big("logsumexp", lz[2]), hot, nn];
+  const p = g.build(outs);
+  const make = (b: CpuBackend) => [
+    b.upload(data(R * C, 5), f32),
+    b.upload(data(C, 6), f32),
+    b.upload(data(3 * L, 7), f32),
+    b.upload(Int32Array.from({ length: C }, (_, i) => i), "int32"),
+    b.upload(Int32Array.from({ length: R }, (_, i) => (i * 5) % C), "int32"),
+  ];
+  return { p, make };
+}
+
+Deno.test({
+  name: "compile: fused programs (jit's fusion pass) give the unfused kernels' bits, on 1 and on 2 threads",
+  ignore: !engineHere,
+  async fn() {
+    const saved = cpuThreads();
+    try {
+      for (const program of [everyKernel, chains]) {
+        for (const opts of [{}, { parallelMinElements: 1, parallelMinMacs: 1 }, { programLoop: "wasm" as const }]) {
+          const b = new CpuBackend(opts);
+          const { p, make } = program();
+          const fused = fuse(p, b.fuses!);
+          const kinds = fused.steps.map((s) => s.call);
+          assert.ok(kinds.filter((c) => c.kernel === "fused" && c.reduce).length >= 1, "a fused reduction");
+          assert.ok(kinds.filter((c) => c.kernel === "fused" && !c.reduce).length >= 1, "a fused chain");
+          const inputs = make(b);
+          const want = eager(b, p, inputs);
+          const eagerFused = eager(b, fused, inputs);
+          eagerFused.forEach((x, j) =>
+            assert.deepEqual(bits(x), bits(want[j]), `output ${j} of the eager fused kernels`)
+          );
+          for (const threads of [1, 2]) {
+            setCpuThreads(threads);
+            await cpuWorkersReady();
+            const c = b.compile(fused);
+            const outs = c.run(inputs);
+            outs.forEach((o, j) => {
+              assert.deepEqual(bits(b.readSync(o)), bits(want[j]), `output ${j} (${JSON.stringify(opts)}, ${threads})`);
+              b.free(o);
+            });
+            c.dispose();
+          }
+          for (const x of inputs) b.free(x);
+          assert.equal(b.liveBuffers(), 0);
+        }
+      }
+    } finally {
+      setCpuThreads(saved);
+    }
+  },
 });
 
 Deno.test({

@@ -47,13 +47,13 @@ const data: TokenizedExample[] = Array.from({ length: 16 }, (_, i) => ({
 /** The examples of batch `s`: 4 of 16. */
 const batchOf = (examples: TokenizedExample[], s: number) => [0, 1, 2, 3].map((k) => examples[(3 * s + 5 * k) % 16]);
 
-/** A TL6 setup on a tiny random Llama; `steps` steps over fixed batches of 4, jitted or eager. */
-async function train(steps: number, jitted: boolean, numLayers = 2, lr: Schedule = 1e-2, examples = data) {
+/** A TL6 setup on a tiny random Llama; `steps` steps over fixed batches of 4, jitted (fused or not) or eager. */
+async function train(steps: number, jitted: boolean, numLayers = 2, lr: Schedule = 1e-2, examples = data, fuse = true) {
   const { config, params } = randomLlama({ seed: 1, numLayers, vocabSize: 64 });
   const plan = tl6({ rank: 4 });
   const { trainable, frozen } = plan.init(params, random.key(0));
   const opt = chain(clipByGlobalNorm(1), adamw(lr));
-  const step = trainStep(planLoss(plan, config), opt, { jit: jitted });
+  const step = trainStep(planLoss(plan, config), opt, { jit: jitted, fuse });
   let state = { trainable, opt: opt.init(trainable) };
   const losses: number[] = [];
   const live: number[] = [];
@@ -78,14 +78,30 @@ async function train(steps: number, jitted: boolean, numLayers = 2, lr: Schedule
 /** Warm-up then cosine decay: the learning rate changes every step (as a tensor of the step count). */
 const scheduled = (steps: number) => schedules.cosineWithWarmup(1e-2, 5, steps, 1e-3);
 
-Deno.test("a 20-step TL6 run jitted is bit-identical to the eager one (losses and parameters)", async () => {
+Deno.test("a 20-step TL6 run jitted, fused or not, is bit-identical to the eager one (losses and parameters)", async () => {
   for (const lr of [1e-2, scheduled(20)]) {
     const eager = await train(20, false, 2, lr);
     const jitted = await train(20, true, 2, lr);
     assert.deepEqual(jitted.losses, eager.losses);
     assert.deepEqual(jitted.trained, eager.trained);
     assert.equal(jitted.traces, 1, "one trace for every step (the step count is a tensor)");
+    if (lr !== 1e-2) continue;
+    const unfused = await train(20, true, 2, lr, data, false);
+    assert.deepEqual(unfused.losses, jitted.losses, "fused and unfused losses");
+    assert.deepEqual(unfused.trained, jitted.trained, "fused and unfused parameters");
   }
+  // The cpu backend fuses: the step's program holds fused kernels.
+  const compile = getBackend().compile!;
+  let fused = 0;
+  getBackend().compile = (
+    p,
+  ) => (fused += p.steps.filter((s) => s.call.kernel === "fused").length, compile.call(getBackend(), p));
+  try {
+    await train(1, true, 1);
+  } finally {
+    delete (getBackend() as { compile?: unknown }).compile;
+  }
+  assert.ok(fused > 20, `${fused} fused kernels in a TL6 step`);
 });
 
 Deno.test("a jitted trainStep traces once per batch shape whatever the answer counts, bit-identical to eager", async () => {

@@ -17,7 +17,14 @@ import { cpuThreads, KERNEL, poolFor, splitRange } from "./wasm/pool.ts";
 import { PART_WORDS, runKernel } from "./wasm/pool_protocol.ts";
 import { CpuBuffer } from "./buffer.ts";
 import { compileProgram, DESC_PART_BYTES, type KernelSink, type MakeParts, PARTS_PER_THREAD } from "./compile.ts";
-import type { CompiledProgram, KernelCall, Program, ValueId } from "../program.ts";
+import {
+  type CompiledProgram,
+  fusedByKernels,
+  type FusedCall,
+  type KernelCall,
+  type Program,
+  type ValueId,
+} from "../program.ts";
 
 const BYTES: Record<DType, number> = { float32: 4, int32: 4, bool: 1 };
 
@@ -103,7 +110,16 @@ export class CpuBackend implements Backend {
   readonly #now: KernelSink = {
     launch: (e, kernel, size, min, make, scratchBytes) => this.#run(e, kernel, size, min, make, scratchBytes),
     js: (f) => f(),
+    words: (w) => {
+      const h = this.#e!.heap, bytes = Math.max(w.length * 4, 4), ptr = h.alloc(bytes);
+      if (ptr >= 0) h.i32.set(w.map((v) => v | 0), ptr >>> 2), this.#blocks.push({ ptr, bytes });
+      return ptr;
+    },
   };
+  /** Heap blocks of the eager kernel running now (see `KernelSink.words`), released when it returns. */
+  readonly #blocks: { ptr: number; bytes: number }[] = [];
+  /** jit fuses elementwise chains for this backend where the engine runs them (see `fused`). */
+  readonly fuses?: { readonly reduce: boolean };
 
   /** A cpu backend; `opts` can turn the wasm engine off or change when kernels split across threads. */
   constructor(opts: CpuBackendOptions = {}) {
@@ -112,6 +128,7 @@ export class CpuBackend implements Backend {
     this.#minMacs = opts.parallelMinMacs ?? PARALLEL_MIN_MACS;
     this.#minGemvMacs = opts.parallelMinGemvMacs ?? Math.min(this.#minMacs, PARALLEL_MIN_GEMV_MACS);
     this.#loop = opts.programLoop ?? "js";
+    if (this.#e) this.fuses = { reduce: true };
   }
 
   /** Which kernels run: the wasm engine build ("simd" or "fma"), or "typescript". */
@@ -743,8 +760,56 @@ export class CpuBackend implements Backend {
       case "random":
         return this.#random(s, c.dist, c.key, out);
       case "fused":
-        throw new Error("cpu compile: fused kernels have no lowering yet");
+        return this.#fused(s, c, val, out);
     }
+  }
+
+  /**
+   * A fused kernel (../program.ts) run by the engine's expression interpreter (./wasm/fused.as.ts); the
+   * inputs are `get(id)` for each input's value. Bit-identical to the kernels it stands for.
+   */
+  fused(c: FusedCall, get: (id: ValueId) => BackendBuffer): BackendBuffer {
+    const size = c.reduce ? c.reduce.outer * c.reduce.inner : sizeOf(c.outShape);
+    const last = c.nodes[c.nodes.length - 1].dtype;
+    const out = this.#new(c.reduce?.op === "argmax" ? "int32" : last, size);
+    try {
+      this.#fused(this.#now, c, (id) => this.#buf(get(id)), out);
+    } catch (e) {
+      this.free(out);
+      throw e;
+    } finally {
+      for (const b of this.#blocks.splice(0)) this.#e!.heap.release(b.ptr, b.bytes);
+    }
+    return out;
+  }
+
+  #fused(s: KernelSink, c: FusedCall, val: (id: ValueId) => CpuBuffer, out: CpuBuffer): void {
+    const ins = c.inputs.map((x) => val(x.value));
+    const e = out.size > 0 ? this.#wasm(out, ...ins) : null;
+    const prog = e ? fusedProgram(c, ins) : null;
+    const block = prog ? s.words(prog.words) : -1;
+    if (e && prog && block >= 0) {
+      const rows = c.reduce ? c.reduce.outer : sizeOf(c.outShape);
+      const ok = s.launch(
+        e,
+        KERNEL.fused,
+        sizeOf(c.outShape),
+        this.#minElements,
+        (parts) =>
+          splitRange(rows, parts, c.reduce ? 1 : 16).filter(([a, b]) => b > a).map((
+            [a, b],
+          ) => [block, out.ptr, a, b, 0]),
+        prog.scratchBytes,
+        0,
+      );
+      if (ok) return;
+    }
+    // A node the engine does not run (or no heap room): the kernels it stands for, copied into place.
+    s.js(() => {
+      const r = fusedByKernels(this, c, val);
+      out.data.set(this.#get(r));
+      this.free(r);
+    });
   }
 
   /**
@@ -769,6 +834,77 @@ export class CpuBackend implements Backend {
 
 /** Dtype codes of the wasm cast kernel. */
 const DTYPE_CODE: Record<DType, number> = { float32: 0, int32: 1, bool: 2 };
+
+/** Elements per chunk of the fused kernel: each live node's chunk of 4-byte elements stays in L1. */
+const FUSED_CHUNK = 512;
+/**
+ * Elements a fused reduction produces before reducing them (whole [reduce, inner] blocks, at least one); longer
+ * rows of a sum, max, min or argmax are folded chunk by chunk. A block past FUSED_MAX_BLOCK otherwise (a
+ * logsumexp or a reduction over a middle axis that large) runs as the kernels it stands for.
+ */
+const FUSED_ROWS = 4096, FUSED_MAX_BLOCK = 1 << 20;
+
+/**
+ * The program of a fused kernel for the engine (the layout is in ./wasm/fused.as.ts), and the scratch it
+ * takes per thread; null where a node has no engine form (then the kernels it stands for run).
+ */
+function fusedProgram(c: FusedCall, ins: CpuBuffer[]): { words: number[]; scratchBytes: number } | null {
+  const [dims, st] = layout(c.outShape, c.inputs.map((x) => x.strides));
+  const R = dims.length, N = c.nodes.length, dense = stridesOf(dims);
+  const words = [R, N, c.inputs.length, FUSED_CHUNK, -1, 0, 0, 0, sizeOf(dims), 0, 0, ...dims];
+  c.inputs.forEach((x, i) => {
+    const how = st[i].every((s, k) => s === dense[k]) ? 1 : st[i].every((s) => s === 0) ? 2 : 0;
+    words.push(ins[i].ptr, BYTES[ins[i].dtype], x.offset, how, ...st[i]);
+  });
+  // Scratch slots by liveness: a node's chunk is freed after its last reader (never reused by that reader).
+  const lastRead = c.nodes.map(() => -1);
+  const operands = c.nodes.map((n) =>
+    n.op === "input" ? [] : n.op === "binary" ? [n.a, n.b] : n.op === "where" ? [n.cond, n.a, n.b] : [n.x]
+  );
+  operands.forEach((ops, k) => ops.forEach((o) => lastRead[o] = k));
+  const free: number[] = [], held = c.nodes.map(() => -1), pinned = new Set<number>();
+  let slots = 0;
+  for (let k = 0; k < N; k++) {
+    const n = c.nodes[k], ops = operands[k], from = ops.length ? c.nodes[ops[0]].dtype : n.dtype;
+    let kind: number, fn = 0;
+    if (n.op === "input") kind = 0, fn = 0;
+    else if (n.op === "unary") {
+      const code = UNARY_CODE[n.fn];
+      if (code !== undefined && from === "float32" && n.dtype === "float32") kind = 1, fn = code;
+      else if (n.fn === "logicalNot" && from === "bool" && n.dtype === "bool") kind = 7;
+      else return null;
+    } else if (n.op === "binary") {
+      fn = BINARY_CODE[n.fn];
+      if (n.dtype !== (fn >= 7 ? "bool" : from)) return null;
+      if (from === "float32") kind = 2;
+      else if (from === "int32" && n.fn !== "pow") kind = 3;
+      else if (from === "bool" && fn >= 5) kind = 4;
+      else return null;
+    } else if (n.op === "where") {
+      if (from !== "bool" || c.nodes[n.a].dtype !== n.dtype || c.nodes[n.b].dtype !== n.dtype) return null;
+      kind = 5;
+    } else kind = 6, fn = DTYPE_CODE[from] * 3 + DTYPE_CODE[n.dtype];
+    // An input read in place holds no slot; a broadcast scalar holds its own for the whole kernel.
+    const how = n.op === "input" ? words[11 + R + n.input * (4 + R) + 3] : 0;
+    if (k < N - 1 && how !== 1) held[k] = how === 2 ? slots++ : free.length ? free.pop()! : slots++;
+    const slot = k === N - 1 ? -1 : Math.max(held[k], 0);
+    words.push(kind, fn, ops[0] ?? (n.op === "input" ? n.input : 0), ops[1] ?? 0, ops[2] ?? 0, slot, BYTES[n.dtype]);
+    if (how === 2) pinned.add(k);
+    for (const o of new Set(ops)) if (lastRead[o] === k && held[o] >= 0 && !pinned.has(o)) free.push(held[o]);
+  }
+  words[10] = slots;
+  let rowBytes = 0;
+  if (c.reduce) {
+    if (c.nodes[N - 1].dtype !== "float32") return null;
+    const { op, outer, reduce, inner } = c.reduce, block = reduce * inner;
+    const streamed = block > FUSED_ROWS && inner === 1 && op !== "logsumexp";
+    if (block > FUSED_MAX_BLOCK && !streamed) return null;
+    const per = streamed ? 0 : Math.max(1, Math.floor(FUSED_ROWS / block));
+    words.splice(4, 6, REDUCE_CODE[op], outer, reduce, inner, sizeOf(dims), per);
+    rowBytes = streamed ? FUSED_CHUNK * 4 : per * block * 4;
+  }
+  return { words, scratchBytes: slots * FUSED_CHUNK * 4 + (N + R) * 4 + rowBytes + 64 };
+}
 
 /** The bits an element of `dtype` holds after `value` is stored into a typed array of it. */
 function bitsOf(dtype: DType, value: number): number {

@@ -25,6 +25,7 @@ import {
   callInputs,
   type CompiledProgram,
   fusedByKernels,
+  type FusedCall,
   type KernelCall,
   type Program,
   type ValueId,
@@ -62,6 +63,11 @@ export interface KernelSink {
   ): boolean;
   /** A TypeScript kernel (it reads its buffers' `data` when it runs). */
   js(f: () => void): void;
+  /**
+   * A heap block holding the i32 words `w` (a fused kernel's program; buffer addresses in it are patched
+   * every run by compile), alive as long as what the kernel emitted: -1 where the heap has no room.
+   */
+  words(w: readonly number[]): number;
 }
 
 /** What compile needs of the backend (its private kernels and allocator). */
@@ -114,8 +120,11 @@ export function callKernel(b: Backend, c: KernelCall, val: (id: ValueId) => Back
       return b.scatterAdd(val(c.idx), val(c.upd), c.rows, c.rowSize);
     case "random":
       return b.random(c.dist, c.key, c.size);
-    case "fused":
-      return fusedByKernels(b, c, val);
+    case "fused": {
+      // The backend's own fused kernel where it has one (cpu), else the kernels it stands for.
+      const own = (b as { fused?: (c: FusedCall, val: (id: ValueId) => BackendBuffer) => BackendBuffer }).fused;
+      return own ? own.call(b, c, val) : fusedByKernels(b, c, val);
+    }
   }
 }
 
@@ -386,6 +395,15 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
     js(f) {
       flush();
       steps.push(f);
+    },
+    words(w) {
+      const bytes = Math.max(w.length * 4, 4), ptr = heap.alloc(bytes);
+      if (ptr < 0) throw new Error("compile: the heap has no room for a fused kernel's program");
+      owned.push({ ptr, bytes });
+      const a = [...w];
+      resolve(a, ptr);
+      heap.i32.set(a.map((v) => v | 0), ptr >>> 2);
+      return ptr;
     },
   };
   try {

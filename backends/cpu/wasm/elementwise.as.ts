@@ -44,8 +44,10 @@ const GELU_C: f64 = 0.7978845608028654; // sqrt(2/pi)
     case 1: return f32x4.sub(x, y);
     case 2: return f32x4.mul(x, y);
     case 3: return f32x4.div(x, y);
-    case 5: return f32x4.max(x, y); // wasm max/min propagate NaN, like the reference
-    default: return f32x4.min(x, y);
+    // As binScalar (and the reference): NaN if either is NaN, else the first operand only where strictly
+    // greater (less), so max(+0, −0) is −0 on every path (f32x4.max would give +0 here and −0 in a row's tail).
+    case 5: return v128.bitselect(f32x4.splat(NaN), v128.bitselect(x, y, f32x4.gt(x, y)), v128.or(f32x4.ne(x, x), f32x4.ne(y, y)));
+    default: return v128.bitselect(f32x4.splat(NaN), v128.bitselect(x, y, f32x4.lt(x, y)), v128.or(f32x4.ne(x, x), f32x4.ne(y, y)));
   }
 }
 
@@ -62,7 +64,7 @@ const GELU_C: f64 = 0.7978845608028654; // sqrt(2/pi)
 }
 
 /** One row of a float32 binary op: out[j] = a[j·ia] op b[j·ib] (ia, ib element strides). */
-function binaryRow(op: i32, a: usize, ia: i32, b: usize, ib: i32, out: usize, n: i32): void {
+export function binaryRow(op: i32, a: usize, ia: i32, b: usize, ib: i32, out: usize, n: i32): void {
   let j = 0;
   if (op >= 7) {
     for (; j < n; j++) {
@@ -146,7 +148,7 @@ export function binaryF32(op: i32, a: usize, b: usize, out: usize, desc: usize, 
 }
 
 // @ts-ignore: decorator
-@inline function binI32(op: i32, x: i32, y: i32, out: usize): void {
+@inline export function binI32(op: i32, x: i32, y: i32, out: usize): void {
   // As the reference: the op on float64 values, then stored (int32 ToInt32, or a 0/1 byte for comparisons).
   const a = <f64>x, b = <f64>y;
   switch (op) {
@@ -302,7 +304,7 @@ export function strided32(x: usize, out: usize, desc: usize, rank: i32): void {
 }
 
 // @ts-ignore: decorator
-@inline function unaryScalar(op: i32, x: f32): f32 {
+@inline export function unaryScalar(op: i32, x: f32): f32 {
   const d = <f64>x;
   switch (op) {
     case 0: return -x;
@@ -366,7 +368,7 @@ const LN2_LO: f64 = 1.90821492927058770002e-10;
 
 /** exp, sigmoid or silu of two float64 lanes, with the reference's formulas (e = exp(−|x|)). */
 // @ts-ignore: decorator
-@inline function expLike2(op: i32, x: v128): v128 {
+@inline export function expLike2(op: i32, x: v128): v128 {
   if (op == 1) return expd2(x);
   const e = expd2(f64x2.neg(f64x2.abs(x)));
   const one = f64x2.splat(1.0);

@@ -63,6 +63,7 @@ export interface EngineExports {
   gatherRows(table: number, rows: number, rowBytes: number, idx: number, n: number, out: number): number;
   scatterAddRows(idx: number, upd: number, rows: number, rowSize: number, n: number, out: number): number;
   runCalls(rec: number, n: number, scratch: number): void;
+  fusedF32(prog: number, out: number, s0: number, s1: number, scratch: number): void;
   randomF32(kind: number, k0: number, k1: number, start: number, out: number, n: number, tmp: number): void;
   heapBase(): number;
   MR: WebAssembly.Global;

@@ -34,6 +34,7 @@ export const KERNEL = {
   binaryI32: 11,
   cast: 12,
   fill: 13,
+  fused: 14,
 } as const;
 
 export const SLOT_ARGS = 16;
@@ -112,6 +113,9 @@ export function runKernel(x: EngineExports, kernel: number, a: ArrayLike<number>
       return;
     case KERNEL.fill:
       x.fillData(a[0], a[1], a[2], a[3]);
+      return;
+    case KERNEL.fused: // a[4]: offset of its chunks in the running thread's scratch
+      x.fusedF32(a[0], a[1], a[2], a[3], a[4] + scratch);
       return;
     case KERNEL.random: // a[6]: offset of 32 bytes in the running thread's scratch
       x.randomF32(a[0], a[1], a[2], a[3], a[4], a[5], a[6] + scratch);

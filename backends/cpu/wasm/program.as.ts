@@ -8,6 +8,7 @@ import { matmul } from "./matmul.as";
 import { binaryF32, binaryI32, castData, randomF32, reduceF32, strided32, unaryF32, where32 } from "./elementwise.as";
 import { gemv, gemvBatch } from "./vector.as";
 import { copyRows, fillData } from "./data.as";
+import { fusedF32 } from "./fused.as";
 
 // @ts-ignore: decorator
 @inline function arg(rec: usize, k: i32): i32 {
@@ -16,7 +17,7 @@ import { copyRows, fillData } from "./data.as";
 
 /**
  * Runs `n` calls: records of 16 i32 words, a kernel id (pool_protocol.ts's KERNEL) then its arguments as
- * the pool passes them (matmul's packing buffers and random's 32 bytes as offsets into `scratch`).
+ * the pool passes them (matmul's packing buffers, random's 32 bytes and the fused kernel's chunks as offsets into `scratch`).
  */
 export function runCalls(rec: usize, n: i32, scratch: usize): void {
   const s = <i32>scratch;
@@ -40,6 +41,7 @@ export function runCalls(rec: usize, n: i32, scratch: usize): void {
       case 11: binaryI32(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4), arg(rec, 5)); break;
       case 12: castData(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4)); break;
       case 13: fillData(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3)); break;
+      case 14: fusedF32(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4) + s); break;
       default: unreachable();
     }
   }
