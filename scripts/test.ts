@@ -32,6 +32,7 @@ export const WEBGPU_MODULES: readonly string[] = [
   "tests/conformance_test.ts",
   "tests/llama/llama_test.ts",
   "tests/peft/presets_webgpu_test.ts",
+  "tests/webgpu_fused_test.ts",
   "tests/webgpu_program_test.ts",
   "tests/webgpu_test.ts",
 ];

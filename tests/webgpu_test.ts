@@ -281,18 +281,20 @@ gpuTest("MLP steps at bench size (every matmul program in one batch) match cpu",
 });
 
 gpuTest(
-  "jitted TL6 training: one trace and flat liveBuffers over 300 steps, the first 8 losses as eager's (±1e-5 relative)",
-  async () => {
-    // Jitted: 300 steps (the loss read at the first 8 and every 100th), live buffers counted after each.
-    const run = async (jit: boolean, steps: number) => {
+  "jitted TL6 training, fused and unfused: one trace and flat liveBuffers (fused: over 300 steps), the first 8 " +
+    "losses as eager's (±1e-5 relative); fusion cuts the dispatches",
+  async (b) => {
+    // The loss read at the first 8 steps and every 100th; live buffers counted after each step.
+    const run = async (jit: boolean, steps: number, fuse = true) => {
       const { config, params } = randomLlama({ seed: 1, numLayers: 1, vocabSize: 64 });
       const plan = tl6({ rank: 4 });
       const { trainable, frozen } = plan.init(params, key(0));
       const opt = adamw(1e-2);
-      const step = trainStep(planLoss(plan, config), opt, { jit });
+      const step = trainStep(planLoss(plan, config), opt, { jit, fuse });
       let state = { trainable, opt: opt.init(trainable) };
       const batch = makeBatch([{ prompt: [1, 5, 9], answer: [20, 2] }, { prompt: [1, 7], answer: [11, 12, 2] }], 8);
       const losses: number[] = [], live: number[] = [];
+      const d0 = b.engine.stats.programDispatches, r0 = b.engine.stats.programRuns;
       for (let s = 0; s < steps; s++) {
         const out = step(state, frozen, batch);
         if (s < 8 || s % 100 === 99) losses.push(await out.loss.item());
@@ -301,17 +303,21 @@ gpuTest(
         live.push(liveBuffers());
       }
       const traces = step.traces;
+      const dispatches = (b.engine.stats.programDispatches - d0) / (b.engine.stats.programRuns - r0);
       step.clear();
       dispose([state, frozen, params, batch.tokens, batch.positions, batch.targets]);
-      return { losses, live, traces };
+      return { losses, live, traces, dispatches };
     };
-    const eager = await run(false, 8), jitted = await run(true, 300);
-    assert.equal(jitted.traces, 1, "one trace for all 300 steps (the optimizer's count is a tensor)");
-    assert.deepEqual(jitted.live, jitted.live.map(() => jitted.live[0]), "live buffers grew across jitted steps");
-    eager.losses.forEach((e, i) => {
-      const l = jitted.losses[i];
-      assert.ok(Math.abs(l - e) <= 1e-5 * Math.abs(e), `step ${i}: jitted loss ${l}, eager ${e}`);
-    });
-    assert.ok(jitted.losses[10] < jitted.losses[0], `the jitted run should learn: ${jitted.losses}`);
+    const eager = await run(false, 8), fused = await run(true, 300), unfused = await run(true, 8, false);
+    for (const [name, jitted] of [["fused", fused], ["unfused", unfused]] as const) {
+      assert.equal(jitted.traces, 1, `${name}: one trace for every step (the optimizer's count is a tensor)`);
+      assert.deepEqual(jitted.live, jitted.live.map(() => jitted.live[0]), `${name}: live buffers grew`);
+      eager.losses.forEach((e, i) => {
+        const l = jitted.losses[i];
+        assert.ok(Math.abs(l - e) <= 1e-5 * Math.abs(e), `step ${i}: ${name} jitted loss ${l}, eager ${e}`);
+      });
+    }
+    assert.ok(fused.losses[10] < fused.losses[0], `the fused run should learn: ${fused.losses}`);
+    assert.ok(fused.dispatches < unfused.dispatches * 0.75, `${fused.dispatches} vs ${unfused.dispatches} dispatches`);
   },
 );

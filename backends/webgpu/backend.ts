@@ -18,6 +18,7 @@ import { random } from "./random.ts";
 import { wordOf } from "./wgsl.ts";
 import type { Program } from "../program.ts";
 import { WebGpuProgram } from "./program.ts";
+import { maxFusedInputs } from "./fused.ts";
 
 /** The WebGPU implementation of {@link Backend}. */
 export class WebGpuBackend implements Backend {
@@ -27,7 +28,16 @@ export class WebGpuBackend implements Backend {
   description = "";
 
   /** Wraps a runtime (see engine.ts); use {@link createWebGpuBackend} from device.ts to make one. */
-  constructor(readonly engine: Engine) {}
+  constructor(readonly engine: Engine) {
+    this.fuses = { reduce: true, maxInputs: maxFusedInputs(engine.limits) };
+  }
+
+  /**
+   * `compile` lowers fused calls (fused.ts), reduce prologues included; one
+   * kernel reads at most `maxInputs` distinct buffers (the device's storage
+   * bindings less the output and params), a limit jit's fusion respects.
+   */
+  readonly fuses: { readonly reduce: true; readonly maxInputs: number };
 
   #get(b: BackendBuffer): GpuBuffer {
     if (!(b instanceof GpuBuffer)) throw new Error("webgpu backend: got a buffer from another backend");

@@ -120,33 +120,37 @@ ${lines.join("\n")}
   return out;
 }
 
-// ---------------------------------------------------------------- op functions
+// ---------------------------------------------------------------- op expressions
+// One table of WGSL per op, shared by the single-op kernels below and the fused kernels (fused.ts): each op is
+// statements `let y = …;` over named operands (helper lets are `y` + a suffix), so a fused node computes exactly
+// what the kernel it replaces computes.
 
-/** The body of `fn op(x: T) -> T` for each unary op, per storage type. */
-const UNARY_F32: Record<Exclude<UnaryOp, "logicalNot">, string> = {
-  neg: "-x",
-  exp: "exp(x)",
-  log: "log_(x)",
-  sqrt: "sqrt(x)",
-  rsqrt: "1.0 / sqrt(x)",
-  abs: "abs(x)",
-  sign: "sign_(x)",
-  tanh: "tanh_(x)",
-  sigmoid: "sigmoid_(x)",
-  silu: "silu_(x)",
-  gelu: "gelu_(x)",
-  square: "x * x",
-  sin: "sin(x)",
-  cos: "cos(x)",
+/** The expression of each unary op on f32 `x`. */
+const UNARY_F32: Record<Exclude<UnaryOp, "logicalNot">, (x: string) => string> = {
+  neg: (x) => `-${x}`,
+  exp: (x) => `exp(${x})`,
+  log: (x) => `log_(${x})`,
+  sqrt: (x) => `sqrt(${x})`,
+  rsqrt: (x) => `1.0 / sqrt(${x})`,
+  abs: (x) => `abs(${x})`,
+  sign: (x) => `sign_(${x})`,
+  tanh: (x) => `tanh_(${x})`,
+  sigmoid: (x) => `sigmoid_(${x})`,
+  silu: (x) => `silu_(${x})`,
+  gelu: (x) => `gelu_(${x})`,
+  square: (x) => `${x} * ${x}`,
+  sin: (x) => `sin(${x})`,
+  cos: (x) => `cos(${x})`,
 };
-const UNARY_INT: Partial<Record<UnaryOp, string>> = {
-  neg: "-x",
-  abs: "abs(x)",
-  sign: "select(select(0, -1, x < 0), 1, x > 0)",
-  square: "x * x",
+/** Unary ops with an i32 form (the rest go through f32). */
+const UNARY_INT: Partial<Record<UnaryOp, (x: string) => string>> = {
+  neg: (x) => `-${x}`,
+  abs: (x) => `abs(${x})`,
+  sign: (x) => `select(select(0, -1, ${x} < 0), 1, ${x} > 0)`,
+  square: (x) => `${x} * ${x}`,
 };
 
-/** `fn op` converting one storage type to another with the backend's cast semantics. */
+/** The expression converting `x` from one storage type to another with the backend's cast semantics. */
 export function castExpr(from: DType, to: DType, x: string): string {
   if (from === to) return x;
   if (to === "bool") {
@@ -159,26 +163,17 @@ export function castExpr(from: DType, to: DType, x: string): string {
   return `f32(${x})`;
 }
 
-/** Elementwise unary op. Inputs of another dtype are converted to `outDtype` first. */
-export function unary(engine: KernelHost, op: UnaryOp, x: GpuBuffer, outDtype: DType): GpuBuffer {
-  const tx = wgslType(x.dtype), to = wgslType(outDtype);
-  let fn: string;
+/** `let y = op(x)`: x of dtype `from` (converted first where the op needs), y of dtype `to`. */
+export function unaryLets(op: UnaryOp, from: DType, to: DType, x: string, y: string): string {
   if (op === "logicalNot") {
-    const zero = x.dtype === "float32" ? "(bitcast<u32>(x) & 0x7fffffffu) == 0u || isnan_(x)" : "x == 0";
-    fn = `fn op(x: ${tx}) -> u32 { return select(0u, 1u, ${zero}); }`;
-  } else if (outDtype === "float32") {
-    fn = `fn op(x0: ${tx}) -> f32 { let x = ${castExpr(x.dtype, "float32", "x0")}; return ${UNARY_F32[op]}; }`;
-  } else {
-    const body = UNARY_INT[op];
-    const conv = castExpr(x.dtype, "int32", "x0");
-    // Ops only defined on floats (never sent by core for ints) go through f32.
-    fn = body
-      ? `fn op(x0: ${tx}) -> ${to} { let x = ${conv}; return ${castExpr("int32", outDtype, body)}; }`
-      : `fn op(x0: ${tx}) -> ${to} { let x = ${castExpr(x.dtype, "float32", "x0")}; let y = ${UNARY_F32[op]}; return ${
-        castExpr("float32", outDtype, "y")
-      }; }`;
+    const zero = from === "float32" ? `(bitcast<u32>(${x}) & 0x7fffffffu) == 0u || isnan_(${x})` : `${x} == 0`;
+    return `let ${y} = select(0u, 1u, ${zero});`;
   }
-  return elementwise(engine, fn, [{ buf: x, strides: [1] }], [x.size], outDtype);
+  const int = to === "float32" ? undefined : UNARY_INT[op];
+  // Ops only defined on floats (never sent by core for ints) go through f32.
+  const via: DType = int ? "int32" : "float32";
+  const body = int ? int(`${y}x`) : UNARY_F32[op](`${y}x`);
+  return `let ${y}x = ${castExpr(from, via, x)}; let ${y} = ${castExpr(via, to, body)};`;
 }
 
 const COMPARE: Partial<Record<BinaryOp, string>> = {
@@ -190,32 +185,60 @@ const COMPARE: Partial<Record<BinaryOp, string>> = {
   greaterEqual: ">=",
 };
 
-/** The body of `fn op(a: T, b: T) -> TO` for a binary op. */
-function binaryBody(op: BinaryOp, t: "f32" | "i32" | "u32"): string {
+/** The expression of binary `op` on operands `a`, `b` of storage type `t`. */
+function binaryExpr(op: BinaryOp, t: "f32" | "i32" | "u32", a: string, b: string): string {
   const cmp = COMPARE[op];
   if (cmp) {
-    if (t !== "f32") return `select(0u, 1u, a ${cmp} b)`;
+    if (t !== "f32") return `select(0u, 1u, ${a} ${cmp} ${b})`;
     // Every comparison with NaN is false except notEqual (IEEE), tested by bits so no fast-math can fold it.
-    const nan = "isnan_(a) || isnan_(b)";
-    return op === "notEqual" ? `select(0u, 1u, (${nan}) || a != b)` : `select(0u, 1u, !(${nan}) && a ${cmp} b)`;
+    const nan = `isnan_(${a}) || isnan_(${b})`;
+    return op === "notEqual"
+      ? `select(0u, 1u, (${nan}) || ${a} != ${b})`
+      : `select(0u, 1u, !(${nan}) && ${a} ${cmp} ${b})`;
   }
   switch (op) {
     case "add":
-      return "a + b";
+      return `${a} + ${b}`;
     case "sub":
-      return "a - b";
+      return `${a} - ${b}`;
     case "mul":
-      return "a * b";
+      return `${a} * ${b}`;
     case "div":
-      return t === "f32" ? "a / b" : `select(a / b, ${t}(0), b == ${t}(0))`;
+      return t === "f32" ? `${a} / ${b}` : `select(${a} / ${b}, ${t}(0), ${b} == ${t}(0))`;
     case "pow":
-      return t === "f32" ? "pow_(a, b)" : `${t}(pow_(f32(a), f32(b)))`;
+      return t === "f32" ? `pow_(${a}, ${b})` : `${t}(pow_(f32(${a}), f32(${b})))`;
     case "maximum":
-      return t === "f32" ? "max_(a, b)" : "max(a, b)";
+      return t === "f32" ? `max_(${a}, ${b})` : `max(${a}, ${b})`;
     case "minimum":
-      return t === "f32" ? "min_(a, b)" : "min(a, b)";
+      return t === "f32" ? `min_(${a}, ${b})` : `min(${a}, ${b})`;
   }
   throw new Error(`webgpu: unknown binary op ${op}`);
+}
+
+/** `let y = a op b`, computed in a's dtype `ta` (b converted to it; core promotes, so they agree), y of `to`. */
+export function binaryLets(op: BinaryOp, ta: DType, tb: DType, to: DType, a: string, b: string, y: string): string {
+  const raw = binaryExpr(op, wgslType(ta), a, `${y}b`);
+  const result = COMPARE[op] !== undefined ? raw : castExpr(ta, to, `(${raw})`);
+  return `let ${y}b = ${castExpr(tb, ta, b)}; let ${y} = ${result};`;
+}
+
+/** `let y = c ? a : b` with every operand converted to `to` (c to bool). */
+export function whereLets(tc: DType, ta: DType, tb: DType, to: DType, c: string, a: string, b: string, y: string) {
+  return `let ${y} = select(${castExpr(tb, to, b)}, ${castExpr(ta, to, a)}, ${castExpr(tc, "bool", c)} != 0u);`;
+}
+
+// ---------------------------------------------------------------- single-op kernels
+
+/** `fn op(x0, …) -> T` over operands of `types` whose body is `lets` defining `y`. */
+function opFn(types: readonly DType[], out: DType, lets: string): string {
+  const args = types.map((t, j) => `x${j}: ${wgslType(t)}`).join(", ");
+  return `fn op(${args}) -> ${wgslType(out)} { ${lets} return y; }`;
+}
+
+/** Elementwise unary op. Inputs of another dtype are converted to `outDtype` first. */
+export function unary(engine: KernelHost, op: UnaryOp, x: GpuBuffer, outDtype: DType): GpuBuffer {
+  const fn = opFn([x.dtype], outDtype, unaryLets(op, x.dtype, outDtype, "x0", "y"));
+  return elementwise(engine, fn, [{ buf: x, strides: [1] }], [x.size], outDtype);
 }
 
 /** Elementwise binary op on broadcast operands, computed in the operands' dtype. */
@@ -227,13 +250,8 @@ export function binary(
   outShape: readonly number[],
   outDtype: DType,
 ): GpuBuffer {
-  const ta = wgslType(a.buf.dtype), tb = wgslType(b.buf.dtype);
-  // Operands should share a dtype (core promotes); if not, b is converted to a's.
-  const bConv = castExpr(b.buf.dtype, a.buf.dtype, "b0");
-  const raw = binaryBody(op, ta);
-  const isCmp = COMPARE[op] !== undefined;
-  const result = isCmp ? raw : castExpr(a.buf.dtype, outDtype, `(${raw})`);
-  const fn = `fn op(a: ${ta}, b0: ${tb}) -> ${wgslType(outDtype)} { let b = ${bConv}; return ${result}; }`;
+  const ta = a.buf.dtype, tb = b.buf.dtype;
+  const fn = opFn([ta, tb], outDtype, binaryLets(op, ta, tb, outDtype, "x0", "x1", "y"));
   return elementwise(engine, fn, [a, b], outShape, outDtype);
 }
 
@@ -246,17 +264,14 @@ export function where(
   outShape: readonly number[],
   dtype: DType,
 ): GpuBuffer {
-  const t = wgslType(dtype), tc = wgslType(c.buf.dtype);
-  const cond = castExpr(c.buf.dtype, "bool", "c");
-  const fn = `fn op(c: ${tc}, a0: ${wgslType(a.buf.dtype)}, b0: ${wgslType(b.buf.dtype)}) -> ${t} {
-  return select(${castExpr(b.buf.dtype, dtype, "b0")}, ${castExpr(a.buf.dtype, dtype, "a0")}, ${cond} != 0u);
-}`;
+  const types = [c.buf.dtype, a.buf.dtype, b.buf.dtype];
+  const fn = opFn(types, dtype, whereLets(types[0], types[1], types[2], dtype, "x0", "x1", "x2", "y"));
   return elementwise(engine, fn, [c, a, b], outShape, dtype);
 }
 
 /** Converts dtype. */
 export function cast(engine: KernelHost, x: GpuBuffer, dtype: DType): GpuBuffer {
-  const fn = `fn op(x: ${wgslType(x.dtype)}) -> ${wgslType(dtype)} { return ${castExpr(x.dtype, dtype, "x")}; }`;
+  const fn = opFn([x.dtype], dtype, `let y = ${castExpr(x.dtype, dtype, "x0")};`);
   return elementwise(engine, fn, [{ buf: x, strides: [1] }], [x.size], dtype);
 }
 

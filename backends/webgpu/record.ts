@@ -4,7 +4,8 @@
  * {@link KernelHost} that captures what they do (allocations, releases,
  * dispatches with their WGSL, bindings, params and grid) instead of running
  * it. A compiled program replays the captured dispatches, so it runs exactly
- * the eager kernels with the eager dispatch shapes.
+ * the eager kernels with the eager dispatch shapes; a fused call (made by
+ * jit, never eager) records its one generated kernel (fused.ts).
  * @module
  */
 import type { KernelCall, Program, ValueId } from "../program.ts";
@@ -15,6 +16,7 @@ import * as mv from "./movement.ts";
 import { reduce } from "./reduce.ts";
 import { matmul } from "./matmul.ts";
 import { random } from "./random.ts";
+import { fused } from "./fused.ts";
 import { wordOf } from "./wgsl.ts";
 import type { PlanEvent } from "./plan.ts";
 
@@ -65,7 +67,7 @@ export function callKernel(host: KernelHost, c: KernelCall, get: (v: ValueId) =>
     case "random":
       return random(host, c.dist, c.key, c.size);
     case "fused":
-      throw new Error("webgpu: fused kernels have no lowering yet");
+      return fused(host, c, get);
   }
 }
 

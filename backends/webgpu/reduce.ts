@@ -10,7 +10,7 @@
 import type { ReduceOp } from "../backend.ts";
 import type { DType } from "../../core/dtype.ts";
 import type { GpuBuffer, KernelHost } from "./engine.ts";
-import { declare, PRELUDE, wgslType } from "./wgsl.ts";
+import { type Binding, declare, PRELUDE, wgslType } from "./wgsl.ts";
 
 const WG_SERIAL = 64;
 const WG_TREE = 128;
@@ -51,46 +51,76 @@ function argmaxBetter(t: string): string {
 }`;
 }
 
+/** What a reduction reads: its input bindings (after `out`), their buffers, and `fn load(e: u32) -> T`. */
+export interface ReduceSource {
+  /** Bindings read (declared after `out`). */
+  readonly bindings: readonly Binding[];
+  /** Their buffers, in order. */
+  readonly bufs: readonly GpuBuffer[];
+  /** WGSL `fn load(e: u32) -> T`: element e of the [outer, red, inner] view. */
+  readonly load: string;
+  /** The element type T. */
+  readonly dtype: DType;
+}
+
 /**
  * Reduces x viewed as [outer, red, inner] over the middle axis. Output dtype:
  * int32 for argmax, else x's dtype.
  */
 export function reduce(engine: KernelHost, op: ReduceOp, x: GpuBuffer, outer: number, red: number, inner: number) {
-  const outDtype: DType = op === "argmax" ? "int32" : x.dtype;
+  const t = wgslType(x.dtype);
+  const load = `fn load(e: u32) -> ${t} { return x[e]; }`;
+  return reduceOf(engine, op, { bindings: [["x", t, "r"]], bufs: [x], load, dtype: x.dtype }, outer, red, inner);
+}
+
+/**
+ * {@link reduce} of the values `src.load` gives (a fused kernel's prologue
+ * computes them per element: fused.ts), in the same order of operations.
+ */
+export function reduceOf(
+  engine: KernelHost,
+  op: ReduceOp,
+  src: ReduceSource,
+  outer: number,
+  red: number,
+  inner: number,
+): GpuBuffer {
+  const outDtype: DType = op === "argmax" ? "int32" : src.dtype;
   const nOut = outer * inner;
   const out = engine.alloc(outDtype, nOut);
   if (nOut === 0) return out;
-  const t = wgslType(x.dtype), to = wgslType(outDtype);
-  const { src: decl, kinds } = declare([["out", to, "w"], ["x", t, "r"]]);
+  const t = wgslType(src.dtype), to = wgslType(outDtype);
+  const { src: decl, kinds } = declare([["out", to, "w"], ...src.bindings]);
   const tree = red >= 512 && nOut < 256;
   const params = [nOut, red, inner];
   // Element r of output q = (o, i) sits at base + r·inner with base = o·red·inner + i.
   const base = "let o = q / P[2]; let ii = q - o * P[2]; let base = o * P[1] * P[2] + ii;";
-  let src: string;
+  let code: string;
   if (!tree) {
     let body: string;
     if (op === "argmax") {
       body = `var best = ${t === "f32" ? "-inf_()" : opCode("max", t).init}; var bi = 0xffffffffu;
   for (var r = 0u; r < P[1]; r++) {
-    let v = x[base + r * P[2]];
+    let v = load(base + r * P[2]);
     if (better(best, bi, v, r)) { best = v; bi = r; }
   }
   out[q] = select(i32(bi), 0, bi == 0xffffffffu);`;
     } else if (op === "logsumexp") {
       body = `var m = -inf_();
-  for (var r = 0u; r < P[1]; r++) { m = max_(m, x[base + r * P[2]]); }
+  for (var r = 0u; r < P[1]; r++) { m = max_(m, load(base + r * P[2])); }
   if (isnan_(m) || m == -inf_()) { out[q] = m; return; }
   var s = 0.0;
-  for (var r = 0u; r < P[1]; r++) { s = s + exp(x[base + r * P[2]] - m); }
+  for (var r = 0u; r < P[1]; r++) { s = s + exp(load(base + r * P[2]) - m); }
   out[q] = m + log(s);`;
     } else {
       const c = opCode(op, t);
       body = `var acc = ${c.init};
-  for (var r = 0u; r < P[1]; r++) { let v = x[base + r * P[2]]; ${c.step} }
+  for (var r = 0u; r < P[1]; r++) { let v = load(base + r * P[2]); ${c.step} }
   out[q] = acc;`;
     }
-    src = `${PRELUDE}
+    code = `${PRELUDE}
 ${decl}
+${src.load}
 ${op === "argmax" ? argmaxBetter(t) : ""}
 @compute @workgroup_size(${WG_SERIAL})
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -99,7 +129,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   ${base}
   ${body}
 }`;
-    engine.run(src, kinds, [out, x], params, engine.grid(nOut, WG_SERIAL));
+    engine.run(code, kinds, [out, ...src.bufs], params, engine.grid(nOut, WG_SERIAL));
     return out;
   }
 
@@ -116,7 +146,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
     body = `var best = ${t === "f32" ? "-inf_()" : opCode("max", t).init}; var bi = 0xffffffffu;
   if (valid) {
     for (var r = l; r < P[1]; r += ${WG_TREE}u) {
-      let v = x[base + r * P[2]];
+      let v = load(base + r * P[2]);
       if (better(best, bi, v, r)) { best = v; bi = r; }
     }
   }
@@ -127,7 +157,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   } else if (op === "logsumexp") {
     shared = `var<workgroup> sh: array<f32, ${WG_TREE}>;`;
     body = `var m = -inf_();
-  if (valid) { for (var r = l; r < P[1]; r += ${WG_TREE}u) { m = max_(m, x[base + r * P[2]]); } }
+  if (valid) { for (var r = l; r < P[1]; r += ${WG_TREE}u) { m = max_(m, load(base + r * P[2])); } }
   sh[l] = m;
   workgroupBarrier();
   ${treeLoop("sh[l] = max_(sh[l], sh[l + s]);")}
@@ -135,7 +165,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   workgroupBarrier();
   var acc = 0.0;
   if (valid && !(isnan_(mx) || mx == -inf_())) {
-    for (var r = l; r < P[1]; r += ${WG_TREE}u) { acc = acc + exp(x[base + r * P[2]] - mx); }
+    for (var r = l; r < P[1]; r += ${WG_TREE}u) { acc = acc + exp(load(base + r * P[2]) - mx); }
   }
   sh[l] = acc;
   workgroupBarrier();
@@ -145,14 +175,15 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
     const c = opCode(op, t);
     shared = `var<workgroup> sh: array<${t}, ${WG_TREE}>;`;
     body = `var acc = ${c.init};
-  if (valid) { for (var r = l; r < P[1]; r += ${WG_TREE}u) { let v = x[base + r * P[2]]; ${c.step} } }
+  if (valid) { for (var r = l; r < P[1]; r += ${WG_TREE}u) { let v = load(base + r * P[2]); ${c.step} } }
   sh[l] = acc;
   workgroupBarrier();
   ${treeLoop(`var a = sh[l]; let b = sh[l + s]; ${c.merge} sh[l] = a;`)}
   if (valid && l == 0u) { out[q] = sh[0]; }`;
   }
-  src = `${PRELUDE}
+  code = `${PRELUDE}
 ${decl}
+${src.load}
 ${shared}
 ${op === "argmax" ? argmaxBetter(t) : ""}
 @compute @workgroup_size(${WG_TREE})
@@ -164,6 +195,6 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(num_workgroups) nwg: vec3u,
   ${base}
   ${body}
 }`;
-  engine.run(src, kinds, [out, x], params, engine.grid(nOut, 1));
+  engine.run(code, kinds, [out, ...src.bufs], params, engine.grid(nOut, 1));
   return out;
 }

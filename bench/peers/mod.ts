@@ -171,7 +171,7 @@ async function benchTrainPeers(log: (s: string) => void, reps: number, torchWhy:
     trainRows.push([
       `15M-shape b4×s256 ${method}`,
       k.tokensPerS.toFixed(0),
-      (4 * 256 / (k.unfused / 1000)).toFixed(0),
+      (4 * 256 / (k.ms.unfused / 1000)).toFixed(0),
       t?.tokensPerS.toFixed(0) ?? "-",
       ratio(k.tokensPerS, t?.tokensPerS),
       t1?.tokensPerS.toFixed(0) ?? "-",

@@ -15,7 +15,14 @@ import type {
   StridedInput,
   UnaryOp,
 } from "../../backends/backend.ts";
-import { callInputs, type KernelCall, type Program, type ValueId } from "../../backends/program.ts";
+import {
+  callInputs,
+  fusedByKernels,
+  type FusedCall,
+  type KernelCall,
+  type Program,
+  type ValueId,
+} from "../../backends/program.ts";
 import type { DType, TypedArray } from "../../core/dtype.ts";
 
 /** The kernel methods of a backend: what a step function written against kernels may call. */
@@ -137,6 +144,21 @@ export class ProgramTracer implements Kernels {
   }
   random(dist: "uniform" | "normal", key: readonly [number, number], size: number): BackendBuffer {
     return this.#step(this.backend.random(dist, key, size), () => ({ kernel: "random", dist, key, size }));
+  }
+
+  /** A fused call (inputs as buffers), run eagerly as the kernels it stands for ({@link fusedByKernels}). */
+  fused(
+    inputs: readonly (StridedInput & { offset: number })[],
+    call: Omit<FusedCall, "kernel" | "inputs">,
+  ): BackendBuffer {
+    const byBuf = (id: Id) => ({
+      ...call,
+      kernel: "fused" as const,
+      inputs: inputs.map((x) => ({ ...this.#s(x, id), offset: x.offset })),
+    });
+    const bufs = inputs.map((x) => x.buf);
+    const eager = fusedByKernels(this.backend, byBuf((b) => bufs.indexOf(b)), (i) => bufs[i]);
+    return this.#step(eager, byBuf);
   }
 
   /** Frees the eager run's buffers (constants and every step's result) except `keep`; inputs stay the caller's. */
