@@ -316,6 +316,52 @@ Deno.test("compile: donated inputs are consumed; an output takes over a donated 
   }
 });
 
+Deno.test("compile: a where over a donated cache writes its rows in place, bit-identical, on 1 and 2 threads", async () => {
+  // The KV-cache write of llama/decode.ts: cache [H, L, D], the new row [H, 1, D], a one-hot mask over L.
+  const H = 6, L = 40, D = 24, n = H * L * D, saved = cpuThreads();
+  for (const threads of [1, 2]) {
+    setCpuThreads(threads);
+    await cpuWorkersReady();
+    for (const opts of [{}, { programLoop: "js" as const }, { useEngine: false }]) {
+      const b = new CpuBackend({ ...opts, parallelMinElements: 1 });
+      const g = new Builder();
+      const cache = g.input(n, "float32", true), row = g.input(H * D), here = g.input(L, "bool");
+      const at = (value: ValueId, strides: number[]) => ({ value, strides });
+      const w = g.step(
+        {
+          kernel: "where",
+          cond: at(here, [0, 1, 0]),
+          a: at(row, [D, 0, 1]),
+          b: at(cache, [L * D, D, 1]),
+          outShape: [H, L, D],
+          dtype: "float32",
+        },
+        n,
+        "float32",
+      );
+      const s = g.step({ kernel: "reduce", op: "sum", x: w, outer: 1, reduce: n, inner: 1 }, 1, "float32");
+      const p = g.build([s, w]);
+      const c = b.compile(p);
+      for (const pos of [0, 17, L - 1]) {
+        const mask = new Uint8Array(L).map((_, i) => i === pos ? 1 : 0);
+        const make =
+          () => [b.upload(data(n, pos), "float32"), b.upload(data(H * D, 3), "float32"), b.upload(mask, "bool")];
+        const ins = make(), ref = make();
+        const want = eager(b, p, ref);
+        const cachePtr = (ins[0] as CpuBuffer).ptr;
+        const outs = c.run(ins);
+        assert.deepEqual(outs.map((o) => bits(b.readSync(o))), want.map(bits));
+        if (!("useEngine" in opts) && engineHere) assert.equal((outs[1] as CpuBuffer).ptr, cachePtr, "in place");
+        assert.throws(() => b.readSync(ins[0]), /after free/);
+        for (const o of [...outs, ...ins.slice(1), ...ref]) b.free(o);
+        assert.equal(b.liveBuffers(), 0);
+      }
+      c.dispose();
+    }
+  }
+  setCpuThreads(saved);
+});
+
 Deno.test("compile: a kernel error (index out of range) frees the run's outputs and names the index", () => {
   const b = new CpuBackend();
   const g = new Builder();

@@ -228,6 +228,10 @@ export function where32(c: usize, a: usize, b: usize, out: usize, desc: usize, r
   const ic = load<i32>(desc + (<usize>(rank + last) << 2));
   const ia = load<i32>(desc + (<usize>(2 * rank + last) << 2));
   const ib = load<i32>(desc + (<usize>(3 * rank + last) << 2));
+  if (out == b && ic == 0 && ib == 1 && rank >= 2 && load<i32>(desc + (<usize>(4 * rank - 2) << 2)) == n) {
+    whereRowsInPlace(c, a, out, desc, rank);
+    return;
+  }
   const idx = desc + (<usize>(4 * rank) << 2);
   for (let k = 0; k < last; k++) store<i32>(idx + (<usize>k << 2), 0);
   let oc = 0, oa = 0, ob = 0, o: usize = out;
@@ -261,6 +265,46 @@ export function where32(c: usize, a: usize, b: usize, out: usize, desc: usize, r
       }
       store<i32>(pi, 0);
       oc -= sc * (i - 1); oa -= sa * (i - 1); ob -= sb * (i - 1);
+    }
+    if (ax < 0) return;
+  }
+}
+
+/**
+ * where32 writing over its own `b` (a compiled program lets a KV-cache write reuse the donated cache; b is
+ * then contiguous) with the condition constant along rows: only the rows whose condition holds are written,
+ * so the cost is one byte per row, not a copy of the whole tensor.
+ */
+function whereRowsInPlace(c: usize, a: usize, out: usize, desc: usize, rank: i32): void {
+  const last = rank - 1, mid = rank - 2;
+  const n = load<i32>(desc + (<usize>last << 2)), m = load<i32>(desc + (<usize>mid << 2));
+  const ia = load<i32>(desc + (<usize>(2 * rank + last) << 2));
+  const rc = load<i32>(desc + (<usize>(rank + mid) << 2)), ra = load<i32>(desc + (<usize>(2 * rank + mid) << 2));
+  const idx = desc + (<usize>(4 * rank) << 2);
+  for (let k = 0; k < mid; k++) store<i32>(idx + (<usize>k << 2), 0);
+  let oc = 0, oa = 0, o: usize = out;
+  while (true) {
+    for (let r = 0; r < m; r++) {
+      if (load<u8>(c + <usize>(oc + r * rc)) == 0) continue;
+      const src = a + (<usize>(oa + r * ra) << 2), dst = o + (<usize>(r * n) << 2);
+      if (ia == 1) memory.copy(dst, src, <usize>n << 2);
+      else {
+        for (let j = 0; j < n; j++) store<u32>(dst + (<usize>j << 2), load<u32>(src + (<usize>(j * ia) << 2)));
+      }
+    }
+    o += <usize>(m * n) << 2;
+    let ax = mid - 1;
+    for (; ax >= 0; ax--) {
+      const pi = idx + (<usize>ax << 2);
+      const i = load<i32>(pi) + 1;
+      const sc = load<i32>(desc + (<usize>(rank + ax) << 2)), sa = load<i32>(desc + (<usize>(2 * rank + ax) << 2));
+      if (i < load<i32>(desc + (<usize>ax << 2))) {
+        store<i32>(pi, i);
+        oc += sc; oa += sa;
+        break;
+      }
+      store<i32>(pi, 0);
+      oc -= sc * (i - 1); oa -= sa * (i - 1);
     }
     if (ax < 0) return;
   }
