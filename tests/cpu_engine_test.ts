@@ -121,6 +121,11 @@ Deno.test("engine: unary ops match the TypeScript kernels (within one float32 ul
     const [got, want] = both((be) => Array.from(be.readSync(be.unary(op, be.upload(x, "float32"), "float32"))));
     assert.ok(ulps(got, want) <= (exact.includes(op) ? 0 : 1), `${op}: ${ulps(got, want)} ulps`);
   }
+  // exp of masked scores: whole vectors of −∞ (or below −745.2) skip the polynomial and must still give +0.
+  const m = -Infinity;
+  const masked = new Float32Array([m, m, m, m, -800, m, -746, -1e30, 0.5, m, -745, m, m, NaN, m, m, m, m, m]);
+  const [got, want] = both((be) => Array.from(be.readSync(be.unary("exp", be.upload(masked, "float32"), "float32"))));
+  assert.deepEqual(got.map((v) => Object.is(v, -0) ? "-0" : v), want.map((v) => Object.is(v, -0) ? "-0" : v));
 });
 
 Deno.test("engine: reductions, where and strided copies match the TypeScript kernels", () => {

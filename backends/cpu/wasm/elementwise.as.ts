@@ -427,6 +427,11 @@ export function unaryF32(op: i32, x: usize, out: usize, n: i32): void {
     for (; j + 4 <= n; j += 4) {
       const o = <usize>j << 2;
       const v = v128.load(x + o);
+      // exp of four lanes below −745.2 (−∞: a softmax over masked positions) is exactly 0, as expd2 gives.
+      if (op == 1 && i32x4.all_true(f32x4.lt(v, f32x4.splat(-745.2)))) {
+        v128.store(out + o, f32x4.splat(0));
+        continue;
+      }
       const lo = expLike2(op, f64x2.promote_low_f32x4(v));
       const hi = expLike2(op, f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1)));
       const l = f32x4.demote_f64x2_zero(lo), h = f32x4.demote_f64x2_zero(hi);
