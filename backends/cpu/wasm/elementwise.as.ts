@@ -480,6 +480,12 @@ export function reduceF32(op: i32, x: usize, out: usize, outer: i32, red: i32, i
           break;
         }
         case 1: case 2: {
+          if (inner == 1 && red >= 8) {
+            // Four lanes at a time: the same value whenever it is a number other than ±0 (equal numbers have
+            // equal bits); a NaN or a zero (whose sign is the first one met) is settled by the loop below.
+            const v = simdMinMax(op, start, red);
+            if (v == v && v != 0) { r = v; break; }
+          }
           let m: f32 = op == 1 ? -Infinity : Infinity;
           for (let p = 0; p < red; p++) {
             const v = load<f32>(start + <usize>p * rowBytes);
@@ -515,6 +521,30 @@ export function reduceF32(op: i32, x: usize, out: usize, outer: i32, red: i32, i
       store<f32>(out + (<usize>(o * inner + i) << 2), <f32>r);
     }
   }
+}
+
+/** max (op 1) or min (op 2) of n ≥ 8 contiguous floats with f32x4.max/min (any NaN gives NaN). */
+function simdMinMax(op: i32, x: usize, n: i32): f32 {
+  // Four independent accumulators: the NaN-propagating max is a chain of several instructions.
+  let a = v128.load(x), b = a, c = a, d = v128.load(x, 16), j = 8;
+  for (; j + 16 <= n; j += 16) {
+    const p = x + (<usize>j << 2);
+    if (op == 1) {
+      a = f32x4.max(a, v128.load(p)); b = f32x4.max(b, v128.load(p, 16));
+      c = f32x4.max(c, v128.load(p, 32)); d = f32x4.max(d, v128.load(p, 48));
+    } else {
+      a = f32x4.min(a, v128.load(p)); b = f32x4.min(b, v128.load(p, 16));
+      c = f32x4.min(c, v128.load(p, 32)); d = f32x4.min(d, v128.load(p, 48));
+    }
+  }
+  for (; j < n; j++) {
+    const v = f32x4.splat(load<f32>(x + (<usize>j << 2)));
+    a = op == 1 ? f32x4.max(a, v) : f32x4.min(a, v);
+  }
+  a = op == 1 ? f32x4.max(f32x4.max(a, b), f32x4.max(c, d)) : f32x4.min(f32x4.min(a, b), f32x4.min(c, d));
+  b = op == 1 ? f32x4.max(a, i32x4.shuffle(a, a, 2, 3, 0, 1)) : f32x4.min(a, i32x4.shuffle(a, a, 2, 3, 0, 1));
+  c = op == 1 ? f32x4.max(b, i32x4.shuffle(b, b, 1, 0, 3, 2)) : f32x4.min(b, i32x4.shuffle(b, b, 1, 0, 3, 2));
+  return f32x4.extract_lane(c, 0);
 }
 
 /**
