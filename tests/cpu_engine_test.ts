@@ -205,7 +205,7 @@ Deno.test("engine: batched matmul in place equals the TypeScript dispatcher's wa
 Deno.test("engine: vector products (M = 1 or N = 1, any transposes, batched) agree with float64 sums", () => {
   if (engine.kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
   const fin = (x: Float32Array) => x.map((v) => (Number.isFinite(v) ? v : 0.5));
-  for (const [M, K, N] of [[1, 37, 45], [1, 300, 33], [29, 70, 1], [1, 9, 1]]) {
+  for (const [M, K, N] of [[1, 37, 45], [1, 300, 33], [29, 70, 1], [1, 9, 1], [1, 256, 8]]) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
         const a = fin(data(2 * M * K, M + K)), b = fin(data(K * N, K + N));
@@ -214,13 +214,16 @@ Deno.test("engine: vector products (M = 1 or N = 1, any transposes, batched) agr
         for (let n = 0; n < 2; n++) {
           for (let i = 0; i < M; i++) {
             for (let j = 0; j < N; j++) {
-              let want = 0, mag = 0;
+              let want = 0, mag = 0, seq = 0;
               for (let p = 0; p < K; p++) {
                 const av = a[n * M * K + (transA ? p * M + i : i * K + p)], bv = b[transB ? j * K + p : p * N + j];
                 want += av * bv;
                 mag += Math.abs(av * bv);
+                seq = Math.fround(seq + Math.fround(av * bv));
               }
               const g = got[n * M * N + i * N + j];
+              // x·W with W not transposed sums each output in order p = 0, 1, …, one rounding per mul and add.
+              if (M === 1 && !transB) assert.equal(g, seq, `${M}x${K}x${N} tA=${transA}: the sum's order`);
               assert.ok(
                 Math.abs(g - want) <= 1e-6 * mag + 1e-30,
                 `${M}x${K}x${N} tA=${transA} tB=${transB}: ${g} vs ${want}`,

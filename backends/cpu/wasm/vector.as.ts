@@ -94,6 +94,18 @@ export function gemv(x: usize, w: usize, out: usize, K: i32, N: i32, ldw: i32, t
     const o = out + (<usize>j << 2);
     v128.store(o, a0); v128.store(o, a1, 16); v128.store(o, a2, 32); v128.store(o, a3, 48);
   }
+  for (; j + 8 <= N; j += 8) {
+    // Two independent chains (each column's sum is the same sequence as below): attention's [S]·[S, 8] products.
+    let a0 = z, a1 = z;
+    let col = w + (<usize>j << 2);
+    for (let p = 0; p < K; p++, col += ld) {
+      const xp = v128.load32_splat(x + (<usize>p << 2));
+      a0 = f32x4.add(a0, f32x4.mul(xp, v128.load(col)));
+      a1 = f32x4.add(a1, f32x4.mul(xp, v128.load(col, 16)));
+    }
+    const o = out + (<usize>j << 2);
+    v128.store(o, a0); v128.store(o, a1, 16);
+  }
   for (; j + 4 <= N; j += 4) {
     let a0 = z;
     let col = w + (<usize>j << 2);
