@@ -11,6 +11,10 @@ import type { BackendBuffer } from "../backends/backend.ts";
 import type { KernelCall, Program, Step, ValueId, ValueInfo } from "../backends/program.ts";
 import { callInputs } from "../backends/program.ts";
 import type { DType, TypedArray } from "../core/dtype.ts";
+import { dispose, jit, setBackend, tensor, zeros } from "../mod.ts";
+import { randomLlama } from "../llama/mod.ts";
+import { decodeStep } from "../llama/decode.ts";
+import { ropeTables } from "../llama/rope.ts";
 
 /** Builds a Program in the required order: inputs, then constants, then steps. */
 class Builder {
@@ -360,6 +364,27 @@ Deno.test("compile: a where over a donated cache writes its rows in place, bit-i
     }
   }
   setCpuThreads(saved);
+});
+
+Deno.test("compile: the jitted decode step writes the new K/V rows into the donated cache's own blocks", async () => {
+  if (!engineHere) return console.log("SKIPPED: no WebAssembly SIMD");
+  await setBackend("cpu");
+  const { config, params } = randomLlama({ seed: 3, numLayers: 2, numKvHeads: 2 });
+  const L = 12, kv = [1, config.numKvHeads, L, config.headDim];
+  let cache = { layers: params.layers.map(() => ({ k: zeros(kv), v: zeros(kv) })) };
+  const rope = ropeTables(config, Array.from({ length: L }, (_, i) => i));
+  const step = jit(decodeStep, { static: [5], donate: [1] });
+  for (let pos = 0; pos < 3; pos++) {
+    const ptrs = cache.layers.flatMap((l) => [l.k, l.v].map((t) => (t.buffer as CpuBuffer).ptr));
+    const token = tensor([pos + 4], [1], "int32"), at = tensor([pos], [1], "int32");
+    const out = step(params, cache, token, at, rope, config);
+    const after = out.cache.layers.flatMap((l) => [l.k, l.v].map((t) => (t.buffer as CpuBuffer).ptr));
+    assert.deepEqual(after, ptrs, "each cache output is its donated input's block (the row written in place)");
+    dispose([out.logits, token, at]);
+    cache = out.cache;
+  }
+  step.clear();
+  dispose([cache.layers, rope, params]);
 });
 
 Deno.test("compile: a kernel error (index out of range) frees the run's outputs and names the index", () => {
