@@ -57,6 +57,16 @@ export function gemv(x: usize, w: usize, out: usize, K: i32, N: i32, ldw: i32, t
         p += 4;
       }
       const c = out + (<usize>j << 2);
+      if (p == K) {
+        // No scalar tail: the four rows' (l0 + l1) + (l2 + l3) lane sums at once, through a 4×4 transpose.
+        const t0 = f32x4.add(a00, a01), t1 = f32x4.add(a10, a11), t2 = f32x4.add(a20, a21), t3 = f32x4.add(a30, a31);
+        const m0 = i32x4.shuffle(t0, t1, 0, 4, 1, 5), m1 = i32x4.shuffle(t2, t3, 0, 4, 1, 5);
+        const m2 = i32x4.shuffle(t0, t1, 2, 6, 3, 7), m3 = i32x4.shuffle(t2, t3, 2, 6, 3, 7);
+        const l01 = f32x4.add(i32x4.shuffle(m0, m1, 0, 1, 4, 5), i32x4.shuffle(m0, m1, 2, 3, 6, 7));
+        const l23 = f32x4.add(i32x4.shuffle(m2, m3, 0, 1, 4, 5), i32x4.shuffle(m2, m3, 2, 3, 6, 7));
+        v128.store(c, f32x4.add(l01, l23));
+        continue;
+      }
       store<f32>(c, finish(a00, a01, x, r0, p, K));
       store<f32>(c, finish(a10, a11, x, r1, p, K), 4);
       store<f32>(c, finish(a20, a21, x, r2, p, K), 8);
