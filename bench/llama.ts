@@ -14,6 +14,7 @@ import { ropeTables } from "../llama/rope.ts";
 import {
   forward,
   forwardWithCache,
+  generate,
   type KVCache,
   type LlamaConfig,
   type LlamaParams,
@@ -173,6 +174,30 @@ export async function measure(
     decodeSteps,
     decodeStart,
   };
+}
+
+/**
+ * Greedy `generate` (jitted decode, as users run it) after the BOS token: tokens/s counted as llama2.c's
+ * run.c counts them, from the first generated token to the last (its trace and compile included); the
+ * median of `reps` calls after one warm-up call.
+ */
+export async function generateTokensPerS(
+  params: LlamaParams,
+  config: LlamaConfig,
+  tokens: number,
+  reps: number,
+): Promise<number> {
+  const once = async () => {
+    let t0 = 0, n = 0;
+    for await (const _ of generate(params, config, [1], { maxTokens: tokens, stop: [] })) {
+      if (n++ === 0) t0 = performance.now();
+    }
+    return (n - 1) / ((performance.now() - t0) / 1000);
+  };
+  await once();
+  const tps: number[] = [];
+  for (let r = 0; r < reps; r++) tps.push(await once());
+  return tps.sort((a, b) => a - b)[Math.floor(reps / 2)];
 }
 
 function speedRows(name: string, c: LlamaConfig, s: Speed): (string | number)[][] {

@@ -38,17 +38,19 @@ export interface GenerateOptions {
   jit?: boolean;
 }
 
+function argmax(logits: Float32Array): number {
+  let best = 0;
+  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
+  return best;
+}
+
 /** Picks a token from logits: argmax at temperature 0, else a seeded sample. */
 export function sampleToken(
   logits: Float32Array,
   opts: { temperature?: number; topK?: number; topP?: number; key?: Key },
 ): number {
   const { temperature = 0, topK = 0, topP = 1 } = opts;
-  if (temperature <= 0) {
-    let best = 0;
-    for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
-    return best;
-  }
+  if (temperature <= 0) return argmax(logits);
   let order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]);
   if (topK > 0) order = order.slice(0, topK);
   const m = logits[order[0]];
@@ -120,7 +122,9 @@ export async function* generate(
       const logits = (await last.data()) as Float32Array;
       last.dispose();
       opts.onLogits?.(logits, step);
-      const next = sampleToken(logits, { ...opts, key: foldIn(key, step) });
+      const next = (opts.temperature ?? 0) > 0
+        ? sampleToken(logits, { ...opts, key: foldIn(key, step) })
+        : argmax(logits);
       if (stop.has(next)) return;
       yield next;
       const pos = T + step;

@@ -12,6 +12,10 @@ import type { KernelCall, Program, Step, ValueId, ValueInfo } from "../backends/
 import { callInputs } from "../backends/program.ts";
 import { fuse } from "../jit/fuse.ts";
 import type { DType, TypedArray } from "../core/dtype.ts";
+import { dispose, jit, setBackend, tensor, zeros } from "../mod.ts";
+import { randomLlama } from "../llama/mod.ts";
+import { decodeStep } from "../llama/decode.ts";
+import { ropeTables } from "../llama/rope.ts";
 
 /** Builds a Program in the required order: inputs, then constants, then steps. */
 class Builder {
@@ -464,6 +468,73 @@ Deno.test("compile: donated inputs are consumed; an output takes over a donated 
     c.dispose();
     assert.equal(b.liveBuffers(), 0);
   }
+});
+
+Deno.test("compile: a where over a donated cache writes its rows in place, bit-identical, on 1 and 2 threads", async () => {
+  // The KV-cache write of llama/decode.ts: cache [H, L, D], the new row [H, 1, D], a one-hot mask over L.
+  const H = 6, L = 40, D = 24, n = H * L * D, saved = cpuThreads();
+  for (const threads of [1, 2]) {
+    setCpuThreads(threads);
+    await cpuWorkersReady();
+    for (const opts of [{}, { programLoop: "js" as const }, { useEngine: false }]) {
+      const b = new CpuBackend({ ...opts, parallelMinElements: 1 });
+      const g = new Builder();
+      const cache = g.input(n, "float32", true), row = g.input(H * D), here = g.input(L, "bool");
+      const at = (value: ValueId, strides: number[]) => ({ value, strides });
+      const w = g.step(
+        {
+          kernel: "where",
+          cond: at(here, [0, 1, 0]),
+          a: at(row, [D, 0, 1]),
+          b: at(cache, [L * D, D, 1]),
+          outShape: [H, L, D],
+          dtype: "float32",
+        },
+        n,
+        "float32",
+      );
+      const s = g.step({ kernel: "reduce", op: "sum", x: w, outer: 1, reduce: n, inner: 1 }, 1, "float32");
+      const p = g.build([s, w]);
+      const c = b.compile(p);
+      for (const pos of [0, 17, L - 1]) {
+        const mask = new Uint8Array(L).map((_, i) => i === pos ? 1 : 0);
+        const make =
+          () => [b.upload(data(n, pos), "float32"), b.upload(data(H * D, 3), "float32"), b.upload(mask, "bool")];
+        const ins = make(), ref = make();
+        const want = eager(b, p, ref);
+        const cachePtr = (ins[0] as CpuBuffer).ptr;
+        const outs = c.run(ins);
+        assert.deepEqual(outs.map((o) => bits(b.readSync(o))), want.map(bits));
+        if (!("useEngine" in opts) && engineHere) assert.equal((outs[1] as CpuBuffer).ptr, cachePtr, "in place");
+        assert.throws(() => b.readSync(ins[0]), /after free/);
+        for (const o of [...outs, ...ins.slice(1), ...ref]) b.free(o);
+        assert.equal(b.liveBuffers(), 0);
+      }
+      c.dispose();
+    }
+  }
+  setCpuThreads(saved);
+});
+
+Deno.test("compile: the jitted decode step writes the new K/V rows into the donated cache's own blocks", async () => {
+  if (!engineHere) return console.log("SKIPPED: no WebAssembly SIMD");
+  await setBackend("cpu");
+  const { config, params } = randomLlama({ seed: 3, numLayers: 2, numKvHeads: 2 });
+  const L = 12, kv = [1, config.numKvHeads, L, config.headDim];
+  let cache = { layers: params.layers.map(() => ({ k: zeros(kv), v: zeros(kv) })) };
+  const rope = ropeTables(config, Array.from({ length: L }, (_, i) => i));
+  const step = jit(decodeStep, { static: [5], donate: [1] });
+  for (let pos = 0; pos < 3; pos++) {
+    const ptrs = cache.layers.flatMap((l) => [l.k, l.v].map((t) => (t.buffer as CpuBuffer).ptr));
+    const token = tensor([pos + 4], [1], "int32"), at = tensor([pos], [1], "int32");
+    const out = step(params, cache, token, at, rope, config);
+    const after = out.cache.layers.flatMap((l) => [l.k, l.v].map((t) => (t.buffer as CpuBuffer).ptr));
+    assert.deepEqual(after, ptrs, "each cache output is its donated input's block (the row written in place)");
+    dispose([out.logits, token, at]);
+    cache = out.cache;
+  }
+  step.clear();
+  dispose([cache.layers, rope, params]);
 });
 
 Deno.test("compile: a kernel error (index out of range) frees the run's outputs and names the index", () => {

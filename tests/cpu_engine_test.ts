@@ -121,6 +121,11 @@ Deno.test("engine: unary ops match the TypeScript kernels (within one float32 ul
     const [got, want] = both((be) => Array.from(be.readSync(be.unary(op, be.upload(x, "float32"), "float32"))));
     assert.ok(ulps(got, want) <= (exact.includes(op) ? 0 : 1), `${op}: ${ulps(got, want)} ulps`);
   }
+  // exp of masked scores: whole vectors of −∞ (or below −745.2) skip the polynomial and must still give +0.
+  const m = -Infinity;
+  const masked = new Float32Array([m, m, m, m, -800, m, -746, -1e30, 0.5, m, -745, m, m, NaN, m, m, m, m, m]);
+  const [got, want] = both((be) => Array.from(be.readSync(be.unary("exp", be.upload(masked, "float32"), "float32"))));
+  assert.deepEqual(got.map((v) => Object.is(v, -0) ? "-0" : v), want.map((v) => Object.is(v, -0) ? "-0" : v));
 });
 
 Deno.test("engine: reductions, where and strided copies match the TypeScript kernels", () => {
@@ -130,6 +135,17 @@ Deno.test("engine: reductions, where and strided copies match the TypeScript ker
     for (const [o, r, i] of [[5, 7, 9], [35, 9, 1], [1, 315, 1], [1, 5, 63]]) {
       const [got, want] = both((be) => Array.from(be.readSync(be.reduce(op, be.upload(x, "float32"), o, r, i))));
       assert.ok(ulps(got, want) <= (op === "logsumexp" ? 1 : 0), `${op} [${o},${r},${i}]`);
+    }
+  }
+  // max/min over contiguous rows (four lanes at a time): NaN anywhere, signed zeros, −∞, ragged tails.
+  const rows = new Float32Array(6 * 37).map((_, i) => Math.sin(i) * 3);
+  rows.set([NaN], 30), rows.set([0, -0, 0], 37 + 36 - 2), rows.fill(-Infinity, 74, 111);
+  for (let i = 111; i < 148; i++) rows[i] = i % 2 ? -0 : -1;
+  rows.set([0], 150), rows.set([-0], 148);
+  for (const op of ["max", "min"] as ReduceOp[]) {
+    for (const [o, r] of [[6, 37], [1, 6 * 37], [37, 6], [6 * 37 / 8 | 0, 8]]) {
+      const [got, want] = both((be) => Array.from(be.readSync(be.reduce(op, be.upload(rows, "float32"), o, r, 1))));
+      assert.deepEqual(got.map((v) => Object.is(v, -0) ? "-0" : v), want.map((v) => Object.is(v, -0) ? "-0" : v));
     }
   }
   const cond = new Uint8Array(9).map((_, i) => i % 2);
@@ -189,7 +205,7 @@ Deno.test("engine: batched matmul in place equals the TypeScript dispatcher's wa
 Deno.test("engine: vector products (M = 1 or N = 1, any transposes, batched) agree with float64 sums", () => {
   if (engine.kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
   const fin = (x: Float32Array) => x.map((v) => (Number.isFinite(v) ? v : 0.5));
-  for (const [M, K, N] of [[1, 37, 45], [1, 300, 33], [29, 70, 1], [1, 9, 1]]) {
+  for (const [M, K, N] of [[1, 37, 45], [1, 300, 33], [29, 70, 1], [1, 9, 1], [1, 256, 8]]) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
         const a = fin(data(2 * M * K, M + K)), b = fin(data(K * N, K + N));
@@ -198,13 +214,16 @@ Deno.test("engine: vector products (M = 1 or N = 1, any transposes, batched) agr
         for (let n = 0; n < 2; n++) {
           for (let i = 0; i < M; i++) {
             for (let j = 0; j < N; j++) {
-              let want = 0, mag = 0;
+              let want = 0, mag = 0, seq = 0;
               for (let p = 0; p < K; p++) {
                 const av = a[n * M * K + (transA ? p * M + i : i * K + p)], bv = b[transB ? j * K + p : p * N + j];
                 want += av * bv;
                 mag += Math.abs(av * bv);
+                seq = Math.fround(seq + Math.fround(av * bv));
               }
               const g = got[n * M * N + i * N + j];
+              // x·W with W not transposed sums each output in order p = 0, 1, …, one rounding per mul and add.
+              if (M === 1 && !transB) assert.equal(g, seq, `${M}x${K}x${N} tA=${transA}: the sum's order`);
               assert.ok(
                 Math.abs(g - want) <= 1e-6 * mag + 1e-30,
                 `${M}x${K}x${N} tA=${transA} tB=${transB}: ${g} vs ${want}`,

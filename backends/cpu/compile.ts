@@ -166,6 +166,16 @@ function readValues(p: Program): Set<ValueId> {
   return s;
 }
 
+/** Whether a where may write over its `b`: b read element for element (row-major) and by no other operand. */
+function overwritable(c: Extract<KernelCall, { kernel: "where" }>): boolean {
+  let stride = 1;
+  for (let k = c.outShape.length - 1; k >= 0; k--) {
+    if (c.outShape[k] !== 1 && c.b.strides[k] !== stride) return false;
+    stride *= c.outShape[k];
+  }
+  return c.a.value !== c.b.value && c.cond.value !== c.b.value;
+}
+
 /** Best-fit offsets in an arena whose size is the high-water mark. */
 class ArenaPlan {
   top = 0;
@@ -279,16 +289,21 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
     for (const v of p.lastUse[i]) lastRead.set(v, i), give(v);
     if (!read.has(s.out)) give(s.out);
   });
-  // An output takes over a donated input of the same bytes whose last reader runs before the output's step.
+  // An output takes over a donated input of the same bytes whose last reader runs before the output's step, or
+  // is that step when it is a `where` reading the input element for element as its `b` (a KV-cache write): the
+  // where then runs in place and writes only the rows it changes (where32).
   const adoptFrom = outputs.map(() => -1);
   const taken = new Set<number>();
+  const free = (i: number, o: ValueId) => p.donated[i] && !taken.has(i) && bytesOf(i) === bytesOf(o);
+  const take = (j: number, i: number) => (adoptFrom[j] = i, taken.add(i));
   outputs.forEach((o, j) => {
-    for (let i = 0; i < nIn; i++) {
-      if (!p.donated[i] || taken.has(i) || bytesOf(i) !== bytesOf(o)) continue;
-      if ((lastRead.get(i) ?? -1) >= defStep.get(o)!) continue;
-      adoptFrom[j] = i;
-      taken.add(i);
-      break;
+    const c = p.steps[defStep.get(o)!].call;
+    if (c.kernel !== "where" || c.b.value >= nIn || !free(c.b.value, o) || !overwritable(c)) return;
+    if (lastRead.get(c.b.value) === defStep.get(o)) take(j, c.b.value);
+  });
+  outputs.forEach((o, j) => {
+    for (let i = 0; i < nIn && adoptFrom[j] < 0; i++) {
+      if (free(i, o) && (lastRead.get(i) ?? -1) < defStep.get(o)!) take(j, i);
     }
   });
   const arenaBytes = plan.top;

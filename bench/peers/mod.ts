@@ -11,9 +11,10 @@ import { parseArgs } from "node:util";
 import { add, dispose, matmul, setBackend } from "../../mod.ts";
 import { key, normal, split } from "../../core/random.ts";
 import { randomLlama, TINYSTORIES_15M } from "../../llama/mod.ts";
-import { machineLine, table, timeMedian } from "../util.ts";
+import { machineLine, STORIES, table, timeMedian } from "../util.ts";
 import { timeStep } from "../train.ts";
-import { measure } from "../llama.ts";
+import { generateTokensPerS, measure } from "../llama.ts";
+import { loadLlama } from "../../io/mod.ts";
 import { benchLlama2c, llama2cMissing, STORIES260K } from "./llama2c.ts";
 import { measureCompiledDecode } from "../kernels/cpu_compile.ts";
 import { cpuThreads, cpuWorkersReady } from "../../backends/cpu/mod.ts";
@@ -253,11 +254,14 @@ async function benchDecode(log: (s: string) => void, reps: number, l2cWhy: strin
       Deno.statSync(STORIES260K.model);
       const real = await benchLlama2c(prompt + steps, { ...STORIES260K, threads: [1] });
       const l2c = real.results[0].tokensPerS;
+      const stories = await loadLlama(STORIES);
+      const gen = await generateTokensPerS(stories.params, stories.config, prompt + steps, 3);
+      dispose(stories.params);
       log(
-        `\nstories260K: llama2.c 1 thread ${l2c.toFixed(0)} tokens/s (the real checkpoint); knot compiled step ` +
-          `(random weights, same shape) ${tinyTps.toFixed(0)} tokens/s on ${cpuThreads()} thread(s): ${
-            ratio(tinyTps, l2c)
-          }`,
+        `\nstories260K: llama2.c 1 thread ${l2c.toFixed(0)} tokens/s (the real checkpoint); knot generate (the same ` +
+          `checkpoint, jitted decode, ${prompt + steps} tokens) ${gen.toFixed(0)} tokens/s on ${cpuThreads()} ` +
+          `thread(s): ${ratio(gen, l2c)}; knot compiled step (random weights, same shape) ${tinyTps.toFixed(0)} ` +
+          `tokens/s: ${ratio(tinyTps, l2c)}`,
       );
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;

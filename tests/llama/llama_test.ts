@@ -386,6 +386,22 @@ Deno.test("generate: temperature 0 is greedy (argmax of the full forward, step b
   dispose(params);
 });
 
+Deno.test("generate: the jitted decode's logits are bit-identical to the eager decode's, every step", async () => {
+  const { config, params } = randomLlama({ seed: 24, numKvHeads: 2 });
+  const run = async (jit: boolean) => {
+    const logits: Float32Array[] = [];
+    const ids = await collect(
+      generate(params, config, [1, 9, 4], { maxTokens: 12, stop: [], jit, onLogits: (l) => logits.push(l.slice()) }),
+    );
+    return { ids, logits };
+  };
+  const [eager, jitted] = [await run(false), await run(true)];
+  assert.deepEqual(jitted.ids, eager.ids);
+  assert.equal(jitted.logits.length, 12);
+  jitted.logits.forEach((l, i) => assert.deepEqual(new Uint32Array(l.buffer), new Uint32Array(eager.logits[i].buffer)));
+  dispose(params);
+});
+
 Deno.test("generate: sampling is deterministic for a key, differs across keys; topK 1 is greedy", async () => {
   const { config, params } = randomLlama({ seed: 23 });
   const prompt = [1, 50, 60], n = 12;

@@ -230,6 +230,10 @@ export function where32(c: usize, a: usize, b: usize, out: usize, desc: usize, r
   const ic = load<i32>(desc + (<usize>(rank + last) << 2));
   const ia = load<i32>(desc + (<usize>(2 * rank + last) << 2));
   const ib = load<i32>(desc + (<usize>(3 * rank + last) << 2));
+  if (out == b && ic == 0 && ib == 1 && rank >= 2 && load<i32>(desc + (<usize>(4 * rank - 2) << 2)) == n) {
+    whereRowsInPlace(c, a, out, desc, rank);
+    return;
+  }
   const idx = desc + (<usize>(4 * rank) << 2);
   for (let k = 0; k < last; k++) store<i32>(idx + (<usize>k << 2), 0);
   let oc = 0, oa = 0, ob = 0, o: usize = out;
@@ -263,6 +267,46 @@ export function where32(c: usize, a: usize, b: usize, out: usize, desc: usize, r
       }
       store<i32>(pi, 0);
       oc -= sc * (i - 1); oa -= sa * (i - 1); ob -= sb * (i - 1);
+    }
+    if (ax < 0) return;
+  }
+}
+
+/**
+ * where32 writing over its own `b` (a compiled program lets a KV-cache write reuse the donated cache; b is
+ * then contiguous) with the condition constant along rows: only the rows whose condition holds are written,
+ * so the cost is one byte per row, not a copy of the whole tensor.
+ */
+function whereRowsInPlace(c: usize, a: usize, out: usize, desc: usize, rank: i32): void {
+  const last = rank - 1, mid = rank - 2;
+  const n = load<i32>(desc + (<usize>last << 2)), m = load<i32>(desc + (<usize>mid << 2));
+  const ia = load<i32>(desc + (<usize>(2 * rank + last) << 2));
+  const rc = load<i32>(desc + (<usize>(rank + mid) << 2)), ra = load<i32>(desc + (<usize>(2 * rank + mid) << 2));
+  const idx = desc + (<usize>(4 * rank) << 2);
+  for (let k = 0; k < mid; k++) store<i32>(idx + (<usize>k << 2), 0);
+  let oc = 0, oa = 0, o: usize = out;
+  while (true) {
+    for (let r = 0; r < m; r++) {
+      if (load<u8>(c + <usize>(oc + r * rc)) == 0) continue;
+      const src = a + (<usize>(oa + r * ra) << 2), dst = o + (<usize>(r * n) << 2);
+      if (ia == 1) memory.copy(dst, src, <usize>n << 2);
+      else {
+        for (let j = 0; j < n; j++) store<u32>(dst + (<usize>j << 2), load<u32>(src + (<usize>(j * ia) << 2)));
+      }
+    }
+    o += <usize>(m * n) << 2;
+    let ax = mid - 1;
+    for (; ax >= 0; ax--) {
+      const pi = idx + (<usize>ax << 2);
+      const i = load<i32>(pi) + 1;
+      const sc = load<i32>(desc + (<usize>(rank + ax) << 2)), sa = load<i32>(desc + (<usize>(2 * rank + ax) << 2));
+      if (i < load<i32>(desc + (<usize>ax << 2))) {
+        store<i32>(pi, i);
+        oc += sc; oa += sa;
+        break;
+      }
+      store<i32>(pi, 0);
+      oc -= sc * (i - 1); oa -= sa * (i - 1);
     }
     if (ax < 0) return;
   }
@@ -385,6 +429,11 @@ export function unaryF32(op: i32, x: usize, out: usize, n: i32): void {
     for (; j + 4 <= n; j += 4) {
       const o = <usize>j << 2;
       const v = v128.load(x + o);
+      // exp of four lanes below −745.2 (−∞: a softmax over masked positions) is exactly 0, as expd2 gives.
+      if (op == 1 && i32x4.all_true(f32x4.lt(v, f32x4.splat(-745.2)))) {
+        v128.store(out + o, f32x4.splat(0));
+        continue;
+      }
       const lo = expLike2(op, f64x2.promote_low_f32x4(v));
       const hi = expLike2(op, f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1)));
       const l = f32x4.demote_f64x2_zero(lo), h = f32x4.demote_f64x2_zero(hi);
@@ -433,6 +482,12 @@ export function reduceF32(op: i32, x: usize, out: usize, outer: i32, red: i32, i
           break;
         }
         case 1: case 2: {
+          if (inner == 1 && red >= 8) {
+            // Four lanes at a time: the same value whenever it is a number other than ±0 (equal numbers have
+            // equal bits); a NaN or a zero (whose sign is the first one met) is settled by the loop below.
+            const v = simdMinMax(op, start, red);
+            if (v == v && v != 0) { r = v; break; }
+          }
           let m: f32 = op == 1 ? -Infinity : Infinity;
           for (let p = 0; p < red; p++) {
             const v = load<f32>(start + <usize>p * rowBytes);
@@ -468,6 +523,30 @@ export function reduceF32(op: i32, x: usize, out: usize, outer: i32, red: i32, i
       store<f32>(out + (<usize>(o * inner + i) << 2), <f32>r);
     }
   }
+}
+
+/** max (op 1) or min (op 2) of n ≥ 8 contiguous floats with f32x4.max/min (any NaN gives NaN). */
+function simdMinMax(op: i32, x: usize, n: i32): f32 {
+  // Four independent accumulators: the NaN-propagating max is a chain of several instructions.
+  let a = v128.load(x), b = a, c = a, d = v128.load(x, 16), j = 8;
+  for (; j + 16 <= n; j += 16) {
+    const p = x + (<usize>j << 2);
+    if (op == 1) {
+      a = f32x4.max(a, v128.load(p)); b = f32x4.max(b, v128.load(p, 16));
+      c = f32x4.max(c, v128.load(p, 32)); d = f32x4.max(d, v128.load(p, 48));
+    } else {
+      a = f32x4.min(a, v128.load(p)); b = f32x4.min(b, v128.load(p, 16));
+      c = f32x4.min(c, v128.load(p, 32)); d = f32x4.min(d, v128.load(p, 48));
+    }
+  }
+  for (; j < n; j++) {
+    const v = f32x4.splat(load<f32>(x + (<usize>j << 2)));
+    a = op == 1 ? f32x4.max(a, v) : f32x4.min(a, v);
+  }
+  a = op == 1 ? f32x4.max(f32x4.max(a, b), f32x4.max(c, d)) : f32x4.min(f32x4.min(a, b), f32x4.min(c, d));
+  b = op == 1 ? f32x4.max(a, i32x4.shuffle(a, a, 2, 3, 0, 1)) : f32x4.min(a, i32x4.shuffle(a, a, 2, 3, 0, 1));
+  c = op == 1 ? f32x4.max(b, i32x4.shuffle(b, b, 1, 0, 3, 2)) : f32x4.min(b, i32x4.shuffle(b, b, 1, 0, 3, 2));
+  return f32x4.extract_lane(c, 0);
 }
 
 /**

@@ -57,6 +57,16 @@ export function gemv(x: usize, w: usize, out: usize, K: i32, N: i32, ldw: i32, t
         p += 4;
       }
       const c = out + (<usize>j << 2);
+      if (p == K) {
+        // No scalar tail: the four rows' (l0 + l1) + (l2 + l3) lane sums at once, through a 4×4 transpose.
+        const t0 = f32x4.add(a00, a01), t1 = f32x4.add(a10, a11), t2 = f32x4.add(a20, a21), t3 = f32x4.add(a30, a31);
+        const m0 = i32x4.shuffle(t0, t1, 0, 4, 1, 5), m1 = i32x4.shuffle(t2, t3, 0, 4, 1, 5);
+        const m2 = i32x4.shuffle(t0, t1, 2, 6, 3, 7), m3 = i32x4.shuffle(t2, t3, 2, 6, 3, 7);
+        const l01 = f32x4.add(i32x4.shuffle(m0, m1, 0, 1, 4, 5), i32x4.shuffle(m0, m1, 2, 3, 6, 7));
+        const l23 = f32x4.add(i32x4.shuffle(m2, m3, 0, 1, 4, 5), i32x4.shuffle(m2, m3, 2, 3, 6, 7));
+        v128.store(c, f32x4.add(l01, l23));
+        continue;
+      }
       store<f32>(c, finish(a00, a01, x, r0, p, K));
       store<f32>(c, finish(a10, a11, x, r1, p, K), 4);
       store<f32>(c, finish(a20, a21, x, r2, p, K), 8);
@@ -94,6 +104,18 @@ export function gemv(x: usize, w: usize, out: usize, K: i32, N: i32, ldw: i32, t
     const o = out + (<usize>j << 2);
     v128.store(o, a0); v128.store(o, a1, 16); v128.store(o, a2, 32); v128.store(o, a3, 48);
   }
+  for (; j + 8 <= N; j += 8) {
+    // Two independent chains (each column's sum is the same sequence as below): attention's [S]·[S, 8] products.
+    let a0 = z, a1 = z;
+    let col = w + (<usize>j << 2);
+    for (let p = 0; p < K; p++, col += ld) {
+      const xp = v128.load32_splat(x + (<usize>p << 2));
+      a0 = f32x4.add(a0, f32x4.mul(xp, v128.load(col)));
+      a1 = f32x4.add(a1, f32x4.mul(xp, v128.load(col, 16)));
+    }
+    const o = out + (<usize>j << 2);
+    v128.store(o, a0); v128.store(o, a1, 16);
+  }
   for (; j + 4 <= N; j += 4) {
     let a0 = z;
     let col = w + (<usize>j << 2);
@@ -112,7 +134,25 @@ export function gemv(x: usize, w: usize, out: usize, K: i32, N: i32, ldw: i32, t
  * x + off[3i], w + off[3i+1], out + off[3i+2] (byte offsets, u32, at `off`). Same bits as n calls of gemv.
  */
 export function gemvBatch(x: usize, w: usize, out: usize, K: i32, N: i32, ldw: i32, transW: i32, off: usize, n: i32): void {
-  for (let i = 0; i < n; i++) {
+  let i = 0;
+  // Eight outputs per call (attention's probs·V with 8-wide heads): two calls at once, four independent chains.
+  if (!transW && N == 8) {
+    const ld = <usize>ldw << 2;
+    for (; i + 2 <= n; i += 2) {
+      const t = off + <usize>(i * 12);
+      const x0 = x + <usize>load<u32>(t), x1 = x + <usize>load<u32>(t, 12);
+      let c0 = w + <usize>load<u32>(t, 4), c1 = w + <usize>load<u32>(t, 16);
+      let a0 = f32x4.splat(0), a1 = a0, b0 = a0, b1 = a0;
+      for (let p = 0; p < K; p++, c0 += ld, c1 += ld) {
+        const u = v128.load32_splat(x0 + (<usize>p << 2)), v = v128.load32_splat(x1 + (<usize>p << 2));
+        a0 = f32x4.add(a0, f32x4.mul(u, v128.load(c0))); a1 = f32x4.add(a1, f32x4.mul(u, v128.load(c0, 16)));
+        b0 = f32x4.add(b0, f32x4.mul(v, v128.load(c1))); b1 = f32x4.add(b1, f32x4.mul(v, v128.load(c1, 16)));
+      }
+      const o0 = out + <usize>load<u32>(t, 8), o1 = out + <usize>load<u32>(t, 20);
+      v128.store(o0, a0); v128.store(o0, a1, 16); v128.store(o1, b0); v128.store(o1, b1, 16);
+    }
+  }
+  for (; i < n; i++) {
     const t = off + <usize>(i * 12);
     gemv(x + <usize>load<u32>(t), w + <usize>load<u32>(t, 4), out + <usize>load<u32>(t, 8), K, N, ldw, transW);
   }
