@@ -22,44 +22,11 @@
 // 4 binary bool (fn ≥ 5), 5 where, 6 cast (fn: from·3 + to), 7 logicalNot.
 // Scratch: the slots (CH·4 bytes each), then N node addresses, N node steps (1, or a row step), R index words,
 // then the reduce rows.
-import { binaryRow, binI32, castData, expLike2, reduceF32, unaryF32, unaryScalar } from "./elementwise.as";
+import { binaryRow, binI32, castData, reduceF32, unaryF32 } from "./elementwise.as";
 
 // @ts-ignore: decorator
 @inline function word(p: usize, k: i32): i32 {
   return load<i32>(p + (<usize>k << 2));
-}
-
-/** One element of exp, sigmoid or silu as the eager SIMD loop computes it (one lane of expLike2). */
-// @ts-ignore: decorator
-@inline function unaryLane(op: i32, x: f32): f32 {
-  return <f32>f64x2.extract_lane(expLike2(op, f64x2.splat(<f64>x)), 0);
-}
-
-/**
- * n elements of unary `op` whose first has index g0 of a kernel of `total`: exp, sigmoid and silu take the
- * eager kernel's path per element (its SIMD lanes for indices below total rounded down to 4, its scalar tail
- * after), whatever the chunk's alignment; the other ops give the same bits on either path.
- */
-function unaryAt(op: i32, x: usize, out: usize, n: i32, g0: i32, total: i32): void {
-  if (op != 1 && op != 8 && op != 9) {
-    unaryF32(op, x, out, n);
-    return;
-  }
-  const simdEnd = total & ~3;
-  let j = 0;
-  for (; j < n && ((g0 + j) & 3) != 0; j++) {
-    const v = load<f32>(x + (<usize>j << 2));
-    store<f32>(out + (<usize>j << 2), g0 + j < simdEnd ? unaryLane(op, v) : unaryScalar(op, v));
-  }
-  const m = (min(n, simdEnd - g0) - j) & ~3;
-  if (m > 0) {
-    unaryF32(op, x + (<usize>j << 2), out + (<usize>j << 2), m);
-    j += m;
-  }
-  for (; j < n; j++) {
-    const v = load<f32>(x + (<usize>j << 2));
-    store<f32>(out + (<usize>j << 2), g0 + j < simdEnd ? unaryLane(op, v) : unaryScalar(op, v));
-  }
 }
 
 /** Four 0/1 bytes of a lane mask (all ones or zeros per 32-bit lane), stored at out. */
@@ -181,7 +148,7 @@ function evalRange(prog: usize, s: i32, e: i32, dst: usize, scratch: usize): voi
           } else gather(base, esz, inp + 16, dims, R, c0, n, out, idx);
           break;
         }
-        case 1: unaryAt(fn, a, out, n, c0, total); break;
+        case 1: unaryF32(fn, a, out, n); break; // an element's bits never depend on where it sits
         case 2:
         case 3: {
           const ia = load<i32>(steps + (<usize>word(node, 2) << 2)), ib = load<i32>(steps + (<usize>word(node, 3) << 2));
