@@ -102,8 +102,8 @@ function describe(status: { code: number; signal: Deno.Signal | null }): string 
 }
 
 /**
- * Runs `deno test args` in the repository root and returns the output and exit status; the output is echoed as it
- * comes (`live`) or in one piece when the process ends, so two concurrent runs never interleave their lines.
+ * Runs `deno test args` in the repository root and returns the output and exit status; with `live`, the output is
+ * also echoed as it comes (the caller prints the others' once every run has ended, so lines never interleave).
  */
 async function denoTest(args: string[], env: Record<string, string>, live: boolean) {
   const child = new Deno.Command(Deno.execPath(), {
@@ -124,7 +124,6 @@ async function denoTest(args: string[], env: Record<string, string>, live: boole
   };
   await Promise.all([pump(child.stdout, Deno.stdout), pump(child.stderr, Deno.stderr)]);
   const status = await child.status;
-  if (!live) Deno.stdout.writeSync(new TextEncoder().encode(output));
   return { output, status: { code: status.code, signal: status.signal } };
 }
 
@@ -173,7 +172,7 @@ if (import.meta.main) {
   const env = { ...Deno.env.toObject(), TMPDIR: tmp };
   // The WebGPU modules in one process, the rest in another, both at once: the WebGPU one mostly waits on its
   // queue (llvmpipe: ~11 ms a wait; about a quarter of its wall time is CPU), so together they take little more
-  // than the longer one alone. Its output is printed whole when it ends; the other's as it comes.
+  // than the longer one alone. The other's output is echoed as it comes, the WebGPU one's once both have ended.
   const gpuModules = WEBGPU_MODULES.filter((m) => modules.includes(m));
   const runs: { name: string; args: string[]; exitCrashAccepted: boolean; live: boolean }[] = [
     {
@@ -192,6 +191,9 @@ if (import.meta.main) {
   let passed = 0, failed = 0, ignored = 0;
   const notes: string[] = [];
   const results = await Promise.all(runs.map((run) => denoTest(run.args, env, run.live)));
+  for (const [i, run] of runs.entries()) {
+    if (!run.live) Deno.stdout.writeSync(new TextEncoder().encode(results[i].output));
+  }
   for (const [i, run] of runs.entries()) {
     const { output, status } = results[i];
     const r = judge(output, status, run.exitCrashAccepted);

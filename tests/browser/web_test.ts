@@ -2,7 +2,7 @@
  * End to end in a real browser: builds the bundle (scripts/bundle.ts),
  * serves the repository (scripts/serve.ts), opens examples/web/ in headless
  * Chromium, and checks that the page loads the built-in tiny model (by URL,
- * then as chosen files), generates text, fine-tunes it with TL6 for 20 steps
+ * then as chosen files), generates text, fine-tunes it with TL6 for 10 steps
  * with a falling loss, generates again, and downloads an adapter that parses. Runs on WebGPU where Chromium
  * offers an adapter, else on the CPU fallback the page announces; it prints
  * which. Screenshot: out/browser/web.png.
@@ -19,7 +19,7 @@ import { parseSafetensors } from "../../io/safetensors.ts";
 import { type Browser, launch } from "./cdp.ts";
 
 const CHROMIUM = Deno.env.get("CHROMIUM") ?? "/usr/bin/chromium";
-const STEPS = 20;
+const STEPS = 10;
 const OUT = `${ROOT}/out/browser`;
 
 function isFile(path: string): boolean {
