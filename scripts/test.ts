@@ -2,7 +2,7 @@
  * `deno task test`: runs the test suite in two `deno test` processes and ends with one combined summary line,
  * `all: ok | N passed | N failed | N ignored` (what .ci/run counts).
  *
- *   deno task test               # the WebGPU modules in one process, all other modules in another, at once
+ *   deno task test               # the WebGPU modules in one process, all other modules in another (--parallel), at once
  *   deno task test --filter x    # extra flags (not module paths) go to both `deno test` runs
  *
  * Why two: a single `deno test` of the whole suite occasionally crashed in exit() after every test had passed and
@@ -183,7 +183,7 @@ if (import.meta.main) {
     },
     {
       name: "other modules and README.md",
-      args: ["-A", "--doc", `--ignore=${WEBGPU_MODULES.join(",")}`, ...extra, "tests/", "README.md"],
+      args: ["-A", "--doc", "--parallel", `--ignore=${WEBGPU_MODULES.join(",")}`, ...extra, "tests/", "README.md"],
       exitCrashAccepted: false,
       live: true,
     },
