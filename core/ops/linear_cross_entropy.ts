@@ -32,7 +32,7 @@ export interface LinearCrossEntropyOptions {
   ignoreIndex?: number;
   /** "mean" over counted targets (default) or "sum". */
   reduction?: "mean" | "sum";
-  /** Rows per chunk (default: as many as keep one chunk's logits near 2²¹ elements, 8 MB). */
+  /** Rows per chunk (default: as many as keep one chunk's logits within 2²¹ elements, 8 MB, rounded down to a multiple of 8). */
   chunk?: number;
 }
 
@@ -70,7 +70,10 @@ export function linearCrossEntropy(
     throw new Error(`linearCrossEntropy: reduction must be "mean" or "sum", got ${JSON.stringify(reduction)}`);
   }
   const [N, V] = [x.shape[0], weight.shape[0]];
-  const chunk = opts.chunk ?? Math.max(1, Math.floor(CHUNK_ELEMENTS / V));
+  // A multiple of 8 rows where that fits: the matmul kernels tile rows by 4 and 8 (65 rows ran 25–35% slower
+  // than 64 on webgpu; at V = 32000 the rows that fit are 65).
+  const fit = Math.floor(CHUNK_ELEMENTS / V);
+  const chunk = opts.chunk ?? (fit >= 8 ? fit - (fit % 8) : Math.max(1, fit));
   if (!Number.isInteger(chunk) || chunk < 1) {
     throw new Error(`linearCrossEntropy: chunk must be a positive integer, got ${chunk}`);
   }
