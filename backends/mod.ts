@@ -6,7 +6,18 @@
  * @module
  */
 export type { Backend, BackendBuffer, BinaryOp, MatmulSpec, ReduceOp, StridedInput, UnaryOp } from "./backend.ts";
-export type { CompiledProgram, KernelCall, Program, Step, StridedValue, ValueId, ValueInfo } from "./program.ts";
+export type {
+  CompiledProgram,
+  FusedCall,
+  FusedInput,
+  FusedNode,
+  KernelCall,
+  Program,
+  Step,
+  StridedValue,
+  ValueId,
+  ValueInfo,
+} from "./program.ts";
 export { type BackendFactory, registerBackend } from "../core/runtime.ts";
 export { CpuBackend, cpuThreads, cpuWorkerJobs, cpuWorkersReady, setCpuThreads } from "./cpu/mod.ts";
 export { createWebGpuBackend, WebGpuBackend, type WebGpuOptions } from "./webgpu/mod.ts";

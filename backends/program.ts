@@ -134,6 +134,7 @@ export interface FusedInput extends StridedValue {
  * operations), the fused kernel's value then having `outer·inner` elements.
  */
 export interface FusedCall {
+  /** The kernel's name in a {@link KernelCall}. */
   readonly kernel: "fused";
   /** The values read; `input` nodes index this list. */
   readonly inputs: readonly FusedInput[];
