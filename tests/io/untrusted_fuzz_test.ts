@@ -468,13 +468,15 @@ function resetPeak(): number | null {
 }
 
 /**
- * CPU time of this process in ms (user + system, all threads, from /proc/self/stat; 10 ms ticks), or null.
+ * CPU time of this thread in ms (user + system, from /proc/thread-self/stat; 10 ms ticks), or null.
  * The 2 s budget is held against CPU time where it is available: wall time on a machine shared by
  * several jobs (2 cores, load 6–8 here) stretches a 0.4 s load past 2 s without the load doing more work.
  */
 function cpuMs(): number | null {
   try {
-    const fields = Deno.readTextFileSync("/proc/self/stat").split(") ")[1].split(" ");
+    // The thread's, not the process's: the loader runs on it, while other test modules (`deno test --parallel`)
+    // run on other threads of the same process.
+    const fields = Deno.readTextFileSync("/proc/thread-self/stat").split(") ")[1].split(" ");
     return (Number(fields[11]) + Number(fields[12])) * 10; // utime, stime (fields 14, 15 of the full line)
   } catch {
     return null;
