@@ -3,6 +3,7 @@
  * `all: ok | N passed | N failed | N ignored` (what .ci/run counts).
  *
  *   deno task test               # the WebGPU modules in one process, all other modules in another (--parallel), at once
+ *                                # (and SOLO_MODULES, which measure their own process, in a third)
  *   deno task test --filter x    # extra flags (not module paths) go to both `deno test` runs
  *
  * Why two: a single `deno test` of the whole suite occasionally crashed in exit() after every test had passed and
@@ -36,6 +37,12 @@ export const WEBGPU_MODULES: readonly string[] = [
   "tests/webgpu_program_test.ts",
   "tests/webgpu_test.ts",
 ];
+
+/**
+ * Test modules that measure their own process (its peak memory per load), so they run in a process of their own:
+ * in the `--parallel` run, other modules' threads would count.
+ */
+export const SOLO_MODULES: readonly string[] = ["tests/io/untrusted_fuzz_test.ts"];
 
 /** What one `deno test` process reported. */
 export interface RunResult {
@@ -168,11 +175,15 @@ if (import.meta.main) {
   for (const m of WEBGPU_MODULES.filter((m) => !modules.includes(m))) {
     problems.push(`${m} is in WEBGPU_MODULES but does not exist`);
   }
+  for (const m of SOLO_MODULES.filter((m) => !modules.includes(m))) {
+    problems.push(`${m} is in SOLO_MODULES but does not exist`);
+  }
   const tmp = await Deno.makeTempDir({ prefix: "knot-test-" });
   const env = { ...Deno.env.toObject(), TMPDIR: tmp };
   // The WebGPU modules in one process, the rest in another, both at once: the WebGPU one mostly waits on its
   // queue (llvmpipe: ~11 ms a wait; about a quarter of its wall time is CPU), so together they take little more
   // than the longer one alone. The other's output is echoed as it comes, the WebGPU one's once both have ended.
+  // SOLO_MODULES get a third process (its output printed at the end too).
   const gpuModules = WEBGPU_MODULES.filter((m) => modules.includes(m));
   const runs: { name: string; args: string[]; exitCrashAccepted: boolean; live: boolean }[] = [
     {
@@ -183,11 +194,28 @@ if (import.meta.main) {
     },
     {
       name: "other modules and README.md",
-      args: ["-A", "--doc", "--parallel", `--ignore=${WEBGPU_MODULES.join(",")}`, ...extra, "tests/", "README.md"],
+      args: [
+        "-A",
+        "--doc",
+        "--parallel",
+        `--ignore=${[...WEBGPU_MODULES, ...SOLO_MODULES].join(",")}`,
+        ...extra,
+        "tests/",
+        "README.md",
+      ],
       exitCrashAccepted: false,
       live: true,
     },
   ];
+  const solo = SOLO_MODULES.filter((m) => modules.includes(m));
+  if (solo.length) {
+    runs.push({
+      name: "modules that measure their own process",
+      args: ["-A", ...extra, ...solo],
+      exitCrashAccepted: false,
+      live: false,
+    });
+  }
   let passed = 0, failed = 0, ignored = 0;
   const notes: string[] = [];
   const results = await Promise.all(runs.map((run) => denoTest(run.args, env, run.live)));
