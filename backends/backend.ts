@@ -156,7 +156,8 @@ export interface Backend {
   compile?(program: Program): CompiledProgram;
   /**
    * Present where `compile` lowers fused kernels (`FusedCall`, see ./program.ts): jit then fuses the
-   * elementwise chains of a program first; `reduce`: also into the reduction that alone reads a chain.
+   * elementwise chains of a program first; `reduce`: also into the reduction that alone reads a chain;
+   * `minElements`: steps over fewer elements stay unfused.
    */
-  readonly fuses?: { readonly reduce: boolean };
+  readonly fuses?: { readonly reduce: boolean; readonly minElements?: number };
 }

@@ -27,6 +27,8 @@ import { lastUses } from "./passes.ts";
 export interface FuseOptions {
   /** Fuse a group into the `reduce` that alone reads its result. */
   readonly reduce: boolean;
+  /** Steps over fewer elements stay unfused (where a fused kernel's fixed cost exceeds the calls it saves). */
+  readonly minElements?: number;
 }
 
 /** A step's operand: a value read through strides over the step's shape, from an element offset. */
@@ -119,6 +121,7 @@ export function fuse(p: Program, opts: FuseOptions): Program {
     const c = s.call, size = values[s.out].size;
     const reduce = c.kernel === "reduce" && opts.reduce && values[c.x].dtype === "float32";
     if (size === 0 || !(ELEMENTWISE.has(c.kernel) || c.kernel === "strided" || reduce)) return null;
+    if ((c.kernel === "reduce" ? values[c.x].size : size) < (opts.minElements ?? 0)) return null;
     const [shape, reads] = shapeAndReads(c, c.kernel === "reduce" ? values[c.x].size : size);
     return { shape, reads };
   });

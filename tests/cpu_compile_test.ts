@@ -365,7 +365,7 @@ Deno.test({
         for (const opts of [{}, { parallelMinElements: 1, parallelMinMacs: 1 }, { programLoop: "wasm" as const }]) {
           const b = new CpuBackend(opts);
           const { p, make } = program();
-          const fused = fuse(p, b.fuses!);
+          const fused = fuse(p, { ...b.fuses!, minElements: 0 });
           const kinds = fused.steps.map((s) => s.call);
           assert.ok(kinds.filter((c) => c.kernel === "fused" && c.reduce).length >= 1, "a fused reduction");
           assert.ok(kinds.filter((c) => c.kernel === "fused" && !c.reduce).length >= 1, "a fused chain");

@@ -74,6 +74,12 @@ Deno.test("fuse: a chain with broadcasts becomes one kernel; a returned value is
   const r = fuse(traced((x, y) => [exp(x), add(mul(exp(x), y), 1)], [4, 8], [4, 8]), { reduce: true });
   assert.deepEqual(kernels(r), ["unary", "fused"]);
   assert.equal(fusedOf(r)[0].inputs.filter((x) => x.value === r.steps[0].out).length, 1);
+
+  // minElements: steps over fewer elements stay as they were (the rows of 8 here), larger ones still fuse.
+  const small = fuse(traced((x, y) => add(mul(exp(x), y), 1), [4, 8], [8]), { reduce: true, minElements: 33 });
+  assert.deepEqual(kernels(small), kernels(p));
+  const big = fuse(traced((x, y) => add(mul(exp(x), y), 1), [4, 8], [8]), { reduce: true, minElements: 32 });
+  assert.deepEqual(kernels(big), ["fused"]);
 });
 
 Deno.test("fuse: transposes read by the group fold into its inputs; reductions take the group as prologue", () => {

@@ -32,6 +32,10 @@ import { interpret } from "../jit/execute.ts";
 import { registerBackend } from "../core/runtime.ts";
 
 await setBackend("cpu");
+// The tiny models here are below the cpu backend's fusion threshold (minElements): fuse at every size, so the
+// fused programs are what these tests compare against eager.
+const cpu = getBackend() as Backend;
+if (cpu.fuses) (cpu as { fuses?: Backend["fuses"] }).fuses = { ...cpu.fuses, minElements: 0 };
 
 async function bits(t: unknown): Promise<string[]> {
   const out: string[] = [];
