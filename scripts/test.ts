@@ -150,7 +150,7 @@ async function testModules(dir: string): Promise<string[]> {
 
 /** Modules that request the webgpu backend (directly or through the conformance suite) but are not listed. */
 export async function unlistedWebGpuModules(modules: readonly string[]): Promise<string[]> {
-  const uses = /setBackend\(\s*["']webgpu["']|createWebGpuBackend\(|conformance\/backends\.ts/;
+  const uses = /setBackend\(\s*["']webgpu["']|createWebGpuBackend\(|conformance\/backends\.ts|util\/webgpu_suite\.ts/;
   const out: string[] = [];
   for (const m of modules) {
     if (!WEBGPU_MODULES.includes(m) && uses.test(await Deno.readTextFile(join(ROOT, m)))) out.push(m);

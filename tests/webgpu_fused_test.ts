@@ -9,7 +9,6 @@
  * kernel binds split (on the device, and on a host that binds 3 inputs). Where there is no adapter every test is ignored with the reason.
  */
 import assert from "node:assert/strict";
-import { setBackend } from "../mod.ts";
 import "../backends/webgpu/mod.ts";
 import type { WebGpuBackend } from "../backends/webgpu/mod.ts";
 import type { BackendBuffer, ReduceOp } from "../backends/backend.ts";
@@ -18,25 +17,9 @@ import type { GpuBuffer, KernelHost } from "../backends/webgpu/engine.ts";
 import { fused } from "../backends/webgpu/fused.ts";
 import type { TypedArray } from "../core/dtype.ts";
 import { ProgramTracer } from "./util/program_tracer.ts";
+import { webgpuTests } from "./util/webgpu_suite.ts";
 
-let gpu: WebGpuBackend | null = null;
-let why = "";
-try {
-  gpu = (await setBackend("webgpu")) as WebGpuBackend;
-} catch (e) {
-  why = e instanceof Error ? e.message : String(e);
-}
-
-function gpuTest(name: string, fn: (b: WebGpuBackend) => Promise<void>): void {
-  Deno.test({
-    name: gpu ? `webgpu fused: ${name}` : `webgpu fused: ${name} (SKIPPED: ${why})`,
-    ignore: !gpu,
-    async fn() {
-      await setBackend("webgpu");
-      await fn(gpu!);
-    },
-  });
-}
+const gpuTest = await webgpuTests("webgpu fused");
 
 /** Random data from a seeded LCG (values in [-2, 2)). */
 function rand(n: number, seed: number): Float32Array {

@@ -8,34 +8,15 @@
  * bad input. Where there is no adapter every test is ignored with the reason.
  */
 import assert from "node:assert/strict";
-import { setBackend } from "../mod.ts";
 import "../backends/webgpu/mod.ts";
-import type { WebGpuBackend } from "../backends/webgpu/mod.ts";
 import type { BackendBuffer, MatmulSpec, UnaryOp } from "../backends/backend.ts";
 import type { BinaryOp, ReduceOp } from "../backends/backend.ts";
 import type { TypedArray } from "../core/dtype.ts";
 import { ProgramTracer } from "./util/program_tracer.ts";
 import { mlpStep } from "./util/mlp_kernels.ts";
+import { webgpuTests } from "./util/webgpu_suite.ts";
 
-let gpu: WebGpuBackend | null = null;
-let why = "";
-try {
-  gpu = (await setBackend("webgpu")) as WebGpuBackend;
-} catch (e) {
-  why = e instanceof Error ? e.message : String(e);
-}
-
-/** A test that needs an adapter: ignored, with the reason in its name, where there is none. */
-function gpuTest(name: string, fn: (b: WebGpuBackend) => void | Promise<void>): void {
-  Deno.test({
-    name: gpu ? `webgpu program: ${name}` : `webgpu program: ${name} (SKIPPED: ${why})`,
-    ignore: !gpu,
-    async fn() {
-      await setBackend("webgpu");
-      await fn(gpu!);
-    },
-  });
-}
+const gpuTest = await webgpuTests("webgpu program");
 
 /** Random data from a seeded LCG (values in [-1, 1)). */
 function rand(n: number, seed: number): Float32Array {

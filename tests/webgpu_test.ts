@@ -27,7 +27,7 @@ import {
 } from "../mod.ts";
 import { crossEntropy } from "../core/nn.ts";
 import { key, normal, split, uniform } from "../core/random.ts";
-import { createWebGpuBackend, type WebGpuBackend } from "../backends/webgpu/mod.ts";
+import { createWebGpuBackend } from "../backends/webgpu/mod.ts";
 import { chooseProgram } from "../backends/webgpu/matmul.ts";
 import { CpuBackend } from "../backends/cpu/backend.ts";
 import type { MatmulSpec } from "../backends/backend.ts";
@@ -35,26 +35,9 @@ import { randomLlama } from "../llama/mod.ts";
 import { tl6 } from "../peft/mod.ts";
 import { adamw } from "../optim/mod.ts";
 import { makeBatch, planLoss, trainStep } from "../train/mod.ts";
+import { webgpuTests } from "./util/webgpu_suite.ts";
 
-let gpu: WebGpuBackend | null = null;
-let why = "";
-try {
-  gpu = (await setBackend("webgpu")) as WebGpuBackend;
-} catch (e) {
-  why = e instanceof Error ? e.message : String(e);
-}
-
-/** A test that needs an adapter: ignored, with the reason in its name, where there is none. */
-function gpuTest(name: string, fn: (b: WebGpuBackend) => void | Promise<void>): void {
-  Deno.test({
-    name: gpu ? `webgpu: ${name}` : `webgpu: ${name} (SKIPPED: ${why})`,
-    ignore: !gpu,
-    async fn() {
-      await setBackend("webgpu");
-      await fn(gpu!);
-    },
-  });
-}
+const gpuTest = await webgpuTests("webgpu");
 
 Deno.test("webgpu: missing navigator.gpu gives a clear Error", async () => {
   await assert.rejects(
