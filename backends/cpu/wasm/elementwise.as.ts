@@ -104,6 +104,29 @@ export function binaryRow(op: i32, a: usize, ia: i32, b: usize, ib: i32, out: us
   }
 }
 
+// @ts-ignore: decorator
+@inline function advance(desc: usize, idx: usize, axes: i32): i32 {
+  // The multi-index at idx over axes 0 … axes−1 (dims at desc) moves on by one: the axis that moved, or −1 at the end.
+  for (let ax = axes - 1; ax >= 0; ax--) {
+    const p = idx + (<usize>ax << 2), i = load<i32>(p) + 1;
+    if (i < load<i32>(desc + (<usize>ax << 2))) {
+      store<i32>(p, i);
+      return ax;
+    }
+    store<i32>(p, 0);
+  }
+  return -1;
+}
+
+// @ts-ignore: decorator
+@inline function step(desc: usize, s: i32, ax: i32, axes: i32): i32 {
+  // What that move adds to an operand's offset (its strides at word s of desc): one along axis ax, and each later
+  // axis back from its last index to 0.
+  let d = load<i32>(desc + (<usize>(s + ax) << 2));
+  for (let k = ax + 1; k < axes; k++) d -= load<i32>(desc + (<usize>(s + k) << 2)) * (load<i32>(desc + (<usize>k << 2)) - 1);
+  return d;
+}
+
 /**
  * out = a op b over a broadcast view: `rank` ≥ 1 axes, descriptor at `desc` (dims, strides of a, of b).
  * out is float32, or bool (one byte) for the comparisons.
@@ -120,21 +143,9 @@ export function binaryF32(op: i32, a: usize, b: usize, out: usize, desc: usize, 
   while (true) {
     binaryRow(op, a + (<usize>oa << 2), ia, b + (<usize>ob << 2), ib, o, n);
     o += <usize>n * esz;
-    // Advance the outer multi-index, updating each operand's element offset.
-    let ax = last - 1;
-    for (; ax >= 0; ax--) {
-      const pi = idx + (<usize>ax << 2);
-      const i = load<i32>(pi) + 1;
-      const sa = load<i32>(desc + (<usize>(rank + ax) << 2)), sb = load<i32>(desc + (<usize>(2 * rank + ax) << 2));
-      if (i < load<i32>(desc + (<usize>ax << 2))) {
-        store<i32>(pi, i);
-        oa += sa; ob += sb;
-        break;
-      }
-      store<i32>(pi, 0);
-      oa -= sa * (i - 1); ob -= sb * (i - 1);
-    }
+    const ax = advance(desc, idx, last);
     if (ax < 0) return;
+    oa += step(desc, rank, ax, last); ob += step(desc, 2 * rank, ax, last);
   }
 }
 
@@ -184,20 +195,9 @@ export function binaryI32(op: i32, a: usize, b: usize, out: usize, desc: usize, 
       binI32(op, load<i32>(pa + (<usize>(j * ia) << 2)), load<i32>(pb + (<usize>(j * ib) << 2)), o + <usize>j * esz);
     }
     o += <usize>n * esz;
-    let ax = last - 1;
-    for (; ax >= 0; ax--) {
-      const pi = idx + (<usize>ax << 2);
-      const i = load<i32>(pi) + 1;
-      const sa = load<i32>(desc + (<usize>(rank + ax) << 2)), sb = load<i32>(desc + (<usize>(2 * rank + ax) << 2));
-      if (i < load<i32>(desc + (<usize>ax << 2))) {
-        store<i32>(pi, i);
-        oa += sa; ob += sb;
-        break;
-      }
-      store<i32>(pi, 0);
-      oa -= sa * (i - 1); ob -= sb * (i - 1);
-    }
+    const ax = advance(desc, idx, last);
     if (ax < 0) return;
+    oa += step(desc, rank, ax, last); ob += step(desc, 2 * rank, ax, last);
   }
 }
 
@@ -253,22 +253,9 @@ export function where32(c: usize, a: usize, b: usize, out: usize, desc: usize, r
       }
     }
     o += <usize>n << 2;
-    let ax = last - 1;
-    for (; ax >= 0; ax--) {
-      const pi = idx + (<usize>ax << 2);
-      const i = load<i32>(pi) + 1;
-      const sc = load<i32>(desc + (<usize>(rank + ax) << 2));
-      const sa = load<i32>(desc + (<usize>(2 * rank + ax) << 2));
-      const sb = load<i32>(desc + (<usize>(3 * rank + ax) << 2));
-      if (i < load<i32>(desc + (<usize>ax << 2))) {
-        store<i32>(pi, i);
-        oc += sc; oa += sa; ob += sb;
-        break;
-      }
-      store<i32>(pi, 0);
-      oc -= sc * (i - 1); oa -= sa * (i - 1); ob -= sb * (i - 1);
-    }
+    const ax = advance(desc, idx, last);
     if (ax < 0) return;
+    oc += step(desc, rank, ax, last); oa += step(desc, 2 * rank, ax, last); ob += step(desc, 3 * rank, ax, last);
   }
 }
 
@@ -295,20 +282,9 @@ function whereRowsInPlace(c: usize, a: usize, out: usize, desc: usize, rank: i32
       }
     }
     o += <usize>(m * n) << 2;
-    let ax = mid - 1;
-    for (; ax >= 0; ax--) {
-      const pi = idx + (<usize>ax << 2);
-      const i = load<i32>(pi) + 1;
-      const sc = load<i32>(desc + (<usize>(rank + ax) << 2)), sa = load<i32>(desc + (<usize>(2 * rank + ax) << 2));
-      if (i < load<i32>(desc + (<usize>ax << 2))) {
-        store<i32>(pi, i);
-        oc += sc; oa += sa;
-        break;
-      }
-      store<i32>(pi, 0);
-      oc -= sc * (i - 1); oa -= sa * (i - 1);
-    }
+    const ax = advance(desc, idx, mid);
     if (ax < 0) return;
+    oc += step(desc, rank, ax, mid); oa += step(desc, 2 * rank, ax, mid);
   }
 }
 
@@ -330,20 +306,9 @@ export function strided32(x: usize, out: usize, desc: usize, rank: i32): void {
       for (let j = 0; j < n; j++) store<u32>(o + (<usize>j << 2), load<u32>(src + (<usize>(j * ix) << 2)));
     }
     o += <usize>n << 2;
-    let ax = last - 1;
-    for (; ax >= 0; ax--) {
-      const pi = idx + (<usize>ax << 2);
-      const i = load<i32>(pi) + 1;
-      const sx = load<i32>(desc + (<usize>(rank + ax) << 2));
-      if (i < load<i32>(desc + (<usize>ax << 2))) {
-        store<i32>(pi, i);
-        ox += sx;
-        break;
-      }
-      store<i32>(pi, 0);
-      ox -= sx * (i - 1);
-    }
+    const ax = advance(desc, idx, last);
     if (ax < 0) return;
+    ox += step(desc, rank, ax, last);
   }
 }
 
