@@ -9,23 +9,8 @@
  */
 import { parseArgs } from "node:util";
 import process from "node:process";
-import {
-  add,
-  dispose,
-  jit,
-  mean,
-  mul,
-  nn,
-  random,
-  rsqrt,
-  setBackend,
-  square,
-  sum,
-  type Tensor,
-  tree,
-} from "../../mod.ts";
-import { valueAndGrad } from "../../mod.ts";
-import { adamw, applyUpdates } from "../../optim/mod.ts";
+import { add, dispose, jit, random, setBackend, type Tensor, tree } from "../../mod.ts";
+import { fusedCases } from "./fused_cases.ts";
 import { getBackend } from "../../core/runtime.ts";
 import { callInputs } from "../../backends/program.ts";
 import { cpuWorkersReady, setCpuThreads } from "../../backends/cpu/mod.ts";
@@ -70,30 +55,7 @@ function kernelsOf(f: () => void): { kernels: number; bytes: number } {
   return { kernels, bytes };
 }
 
-const T = 1024, D = 288, H = 768, k = random.split(random.key(0), 6);
-const x = random.normal(k[0], [T, D]), w = random.normal(k[1], [D]), dy = random.normal(k[2], [T, D]);
-const a = random.normal(k[3], [T, H]), b = random.normal(k[4], [T, H]);
-const scores = random.normal(k[5], [24, 256, 256]);
-const rms = (x: Tensor, w: Tensor) => mul(mul(x, rsqrt(add(mean(square(x), -1, { keepdims: true }), 1e-5))), w);
-const opt = adamw(1e-3, { weightDecay: 0.01 });
-const params = { p: random.normal(k[0], [1 << 20]) }, grads = { p: random.normal(k[1], [1 << 20]) };
-const state = opt.init(params);
-
-const cases: [string, (...a: never[]) => unknown, unknown[]][] = [
-  ["RMSNorm [1024, 288]", rms, [x, w]],
-  ["SwiGLU silu(a)·b [1024, 768]", (a: Tensor, b: Tensor) => mul(nn.silu(a), b), [a, b]],
-  ["softmax [24, 256, 256]", (s: Tensor) => nn.softmax(s, -1), [scores]],
-  ["AdamW update, 2²⁰ parameters", (p: typeof params, g: typeof grads, s: typeof state) => {
-    const { updates, state: next } = opt.update(g, s, p);
-    return [applyUpdates(p, updates), next];
-  }, [params, grads, state]],
-  [
-    "RMSNorm backward [1024, 288]",
-    (x: Tensor, w: Tensor, dy: Tensor) =>
-      valueAndGrad((x: Tensor, w: Tensor) => sum(mul(rms(x, w), dy)), { argnums: [0, 1] })(x, w),
-    [x, w, dy],
-  ],
-];
+const { cases, release } = fusedCases();
 
 const bitsOf = async (t: unknown) =>
   (await Promise.all(tree.leaves(t).map(async (l) => new Uint32Array((await l.data()).slice().buffer).join())))
@@ -139,7 +101,7 @@ console.log(table([
 ], rows));
 console.log(`(${reps} calls each after 3 warm-up; jit(f, { fuse: false }) vs jit(f); CPU: user + system, all threads)`);
 // The memory floor: a copy of 64 MiB (a strided copy kernel, split like the others) moves 128 MiB.
-const big = random.normal(k[2], [1 << 24]);
+const big = random.normal(random.key(7), [1 << 24]);
 const copy = jit((x: Tensor) => add(x, 0), { fuse: false });
 const tc = time(() => dispose(copy(big)));
 console.log(
@@ -148,4 +110,4 @@ console.log(
 );
 copy.clear();
 dispose(big);
-dispose([x, w, dy, a, b, scores, params, grads, state]);
+release();

@@ -12,9 +12,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { add, dispose, jit, mean, mul, random, rsqrt, setBackend, square, sum, type Tensor } from "../../mod.ts";
-import { valueAndGrad } from "../../mod.ts";
-import { adamw, applyUpdates } from "../../optim/mod.ts";
+import { dispose, jit, setBackend } from "../../mod.ts";
+import { fusedCases } from "./fused_cases.ts";
 import { getBackend } from "../../core/runtime.ts";
 import type { CpuBackend } from "../../backends/cpu/backend.ts";
 import type { CpuBuffer } from "../../backends/cpu/buffer.ts";
@@ -131,24 +130,9 @@ function time(f: () => void): number {
   return (performance.now() - t0) / reps * 1000;
 }
 
-const k = random.split(random.key(0), 4);
-const rms = (x: Tensor, w: Tensor) => mul(mul(x, rsqrt(add(mean(square(x), -1, { keepdims: true }), 1e-5))), w);
-const opt = adamw(1e-3, { weightDecay: 0.01 });
-const params = { p: random.normal(k[0], [1 << 20]) }, grads = { p: random.normal(k[1], [1 << 20]) };
-const state = opt.init(params);
-const x = random.normal(k[2], [1024, 288]), w = random.normal(k[3], [288]), dy = random.normal(k[0], [1024, 288]);
-const cases: [string, (...a: never[]) => unknown, unknown[]][] = [
-  ["AdamW update, 2²⁰ parameters", (p: typeof params, g: typeof grads, s: typeof state) => {
-    const { updates, state: next } = opt.update(g, s, p);
-    return [applyUpdates(p, updates), next];
-  }, [params, grads, state]],
-  [
-    "RMSNorm backward [1024, 288]",
-    (x: Tensor, w: Tensor, dy: Tensor) =>
-      valueAndGrad((x: Tensor, w: Tensor) => sum(mul(rms(x, w), dy)), { argnums: [0, 1] })(x, w),
-    [x, w, dy],
-  ],
-];
+// The chains where generation can pay: a long cheap chain and a reduction's backward.
+const { cases: all, release } = fusedCases();
+const cases = all.filter(([name]) => /AdamW|backward/.test(name));
 
 console.log(`# cpu fused kernels: generated wasm per group vs the interpreter (1 thread)\n\n${machineLine()}\n`);
 const rows: (string | number)[][] = [];
@@ -202,4 +186,4 @@ console.log(table(
 console.log(
   `(${reps} calls each after 3 warm-up, one thread; inputs are random float32 buffers of each group's sizes)`,
 );
-dispose([params, grads, state, x, w, dy]);
+release();
