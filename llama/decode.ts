@@ -8,7 +8,8 @@
  */
 import { arange } from "../core/ops/creation.ts";
 import { equal, lessEqual, where } from "../core/ops/elementwise.ts";
-import { reshape, take } from "../core/ops/movement.ts";
+import { concat, reshape, slice, stack, take } from "../core/ops/movement.ts";
+import { argmax } from "../core/ops/reduce.ts";
 import type { Tensor } from "../core/tensor.ts";
 import type { LlamaConfig } from "./config.ts";
 import { decoder, type LlamaParams } from "./llama.ts";
@@ -42,4 +43,32 @@ export function decodeStep(
     return { k: where(here, k, c.k), v: where(here, v, c.v) };
   });
   return { logits: reshape(out, [out.shape[2]]), cache: { layers } };
+}
+
+/**
+ * `steps` greedy decode steps in one function, so one `jit` call yields `steps` tokens: step j feeds the
+ * argmax of step j − 1's logits back as its token (gathered in the graph, never read back) at position
+ * `positions[j]` ([steps] int32). Returns the chosen tokens [steps] (int32), the cache with every step's
+ * keys and values written, and with `withLogits` each step's logits [steps, V]. The argmax is the backend's
+ * (first index of the maximum), so each step computes exactly what {@link decodeStep} computes.
+ */
+export function decodeGreedy(
+  params: LlamaParams,
+  cache: FixedKVCache,
+  token: Tensor,
+  positions: Tensor,
+  rope: { cos: Tensor; sin: Tensor },
+  config: LlamaConfig,
+  steps: number,
+  withLogits: boolean,
+): { tokens: Tensor; cache: FixedKVCache; logits: Tensor | null } {
+  const tokens: Tensor[] = [], logits: Tensor[] = [];
+  for (let j = 0; j < steps; j++) {
+    const r = decodeStep(params, cache, token, slice(positions, [j], [j + 1]), rope, config);
+    cache = r.cache;
+    token = reshape(argmax(r.logits, 0), [1]);
+    tokens.push(token);
+    if (withLogits) logits.push(r.logits);
+  }
+  return { tokens: concat(tokens, 0), cache, logits: withLogits ? stack(logits, 0) : null };
 }

@@ -1,7 +1,9 @@
 /**
  * Autoregressive generation with the KV cache: one prefill of the prompt,
  * then one token per step, streamed through an async iterator. Greedy at
- * temperature 0; otherwise temperature / top-k / top-p sampling driven by an
+ * temperature 0 (jitted: up to {@link MAX_BLOCK} steps per program, the
+ * argmax taken and fed back inside it, so the host reads tokens once a
+ * block); otherwise temperature / top-k / top-p sampling driven by an
  * explicit PRNG key, so the same key gives the same text.
  * @module
  */
@@ -11,7 +13,7 @@ import { scope } from "../core/scope.ts";
 import { pad, slice } from "../core/ops/movement.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { jit } from "../jit/jit.ts";
-import { decodeStep, type FixedKVCache } from "./decode.ts";
+import { decodeGreedy, decodeStep, type FixedKVCache } from "./decode.ts";
 import { ropeTables } from "./rope.ts";
 import { tensor } from "../core/ops/creation.ts";
 import { dispose } from "../core/scope.ts";
@@ -38,10 +40,31 @@ export interface GenerateOptions {
   jit?: boolean;
 }
 
+/** First index of the maximum, a NaN counting as the maximum: the rule of the `argmax` op, which greedy blocks use. */
 function argmax(logits: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
-  return best;
+  let best = -Infinity, arg = 0;
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i];
+    if (v > best || (v !== v && best === best)) best = v, arg = i;
+  }
+  return arg;
+}
+
+/** Most greedy decode steps traced into one program (one jit call per this many tokens). */
+export const MAX_BLOCK = 16;
+
+// The decode programs, shared by every call: a call with the same parameter shapes, config object and cache
+// length as an earlier one reuses its trace and compiled program (clearGenerateCache frees them).
+const jittedStep = jit(decodeStep, { static: [5], donate: [1], cacheSize: 4 });
+const greedyBlock = jit(decodeGreedy, { static: [5, 6, 7], donate: [1], cacheSize: 4 });
+
+/**
+ * Frees the decode programs {@link generate} keeps between calls (each holds its planned memory and
+ * constants until it is dropped, least recently used first, past four per kind, or until this is called).
+ */
+export function clearGenerateCache(): void {
+  jittedStep.clear();
+  greedyBlock.clear();
 }
 
 /** Picks a token from logits: argmax at temperature 0, else a seeded sample. */
@@ -103,44 +126,74 @@ export async function* generate(
   // The cache holds every position this call can reach: the prompt, then one per decoded token.
   const T = promptTokens.length;
   const length = Math.min(config.maxPositionEmbeddings, T + maxTokens - 1);
+  const greedy = jitted && (opts.temperature ?? 0) <= 0;
+  // Greedy and jitted: blocks of `block` decode steps, one program each (the last block may run past the
+  // cache; its extra steps write nothing and their tokens are dropped, but they read RoPE rows: one per step).
+  const decodes = length - T, blocks = Math.max(1, Math.ceil(decodes / MAX_BLOCK));
+  const block = greedy ? Math.max(1, Math.ceil(decodes / blocks)) : 1;
   const prefill = scope(() => {
     const r = forwardWithCache(params, tensor([...promptTokens], [T], "int32"), config, null);
     const grow = (x: Tensor) => pad(x, [[0, 0], [0, 0], [0, length - T], [0, 0]]);
     return {
       last: slice(r.logits, [T - 1], [T]),
       cache: { layers: r.cache.layers.map(({ k, v }) => ({ k: grow(k), v: grow(v) })) } as FixedKVCache,
-      rope: ropeTables(config, Array.from({ length }, (_, i) => i)),
+      rope: ropeTables(config, Array.from({ length: length + block - 1 }, (_, i) => i)),
     };
   });
-  // One trace per call serves every token (the old cache is donated; the config is static).
-  const jittedStep = jitted ? jit(decodeStep, { static: [5], donate: [1] }) : null;
-  const decode = jittedStep ?? decodeStep;
   let cache: FixedKVCache = prefill.cache;
-  let last = prefill.last;
+  let last: Tensor | null = prefill.last;
   try {
-    for (let step = 0; step < maxTokens; step++) {
-      const logits = (await last.data()) as Float32Array;
-      last.dispose();
-      opts.onLogits?.(logits, step);
-      const next = (opts.temperature ?? 0) > 0
-        ? sampleToken(logits, { ...opts, key: foldIn(key, step) })
-        : argmax(logits);
+    const first = (await last.data()) as Float32Array;
+    last.dispose();
+    last = null;
+    opts.onLogits?.(first, 0);
+    let next = (opts.temperature ?? 0) > 0 ? sampleToken(first, { ...opts, key: foldIn(key, 0) }) : argmax(first);
+    for (let step = 0;;) {
       if (stop.has(next)) return;
       yield next;
       const pos = T + step;
       if (step + 1 >= maxTokens || pos >= config.maxPositionEmbeddings) return;
       const prev = cache;
+      if (greedy) {
+        // One program computes the next `block` tokens; they are read back together.
+        const out = scope(() => {
+          const token = tensor([next], [1], "int32");
+          const at = tensor(Array.from({ length: block }, (_, j) => pos + j), [block], "int32");
+          return greedyBlock(params, prev, token, at, prefill.rope, config, block, opts.onLogits !== undefined);
+        });
+        cache = out.cache;
+        const ids = (await out.tokens.data()) as Int32Array;
+        const rows = out.logits ? (await out.logits.data()) as Float32Array : null;
+        out.tokens.dispose();
+        out.logits?.dispose();
+        const V = config.vocabSize;
+        for (let j = 0; j < block; j++) {
+          step++;
+          if (rows) opts.onLogits!(rows.slice(j * V, (j + 1) * V), step);
+          next = ids[j];
+          if (j === block - 1) break; // yielded at the top of the loop
+          if (stop.has(next)) return;
+          yield next;
+          if (step + 1 >= maxTokens || T + step >= config.maxPositionEmbeddings) return;
+        }
+        continue;
+      }
       const out = scope(() => {
         const token = tensor([next], [1], "int32"), at = tensor([pos], [1], "int32");
-        return decode(params, prev, token, at, prefill.rope, config);
+        return (jitted ? jittedStep : decodeStep)(params, prev, token, at, prefill.rope, config);
       });
       if (!jitted) dispose(prev.layers); // the jitted step consumed them (donated)
       cache = out.cache;
       last = out.logits;
+      const logits = (await last.data()) as Float32Array;
+      last.dispose();
+      last = null;
+      step++;
+      opts.onLogits?.(logits, step);
+      next = (opts.temperature ?? 0) > 0 ? sampleToken(logits, { ...opts, key: foldIn(key, step) }) : argmax(logits);
     }
   } finally {
-    if (!last.disposed) last.dispose();
+    if (last && !last.disposed) last.dispose();
     dispose([cache.layers, prefill.rope]);
-    jittedStep?.clear();
   }
 }
