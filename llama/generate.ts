@@ -52,15 +52,28 @@ function argmax(logits: Float32Array): number {
 
 /** Most greedy decode steps traced into one program (one jit call per this many tokens). */
 export const MAX_BLOCK = 16;
+/** The smallest attention window of a greedy block (windows double from it up to the whole cache). */
+const MIN_WINDOW = 32;
+
+/**
+ * The slots a greedy block attends to when its last position is `end` − 1: the smallest power of two from
+ * {@link MIN_WINDOW} that covers them, or the whole cache. A few windows (a program each) instead of the
+ * whole preallocated cache from the first token on: about a third less attention over a full context.
+ */
+function windowFor(end: number, length: number): number {
+  let w = MIN_WINDOW;
+  while (w < end) w *= 2;
+  return Math.min(w, length);
+}
 
 // The decode programs, shared by every call: a call with the same parameter shapes, config object and cache
 // length as an earlier one reuses its trace and compiled program (clearGenerateCache frees them).
 const jittedStep = jit(decodeStep, { static: [5], donate: [1], cacheSize: 4 });
-const greedyBlock = jit(decodeGreedy, { static: [5, 6, 7], donate: [1], cacheSize: 4 });
+const greedyBlock = jit(decodeGreedy, { static: [5, 6, 7, 8], donate: [1], cacheSize: 8 });
 
 /**
  * Frees the decode programs {@link generate} keeps between calls (each holds its planned memory and
- * constants until it is dropped, least recently used first, past four per kind, or until this is called).
+ * constants until it is dropped, least recently used first, past four single steps and eight greedy blocks, or until this is called).
  */
 export function clearGenerateCache(): void {
   jittedStep.clear();
@@ -159,7 +172,8 @@ export async function* generate(
         const out = scope(() => {
           const token = tensor([next], [1], "int32");
           const at = tensor(Array.from({ length: block }, (_, j) => pos + j), [block], "int32");
-          return greedyBlock(params, prev, token, at, prefill.rope, config, block, opts.onLogits !== undefined);
+          const logits = opts.onLogits !== undefined, window = windowFor(pos + block, length);
+          return greedyBlock(params, prev, token, at, prefill.rope, config, block, logits, window);
         });
         cache = out.cache;
         const ids = (await out.tokens.data()) as Int32Array;
