@@ -49,8 +49,8 @@ export interface CpuBackendOptions {
   /** Smallest vector product (M = 1 or N = 1, multiply-adds) split between threads (default 2¹⁶, or less with a lower `parallelMinMacs`). */
   parallelMinGemvMacs?: number;
   /**
-   * How a compiled program dispatches its kernels: "js", one JavaScript call per kernel (default), or "wasm",
-   * an instruction loop inside the module over runs of prepared calls; measured equal within noise (see
+   * How a compiled program dispatches its kernels: "wasm" (default), an instruction loop inside the module over
+   * runs of prepared calls, or "js", one JavaScript call per kernel; "wasm" measured 1.1–1.2× on decode (see
    * backends/README.md).
    */
   programLoop?: "js" | "wasm";
@@ -130,7 +130,7 @@ export class CpuBackend implements Backend {
     this.#minElements = opts.parallelMinElements ?? PARALLEL_MIN_ELEMENTS;
     this.#minMacs = opts.parallelMinMacs ?? PARALLEL_MIN_MACS;
     this.#minGemvMacs = opts.parallelMinGemvMacs ?? Math.min(this.#minMacs, PARALLEL_MIN_GEMV_MACS);
-    this.#loop = opts.programLoop ?? "js";
+    this.#loop = opts.programLoop ?? "wasm";
     // Below 2¹⁴ elements the interpreter's fixed cost per call exceeds the kernel calls it saves: the stories260K
     // decode step (vectors of 64, attention over 8 × 256) ran 1,350–1,400 tokens/s fused throughout, 1,850–2,500
     // with this bound; the 15M training step, whose chains are ≥ 2¹⁸ elements, is unchanged.

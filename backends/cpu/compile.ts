@@ -17,9 +17,9 @@
  *   argument that points into one is known exactly, and `run` patches just those.
  * - `run` is a loop over prepared closures, each one call into the module (or, for a kernel split across
  *   the worker pool, one `pool.run` over its prepared table; for gather/scatterAdd and the kernels still in
- *   TypeScript, a closure reading its buffers when it runs). With `programLoop: "wasm"`, each run of
- *   consecutive single-part kernels is instead one call of the module's instruction loop (`runCalls`, over
- *   16-word records in the heap). The two measured equal within noise; see backends/README.md.
+ *   TypeScript, a closure reading its buffers when it runs). With `programLoop: "wasm"` (the default), each
+ *   run of consecutive single-part kernels is instead one call of the module's instruction loop (`runCalls`,
+ *   over 16-word records in the heap): 1.1–1.2× on decode programs; see backends/README.md.
  * @module
  */
 import type { Backend, BackendBuffer } from "../backend.ts";
