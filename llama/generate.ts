@@ -52,18 +52,27 @@ function argmax(logits: Float32Array): number {
 
 /** Most greedy decode steps traced into one program (one jit call per this many tokens). */
 export const MAX_BLOCK = 16;
-/** The smallest attention window of a greedy block (windows double from it up to the whole cache). */
-const MIN_WINDOW = 32;
-
+/** Cache lengths of greedy decoding are powers of two from this (or the context length). */
+const MIN_CACHE = 32;
 /**
- * The slots a greedy block attends to when its last position is `end` − 1: the smallest power of two from
- * {@link MIN_WINDOW} that covers them, or the whole cache. A few windows (a program each) instead of the
- * whole preallocated cache from the first token on: about a third less attention over a full context.
+ * The smallest attention window of a greedy block: windows double from it up to the whole cache. Each
+ * window is a program of its own (traced and compiled once, then kept): from 128, a generation of up to
+ * 128 tokens has one, and a longer one attends to about a third less than the whole cache would make it.
  */
-function windowFor(end: number, length: number): number {
-  let w = MIN_WINDOW;
-  while (w < end) w *= 2;
-  return Math.min(w, length);
+const MIN_WINDOW = 128;
+
+/** The smallest power of two from `from` that is ≥ `n`, capped at `cap`. */
+function pow2(from: number, n: number, cap: number): number {
+  let w = from;
+  while (w < n) w *= 2;
+  return Math.min(w, cap);
+}
+
+/** Steps of a greedy block when `left` decode steps remain: {@link MAX_BLOCK}, or a power of two for the rest. */
+function blockFor(left: number): number {
+  let b = 1;
+  while (b < left && b < MAX_BLOCK) b *= 2;
+  return b;
 }
 
 // The decode programs, shared by every call: a call with the same parameter shapes, config object and cache
@@ -78,6 +87,11 @@ const greedyBlock = jit(decodeGreedy, { static: [5, 6, 7, 8], donate: [1], cache
 export function clearGenerateCache(): void {
   jittedStep.clear();
   greedyBlock.clear();
+}
+
+/** The decode programs {@link generate} keeps now (at most 4 single steps and 8 greedy blocks). */
+export function keptDecodePrograms(): number {
+  return jittedStep.cached + greedyBlock.cached;
 }
 
 /** Picks a token from logits: argmax at temperature 0, else a seeded sample. */
@@ -138,19 +152,21 @@ export async function* generate(
   if (maxTokens <= 0) return;
   // The cache holds every position this call can reach: the prompt, then one per decoded token.
   const T = promptTokens.length;
-  const length = Math.min(config.maxPositionEmbeddings, T + maxTokens - 1);
+  const needed = Math.min(config.maxPositionEmbeddings, T + maxTokens - 1), decodes = needed - T;
   const greedy = jitted && (opts.temperature ?? 0) <= 0;
-  // Greedy and jitted: blocks of `block` decode steps, one program each (the last block may run past the
-  // cache; its extra steps write nothing and their tokens are dropped, but they read RoPE rows: one per step).
-  const decodes = length - T, blocks = Math.max(1, Math.ceil(decodes / MAX_BLOCK));
-  const block = greedy ? Math.max(1, Math.ceil(decodes / blocks)) : 1;
+  // Greedy and jitted: blocks of decode steps, one program each (a block may run past the positions needed;
+  // its extra steps' tokens are dropped, and past the cache they write nothing but read RoPE rows: one per
+  // step). The cache length is a power of two (or the context), so calls with other prompt lengths share
+  // programs; attention reads only its window (the slots past a position weigh exactly 0: same bits).
+  const length = greedy ? pow2(MIN_CACHE, needed, config.maxPositionEmbeddings) : needed;
+  const ropeRows = length + (greedy ? MAX_BLOCK - 1 : 0);
   const prefill = scope(() => {
     const r = forwardWithCache(params, tensor([...promptTokens], [T], "int32"), config, null);
     const grow = (x: Tensor) => pad(x, [[0, 0], [0, 0], [0, length - T], [0, 0]]);
     return {
       last: slice(r.logits, [T - 1], [T]),
       cache: { layers: r.cache.layers.map(({ k, v }) => ({ k: grow(k), v: grow(v) })) } as FixedKVCache,
-      rope: ropeTables(config, Array.from({ length: length + block - 1 }, (_, i) => i)),
+      rope: ropeTables(config, Array.from({ length: ropeRows }, (_, i) => i)),
     };
   });
   let cache: FixedKVCache = prefill.cache;
@@ -169,10 +185,11 @@ export async function* generate(
       const prev = cache;
       if (greedy) {
         // One program computes the next `block` tokens; they are read back together.
+        const block = blockFor(decodes - step);
         const out = scope(() => {
           const token = tensor([next], [1], "int32");
           const at = tensor(Array.from({ length: block }, (_, j) => pos + j), [block], "int32");
-          const logits = opts.onLogits !== undefined, window = windowFor(pos + block, length);
+          const logits = opts.onLogits !== undefined, window = pow2(MIN_WINDOW, pos + block, length);
           return greedyBlock(params, prev, token, at, prefill.rope, config, block, logits, window);
         });
         cache = out.cache;

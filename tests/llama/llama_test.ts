@@ -27,6 +27,7 @@ import {
   generate,
   type GenerateOptions,
   inverseFrequencies,
+  keptDecodePrograms,
   type LlamaConfig,
   type LlamaParams,
   lmHead,
@@ -413,8 +414,10 @@ Deno.test("generate: greedy blocks (several tokens per jitted program) decode wh
     );
     return { ids, logits };
   };
-  // 2·MAX_BLOCK + 3 tokens: 34 decode steps in three blocks of 12 (the last one runs two steps past the cache).
-  const n = 2 * MAX_BLOCK + 3;
+  // 139 decode steps: eight blocks of MAX_BLOCK, then one of 16 for the last 11 (past the positions needed),
+  // over a cache of 256; the first seven attend to a window of 128 slots, the last two to all 256.
+  const n = 140;
+  assert.equal(MAX_BLOCK, 16);
   const eager = await run(false, { maxTokens: n });
   const jitted = await run(true, { maxTokens: n });
   assert.deepEqual(jitted.ids, eager.ids);
@@ -494,12 +497,16 @@ Deno.test("generate: bad prompts are Errors; no buffers leak", async () => {
   await early.next();
   await early.return(undefined); // abandoning the stream frees its cache too
   assert.equal(liveBuffers(), kept, "generate leaked buffers");
-  // Each prompt length makes a cache of another length: another program (with as many constants).
-  const prompt = (n: number) => Array.from({ length: n }, (_, i) => 1 + i);
-  for (let n = 4; n < 14; n++) await collect(generate(params, config, prompt(n), { maxTokens: 5, stop: [] }));
-  const bounded = liveBuffers();
-  for (let n = 14; n < 18; n++) await collect(generate(params, config, prompt(n), { maxTokens: 5, stop: [] }));
-  assert.equal(liveBuffers(), bounded, "the kept programs are bounded (least recently used dropped)");
+  // Other block sizes, windows, cache lengths, logits returned or not, sampling: other programs, a bounded number.
+  assert.equal(keptDecodePrograms(), 1);
+  await collect(generate(params, config, [1, 2, 3, 4], { maxTokens: 5, stop: [] }));
+  assert.equal(keptDecodePrograms(), 1, "another prompt length, the same program (cache lengths are powers of two)");
+  for (let n = 2; n < 40; n += 3) {
+    for (const extra of [{}, { onLogits: () => {} }, { temperature: 1 }]) {
+      await collect(generate(params, config, [1, 2, 3], { maxTokens: n, stop: [], ...extra }));
+    }
+  }
+  assert.equal(keptDecodePrograms(), 12, "the kept programs are bounded (least recently used dropped)");
   clearGenerateCache();
   assert.equal(liveBuffers(), before, "clearGenerateCache frees what generate kept");
   // The context length bounds generation.
