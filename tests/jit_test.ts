@@ -266,6 +266,27 @@ Deno.test("a jitted function called inside another's trace becomes part of that 
   dispose([x, y]);
 });
 
+Deno.test("program passes: a strided copy of all of its operand in order (moving size-1 axes) is no step", () => {
+  const t = new TraceBackend(getBackend(), "test");
+  const a = t.input(0, 8, "float32");
+  const moved = t.strided(a, [1, 2, 1, 4], [8, 4, 8, 1], 0); // [2, 1, 4] → [1, 2, 1, 4]: the same order
+  const swapped = t.strided(a, [4, 2], [1, 4], 0); // a real transpose stays
+  const tail = t.strided(a, [4], [1], 4); // an offset stays
+  const e = t.unary("exp", moved, "float32");
+  const { program: p } = buildProgram(
+    t.values,
+    1,
+    [(e as TraceBuffer).id, (swapped as TraceBuffer).id, (tail as TraceBuffer).id, (moved as TraceBuffer).id],
+    [false],
+  );
+  assert.deepEqual(p.steps.map((st) => st.call.kernel), ["strided", "strided", "unary", "strided"]);
+  const exp = p.steps[2].call as { x: number };
+  assert.equal(exp.x, 0, "exp reads the input itself");
+  // Returned, the identity copy is an output: a fresh copy of the input (outputs are never inputs).
+  const last = p.steps[3].call as { x: number };
+  assert.equal(last.x, 0);
+});
+
 Deno.test("program passes: merged duplicates, dropped dead calls, fresh outputs, liveness", () => {
   const t = new TraceBackend(getBackend(), "test");
   const a = t.input(0, 4, "float32"), b = t.input(1, 4, "float32");
