@@ -36,7 +36,10 @@ export interface GenerateOptions {
   stop?: readonly number[];
   /** Called with the logits each token was chosen from (step 0: the last prompt position). */
   onLogits?: (logits: Float32Array, step: number) => void;
-  /** Run each decode step as one jitted program (default true); false runs it op by op (same results on cpu). */
+  /**
+   * Decode with jitted programs (default true: greedy in blocks of up to {@link MAX_BLOCK} steps, sampling a
+   * step per program); false runs each step op by op (same results on cpu).
+   */
   jit?: boolean;
 }
 
@@ -89,9 +92,9 @@ export function clearGenerateCache(): void {
   greedyBlock.clear();
 }
 
-/** The decode programs {@link generate} keeps now (at most 4 single steps and 8 greedy blocks). */
-export function keptDecodePrograms(): number {
-  return jittedStep.cached + greedyBlock.cached;
+/** The decode programs {@link generate} keeps now: single steps (sampling; at most 4) and greedy blocks (at most 8). */
+export function keptDecodePrograms(): { steps: number; blocks: number } {
+  return { steps: jittedStep.cached, blocks: greedyBlock.cached };
 }
 
 /** Picks a token from logits: argmax at temperature 0, else a seeded sample. */
@@ -156,9 +159,9 @@ export async function* generate(
   const greedy = jitted && (opts.temperature ?? 0) <= 0;
   // Greedy and jitted: blocks of decode steps, one program each (a block may run past the positions needed;
   // its extra steps' tokens are dropped, and past the cache they write nothing but read RoPE rows: one per
-  // step). The cache length is a power of two (or the context), so calls with other prompt lengths share
-  // programs; attention reads only its window (the slots past a position weigh exactly 0: same bits).
-  const length = greedy ? pow2(MIN_CACHE, needed, config.maxPositionEmbeddings) : needed;
+  // step). Jitted, the cache length is a power of two (or the context), so calls with other prompt lengths
+  // share programs; attention reads only its window (the slots past a position weigh exactly 0: same bits).
+  const length = jitted ? pow2(MIN_CACHE, needed, config.maxPositionEmbeddings) : needed;
   const ropeRows = length + (greedy ? MAX_BLOCK - 1 : 0);
   const prefill = scope(() => {
     const r = forwardWithCache(params, tensor([...promptTokens], [T], "int32"), config, null);
