@@ -415,10 +415,11 @@ const EXP_C2: f32 = -2.12194440e-4;
 /** sigmoid (op 8) or silu (9) of two float64 lanes x given e = exp(−|x|) and the lanes where x < 0. */
 // @ts-ignore: decorator
 @inline function sigmoidLike2(op: i32, x: v128, e: v128, neg: v128): v128 {
+  // One division per lane: the numerator is chosen first (the quotient each lane would have selected).
   const one = f64x2.splat(1.0);
   const den = f64x2.add(one, e);
-  if (op == 8) return v128.bitselect(f64x2.div(e, den), f64x2.div(one, den), neg);
-  return v128.bitselect(f64x2.div(f64x2.mul(x, e), den), f64x2.div(x, den), neg);
+  if (op == 8) return f64x2.div(v128.bitselect(e, one, neg), den);
+  return f64x2.div(v128.bitselect(f64x2.mul(x, e), x, neg), den);
 }
 
 /** out[i] = op(x[i]) over n contiguous float32 elements. */
