@@ -12,6 +12,7 @@ import { dispose, jit, pad, scope, setBackend, slice, type Tensor, tensor } from
 import { decodeStep, type FixedKVCache } from "../llama/decode.ts";
 import { ropeTables } from "../llama/rope.ts";
 import {
+  clearGenerateCache,
   forward,
   forwardWithCache,
   generate,
@@ -84,7 +85,7 @@ export interface Speed {
   prefillMs: number;
   prefillTokens: number;
   decodeMs: number;
-  /** The same decode with the jitted step over a preallocated cache (llama/decode.ts, as `generate` runs it). */
+  /** The same decode with the jitted step over a preallocated cache (llama/decode.ts; generate runs it when sampling). */
   jitDecodeMs: number;
   decodeSteps: number;
   decodeStart: number;
@@ -178,8 +179,8 @@ export async function measure(
 
 /**
  * Greedy `generate` (jitted decode, as users run it) after the BOS token: tokens/s counted as llama2.c's
- * run.c counts them, from the first generated token to the last (its trace and compile included); the
- * median of `reps` calls after one warm-up call.
+ * run.c counts them, from the first generated token to the last; the median of `reps` calls after one
+ * warm-up call (which traces and compiles the decode programs generate then keeps for the later calls).
  */
 export async function generateTokensPerS(
   params: LlamaParams,
@@ -197,6 +198,7 @@ export async function generateTokensPerS(
   await once();
   const tps: number[] = [];
   for (let r = 0; r < reps; r++) tps.push(await once());
+  clearGenerateCache();
   return tps.sort((a, b) => a - b)[Math.floor(reps / 2)];
 }
 

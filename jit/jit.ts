@@ -53,8 +53,11 @@ export type Jitted<F extends (...args: never[]) => unknown> = ((...args: Paramet
 /** One trace: its program and what a call needs besides the arguments' buffers. */
 interface Traced {
   program: Program;
-  /** Everything about the program but the scalar inputs' values: equal signatures run one compiled program. */
-  signature: string;
+  /**
+   * Everything about the program but the scalar inputs' values (equal signatures run one compiled program):
+   * made when first compared (a retrace for new host values), since it is as long as the program.
+   */
+  signature?: string;
   /** Values of the scalar inputs (host numbers that became device scalars). */
   scalars: TypedArray[];
   /** The output tree with tensor positions as `{ [LEAF]: i }` (host values returned as they are). */
@@ -196,6 +199,11 @@ function sameData(a: TypedArray, b: TypedArray): boolean {
   return a.length === b.length && a.every((x, i) => Object.is(x, b[i]));
 }
 
+/** A trace's {@link Traced.signature}, made once. */
+function signatureOf(t: Traced): string {
+  return t.signature ??= signature(t.program);
+}
+
 /** Everything that decides what a program computes except its scalar inputs' values. */
 function signature(p: Program): string {
   const constants = p.constants.map((c) => `${c.id}:${Array.prototype.join.call(c.data, ",")}`);
@@ -308,7 +316,7 @@ export function jit<F extends (...args: never[]) => unknown>(fn: F, opts: JitOpt
         // Other host values: trace again; the same program (scalars aside) keeps its compiled form.
         const t = trace(args, leaves, donate, backend);
         traces++;
-        if (t.signature === entry.signature) {
+        if (signatureOf(t) === signatureOf(entry)) {
           entry.scalarBufs = upload(backend, t.scalars, entry);
           Object.assign(entry, { scalars: t.scalars, template: t.template, leaves: t.leaves, hosts });
         } else {
@@ -369,7 +377,7 @@ export function jit<F extends (...args: never[]) => unknown>(fn: F, opts: JitOpt
     const program = backend.fuses && opts.fuse !== false ? fuse(built.program, backend.fuses) : built.program;
     for (const t of inputs) t.dispose();
     rebuild(out, (t) => (t as Tensor).dispose());
-    return { program, signature: signature(program), scalars, template, leaves: outLeaves };
+    return { program, scalars, template, leaves: outLeaves };
   };
 
   return Object.defineProperties(call, {

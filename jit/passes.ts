@@ -6,7 +6,7 @@
  * execution computed, bit for bit.
  * @module
  */
-import { callInputs, mapCall, type Program, type Step, type ValueId } from "../backends/program.ts";
+import { callInputs, type KernelCall, mapCall, type Program, type Step, type ValueId } from "../backends/program.ts";
 import type { Origin } from "./trace.ts";
 import type { ValueInfo } from "../backends/program.ts";
 import type { TypedArray } from "../core/dtype.ts";
@@ -37,7 +37,9 @@ export function buildProgram(
 ): Built {
   // 1. Common subexpressions: a call equal to an earlier one (same kernel, arguments and canonical operands)
   // is that value; so is a small constant with the same bytes. Scalars are never merged: their values may
-  // change from one trace to the next while the program stays the same.
+  // change from one trace to the next while the program stays the same. A strided copy that reads its
+  // operand element for element (a permute or reshape moving only axes of size 1: a decode step's heads) is
+  // its operand: no copy.
   const canon = new Int32Array(values.length);
   const seen = new Map<string, ValueId>();
   const inputIds: ValueId[] = new Array(traced);
@@ -50,6 +52,9 @@ export function buildProgram(
       if (o.data.length > 1 && o.data.length <= MERGE_CONSTANTS_UP_TO) {
         key = `c${v.info.dtype}:${Array.prototype.join.call(o.data, ",")}`;
       }
+    } else if (copiesAsIs(o.call, values[o.call.kernel === "strided" ? o.call.x : id].info, v.info)) {
+      canon[id] = canon[(o.call as { x: ValueId }).x];
+      return;
     } else key = JSON.stringify(mapCall(o.call, (x) => canon[x]));
     if (key === null) return;
     const prev = seen.get(key);
@@ -123,6 +128,17 @@ export function buildProgram(
   const donated = Array.from({ length: inputs }, (_, i) => i < traced && donate[i] && read.has(i));
   const p = { values: infos, inputs, donated, constants, steps, outputs: outputIds };
   return { program: { ...p, lastUse: lastUses(p) }, scalars };
+}
+
+/** Whether `c` is a strided copy of all of its operand (`from`) in its own order: the identity. */
+function copiesAsIs(c: KernelCall, from: ValueInfo, to: ValueInfo): boolean {
+  if (c.kernel !== "strided" || c.offset !== 0 || from.size !== to.size || from.dtype !== to.dtype) return false;
+  let stride = 1;
+  for (let k = c.outShape.length - 1; k >= 0; k--) {
+    if (c.outShape[k] !== 1 && c.strides[k] !== stride) return false;
+    stride *= c.outShape[k];
+  }
+  return true;
 }
 
 /**

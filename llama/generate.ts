@@ -1,7 +1,9 @@
 /**
  * Autoregressive generation with the KV cache: one prefill of the prompt,
  * then one token per step, streamed through an async iterator. Greedy at
- * temperature 0; otherwise temperature / top-k / top-p sampling driven by an
+ * temperature 0 (jitted: up to {@link MAX_BLOCK} steps per program, the
+ * argmax taken and fed back inside it, so the host reads tokens once a
+ * block); otherwise temperature / top-k / top-p sampling driven by an
  * explicit PRNG key, so the same key gives the same text.
  * @module
  */
@@ -11,7 +13,7 @@ import { scope } from "../core/scope.ts";
 import { pad, slice } from "../core/ops/movement.ts";
 import type { Tensor } from "../core/tensor.ts";
 import { jit } from "../jit/jit.ts";
-import { decodeStep, type FixedKVCache } from "./decode.ts";
+import { decodeGreedy, decodeStep, type FixedKVCache } from "./decode.ts";
 import { ropeTables } from "./rope.ts";
 import { tensor } from "../core/ops/creation.ts";
 import { dispose } from "../core/scope.ts";
@@ -34,14 +36,65 @@ export interface GenerateOptions {
   stop?: readonly number[];
   /** Called with the logits each token was chosen from (step 0: the last prompt position). */
   onLogits?: (logits: Float32Array, step: number) => void;
-  /** Run each decode step as one jitted program (default true); false runs it op by op (same results on cpu). */
+  /**
+   * Decode with jitted programs (default true: greedy in blocks of up to {@link MAX_BLOCK} steps, sampling a
+   * step per program); false runs each step op by op (same results on cpu).
+   */
   jit?: boolean;
 }
 
+/** First index of the maximum, a NaN counting as the maximum: the rule of the `argmax` op, which greedy blocks use. */
 function argmax(logits: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
-  return best;
+  let best = -Infinity, arg = 0;
+  for (let i = 0; i < logits.length; i++) {
+    const v = logits[i];
+    if (v > best || (v !== v && best === best)) best = v, arg = i;
+  }
+  return arg;
+}
+
+/** Most greedy decode steps traced into one program (one jit call per this many tokens). */
+export const MAX_BLOCK = 16;
+/** Cache lengths of greedy decoding are powers of two from this (or the context length). */
+const MIN_CACHE = 32;
+/**
+ * The smallest attention window of a greedy block: windows double from it up to the whole cache. Each
+ * window is a program of its own (traced and compiled once, then kept): from 128, a generation of up to
+ * 128 tokens has one, and a longer one attends to about a third less than the whole cache would make it.
+ */
+const MIN_WINDOW = 128;
+
+/** The smallest power of two from `from` that is ≥ `n`, capped at `cap`. */
+function pow2(from: number, n: number, cap: number): number {
+  let w = from;
+  while (w < n) w *= 2;
+  return Math.min(w, cap);
+}
+
+/** Steps of a greedy block when `left` decode steps remain: {@link MAX_BLOCK}, or a power of two for the rest. */
+function blockFor(left: number): number {
+  let b = 1;
+  while (b < left && b < MAX_BLOCK) b *= 2;
+  return b;
+}
+
+// The decode programs, shared by every call: a call with the same parameter shapes, config object and cache
+// length as an earlier one reuses its trace and compiled program (clearGenerateCache frees them).
+const jittedStep = jit(decodeStep, { static: [5], donate: [1], cacheSize: 4 });
+const greedyBlock = jit(decodeGreedy, { static: [5, 6, 7, 8], donate: [1], cacheSize: 8 });
+
+/**
+ * Frees the decode programs {@link generate} keeps between calls (each holds its planned memory and
+ * constants until it is dropped, least recently used first, past four single steps and eight greedy blocks, or until this is called).
+ */
+export function clearGenerateCache(): void {
+  jittedStep.clear();
+  greedyBlock.clear();
+}
+
+/** The decode programs {@link generate} keeps now: single steps (sampling; at most 4) and greedy blocks (at most 8). */
+export function keptDecodePrograms(): { steps: number; blocks: number } {
+  return { steps: jittedStep.cached, blocks: greedyBlock.cached };
 }
 
 /** Picks a token from logits: argmax at temperature 0, else a seeded sample. */
@@ -102,45 +155,79 @@ export async function* generate(
   if (maxTokens <= 0) return;
   // The cache holds every position this call can reach: the prompt, then one per decoded token.
   const T = promptTokens.length;
-  const length = Math.min(config.maxPositionEmbeddings, T + maxTokens - 1);
+  const needed = Math.min(config.maxPositionEmbeddings, T + maxTokens - 1), decodes = needed - T;
+  const greedy = jitted && (opts.temperature ?? 0) <= 0;
+  // Greedy and jitted: blocks of decode steps, one program each (a block may run past the positions needed;
+  // its extra steps' tokens are dropped, and past the cache they write nothing but read RoPE rows: one per
+  // step). Jitted, the cache length is a power of two (or the context), so calls with other prompt lengths
+  // share programs; attention reads only its window (the slots past a position weigh exactly 0: same bits).
+  const length = jitted ? pow2(MIN_CACHE, needed, config.maxPositionEmbeddings) : needed;
+  const ropeRows = length + (greedy ? MAX_BLOCK - 1 : 0);
   const prefill = scope(() => {
     const r = forwardWithCache(params, tensor([...promptTokens], [T], "int32"), config, null);
     const grow = (x: Tensor) => pad(x, [[0, 0], [0, 0], [0, length - T], [0, 0]]);
     return {
       last: slice(r.logits, [T - 1], [T]),
       cache: { layers: r.cache.layers.map(({ k, v }) => ({ k: grow(k), v: grow(v) })) } as FixedKVCache,
-      rope: ropeTables(config, Array.from({ length }, (_, i) => i)),
+      rope: ropeTables(config, Array.from({ length: ropeRows }, (_, i) => i)),
     };
   });
-  // One trace per call serves every token (the old cache is donated; the config is static).
-  const jittedStep = jitted ? jit(decodeStep, { static: [5], donate: [1] }) : null;
-  const decode = jittedStep ?? decodeStep;
   let cache: FixedKVCache = prefill.cache;
-  let last = prefill.last;
+  let last: Tensor | null = prefill.last;
   try {
-    for (let step = 0; step < maxTokens; step++) {
-      const logits = (await last.data()) as Float32Array;
-      last.dispose();
-      opts.onLogits?.(logits, step);
-      const next = (opts.temperature ?? 0) > 0
-        ? sampleToken(logits, { ...opts, key: foldIn(key, step) })
-        : argmax(logits);
+    const first = (await last.data()) as Float32Array;
+    last.dispose();
+    last = null;
+    opts.onLogits?.(first, 0);
+    let next = (opts.temperature ?? 0) > 0 ? sampleToken(first, { ...opts, key: foldIn(key, 0) }) : argmax(first);
+    for (let step = 0;;) {
       if (stop.has(next)) return;
       yield next;
       const pos = T + step;
       if (step + 1 >= maxTokens || pos >= config.maxPositionEmbeddings) return;
       const prev = cache;
+      if (greedy) {
+        // One program computes the next `block` tokens; they are read back together.
+        const block = blockFor(decodes - step);
+        const out = scope(() => {
+          const token = tensor([next], [1], "int32");
+          const at = tensor(Array.from({ length: block }, (_, j) => pos + j), [block], "int32");
+          const logits = opts.onLogits !== undefined, window = pow2(MIN_WINDOW, pos + block, length);
+          return greedyBlock(params, prev, token, at, prefill.rope, config, block, logits, window);
+        });
+        cache = out.cache;
+        const ids = (await out.tokens.data()) as Int32Array;
+        const rows = out.logits ? (await out.logits.data()) as Float32Array : null;
+        out.tokens.dispose();
+        out.logits?.dispose();
+        const V = config.vocabSize;
+        for (let j = 0; j < block; j++) {
+          step++;
+          if (rows) opts.onLogits!(rows.slice(j * V, (j + 1) * V), step);
+          next = ids[j];
+          if (j === block - 1) break; // yielded at the top of the loop
+          if (stop.has(next)) return;
+          yield next;
+          if (step + 1 >= maxTokens || T + step >= config.maxPositionEmbeddings) return;
+        }
+        continue;
+      }
       const out = scope(() => {
         const token = tensor([next], [1], "int32"), at = tensor([pos], [1], "int32");
-        return decode(params, prev, token, at, prefill.rope, config);
+        return (jitted ? jittedStep : decodeStep)(params, prev, token, at, prefill.rope, config);
       });
       if (!jitted) dispose(prev.layers); // the jitted step consumed them (donated)
       cache = out.cache;
       last = out.logits;
+      const logits = (await last.data()) as Float32Array;
+      last.dispose();
+      last = null;
+      step++;
+      opts.onLogits?.(logits, step);
+      next = (opts.temperature ?? 0) > 0 ? sampleToken(logits, { ...opts, key: foldIn(key, step) }) : argmax(logits);
     }
   } finally {
-    if (!last.disposed) last.dispose();
+    if (last && !last.disposed) last.dispose();
     dispose([cache.layers, prefill.rope]);
-    jittedStep?.clear();
   }
 }

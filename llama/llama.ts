@@ -69,7 +69,7 @@ function attention(
   c: LlamaConfig,
   rope: { cos: Tensor; sin: Tensor },
   mask: Tensor,
-  extend: (k: Tensor, v: Tensor) => { k: Tensor; v: Tensor },
+  extend: (k: Tensor, v: Tensor) => Extended,
   site: string,
 ): { out: Tensor; k: Tensor; v: Tensor } {
   const [B, T] = x.shape;
@@ -91,11 +91,12 @@ function attention(
   q = applyRope(permute(reshape(q, [B, T, nKv, rep, hd]), [0, 2, 3, 1, 4]), rope.cos, rope.sin);
   k = applyRope(permute(reshape(k, [B, T, nKv, hd]), [0, 2, 1, 3]), rope.cos, rope.sin);
   v = permute(reshape(v, [B, T, nKv, hd]), [0, 2, 1, 3]);
-  ({ k, v } = extend(k, v));
+  const e = extend(k, v);
+  ({ k, v } = e);
   // Each KV head serves `rep` query heads through batch broadcasting: no copies.
-  const scores = mul(matmul(q, expandDims(k, 2), { transB: true }), 1 / Math.sqrt(hd)); // [B, nKv, rep, T, S]
+  const scores = mul(matmul(q, expandDims(e.attend?.k ?? k, 2), { transB: true }), 1 / Math.sqrt(hd)); // [B, nKv, rep, T, S]
   const probs = softmax(where(mask, scores, -Infinity), -1);
-  const ctx = matmul(probs, expandDims(v, 2)); // [B, nKv, rep, T, hd]
+  const ctx = matmul(probs, expandDims(e.attend?.v ?? v, 2)); // [B, nKv, rep, T, hd]
   const merged = reshape(permute(ctx, [0, 3, 1, 2, 4]), [B, T, c.numHeads * hd]);
   return { out: linear(merged, p.o, `${site}.o`), k, v };
 }
@@ -127,6 +128,19 @@ export function forwardWithCache(
 }
 
 /**
+ * What `extend` returns: a layer's keys and values [B, nKv, S, hd] (its cache after this call), and
+ * optionally the part of them attention reads (a prefix of S: slots past it are masked out anyway).
+ */
+export interface Extended {
+  /** Keys [B, nKv, S, hd]. */
+  k: Tensor;
+  /** Values [B, nKv, S, hd]. */
+  v: Tensor;
+  /** Keys and values attended to (default k and v); `mask` covers their S. */
+  attend?: { k: Tensor; v: Tensor };
+}
+
+/**
  * The layer stack on token ids [B, T]: `extend(i, k, v)` gives layer i's keys
  * and values attended to from this call's (a cache extended by them). Returns
  * logits (or hidden states) [B, T, …] and each layer's keys and values.
@@ -137,7 +151,7 @@ export function decoder(
   config: LlamaConfig,
   rope: { cos: Tensor; sin: Tensor },
   mask: Tensor,
-  extend: (layer: number, k: Tensor, v: Tensor) => { k: Tensor; v: Tensor },
+  extend: (layer: number, k: Tensor, v: Tensor) => Extended,
   opts: { returnHidden?: boolean } = {},
 ): { out: Tensor; layers: KVCache["layers"] } {
   let h = take(params.embed.weight, ids, 0); // [B, T, d]

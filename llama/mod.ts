@@ -17,6 +17,13 @@ export {
   type LlamaParams,
   lmHead,
 } from "./llama.ts";
-export { generate, type GenerateOptions, sampleToken } from "./generate.ts";
+export {
+  clearGenerateCache,
+  generate,
+  type GenerateOptions,
+  keptDecodePrograms,
+  MAX_BLOCK,
+  sampleToken,
+} from "./generate.ts";
 export { decodeStep, type FixedKVCache } from "./decode.ts";
 export { randomLlama, randomLlamaConfig, type RandomLlamaOptions, TINYSTORIES_15M } from "./tiny.ts";

@@ -14,7 +14,7 @@ import { fuse } from "../jit/fuse.ts";
 import type { DType, TypedArray } from "../core/dtype.ts";
 import { dispose, jit, setBackend, tensor, zeros } from "../mod.ts";
 import { randomLlama } from "../llama/mod.ts";
-import { decodeStep } from "../llama/decode.ts";
+import { decodeGreedy, decodeStep } from "../llama/decode.ts";
 import { ropeTables } from "../llama/rope.ts";
 
 /** Builds a Program in the required order: inputs, then constants, then steps. */
@@ -516,6 +516,63 @@ Deno.test("compile: a where over a donated cache writes its rows in place, bit-i
   setCpuThreads(saved);
 });
 
+Deno.test("compile: a chain of cache writes (several decode steps) runs in one block, bit-identical", async () => {
+  // w1 = where(here1, row, cache), read, then w2 = where(here2, row, w1): w1 lives in the donated cache's
+  // block and w2 (an output) takes it over; likewise v1 = where(here1, row, neg(row0)) in an arena block.
+  const H = 3, L = 20, D = 8, n = H * L * D, saved = cpuThreads();
+  for (const threads of [1, 2]) {
+    setCpuThreads(threads);
+    await cpuWorkersReady();
+    for (const opts of [{}, { programLoop: "js" as const }, { useEngine: false }]) {
+      const b = new CpuBackend({ ...opts, parallelMinElements: 1 });
+      const g = new Builder();
+      const cache = g.input(n, "float32", true), row = g.input(H * D), base = g.input(n);
+      const here1 = g.input(L, "bool"), here2 = g.input(L, "bool");
+      const at = (value: ValueId, strides: number[]) => ({ value, strides });
+      const write = (here: ValueId, into: ValueId) =>
+        g.step(
+          {
+            kernel: "where",
+            cond: at(here, [0, 1, 0]),
+            a: at(row, [D, 0, 1]),
+            b: at(into, [L * D, D, 1]),
+            outShape: [H, L, D],
+            dtype: "float32",
+          },
+          n,
+          "float32",
+        );
+      const sum = (x: ValueId) =>
+        g.step({ kernel: "reduce", op: "sum", x, outer: 1, reduce: n, inner: 1 }, 1, "float32");
+      const w1 = write(here1, cache), s1 = sum(w1), w2 = write(here2, w1);
+      const neg = g.step({ kernel: "unary", op: "neg", x: base, outDtype: "float32" }, n, "float32");
+      const v1 = write(here1, neg), v2 = write(here2, v1), s2 = sum(v2);
+      const p = g.build([s1, w2, s2]);
+      const c = b.compile(p);
+      for (const [p1, p2] of [[0, 1], [7, 19], [19, 3]]) {
+        const mask = (pos: number) => new Uint8Array(L).map((_, i) => i === pos ? 1 : 0);
+        const make = () => [
+          b.upload(data(n, p1), "float32"),
+          b.upload(data(H * D, 3), "float32"),
+          b.upload(data(n, 5), "float32"),
+          b.upload(mask(p1), "bool"),
+          b.upload(mask(p2), "bool"),
+        ];
+        const ins = make(), ref = make();
+        const want = eager(b, p, ref);
+        const cachePtr = (ins[0] as CpuBuffer).ptr;
+        const outs = c.run(ins);
+        assert.deepEqual(outs.map((o) => bits(b.readSync(o))), want.map(bits));
+        if (!("useEngine" in opts) && engineHere) assert.equal((outs[1] as CpuBuffer).ptr, cachePtr, "in place");
+        for (const o of [...outs, ...ins.slice(1), ...ref]) b.free(o);
+        assert.equal(b.liveBuffers(), 0);
+      }
+      c.dispose();
+    }
+  }
+  setCpuThreads(saved);
+});
+
 Deno.test("compile: the jitted decode step writes the new K/V rows into the donated cache's own blocks", async () => {
   if (!engineHere) return console.log("SKIPPED: no WebAssembly SIMD");
   await setBackend("cpu");
@@ -534,6 +591,16 @@ Deno.test("compile: the jitted decode step writes the new K/V rows into the dona
     cache = out.cache;
   }
   step.clear();
+  // Three steps in one program (generate's greedy block): the cache stays in those blocks throughout.
+  const ptrs = cache.layers.flatMap((l) => [l.k, l.v].map((t) => (t.buffer as CpuBuffer).ptr));
+  const block = jit(decodeGreedy, { static: [5, 6, 7], donate: [1] });
+  const token = tensor([4], [1], "int32"), at = tensor([3, 4, 5], [3], "int32");
+  const out = block(params, cache, token, at, rope, config, 3, false);
+  const after = out.cache.layers.flatMap((l) => [l.k, l.v].map((t) => (t.buffer as CpuBuffer).ptr));
+  assert.deepEqual(after, ptrs, "each cache output is its donated input's block");
+  block.clear();
+  dispose([out.tokens, token, at]);
+  cache = out.cache;
   dispose([cache.layers, rope, params]);
 });
 

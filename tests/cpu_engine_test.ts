@@ -159,6 +159,28 @@ Deno.test("engine: reductions, where and strided copies match the TypeScript ker
     )))
   );
   assert.equal(ulps(w1, w2), 0, "where");
+  // A contiguous condition over contiguous rows (four lanes selected at once): the bits of a or b, NaN payloads
+  // and signed zeros included, with b contiguous or one value per row, and a ragged tail.
+  const odd = new Float32Array([NaN, -0, 0, Infinity, -Infinity, 1e-40, -1e-40]);
+  const payload = new Uint32Array(odd.buffer);
+  payload[0] = 0x7fc01234;
+  const av = data(5 * 13, 17), bv = data(5 * 13, 19);
+  av.set(odd, 3), bv.set(odd, 20);
+  const mask = new Uint8Array(5 * 13).map((_, i) => (i * 7) % 3 === 0 ? 1 : 0);
+  for (const sb of [[13, 1], [1, 0]]) {
+    const [g1, g2] = both((be) =>
+      new Uint32Array(
+        be.readSync(be.where(
+          { buf: be.upload(mask, "bool"), strides: [13, 1] },
+          { buf: be.upload(av, "float32"), strides: [13, 1] },
+          { buf: be.upload(bv, "float32"), strides: sb },
+          [5, 13],
+          "float32",
+        )).buffer,
+      )
+    );
+    assert.deepEqual(g1, g2, `where, contiguous condition, b strides ${sb}`);
+  }
   // A condition broadcast along rows (a KV-cache write): rows copied whole, contiguous or strided or splatted.
   const rowCond = new Uint8Array(7).map((_, i) => i % 3 === 1 ? 1 : 0);
   for (const [sa, sb] of [[[9, 1], [9, 1]], [[1, 7], [0, 0]], [[0, 1], [9, 1]]]) {

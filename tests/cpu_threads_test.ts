@@ -59,7 +59,9 @@ Deno.test("cpu engine: 20 TL6 steps on 1 and on 2 threads give bit-identical par
     const one = await train(1, 20);
     const two = await train(2, 20);
     assert.equal(one.jobs, 0);
-    assert.ok(two.jobs > 1000, `kernels were split between threads (${two.jobs} worker parts)`);
+    // A worker takes part in a kernel only when it gets to it before the main thread has run every part (the
+    // main thread then takes the kernel back rather than wait for it): on a busy machine, not in every one.
+    assert.ok(two.jobs > 0, `no kernel was split between threads (${two.jobs} kernels with a worker)`);
     assert.equal(one.bits.length, two.bits.length);
     one.bits.forEach((b, i) => assert.deepEqual(two.bits[i], b, `leaf ${i} differs`));
   } finally {

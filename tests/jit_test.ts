@@ -22,7 +22,7 @@ import { adamw, chain, clipByGlobalNorm, type Schedule, schedules } from "../opt
 import { randomLlama } from "../llama/mod.ts";
 import { tl6 } from "../peft/mod.ts";
 import { makeBatch, planLoss, type TokenizedExample, trainStep } from "../train/mod.ts";
-import { generate } from "../llama/generate.ts";
+import { clearGenerateCache, generate } from "../llama/generate.ts";
 import { getBackend } from "../core/runtime.ts";
 import { TraceBackend, type TraceBuffer } from "../jit/trace.ts";
 import { buildProgram } from "../jit/passes.ts";
@@ -147,11 +147,13 @@ Deno.test("jitted generate decodes the same tokens and logits as eager generate"
     for await (const id of generate(params, config, [1, 5, 9], opts)) ids.push(id);
     return { ids, logits };
   };
+  clearGenerateCache();
   const before = liveBuffers();
   const eager = await run(false);
   const jitted = await run(true);
   assert.equal(jitted.ids.length, 12);
   assert.deepEqual(jitted, eager);
+  clearGenerateCache(); // the decode programs kept for later calls hold their constants
   assert.equal(liveBuffers(), before, "generate leaked buffers");
   dispose(params);
 });
@@ -262,6 +264,27 @@ Deno.test("a jitted function called inside another's trace becomes part of that 
   assert.equal(inner.traces, 0);
   outer.clear();
   dispose([x, y]);
+});
+
+Deno.test("program passes: a strided copy of all of its operand in order (moving size-1 axes) is no step", () => {
+  const t = new TraceBackend(getBackend(), "test");
+  const a = t.input(0, 8, "float32");
+  const moved = t.strided(a, [1, 2, 1, 4], [8, 4, 8, 1], 0); // [2, 1, 4] → [1, 2, 1, 4]: the same order
+  const swapped = t.strided(a, [4, 2], [1, 4], 0); // a real transpose stays
+  const tail = t.strided(a, [4], [1], 4); // an offset stays
+  const e = t.unary("exp", moved, "float32");
+  const { program: p } = buildProgram(
+    t.values,
+    1,
+    [(e as TraceBuffer).id, (swapped as TraceBuffer).id, (tail as TraceBuffer).id, (moved as TraceBuffer).id],
+    [false],
+  );
+  assert.deepEqual(p.steps.map((st) => st.call.kernel), ["strided", "strided", "unary", "strided"]);
+  const exp = p.steps[2].call as { x: number };
+  assert.equal(exp.x, 0, "exp reads the input itself");
+  // Returned, the identity copy is an output: a fresh copy of the input (outputs are never inputs).
+  const last = p.steps[3].call as { x: number };
+  assert.equal(last.x, 0);
 });
 
 Deno.test("program passes: merged duplicates, dropped dead calls, fresh outputs, liveness", () => {

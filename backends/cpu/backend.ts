@@ -49,8 +49,8 @@ export interface CpuBackendOptions {
   /** Smallest vector product (M = 1 or N = 1, multiply-adds) split between threads (default 2¹⁶, or less with a lower `parallelMinMacs`). */
   parallelMinGemvMacs?: number;
   /**
-   * How a compiled program dispatches its kernels: "js", one JavaScript call per kernel (default), or "wasm",
-   * an instruction loop inside the module over runs of prepared calls; measured equal within noise (see
+   * How a compiled program dispatches its kernels: "wasm" (default), an instruction loop inside the module over
+   * runs of prepared calls, or "js", one JavaScript call per kernel; "wasm" measured 1.1–1.2× on decode (see
    * backends/README.md).
    */
   programLoop?: "js" | "wasm";
@@ -130,7 +130,7 @@ export class CpuBackend implements Backend {
     this.#minElements = opts.parallelMinElements ?? PARALLEL_MIN_ELEMENTS;
     this.#minMacs = opts.parallelMinMacs ?? PARALLEL_MIN_MACS;
     this.#minGemvMacs = opts.parallelMinGemvMacs ?? Math.min(this.#minMacs, PARALLEL_MIN_GEMV_MACS);
-    this.#loop = opts.programLoop ?? "js";
+    this.#loop = opts.programLoop ?? "wasm";
     // Below 2¹⁴ elements the interpreter's fixed cost per call exceeds the kernel calls it saves: the stories260K
     // decode step (vectors of 64, attention over 8 × 256) ran 1,350–1,400 tokens/s fused throughout, 1,850–2,500
     // with this bound; the 15M training step, whose chains are ≥ 2¹⁸ elements, is unchanged.
@@ -226,13 +226,15 @@ export class CpuBackend implements Backend {
     inputs: { ptr: number; strides: readonly number[]; esz: number }[],
     out: number,
     outEsz: number,
+    whole: (dims: readonly number[], strides: readonly (readonly number[])[]) => boolean = () => false,
   ): boolean {
     const [dims, st] = layout(shape, inputs.map((x) => x.strides));
     const rank = dims.length, descBytes = (inputs.length + 2) * rank * 4;
     if (descBytes > DESC_BYTES) return false;
     const row = dims.slice(1).reduce((x, y) => x * y, 1);
-    // A descriptor too long for a part's block runs whole, in the engine's own block.
-    const size = descBytes > DESC_PART_BYTES ? 0 : dims[0] * row;
+    // A descriptor too long for a part's block runs whole, in the engine's own block; so does a kernel whose
+    // work is far below its size (`whole`).
+    const size = descBytes > DESC_PART_BYTES || whole(dims, st) ? 0 : dims[0] * row;
     return s.launch(
       e,
       kernel,
@@ -380,7 +382,11 @@ export class CpuBackend implements Backend {
     const dtype = out.dtype;
     if (e && c.buf.dtype === "bool" && BYTES[dtype] === 4 && a.buf.dtype === dtype && b.buf.dtype === dtype) {
       const inputs = [c, a, b].map((x, i) => ({ ptr: x.buf.ptr, strides: x.strides, esz: i ? 4 : 1 }));
-      if (this.#strided(s, e, KERNEL.where, [], outShape, inputs, out.ptr, 4)) return;
+      // Writing over b with a condition constant along rows (a compiled KV-cache write), where32 copies only the
+      // rows the condition picks: a few hundred bytes, not worth handing to other threads.
+      const rowWrite = (d: readonly number[], st: readonly (readonly number[])[]) =>
+        out.ptr === b.buf.ptr && d.length >= 2 && st[0][d.length - 1] === 0 && st[2][d.length - 1] === 1;
+      if (this.#strided(s, e, KERNEL.where, [], outShape, inputs, out.ptr, 4, rowWrite)) return;
     }
     s.js(() => k.where(c.buf.data, c.strides, a.buf.data, a.strides, b.buf.data, b.strides, outShape, out.data));
   }

@@ -3,7 +3,9 @@
  *
  * - Memory is planned once: every value that is neither an input, a constant nor an output gets an offset
  *   in one arena (a heap block sized once), assigned in step order by liveness, so a block is reused as soon
- *   as its value's last reader has run (never by that reader's own output: kernels do not run in place).
+ *   as its value's last reader has run (never by that reader's own output: kernels do not run in place, but
+ *   for a `where` writing rows over its own `b` — a KV-cache write — which shares b's block, or b's donated
+ *   input buffer, so k decode steps in one program write one cache).
  *   Constants are uploaded once. Outputs are fresh buffers per run (the caller owns them); an output may
  *   take over the block of a donated input whose last reader ran before it (a train state in, a train state
  *   out), other donated inputs are freed at the end of the run.
@@ -15,9 +17,9 @@
  *   argument that points into one is known exactly, and `run` patches just those.
  * - `run` is a loop over prepared closures, each one call into the module (or, for a kernel split across
  *   the worker pool, one `pool.run` over its prepared table; for gather/scatterAdd and the kernels still in
- *   TypeScript, a closure reading its buffers when it runs). With `programLoop: "wasm"`, each run of
- *   consecutive single-part kernels is instead one call of the module's instruction loop (`runCalls`, over
- *   16-word records in the heap). The two measured equal within noise; see backends/README.md.
+ *   TypeScript, a closure reading its buffers when it runs). With `programLoop: "wasm"` (the default), each
+ *   run of consecutive single-part kernels is instead one call of the module's instruction loop (`runCalls`,
+ *   over 16-word records in the heap): 1.1–1.2× on decode programs; see backends/README.md.
  * @module
  */
 import type { Backend, BackendBuffer } from "../backend.ts";
@@ -284,23 +286,38 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
   const give = (v: ValueId) => {
     if (offset.has(v) && !given.has(v)) given.add(v), plan.give(offset.get(v)!, bytesOf(v));
   };
+  // A `where` whose `b` is read element for element and by nothing after it (a KV-cache write) writes over b:
+  // its value shares b's storage (an arena block, or a donated input's buffer), and where32 then writes only
+  // the rows it changes. `share` maps such a value to the value whose storage it uses.
+  const share = new Map<ValueId, ValueId>();
+  const overwrites = (i: number, v: ValueId): ValueId | null => {
+    const c = p.steps[i].call;
+    if (c.kernel !== "where" || !overwritable(c) || bytesOf(c.b.value) !== bytesOf(v)) return null;
+    return p.lastUse[i].includes(c.b.value) ? c.b.value : null;
+  };
   p.steps.forEach((s, i) => {
-    if (!outIndex.has(s.out)) offset.set(s.out, plan.take(bytesOf(s.out)));
+    const b = outIndex.has(s.out) ? null : overwrites(i, s.out);
+    const root = b === null ? -1 : share.get(b) ?? b;
+    if (b !== null && (root < nIn ? p.donated[root] : offset.has(b))) {
+      share.set(s.out, root);
+      if (root >= nIn) offset.set(s.out, offset.get(b)!), given.add(b); // the block passes to s.out
+    } else if (!outIndex.has(s.out)) offset.set(s.out, plan.take(bytesOf(s.out)));
     for (const v of p.lastUse[i]) lastRead.set(v, i), give(v);
     if (!read.has(s.out)) give(s.out);
   });
   // An output takes over a donated input of the same bytes whose last reader runs before the output's step, or
-  // is that step when it is a `where` reading the input element for element as its `b` (a KV-cache write): the
-  // where then runs in place and writes only the rows it changes (where32).
+  // is that step when it is a `where` overwriting the input (or a value sharing its buffer) as above.
   const adoptFrom = outputs.map(() => -1);
   const taken = new Set<number>();
   const free = (i: number, o: ValueId) => p.donated[i] && !taken.has(i) && bytesOf(i) === bytesOf(o);
   const take = (j: number, i: number) => (adoptFrom[j] = i, taken.add(i));
   outputs.forEach((o, j) => {
-    const c = p.steps[defStep.get(o)!].call;
-    if (c.kernel !== "where" || c.b.value >= nIn || !free(c.b.value, o) || !overwritable(c)) return;
-    if (lastRead.get(c.b.value) === defStep.get(o)) take(j, c.b.value);
+    const b = overwrites(defStep.get(o)!, o);
+    const root = b === null ? -1 : share.get(b) ?? b;
+    if (b !== null && root < nIn && free(root, o)) take(j, root);
   });
+  // A donated input holding values past its last reader is no output's to take but its chain's last one's.
+  for (const root of share.values()) if (root < nIn) taken.add(root);
   outputs.forEach((o, j) => {
     for (let i = 0; i < nIn && adoptFrom[j] < 0; i++) {
       if (free(i, o) && (lastRead.get(i) ?? -1) < defStep.get(o)!) take(j, i);
@@ -327,6 +344,7 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
   for (const [id, off] of offset) {
     bufs[id] = new CpuBuffer(p.values[id].dtype, p.values[id].size, arena + off, 0, null, heap);
   }
+  for (const [id, root] of share) if (root < nIn) bufs[id] = bufs[root];
 
   // ---- record every step
   const steps: (() => void)[] = [];

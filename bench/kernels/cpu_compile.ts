@@ -232,7 +232,7 @@ export async function measureCompiledDecode(
   past: number,
   reps: number,
   eagerReps: number,
-  loop: "js" | "wasm" = "js",
+  loop: "js" | "wasm" = "wasm",
   parallelMinMacs?: number,
 ): Promise<CompiledDecode> {
   if (!recorder) {
@@ -320,7 +320,7 @@ if (import.meta.main) {
       reps: { type: "string", default: "200" },
       threads: { type: "string", default: "1" },
       "eager-reps": { type: "string" },
-      loop: { type: "string", default: "js" },
+      loop: { type: "string", default: "wasm" },
       "min-macs": { type: "string" },
     },
   });
@@ -328,7 +328,7 @@ if (import.meta.main) {
   await cpuWorkersReady();
   const shape = values.shape === "15M" ? "15M" : "stories260K";
   const reps = Number(values.reps);
-  const loop = values.loop === "wasm" ? "wasm" : "js";
+  const loop = values.loop === "js" ? "js" : "wasm";
   const m = await measureCompiledDecode(
     shape,
     Number(values.past),

@@ -21,15 +21,18 @@ import { foldIn, key, normal } from "../../core/random.ts";
 import { loadTokenizer } from "../../io/mod.ts";
 import {
   applyRope,
+  clearGenerateCache,
   forward,
   forwardWithCache,
   generate,
   type GenerateOptions,
   inverseFrequencies,
+  keptDecodePrograms,
   type LlamaConfig,
   type LlamaParams,
   lmHead,
   type LowRankUpdate,
+  MAX_BLOCK,
   qkvWidth,
   randomLlama,
   ropeTables,
@@ -402,6 +405,37 @@ Deno.test("generate: the jitted decode's logits are bit-identical to the eager d
   dispose(params);
 });
 
+Deno.test("generate: greedy blocks (several tokens per jitted program) decode what eager decoding does", async () => {
+  const { config, params } = randomLlama({ seed: 26, numKvHeads: 2 });
+  const run = async (jit: boolean, opts: GenerateOptions = {}, cfg = config) => {
+    const logits: Float32Array[] = [];
+    const ids = await collect(
+      generate(params, cfg, [1, 9, 4], { stop: [], jit, onLogits: (l) => logits.push(l.slice()), ...opts }),
+    );
+    return { ids, logits };
+  };
+  // 139 decode steps: eight blocks of MAX_BLOCK, then one of 16 for the last 11 (past the positions needed),
+  // over a cache of 256; the first seven attend to a window of 128 slots, the last two to all 256.
+  const n = 140;
+  assert.equal(MAX_BLOCK, 16);
+  const eager = await run(false, { maxTokens: n });
+  const jitted = await run(true, { maxTokens: n });
+  assert.deepEqual(jitted.ids, eager.ids);
+  assert.equal(jitted.logits.length, n);
+  jitted.logits.forEach((l, i) => assert.deepEqual(new Uint32Array(l.buffer), new Uint32Array(eager.logits[i].buffer)));
+  // Without onLogits (a program that returns tokens only), stopped inside a block, bounded by the context.
+  assert.deepEqual(await collect(generate(params, config, [1, 9, 4], { maxTokens: n, stop: [] })), eager.ids);
+  const stopAt = eager.ids.findIndex((t, i) => i > 1 && eager.ids.indexOf(t) === i); // inside the first block
+  assert.ok(stopAt > 0, `no usable stop token in ${eager.ids}`);
+  const stopped = await collect(generate(params, config, [1, 9, 4], { maxTokens: n, stop: [eager.ids[stopAt]] }));
+  assert.deepEqual(stopped, eager.ids.slice(0, stopAt));
+  const short = { ...config, maxPositionEmbeddings: 3 + MAX_BLOCK + 5 };
+  const bounded = await collect(generate(params, short, [1, 9, 4], { maxTokens: n, stop: [] }));
+  assert.deepEqual(bounded, eager.ids.slice(0, MAX_BLOCK + 6));
+  clearGenerateCache();
+  dispose(params);
+});
+
 Deno.test("generate: sampling is deterministic for a key, differs across keys; topK 1 is greedy", async () => {
   const { config, params } = randomLlama({ seed: 23 });
   const prompt = [1, 50, 60], n = 12;
@@ -453,12 +487,29 @@ Deno.test("generate: bad prompts are Errors; no buffers leak", async () => {
     await assert.rejects(() => collect(generate(params, config, bad, { maxTokens: 2 })), /outside the vocabulary/);
   }
   await assert.rejects(() => collect(generate(params, config, [], { maxTokens: 2 })), /at least one token/);
+  clearGenerateCache();
   const before = liveBuffers();
   await collect(generate(params, config, [1, 2, 3], { maxTokens: 5, stop: [] }));
+  const kept = liveBuffers(); // the decode program kept for the next call of these shapes (its constants)
+  await collect(generate(params, config, [1, 2, 3], { maxTokens: 5, stop: [] }));
+  assert.equal(liveBuffers(), kept, "a second call of the same shapes reuses the kept program");
   const early = generate(params, config, [1, 2, 3], { maxTokens: 5, stop: [] });
   await early.next();
   await early.return(undefined); // abandoning the stream frees its cache too
-  assert.equal(liveBuffers(), before, "generate leaked buffers");
+  assert.equal(liveBuffers(), kept, "generate leaked buffers");
+  // Other block sizes, windows, cache lengths, logits returned or not, sampling: other programs, a bounded number.
+  assert.deepEqual(keptDecodePrograms(), { steps: 0, blocks: 1 });
+  await collect(generate(params, config, [1, 2, 3, 4], { maxTokens: 5, stop: [] }));
+  assert.deepEqual(keptDecodePrograms(), { steps: 0, blocks: 1 }, "another prompt length, the same program");
+  for (let n = 2; n < 40; n += 3) {
+    for (const extra of [{}, { onLogits: () => {} }, { temperature: 1 }]) {
+      await collect(generate(params, config, [1, 2, 3], { maxTokens: n, stop: [], ...extra }));
+    }
+  }
+  // Sampling made two step programs (caches of 32 and 64); greedy made more than eight blocks and keeps eight.
+  assert.deepEqual(keptDecodePrograms(), { steps: 2, blocks: 8 }, "the kept programs are bounded");
+  clearGenerateCache();
+  assert.equal(liveBuffers(), before, "clearGenerateCache frees what generate kept");
   // The context length bounds generation.
   const short = await collect(
     generate(params, { ...config, maxPositionEmbeddings: 6 }, [1, 2, 3], { maxTokens: 10, stop: [] }),

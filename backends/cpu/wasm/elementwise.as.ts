@@ -246,6 +246,19 @@ export function where32(c: usize, a: usize, b: usize, out: usize, desc: usize, r
       else {
         for (let j = 0; j < n; j++) store<u32>(o + (<usize>j << 2), load<u32>(src + (<usize>(j * is) << 2)));
       }
+    } else if (ic == 1 && ia == 1 && (ib == 0 || ib == 1)) {
+      // A contiguous condition (attention's mask over a row of scores): four lanes selected at once, bit for bit.
+      const pa = a + (<usize>oa << 2), pb = b + (<usize>ob << 2), pc = c + <usize>oc;
+      const splatB = i32x4.splat(load<i32>(pb));
+      let j = 0;
+      for (; j + 4 <= n; j += 4) {
+        const m = i32x4.ne(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(pc + <usize>j))), i32x4.splat(0));
+        const vb = ib == 1 ? v128.load(pb + (<usize>j << 2)) : splatB;
+        v128.store(o + (<usize>j << 2), v128.bitselect(v128.load(pa + (<usize>j << 2)), vb, m));
+      }
+      for (; j < n; j++) {
+        store<u32>(o + (<usize>j << 2), load<u8>(pc + <usize>j) ? load<u32>(pa + (<usize>j << 2)) : load<u32>(pb + (<usize>(j * ib) << 2)));
+      }
     } else {
       for (let j = 0; j < n; j++) {
         const v = load<u8>(c + <usize>(oc + j * ic)) ? load<u32>(a + (<usize>(oa + j * ia) << 2)) : load<u32>(b + (<usize>(ob + j * ib) << 2));
@@ -270,6 +283,30 @@ function whereRowsInPlace(c: usize, a: usize, out: usize, desc: usize, rank: i32
   const ia = load<i32>(desc + (<usize>(2 * rank + last) << 2));
   const rc = load<i32>(desc + (<usize>(rank + mid) << 2)), ra = load<i32>(desc + (<usize>(2 * rank + mid) << 2));
   const idx = desc + (<usize>(4 * rank) << 2);
+  let sameRows = true; // the condition does not change along the outer axes (one position for every head)
+  for (let k = 0; k < mid; k++) if (load<i32>(desc + (<usize>(rank + k) << 2)) != 0) sameRows = false;
+  if (sameRows) {
+    // Find the rows to write once (sixteen condition bytes at a time where they are contiguous), then write
+    // each of them under every outer index: the same rows written with the same values as below.
+    for (let r = 0; r < m; r++) {
+      if (rc == 1 && r + 16 <= m && !v128.any_true(v128.load(c + <usize>r))) { r += 15; continue; }
+      if (load<u8>(c + <usize>(r * rc)) == 0) continue;
+      for (let k = 0; k < mid; k++) store<i32>(idx + (<usize>k << 2), 0);
+      let oa = 0, o: usize = out;
+      while (true) {
+        const src = a + (<usize>(oa + r * ra) << 2), dst = o + (<usize>(r * n) << 2);
+        if (ia == 1) memory.copy(dst, src, <usize>n << 2);
+        else {
+          for (let j = 0; j < n; j++) store<u32>(dst + (<usize>j << 2), load<u32>(src + (<usize>(j * ia) << 2)));
+        }
+        o += <usize>(m * n) << 2;
+        const ax = advance(desc, idx, mid);
+        if (ax < 0) break;
+        oa += step(desc, 2 * rank, ax, mid);
+      }
+    }
+    return;
+  }
   for (let k = 0; k < mid; k++) store<i32>(idx + (<usize>k << 2), 0);
   let oc = 0, oa = 0, o: usize = out;
   while (true) {
@@ -378,10 +415,11 @@ const EXP_C2: f32 = -2.12194440e-4;
 /** sigmoid (op 8) or silu (9) of two float64 lanes x given e = exp(−|x|) and the lanes where x < 0. */
 // @ts-ignore: decorator
 @inline function sigmoidLike2(op: i32, x: v128, e: v128, neg: v128): v128 {
+  // One division per lane: the numerator is chosen first (the quotient each lane would have selected).
   const one = f64x2.splat(1.0);
   const den = f64x2.add(one, e);
-  if (op == 8) return v128.bitselect(f64x2.div(e, den), f64x2.div(one, den), neg);
-  return v128.bitselect(f64x2.div(f64x2.mul(x, e), den), f64x2.div(x, den), neg);
+  if (op == 8) return f64x2.div(v128.bitselect(e, one, neg), den);
+  return f64x2.div(v128.bitselect(f64x2.mul(x, e), x, neg), den);
 }
 
 /** out[i] = op(x[i]) over n contiguous float32 elements. */
@@ -441,7 +479,24 @@ export function reduceF32(op: i32, x: usize, out: usize, outer: i32, red: i32, i
     return;
   }
   const rowBytes = <usize>inner << 2;
-  for (let o = 0; o < outer; o++) {
+  let o0 = 0;
+  if (op == 0 && inner == 1) {
+    // Sums of contiguous rows, four rows at a time: four independent float64 chains (each row's adds in the
+    // same order as alone, so the same bits), instead of one chain waiting on each add.
+    const rb = <usize>red << 2;
+    for (; o0 + 4 <= outer; o0 += 4) {
+      const x0 = x + <usize>o0 * rb, x1 = x0 + rb, x2 = x1 + rb, x3 = x2 + rb;
+      let s0: f64 = 0, s1: f64 = 0, s2: f64 = 0, s3: f64 = 0;
+      for (let p = 0; p < red; p++) {
+        const q = <usize>p << 2;
+        s0 += <f64>load<f32>(x0 + q); s1 += <f64>load<f32>(x1 + q);
+        s2 += <f64>load<f32>(x2 + q); s3 += <f64>load<f32>(x3 + q);
+      }
+      const w = out + (<usize>o0 << 2);
+      store<f32>(w, <f32>s0); store<f32>(w, <f32>s1, 4); store<f32>(w, <f32>s2, 8); store<f32>(w, <f32>s3, 12);
+    }
+  }
+  for (let o = o0; o < outer; o++) {
     const base = x + <usize>o * <usize>red * rowBytes;
     for (let i = 0; i < inner; i++) {
       const start = base + (<usize>i << 2);

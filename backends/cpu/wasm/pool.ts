@@ -139,7 +139,7 @@ export class Pool {
     return got;
   }
 
-  /** Kernel parts run by workers so far (tests check that splitting happened). */
+  /** Kernels workers took part in so far (tests check that splitting happened). */
   workerJobs = 0;
 
   /**
@@ -169,10 +169,13 @@ export class Pool {
     } finally {
       // Wait for every worker even if this thread's part trapped: their slots must return to idle.
       words = this.#view();
-      this.workerJobs += slots.length;
       const t0 = performance.now();
       for (const s of slots) {
         const w = s.addr >>> 2;
+        // A worker that has not taken the kernel yet (not woken, or not scheduled: a busy machine) is told not
+        // to: every part ran here, so there is nothing to wait for.
+        if (Atomics.compareExchange(words, w, STATE.run, STATE.idle) === STATE.run) continue;
+        this.workerJobs++;
         while (true) {
           const st = Atomics.load(words, w);
           if (st === STATE.failed) failed = true;

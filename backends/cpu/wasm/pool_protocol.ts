@@ -17,6 +17,8 @@ export const STATE = {
   closed: 5,
   /** A kernel trapped in the worker (its output is incomplete); the main thread throws. */
   failed: 6,
+  /** The worker took the kernel posted (run → taken); until then the main thread may take it back (run → idle). */
+  taken: 7,
 } as const;
 
 /** Kernel ids (the engine module's exports a worker can run). */

@@ -62,6 +62,8 @@ scope.onmessage = (ev) => {
   while (true) {
     const state = Atomics.load(words, s);
     if (state === STATE.run) {
+      // The main thread takes a kernel back when it ran every part before this worker got to it.
+      if (Atomics.compareExchange(words, s, STATE.run, STATE.taken) !== STATE.run) continue;
       const args = words.slice(s + 2, s + 2 + SLOT_ARGS);
       let state: number = STATE.done;
       try {
