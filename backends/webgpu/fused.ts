@@ -17,9 +17,9 @@
  */
 import type { FusedCall, FusedInput, FusedNode, ValueId } from "../program.ts";
 import type { EngineLimits, GpuBuffer, KernelHost } from "./engine.ts";
-import { binaryLets, castExpr, collapse, unaryLets, whereLets } from "./elementwise.ts";
+import { binaryLets, castExpr, unaryLets, whereLets } from "./elementwise.ts";
 import { reduceOf } from "./reduce.ts";
-import { type Binding, contiguous, declare, entry, PRELUDE, wgslType } from "./wgsl.ts";
+import { type Binding, contiguous, declare, entry, PRELUDE, wgslType, wordOf } from "./wgsl.ts";
 
 /** Workgroup size of the elementwise form. */
 const WG = 256;
@@ -45,7 +45,13 @@ export function fused(host: KernelHost, c: FusedCall, get: (v: ValueId) => GpuBu
 }
 
 const operands = (n: FusedNode): number[] =>
-  n.op === "input" ? [] : n.op === "binary" ? [n.a, n.b] : n.op === "where" ? [n.cond, n.a, n.b] : [n.x];
+  n.op === "input"
+    ? (n.orElse === undefined ? [] : [n.orElse])
+    : n.op === "binary"
+    ? [n.a, n.b]
+    : n.op === "where"
+    ? [n.cond, n.a, n.b]
+    : [n.x];
 
 /**
  * Nodes to store so that every kernel reads at most `max` distinct values: in
@@ -56,11 +62,13 @@ function splitPoints(c: FusedCall, max: number): Set<number> {
   const stored = new Set<number>(), reads: Set<string>[] = [];
   const of = (k: number) => (stored.has(k) ? new Set([`n${k}`]) : reads[k]);
   c.nodes.forEach((n, k) => {
-    if (n.op === "input") return void (reads[k] = new Set([`v${c.inputs[n.input]?.value}`]));
-    const union = () => new Set(operands(n).flatMap((o) => [...of(o)]));
+    if (n.op === "input" && n.orElse === undefined) return void (reads[k] = new Set([`v${c.inputs[n.input]?.value}`]));
+    const own = n.op === "input" ? [`v${c.inputs[n.input]?.value}`] : [];
+    const union = () => new Set([...own, ...operands(n).flatMap((o) => [...of(o)])]);
     let r = union();
     while (r.size > max) {
       const widest = operands(n).filter((o) => !stored.has(o)).sort((a, b) => of(b).size - of(a).size)[0];
+      if (widest === undefined) break; // a fallback chain's own read and its stored operand: two values at most
       stored.add(widest);
       r = union();
     }
@@ -83,9 +91,11 @@ function extract(c: FusedCall, root: number, stored: ReadonlySet<number>): Fused
   for (const k of [...keep].sort((a, b) => a - b)) {
     const n = c.nodes[k], m = (o: number) => at.get(o)!;
     at.set(k, nodes.length);
-    if (n.op === "input" || (k !== root && stored.has(k))) {
-      const x = n.op === "input" ? c.inputs[n.input] : { value: -1 - k, strides: dense, offset: 0 };
-      nodes.push({ op: "input", input: inputs.push(x) - 1, dtype: n.dtype });
+    if (k !== root && stored.has(k)) {
+      nodes.push({ op: "input", input: inputs.push({ value: -1 - k, strides: dense, offset: 0 }) - 1, dtype: n.dtype });
+    } else if (n.op === "input") {
+      const orElse = n.orElse === undefined ? {} : { orElse: m(n.orElse) };
+      nodes.push({ ...n, input: inputs.push(c.inputs[n.input]) - 1, ...orElse });
     } else if (n.op === "binary") nodes.push({ ...n, a: m(n.a), b: m(n.b) });
     else if (n.op === "where") nodes.push({ ...n, cond: m(n.cond), a: m(n.a), b: m(n.b) });
     else nodes.push({ ...n, x: m(n.x) });
@@ -116,22 +126,60 @@ function kernel(host: KernelHost, c: FusedCall, get: (v: ValueId) => GpuBuffer):
   return out;
 }
 
+/**
+ * Merges adjacent axes as `collapse` does, except that an axis on which some input's window is partial stays
+ * an axis of its own (its bounds are then checked on its coordinate); per input its window over the result.
+ */
+function collapseWindowed(c: FusedCall) {
+  const partial = (k: number) =>
+    c.inputs.some((x) => x.window && (x.window.lo[k] !== 0 || x.window.hi[k] !== c.outShape[k]));
+  const shape: number[] = [], axes: number[] = [], strides = c.inputs.map(() => [] as number[]);
+  for (let k = 0; k < c.outShape.length; k++) {
+    const d = c.outShape[k];
+    if (d === 1 && !partial(k)) continue;
+    const last = shape.length - 1;
+    const merge = last >= 0 && !partial(k) && axes[last] < 0 &&
+      c.inputs.every((x, j) => strides[j][last] === x.strides[k] * d);
+    if (merge) {
+      shape[last] *= d;
+      c.inputs.forEach((x, j) => (strides[j][last] = x.strides[k]));
+    } else {
+      shape.push(d);
+      axes.push(partial(k) ? k : -1);
+      c.inputs.forEach((x, j) => strides[j].push(x.strides[k]));
+    }
+  }
+  // Per input: the bounds checked, as [collapsed axis, lo, hi].
+  const bounds = c.inputs.map((x) =>
+    x.window
+      ? axes.flatMap((k, a) =>
+        k >= 0 && (x.window!.lo[k] !== 0 || x.window!.hi[k] !== c.outShape[k])
+          ? [[a, x.window!.lo[k], x.window!.hi[k]] as const]
+          : []
+      )
+      : []
+  );
+  return { shape, strides, bounds };
+}
+
 /** `fn load(e: u32) -> T`: the call's expression at flat index e of its `outShape`. */
 function loadFn(c: FusedCall, binding: readonly number[], bufs: readonly GpuBuffer[]): string {
   const fail = (what: string): never => {
     throw new Error(`webgpu: fused kernel: ${what}`);
   };
-  // Merged axes: most inputs become contiguous (offset + e) or scalar (offset); the rest need coordinates.
-  const { shape, strides } = collapse(c.outShape, c.inputs.map((x) => x.strides));
+  // Merged axes: most inputs become contiguous (offset + e) or scalar (offset); the rest need coordinates, as do
+  // windows (an input read in a box: a load of the box's index where inside, else the node's fallback).
+  const { shape, strides, bounds } = collapseWindowed(c);
   const dense = contiguous(shape);
   const lines: string[] = [];
   const index = c.inputs.map((x, j) => {
     const s = strides[j], off = `${x.offset >>> 0}u`;
-    if (s.every((v) => v === 0)) return off;
-    if (s.every((v, k) => v === dense[k])) return `${off} + e`;
+    if (!bounds[j].length && s.every((v) => v === 0)) return off;
+    if (!bounds[j].length && s.every((v, k) => v === dense[k])) return `${off} + e`;
     return off + s.map((v, k) => (v ? ` + c${k} * ${v >>> 0}u` : "")).join("");
   });
-  if (index.some((ix) => ix.includes(" + c"))) {
+  const inside = bounds.map((b) => b.map(([a, lo, hi]) => `c${a} >= ${lo}u && c${a} < ${hi}u`).join(" && "));
+  if (index.some((ix) => ix.includes(" + c")) || inside.some((x) => x)) {
     lines.push("var r = e;");
     for (let k = shape.length - 1; k > 0; k--) lines.push(`let c${k} = r % ${shape[k]}u; r = r / ${shape[k]}u;`);
     lines.push("let c0 = r;");
@@ -144,7 +192,13 @@ function loadFn(c: FusedCall, binding: readonly number[], bufs: readonly GpuBuff
       const j = n.input;
       if (!(j >= 0 && j < c.inputs.length)) fail(`node ${k} reads input ${j} of ${c.inputs.length}`);
       if (bufs[binding[j]].dtype !== n.dtype) fail(`node ${k} reads input ${j} as ${n.dtype}`);
-      lines.push(`let ${y} = x${binding[j]}[${index[j]}];`);
+      if (!inside[j]) return void lines.push(`let ${y} = x${binding[j]}[${index[j]}];`);
+      if (n.orElse !== undefined && t(n.orElse) !== n.dtype) fail(`node ${k} falls back on a ${t(n.orElse)} node`);
+      const other = n.orElse !== undefined
+        ? v(n.orElse, k)
+        : `bitcast<${wgslType(n.dtype)}>(${wordOf(n.dtype, n.fill ?? 0)}u)`;
+      lines.push(`let in${k} = ${inside[j]};`);
+      lines.push(`let ${y} = select(${other}, x${binding[j]}[select(0u, ${index[j]}, in${k})], in${k});`);
     } else if (n.op === "unary") lines.push(unaryLets(n.fn, t(n.x), n.dtype, v(n.x, k), y));
     else if (n.op === "binary") lines.push(binaryLets(n.fn, t(n.a), t(n.b), n.dtype, v(n.a, k), v(n.b, k), y));
     else if (n.op === "where") {
