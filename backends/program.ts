@@ -126,7 +126,20 @@ export type FusedNode =
   | { readonly op: "unary"; readonly fn: UnaryOp; readonly x: number; readonly dtype: DType }
   | { readonly op: "binary"; readonly fn: BinaryOp; readonly a: number; readonly b: number; readonly dtype: DType }
   | { readonly op: "where"; readonly cond: number; readonly a: number; readonly b: number; readonly dtype: DType }
-  | { readonly op: "cast"; readonly x: number; readonly dtype: DType };
+  | { readonly op: "cast"; readonly x: number; readonly dtype: DType }
+  | {
+    /**
+     * Node `x` where the element's coordinates c (of `outShape`) lie in the box lo ≤ c < hi, else the
+     * fallback (`orElse` or `fill`, as for a windowed input): a pad or concatenation piece of a computed value.
+     */
+    readonly op: "window";
+    readonly x: number;
+    readonly lo: readonly number[];
+    readonly hi: readonly number[];
+    readonly dtype: DType;
+    readonly fill?: number;
+    readonly orElse?: number;
+  };
 
 /** A value read by a fused kernel: through element strides over its `outShape`, from an element offset. */
 export interface FusedInput extends StridedValue {
@@ -334,11 +347,36 @@ export function fusedByKernels(b: Backend, c: FusedCall, get: (id: number) => Ba
         case "cast":
           made.push(b.cast(made[n.x], n.dtype));
           break;
+        case "window":
+          made.push(windowed(b, c.outShape, n, made[n.x], n.orElse === undefined ? null : made[n.orElse]));
+          break;
       }
     }
     if (!c.reduce) return made.pop()!;
     const { op, outer, reduce, inner } = c.reduce;
     return b.reduce(op, made[made.length - 1], outer, reduce, inner);
+  } finally {
+    for (const m of made) b.free(m);
+  }
+}
+
+/** A window node's value: `x` inside its box, the fallback outside (a where over a mask of the box). */
+function windowed(
+  b: Backend,
+  shape: readonly number[],
+  n: Extract<FusedNode, { op: "window" }>,
+  x: BackendBuffer,
+  orElse: BackendBuffer | null,
+): BackendBuffer {
+  const box = n.hi.map((h, k) => h - n.lo[k]), after = shape.map((d, k) => d - n.hi[k]);
+  const dense = shape.map((_, k) => shape.slice(k + 1).reduce((p, d) => p * d, 1));
+  const made: BackendBuffer[] = [];
+  try {
+    const ones = made[made.push(b.fill("bool", box.reduce((p, d) => p * d, 1), 1)) - 1];
+    const mask = made[made.push(b.pad(ones, box, n.lo, after, 0)) - 1];
+    const other = orElse ?? made[made.push(b.fill(n.dtype, shape.reduce((p, d) => p * d, 1), n.fill ?? 0)) - 1];
+    const at = (buf: BackendBuffer) => ({ buf, strides: dense });
+    return b.where(at(mask), at(x), at(other), shape, n.dtype);
   } finally {
     for (const m of made) b.free(m);
   }

@@ -5,16 +5,21 @@
  * read) and, where the backend takes it, the `reduce` that reads a group's
  * result as its epilogue. A kernel is rooted at a step whose value is
  * materialized; a producer is inlined into the kernels of its readers when
- * every reader is in a kernel and reads it element for element. A value read
- * anywhere else, or returned, is materialized. With `recompute`, a cheap
- * producer whose readers sit in several kernels is inlined into each
- * (computed once per kernel instead of stored and read back); without it, it
- * joins only where all its readers share one kernel. With `windows`, a `pad`
- * or `concat` becomes a windowed input of the kernels that read it (a read
- * inside its box, the pad value or the next piece outside), and a pad or
- * concat of strided copies one kernel of its own. Each node keeps the exact
- * kernel it replaces, so no float operation changes: fused results are
- * bit-identical.
+ * every reader is in a kernel and can compute it there; a value read anywhere
+ * else (a matmul, a gather), or returned, is materialized. What a backend
+ * takes beyond that (`Backend.fuses`):
+ * - `recompute`: a cheap producer whose readers sit in several kernels is
+ *   computed inside each (bounded by {@link RECOMPUTE}) instead of stored and
+ *   read back; without it, it joins only where all its readers share a kernel.
+ * - `views`: a producer read through a broadcast, transpose or slice (by a
+ *   strided copy, or as a broadcast operand) is computed at that view, its own
+ *   reads composed with it (see `compose`); a strided copy of a computed value
+ *   is then one kernel.
+ * - `windows`: a `pad` or `concat` becomes a windowed read (`FusedInput.window`,
+ *   or a `window` node over a computed value) in the kernels that read it: the
+ *   value inside its box, the pad value or the next piece outside.
+ * Each node keeps the exact kernel it replaces, so no float operation changes:
+ * fused results are bit-identical to the unfused program's on one backend.
  * @module
  */
 import {
@@ -51,12 +56,13 @@ export interface FuseOptions {
 }
 
 /**
- * Bounds of recomputation: a producer is copied into at most `copies` kernels, and only while its extra work,
- * (copies − 1) × its weight (1 per cheap op, 2 for div/sqrt/rsqrt, 4 for a transcendental), stays within
- * `work` — or its value has at most `smallElements` elements (the work is then no more than a dispatch's cost).
- * A kernel stops taking copies at `nodes` weighted nodes.
+ * Bounds of recomputation: a producer of more than `smallElements` elements (fewer cost less than the
+ * dispatch they save, whatever the copies) is copied into at most `copies` kernels, and only while its extra
+ * work, (copies − 1) × its weight (1 per cheap op, 2 for div/sqrt/rsqrt, 4 for a transcendental), stays within
+ * `work`: on llvmpipe an exp recomputed in three kernels costs less than storing it and reading it back three
+ * times. A kernel stops taking copies at `nodes` weighted nodes.
  */
-export const RECOMPUTE = { copies: 8, work: 6, smallElements: 1 << 16, nodes: 48 } as const;
+export const RECOMPUTE = { copies: 8, work: 12, smallElements: 1 << 16, nodes: 48 } as const;
 
 /** A step's operand: a value read through strides over the step's shape, from an element offset, in a box. */
 interface Read {
@@ -66,44 +72,76 @@ interface Read {
   readonly window?: { readonly lo: readonly number[]; readonly hi: readonly number[] };
 }
 
-/** A view: the elements of a value read through strides over `over`, from an element offset. */
+/**
+ * A view: the elements of a value read through strides over `over` (a kernel's shape), from an element
+ * offset, only inside `window` where one is given (elsewhere the reader takes another value, so nothing
+ * outside it is ever used).
+ */
 interface View {
   readonly strides: readonly number[];
   readonly offset: number;
   readonly over: readonly number[];
+  readonly window?: Read["window"];
 }
 
 /** How a member is computed in a kernel (see `fuse`): element for element over its shape, and/or at views. */
 interface Mode {
   shape: boolean;
   views: Map<string, View>;
-  /** Read in a window (a strided copy only: its source is then read there directly, never computed). */
-  window: boolean;
 }
 
 /**
- * Read `x` (over `sp`) of a step evaluated at `view`: the value `x` reads, through strides over `view.over`.
- * Each axis of the view must walk within one axis of `sp` (no carry into the next); null where one does not
- * (or `x` is windowed).
+ * Read `x` (over `sp`) of a step evaluated at `view`: the value `x` reads, as a view over `view.over`. Each
+ * axis of the view must walk, inside the view's window, within one axis of `sp` (no carry into the next); a
+ * window of `x` (a pad's or concatenation piece's box) becomes the view's, where the axes walking each of its
+ * bounded axes chain into one walk along it whose bounds split evenly. null where not (or both have windows).
  */
 function compose(view: View, x: Read, sp: readonly number[]): View | null {
-  if (x.window) return null;
-  if (denseRead(sp, x)) return { strides: view.strides, offset: view.offset + x.offset, over: view.over };
-  if (x.strides.every((s) => s === 0)) return { strides: view.over.map(() => 0), offset: x.offset, over: view.over };
+  const w = view.window, over = view.over;
+  if (x.window && w) return null;
+  if (!x.window && denseRead(sp, x)) return { ...view, offset: view.offset + x.offset };
+  if (!x.window && x.strides.every((s) => s === 0)) return { ...view, strides: over.map(() => 0), offset: x.offset };
+  const lo = w ? w.lo : over.map(() => 0), hi = w ? w.hi : over;
+  if (hi.some((h, k) => h <= lo[k])) return null;
+  // Walks from the element at the window's first corner.
+  const origin = view.offset + lo.reduce((a, l, k) => a + l * view.strides[k], 0);
   const csp = contiguous(sp);
-  const at = sp.map((d, p) => Math.floor(view.offset / csp[p]) % d), reach = [...at];
-  const strides = view.over.map(() => 0);
-  for (let k = 0; k < view.over.length; k++) {
-    const v = view.strides[k], d = view.over[k];
+  const at = sp.map((d, p) => Math.floor(origin / csp[p]) % d), reach = [...at];
+  const strides = over.map(() => 0), walks: { k: number; step: number }[][] = sp.map(() => []);
+  for (let k = 0; k < over.length; k++) {
+    const v = view.strides[k], d = hi[k] - lo[k];
     if (d === 1 || v === 0) continue;
     let p = sp.length - 1;
     while (p > 0 && (sp[p] === 1 || csp[p] * sp[p] <= v)) p--;
     if (v < 0 || v % csp[p]) return null;
     reach[p] += (d - 1) * (v / csp[p]);
     strides[k] = (v / csp[p]) * x.strides[p];
+    walks[p].push({ k, step: v / csp[p] });
   }
-  if (reach.some((r, p) => r >= sp[p])) return null;
-  return { strides, offset: x.offset + at.reduce((a, q, p) => a + q * x.strides[p], 0), over: view.over };
+  if (origin < 0 || reach.some((r, p) => r >= sp[p])) return null;
+  const offset = x.offset + at.reduce((a, q, p) => a + q * x.strides[p], 0) -
+    lo.reduce((a, l, k) => a + l * strides[k], 0);
+  if (!x.window) return { strides, offset, over, ...(w ? { window: w } : {}) };
+  const wlo = [...lo], whi = [...hi];
+  for (let p = 0; p < sp.length; p++) {
+    const bl = x.window.lo[p] - at[p], bh = x.window.hi[p] - at[p];
+    const axes = walks[p].sort((a, b) => b.step - a.step);
+    if (!axes.length) {
+      if (bl > 0 || bh <= 0) return null;
+      continue;
+    }
+    let step = 1;
+    for (let j = axes.length - 1; j >= 0; j--) {
+      if (axes[j].step !== step) return null;
+      step *= over[axes[j].k];
+    }
+    const L = Math.max(0, bl), H = Math.min(step, bh), inner = step / over[axes[0].k];
+    if (L === 0 && H === step) continue;
+    if (H <= L || L % inner || H % inner) return null;
+    wlo[axes[0].k] = L / inner;
+    whi[axes[0].k] = H / inner;
+  }
+  return { strides, offset, over, window: { lo: wlo, hi: whi } };
 }
 
 /** A windowed input's value outside its window. */
@@ -232,12 +270,6 @@ export function restrideWindow(
   return { lo, hi };
 }
 
-/** Whether `box` refines `shape` (same size, every axis of `shape` a run of axes of `box`). */
-function refines(box: readonly number[], shape: readonly number[]): boolean {
-  const r = refine(box, shape), b = box.filter((d) => d !== 1);
-  return r !== null && r.length === b.length && r.every((d, k) => d === b[k]);
-}
-
 /** `p` with its elementwise groups fused (values renumbered, liveness recomputed). */
 export function fuse(p: Program, opts: FuseOptions): Program {
   const { steps, values } = p;
@@ -273,15 +305,19 @@ export function fuse(p: Program, opts: FuseOptions): Program {
   const kernelsOf: Map<number, Mode>[] = new Array(n);
   const kernels = new Map<
     number,
-    { shape: readonly number[]; reads: Set<ValueId>; windows: [readonly number[], Read["window"]][]; nodes: number }
+    {
+      shape: readonly number[];
+      reads: Set<ValueId>;
+      windows: [readonly number[], Read["window"]][];
+      nodes: number;
+      views: boolean;
+    }
   >();
   const windowsOf = (i: number) =>
     info[i]!.reads.flatMap((
       x,
     ) => (x.window ? [[info[i]!.shape, x.window] as [readonly number[], Read["window"]]] : []));
-  const modesOf = (
-    r: number,
-  ) => (inlined[r] ? kernelsOf[r] : new Map([[r, { shape: true, views: new Map(), window: false }]]));
+  const modesOf = (r: number) => (inlined[r] ? kernelsOf[r] : new Map([[r, { shape: true, views: new Map() }]]));
   for (let i = n - 1; i >= 0; i--) {
     const me = info[i];
     if (!me) continue;
@@ -296,39 +332,40 @@ export function fuse(p: Program, opts: FuseOptions): Program {
         break;
       }
       for (const [k, mode] of modesOf(r)) {
-        const m: Mode = ks?.get(k) ?? { shape: false, views: new Map(), window: false };
-        if (mode.window) ks = null;
-        const addView = (w: View | null) => (w ? m.views.set(JSON.stringify(w), w) : (ks = null));
+        const m: Mode = ks?.get(k) ?? { shape: false, views: new Map() };
+        const addView = (w: View | null) => (w && opts.views ? m.views.set(JSON.stringify(w), w) : (ks = null));
+        const kshape = kernels.get(k)!.shape;
         for (const x of reader.reads) {
           if (x.value !== v) continue;
-          if (x.window) {
-            const box = x.window.hi.map((h, k) => h - x.window!.lo[k]);
-            if (c.kernel !== "strided" || mode.views.size || !refines(box, me.shape)) ks = null;
-            m.window = true;
-            continue;
-          }
           for (const view of mode.views.values()) addView(compose(view, x, reader.shape));
-          if (mode.shape) {
-            if (denseRead(reader.shape, x)) m.shape = true;
-            else if (opts.views) addView({ strides: x.strides, offset: x.offset, over: reader.shape });
-            else ks = null;
+          if (!mode.shape) continue;
+          if (!x.window && denseRead(reader.shape, x)) m.shape = true;
+          else {
+            // Views are over the kernel's shape as it is now: the kernel's shape stays so once it has one.
+            const window = x.window ? restrideWindow(reader.shape, x.window, kshape) : undefined;
+            const view = { strides: restride(reader.shape, x.strides, kshape), offset: x.offset, over: kshape };
+            addView(window === null ? null : { ...view, ...(window ? { window } : {}) });
           }
         }
         ks?.set(k, m);
       }
     }
-    // Under a view, each read must compose with it; a pad or concatenation (windowed reads) never does.
+    // Under a view, each read must compose with it.
     for (const m of ks?.values() ?? []) {
       for (const view of m.views.values()) if (!me.reads.every((x) => compose(view, x, me.shape))) ks = null;
     }
-    let ok = ks !== null && (ks.size === 1 || (opts.recompute === true && ks.size <= RECOMPUTE.copies));
+    let ok = ks !== null && (ks.size === 1 || opts.recompute === true);
     if (ok && ks!.size > 1 && values[v].size > RECOMPUTE.smallElements) {
-      ok = weight(c) * (ks!.size - 1) <= RECOMPUTE.work;
+      ok = ks!.size <= RECOMPUTE.copies && weight(c) * (ks!.size - 1) <= RECOMPUTE.work;
     }
     const updates: [number, readonly number[], Set<ValueId>][] = [];
     for (const [k, mode] of ok ? ks! : []) {
       const kern = kernels.get(k)!;
-      const shape = mode.shape ? refine(kern.shape, me.shape) : kern.shape;
+      let shape = mode.shape ? refine(kern.shape, me.shape) : kern.shape;
+      const fixed = kern.views || mode.views.size > 0;
+      if (shape && fixed && (shape.length !== kern.shape.length || shape.some((d, j) => d !== kern.shape[j]))) {
+        shape = null;
+      }
       const windows = [...kern.windows, ...windowsOf(i)];
       const reads = new Set(kern.reads);
       reads.delete(v);
@@ -351,9 +388,11 @@ export function fuse(p: Program, opts: FuseOptions): Program {
         kern.reads = reads;
         kern.windows.push(...windowsOf(i));
         kern.nodes += weight(c);
+        kern.views ||= ks!.get(k)!.views.size > 0;
       }
     } else if (c.kernel !== "strided" || opts.views) {
-      kernels.set(i, { shape: me.shape, reads: new Set(readValues(i)), windows: windowsOf(i), nodes: weight(c) });
+      const kern = { shape: me.shape, reads: new Set(readValues(i)), windows: windowsOf(i), nodes: weight(c) };
+      kernels.set(i, { ...kern, views: false });
     }
   }
 
@@ -368,34 +407,37 @@ export function fuse(p: Program, opts: FuseOptions): Program {
     const inKernel = (j: number | undefined): j is number =>
       j !== undefined && inlined[j] === 1 && kernelsOf[j].has(root);
     const viewOf = (x: Read, over: readonly number[]): View | null =>
-      denseRead(over, x) ? null : { strides: restride(over, x.strides, shape), offset: x.offset, over: shape };
-    // The node of operand `x` of a step over `over` (evaluated at `view` where given, else element for element
-    // over the kernel's shape): a member's node, or an input read through strides (in its window, with
-    // `outside` as its value elsewhere).
-    const read = (x: Read, over: readonly number[], view: View | null, outside: Outside = {}): number => {
+      !x.window && denseRead(over, x) ? null : {
+        strides: restride(over, x.strides, shape),
+        offset: x.offset,
+        over: shape,
+        ...(x.window ? { window: restrideWindow(over, x.window, shape)! } : {}),
+      };
+    // The node of operand `x` of a step over `over`, evaluated at `view` where given (else element for element
+    // over the kernel's shape): a member's node, or an input read through strides. `outside`: the value where
+    // the window this read brings (a pad's, a concatenation piece's) excludes the element.
+    const read = (x: Read, over: readonly number[], view: View | null, outside: Outside | null = null): number => {
       const j = def.get(x.value);
-      const at = view ? compose(view, x, over) : null;
+      const at = view ? compose(view, x, over) : viewOf(x, over);
       if (view && !at) throw new Error("fuse: internal: a read does not compose with its view");
       if (inKernel(j)) {
         const c = steps[j].call, src = info[j]!;
-        if (c.kernel !== "strided") return nodeOf(j, at ?? viewOf(x, over));
-        if (at || !x.window) return read(src.reads[0], src.shape, at ?? viewOf(x, over));
-        // A strided copy read in a box: its source read through its strides over the box, shifted to the box.
-        const { lo, hi } = x.window, box = hi.map((h, k) => h - lo[k]);
-        const strides = restride(src.shape, src.reads[0].strides, box);
-        const offset = src.reads[0].offset - lo.reduce((a, l, k) => a + l * strides[k], 0);
-        return read({ value: src.reads[0].value, strides, offset, window: x.window }, over, null, outside);
+        if (c.kernel === "strided") return read(src.reads[0], src.shape, at, outside);
+        const inner = nodeOf(j, at);
+        if (!outside || !at?.window) return inner;
+        const { lo, hi } = at.window;
+        const node: FusedNode = { op: "window", x: inner, lo, hi, dtype: values[x.value].dtype, ...outside };
+        const key = JSON.stringify(node);
+        if (!memo.has(key)) memo.set(key, nodes.push(node) - 1);
+        return memo.get(key)!;
       }
-      const input: FusedInput = at ? { value: x.value, strides: at.strides, offset: at.offset } : {
-        value: x.value,
-        strides: restride(over, x.strides, shape),
-        offset: x.offset,
-        ...(x.window ? { window: restrideWindow(over, x.window, shape)! } : {}),
-      };
+      const input: FusedInput = at
+        ? { value: x.value, strides: at.strides, offset: at.offset, ...(at.window ? { window: at.window } : {}) }
+        : { value: x.value, strides: restride(over, x.strides, shape), offset: x.offset };
       const key = JSON.stringify(input);
       if (!memo.has(key)) memo.set(key, inputs.push(input) - 1);
       const node: FusedNode = { op: "input", input: memo.get(key)!, dtype: values[x.value].dtype };
-      const nodeKey = `${key}|${outside.orElse ?? ""}|${outside.fill ?? ""}`;
+      const nodeKey = `${key}|${outside?.orElse ?? ""}|${outside?.fill ?? ""}`;
       if (!memo.has(nodeKey)) memo.set(nodeKey, nodes.push(input.window ? { ...node, ...outside } : node) - 1);
       return memo.get(nodeKey)!;
     };

@@ -855,7 +855,8 @@ const FUSED_ROWS = 4096, FUSED_MAX_BLOCK = 1 << 20;
  * takes per thread; null where a node has no engine form (then the kernels it stands for run).
  */
 function fusedProgram(c: FusedCall, ins: CpuBuffer[]): { words: number[]; scratchBytes: number } | null {
-  if (c.inputs.some((x) => x.window)) return null; // the engine has no windowed reads (cpu `fuses` never asks)
+  // The engine has no windowed reads (cpu `fuses` never asks for them).
+  if (c.inputs.some((x) => x.window) || c.nodes.some((n) => n.op === "window")) return null;
   const [dims, st] = layout(c.outShape, c.inputs.map((x) => x.strides));
   const R = dims.length, N = c.nodes.length, dense = stridesOf(dims);
   const words = [R, N, c.inputs.length, FUSED_CHUNK, -1, 0, 0, 0, sizeOf(dims), 0, 0, 0, ...dims];

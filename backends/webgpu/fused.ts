@@ -16,6 +16,7 @@
  * @module
  */
 import type { FusedCall, FusedInput, FusedNode, ValueId } from "../program.ts";
+import type { DType } from "../../core/dtype.ts";
 import type { EngineLimits, GpuBuffer, KernelHost } from "./engine.ts";
 import { binaryLets, castExpr, unaryLets, whereLets } from "./elementwise.ts";
 import { reduceOf } from "./reduce.ts";
@@ -45,8 +46,8 @@ export function fused(host: KernelHost, c: FusedCall, get: (v: ValueId) => GpuBu
 }
 
 const operands = (n: FusedNode): number[] =>
-  n.op === "input"
-    ? (n.orElse === undefined ? [] : [n.orElse])
+  n.op === "input" || n.op === "window"
+    ? [...(n.op === "window" ? [n.x] : []), ...(n.orElse === undefined ? [] : [n.orElse])]
     : n.op === "binary"
     ? [n.a, n.b]
     : n.op === "where"
@@ -98,7 +99,9 @@ function extract(c: FusedCall, root: number, stored: ReadonlySet<number>): Fused
       nodes.push({ ...n, input: inputs.push(c.inputs[n.input]) - 1, ...orElse });
     } else if (n.op === "binary") nodes.push({ ...n, a: m(n.a), b: m(n.b) });
     else if (n.op === "where") nodes.push({ ...n, cond: m(n.cond), a: m(n.a), b: m(n.b) });
-    else nodes.push({ ...n, x: m(n.x) });
+    else if (n.op === "window") {
+      nodes.push({ ...n, x: m(n.x), ...(n.orElse === undefined ? {} : { orElse: m(n.orElse) }) });
+    } else nodes.push({ ...n, x: m(n.x) });
   }
   return { kernel: "fused", inputs, outShape: c.outShape, nodes };
 }
@@ -131,8 +134,8 @@ function kernel(host: KernelHost, c: FusedCall, get: (v: ValueId) => GpuBuffer):
  * an axis of its own (its bounds are then checked on its coordinate); per input its window over the result.
  */
 function collapseWindowed(c: FusedCall) {
-  const partial = (k: number) =>
-    c.inputs.some((x) => x.window && (x.window.lo[k] !== 0 || x.window.hi[k] !== c.outShape[k]));
+  const boxes = [...c.inputs.map((x) => x.window), ...c.nodes.map((n) => (n.op === "window" ? n : undefined))];
+  const partial = (k: number) => boxes.some((b) => b && (b.lo[k] !== 0 || b.hi[k] !== c.outShape[k]));
   const shape: number[] = [], axes: number[] = [], strides = c.inputs.map(() => [] as number[]);
   for (let k = 0; k < c.outShape.length; k++) {
     const d = c.outShape[k];
@@ -149,17 +152,16 @@ function collapseWindowed(c: FusedCall) {
       c.inputs.forEach((x, j) => strides[j].push(x.strides[k]));
     }
   }
-  // Per input: the bounds checked, as [collapsed axis, lo, hi].
-  const bounds = c.inputs.map((x) =>
-    x.window
+  // A box's bounds checked on the coordinates of the merged axes ("" where it covers them all).
+  const inside = (box: { lo: readonly number[]; hi: readonly number[] } | undefined) =>
+    box
       ? axes.flatMap((k, a) =>
-        k >= 0 && (x.window!.lo[k] !== 0 || x.window!.hi[k] !== c.outShape[k])
-          ? [[a, x.window!.lo[k], x.window!.hi[k]] as const]
+        k >= 0 && (box.lo[k] !== 0 || box.hi[k] !== c.outShape[k])
+          ? [`c${a} >= ${box.lo[k]}u && c${a} < ${box.hi[k]}u`]
           : []
-      )
-      : []
-  );
-  return { shape, strides, bounds };
+      ).join(" && ")
+      : "";
+  return { shape, strides, inside };
 }
 
 /** `fn load(e: u32) -> T`: the call's expression at flat index e of its `outShape`. */
@@ -169,23 +171,29 @@ function loadFn(c: FusedCall, binding: readonly number[], bufs: readonly GpuBuff
   };
   // Merged axes: most inputs become contiguous (offset + e) or scalar (offset); the rest need coordinates, as do
   // windows (an input read in a box: a load of the box's index where inside, else the node's fallback).
-  const { shape, strides, bounds } = collapseWindowed(c);
+  const { shape, strides, inside: insideOf } = collapseWindowed(c);
+  const inside = c.inputs.map((x) => insideOf(x.window));
+  const boxes = c.nodes.map((n) => (n.op === "window" ? insideOf(n) : ""));
   const dense = contiguous(shape);
   const lines: string[] = [];
   const index = c.inputs.map((x, j) => {
     const s = strides[j], off = `${x.offset >>> 0}u`;
-    if (!bounds[j].length && s.every((v) => v === 0)) return off;
-    if (!bounds[j].length && s.every((v, k) => v === dense[k])) return `${off} + e`;
+    if (!inside[j] && s.every((v) => v === 0)) return off;
+    if (!inside[j] && s.every((v, k) => v === dense[k])) return `${off} + e`;
     return off + s.map((v, k) => (v ? ` + c${k} * ${v >>> 0}u` : "")).join("");
   });
-  const inside = bounds.map((b) => b.map(([a, lo, hi]) => `c${a} >= ${lo}u && c${a} < ${hi}u`).join(" && "));
-  if (index.some((ix) => ix.includes(" + c")) || inside.some((x) => x)) {
+  if (index.some((ix) => ix.includes(" + c")) || inside.some((x) => x) || boxes.some((x) => x)) {
     lines.push("var r = e;");
     for (let k = shape.length - 1; k > 0; k--) lines.push(`let c${k} = r % ${shape[k]}u; r = r / ${shape[k]}u;`);
     lines.push("let c0 = r;");
   }
   const v = (k: number, at: number) => (k >= 0 && k < at ? `v${k}` : fail(`node ${at} reads node ${k}`));
   const t = (k: number) => c.nodes[k].dtype;
+  // A windowed node's value outside its box.
+  const other = (n: { dtype: DType; fill?: number; orElse?: number }, k: number) => {
+    if (n.orElse !== undefined && t(n.orElse) !== n.dtype) fail(`node ${k} falls back on a ${t(n.orElse)} node`);
+    return n.orElse !== undefined ? v(n.orElse, k) : `bitcast<${wgslType(n.dtype)}>(${wordOf(n.dtype, n.fill ?? 0)}u)`;
+  };
   c.nodes.forEach((n, k) => {
     const y = `v${k}`;
     if (n.op === "input") {
@@ -193,12 +201,13 @@ function loadFn(c: FusedCall, binding: readonly number[], bufs: readonly GpuBuff
       if (!(j >= 0 && j < c.inputs.length)) fail(`node ${k} reads input ${j} of ${c.inputs.length}`);
       if (bufs[binding[j]].dtype !== n.dtype) fail(`node ${k} reads input ${j} as ${n.dtype}`);
       if (!inside[j]) return void lines.push(`let ${y} = x${binding[j]}[${index[j]}];`);
-      if (n.orElse !== undefined && t(n.orElse) !== n.dtype) fail(`node ${k} falls back on a ${t(n.orElse)} node`);
-      const other = n.orElse !== undefined
-        ? v(n.orElse, k)
-        : `bitcast<${wgslType(n.dtype)}>(${wordOf(n.dtype, n.fill ?? 0)}u)`;
       lines.push(`let in${k} = ${inside[j]};`);
-      lines.push(`let ${y} = select(${other}, x${binding[j]}[select(0u, ${index[j]}, in${k})], in${k});`);
+      lines.push(`let ${y} = select(${other(n, k)}, x${binding[j]}[select(0u, ${index[j]}, in${k})], in${k});`);
+    } else if (n.op === "window") {
+      if (t(n.x) !== n.dtype) fail(`node ${k} windows a ${t(n.x)} node as ${n.dtype}`);
+      lines.push(
+        boxes[k] ? `let ${y} = select(${other(n, k)}, ${v(n.x, k)}, ${boxes[k]});` : `let ${y} = ${v(n.x, k)};`,
+      );
     } else if (n.op === "unary") lines.push(unaryLets(n.fn, t(n.x), n.dtype, v(n.x, k), y));
     else if (n.op === "binary") lines.push(binaryLets(n.fn, t(n.a), t(n.b), n.dtype, v(n.a, k), v(n.b, k), y));
     else if (n.op === "where") {
