@@ -347,3 +347,20 @@ gpuTest(
     assert.ok(fused.dispatches < plain.dispatches / 2, `${fused.dispatches} dispatches, ${plain.dispatches} unfused`);
   },
 );
+
+gpuTest("a concatenation of more inputs than a kernel binds: one dispatch per group, the cpu's values", async (b) => {
+  const per = b.engine.limits.maxStorageBuffersPerShaderStage - 2, count = per + 4;
+  const widths = Array.from({ length: count }, (_, k) => (k === 2 ? 0 : 1 + (k % 3))); // one piece empty
+  const outer = 3, total = widths.reduce((a, w) => a + w, 0);
+  const datas = widths.map((w, k) => rand(outer * w, 40 + k));
+  const xs = datas.map((d) => b.upload(d, "float32"));
+  const d0 = b.engine.stats.dispatches;
+  const out = b.concat(xs, outer, widths);
+  assert.equal(b.engine.stats.dispatches - d0, 2, `${count - 1} pieces (${per} a kernel): two dispatches`);
+  const want = new Float32Array(outer * total);
+  for (let o = 0, at = 0; o < outer; o++) {
+    datas.forEach((d, k) => want.set(d.subarray(o * widths[k], (o + 1) * widths[k]), (at += widths[k]) - widths[k]));
+  }
+  assert.deepEqual(await b.read(out), want);
+  for (const x of [...xs, out]) b.free(x);
+});

@@ -50,7 +50,10 @@ ${axes.join("\n")}
   return out;
 }
 
-/** Concatenates inputs viewed as [outer, widths[k]] along the second axis: one copy dispatch per input. */
+/**
+ * Concatenates inputs viewed as [outer, widths[k]] along the second axis: one copy dispatch per group of as
+ * many inputs as a kernel binds (a chunked LM head's 16 gradient pieces are two dispatches, not sixteen).
+ */
 export function concat(
   engine: KernelHost,
   xs: readonly GpuBuffer[],
@@ -60,19 +63,30 @@ export function concat(
   const total = widths.reduce((a, b) => a + b, 0);
   const out = engine.alloc(xs[0].dtype, outer * total);
   const t = wgslType(xs[0].dtype);
-  const { src: decl, kinds } = declare([["out", t, "w"], ["x", t, "r"]]);
-  const src = `${decl}
+  const per = Math.max(1, engine.limits.maxStorageBuffersPerShaderStage - 2); // the output and params bind too
+  const pieces = xs.map((x, k) => ({ x, w: widths[k], col: widths.slice(0, k).reduce((a, b) => a + b, 0) }))
+    .filter((p) => p.w > 0 && outer > 0);
+  for (let g = 0; g < pieces.length; g += per) {
+    const group = pieces.slice(g, g + per);
+    // Params: n, the group's width, the total width, its first column, then each piece's end column in it.
+    const ends: number[] = [];
+    for (const p of group) ends.push((ends[ends.length - 1] ?? 0) + p.w);
+    const gw = ends[ends.length - 1], n = outer * gw;
+    const { src: decl, kinds } = declare([["out", t, "w"], ...group.map((_, k) => [`x${k}`, t, "r"] as const)]);
+    const copies = group.map((_, k) => {
+      const start = k ? `P[${3 + k}]` : "0u", end = `P[${4 + k}]`;
+      return `if (c < ${end}) { out[dst] = x${k}[o * (${end} - ${start}) + c - ${start}]; return; }`;
+    });
+    const src = `${decl}
 ${entry(WG)}
   if (i >= P[0]) { return; }
   let o = i / P[1];
-  out[o * P[2] + P[3] + (i - o * P[1])] = x[i];
+  let c = i - o * P[1];
+  let dst = o * P[2] + P[3] + c;
+  ${copies.join("\n  ")}
 }`;
-  let col = 0;
-  xs.forEach((x, k) => {
-    const n = outer * widths[k];
-    if (n > 0) engine.run(src, kinds, [out, x], [n, widths[k], total, col], engine.grid(n, WG));
-    col += widths[k];
-  });
+    engine.run(src, kinds, [out, ...group.map((p) => p.x)], [n, gw, total, group[0].col, ...ends], engine.grid(n, WG));
+  }
   return out;
 }
 
