@@ -156,8 +156,17 @@ export interface Backend {
   compile?(program: Program): CompiledProgram;
   /**
    * Present where `compile` lowers fused kernels (`FusedCall`, see ./program.ts): jit then fuses the
-   * elementwise chains of a program first; `reduce`: also into the reduction that alone reads a chain;
-   * `minElements`: steps over fewer elements stay unfused.
+   * elementwise chains of a program first (see jit/fuse.ts `FuseOptions`); `reduce`: also into the reduction
+   * that reads a chain; `minElements`: steps over fewer elements stay unfused; `windows`: pads and
+   * concatenations become windowed inputs of the kernels that read them; `recompute`: a cheap chain read by
+   * several kernels is computed inside each; `maxInputs`: the most distinct values one fused kernel reads.
    */
-  readonly fuses?: { readonly reduce: boolean; readonly minElements?: number };
+  readonly fuses?: {
+    readonly reduce: boolean;
+    readonly minElements?: number;
+    readonly windows?: boolean;
+    readonly views?: boolean;
+    readonly recompute?: boolean;
+    readonly maxInputs?: number;
+  };
 }

@@ -112,16 +112,45 @@ export type KernelCall =
  * `cast`), producing `dtype`.
  */
 export type FusedNode =
-  | { readonly op: "input"; readonly input: number; readonly dtype: DType }
+  | {
+    readonly op: "input";
+    readonly input: number;
+    readonly dtype: DType;
+    /**
+     * Where the input has a `window`: the node's value outside it — node `orElse` (an earlier node) where given,
+     * else `fill` (0 where absent). A pad is one such node; a concatenation a chain of them, one per piece.
+     */
+    readonly fill?: number;
+    readonly orElse?: number;
+  }
   | { readonly op: "unary"; readonly fn: UnaryOp; readonly x: number; readonly dtype: DType }
   | { readonly op: "binary"; readonly fn: BinaryOp; readonly a: number; readonly b: number; readonly dtype: DType }
   | { readonly op: "where"; readonly cond: number; readonly a: number; readonly b: number; readonly dtype: DType }
-  | { readonly op: "cast"; readonly x: number; readonly dtype: DType };
+  | { readonly op: "cast"; readonly x: number; readonly dtype: DType }
+  | {
+    /**
+     * Node `x` where the element's coordinates c (of `outShape`) lie in the box lo ≤ c < hi, else the
+     * fallback (`orElse` or `fill`, as for a windowed input): a pad or concatenation piece of a computed value.
+     */
+    readonly op: "window";
+    readonly x: number;
+    readonly lo: readonly number[];
+    readonly hi: readonly number[];
+    readonly dtype: DType;
+    readonly fill?: number;
+    readonly orElse?: number;
+  };
 
 /** A value read by a fused kernel: through element strides over its `outShape`, from an element offset. */
 export interface FusedInput extends StridedValue {
-  /** Element offset of index (0, …, 0). */
+  /** Element offset of index (0, …, 0) (negative only with a `window` that excludes it). */
   readonly offset: number;
+  /**
+   * Where present, the value is read only at coordinates c of `outShape` with lo[k] ≤ c[k] < hi[k] on every
+   * axis (a pad's or a concatenation piece's box); elsewhere the node reading it takes its fallback (see
+   * {@link FusedNode}). Only made for a backend whose `fuses.windows` is set.
+   */
+  readonly window?: { readonly lo: readonly number[]; readonly hi: readonly number[] };
 }
 
 /**
@@ -275,7 +304,35 @@ export function fusedByKernels(b: Backend, c: FusedCall, get: (id: number) => Ba
       switch (n.op) {
         case "input": {
           const x = c.inputs[n.input];
-          made.push(b.strided(get(x.value), c.outShape, x.strides, x.offset));
+          if (!x.window) {
+            made.push(b.strided(get(x.value), c.outShape, x.strides, x.offset));
+            break;
+          }
+          // A windowed read: the box read through strides, padded to outShape with the fill, or laid over
+          // the fallback node where a bool mask (the box of ones, padded with zeros) selects it.
+          const { lo, hi } = x.window, box = hi.map((h, k) => h - lo[k]);
+          const after = c.outShape.map((d, k) => d - hi[k]);
+          const from = x.offset + lo.reduce((a, l, k) => a + l * x.strides[k], 0);
+          const pad = (buf: BackendBuffer, value: number) => {
+            try {
+              return b.pad(buf, box, lo, after, value);
+            } finally {
+              b.free(buf);
+            }
+          };
+          const padded = pad(b.strided(get(x.value), box, x.strides, from), n.fill ?? 0);
+          if (n.orElse === undefined) {
+            made.push(padded);
+            break;
+          }
+          let mask: BackendBuffer | null = null;
+          try {
+            mask = pad(b.fill("bool", box.reduce((p, d) => p * d, 1), 1), 0);
+            made.push(b.where(dense(mask), dense(padded), at(n.orElse), c.outShape, n.dtype));
+          } finally {
+            b.free(padded);
+            if (mask) b.free(mask);
+          }
           break;
         }
         case "unary":
@@ -290,11 +347,36 @@ export function fusedByKernels(b: Backend, c: FusedCall, get: (id: number) => Ba
         case "cast":
           made.push(b.cast(made[n.x], n.dtype));
           break;
+        case "window":
+          made.push(windowed(b, c.outShape, n, made[n.x], n.orElse === undefined ? null : made[n.orElse]));
+          break;
       }
     }
     if (!c.reduce) return made.pop()!;
     const { op, outer, reduce, inner } = c.reduce;
     return b.reduce(op, made[made.length - 1], outer, reduce, inner);
+  } finally {
+    for (const m of made) b.free(m);
+  }
+}
+
+/** A window node's value: `x` inside its box, the fallback outside (a where over a mask of the box). */
+function windowed(
+  b: Backend,
+  shape: readonly number[],
+  n: Extract<FusedNode, { op: "window" }>,
+  x: BackendBuffer,
+  orElse: BackendBuffer | null,
+): BackendBuffer {
+  const box = n.hi.map((h, k) => h - n.lo[k]), after = shape.map((d, k) => d - n.hi[k]);
+  const dense = shape.map((_, k) => shape.slice(k + 1).reduce((p, d) => p * d, 1));
+  const made: BackendBuffer[] = [];
+  try {
+    const ones = made[made.push(b.fill("bool", box.reduce((p, d) => p * d, 1), 1)) - 1];
+    const mask = made[made.push(b.pad(ones, box, n.lo, after, 0)) - 1];
+    const other = orElse ?? made[made.push(b.fill(n.dtype, shape.reduce((p, d) => p * d, 1), n.fill ?? 0)) - 1];
+    const at = (buf: BackendBuffer) => ({ buf, strides: dense });
+    return b.where(at(mask), at(x), at(other), shape, n.dtype);
   } finally {
     for (const m of made) b.free(m);
   }

@@ -5,6 +5,7 @@ import {
   dispose,
   exp,
   jit,
+  llama,
   mul,
   nn,
   random,
@@ -125,9 +126,11 @@ Deno.test("fuse: liveness of the fused program frees each intermediate after its
 
 /** cpu, with fused kernels run as the plain kernels they stand for (the reference meaning of a fused call). */
 const compiled: Program[] = [];
+/** The fusion the reference backend asks for beyond `reduce` (set by a test, null otherwise). */
+let movement: Backend["fuses"] | null = null;
 const reference = new Proxy(getBackend(), {
   get(target, k) {
-    if (k === "fuses") return { reduce: true };
+    if (k === "fuses") return movement ?? { reduce: true };
     if (k === "compile") return (p: Program) => (compiled.push(p), interpret(reference, p));
     const v = Reflect.get(target, k);
     return typeof v === "function" ? v.bind(target) : v;
@@ -174,6 +177,99 @@ Deno.test("fused programs (run as their reference kernels) give the unfused bits
     } finally {
       await setBackend("cpu");
     }
+  }
+  assert.deepEqual(results[1], results[0]);
+});
+
+/**
+ * A loss whose program has every movement the webgpu fusion folds: RoPE's concatenation of sliced halves (and,
+ * in its gradient, the pads of the slices' gradients), a transposed head layout, broadcasts of reductions, and
+ * values read by several kernels (recomputed under `recompute`).
+ */
+function ropeLoss(x: Tensor, w: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  const h = llama.applyRope(mul(x, w), cos, sin); // [2, 3, 4, 8]
+  const t = transpose(h, [0, 2, 1, 3]); // [2, 4, 3, 8]
+  const e = exp(mul(t, 0.5));
+  const norm = mul(e, rsqrt(add(sum(square(e), -1, { keepdims: true }), 1e-5)));
+  return add(sum(mul(norm, nn.silu(t))), sum(nn.softmax(add(e, t), -1)));
+}
+
+/** Fusion settings the tests run: the cpu's, and the webgpu backend's without its input bound (and with a small one). */
+const MOVEMENT = { reduce: true, windows: true, views: true, recompute: true } as const;
+
+Deno.test("fuse: windows, views and recompute: pads and concatenations become windowed inputs, fewer kernels", () => {
+  const p = traced(
+    (x, w, c, s) => {
+      const [l, g] = valueAndGrad(ropeLoss, { argnums: [0, 1] })(x, w, c, s);
+      return [l, ...g];
+    },
+    [2, 3, 4, 8],
+    [8],
+    [4, 8],
+    [4, 8],
+  );
+  const plain = fuse(p, { reduce: true }), all = fuse(p, MOVEMENT), bounded = fuse(p, { ...MOVEMENT, maxInputs: 3 });
+  const kinds = (q: Program) => q.steps.map((s) => s.call.kernel);
+  const count = (q: Program, k: string) => kinds(q).filter((x) => x === k).length;
+  assert.ok(count(p, "pad") > 0 && count(p, "concat") > 0, "the program pads and concatenates");
+  // A pad read through a transpose stays a kernel (a window does not compose with a view).
+  const moves = (q: Program) => count(q, "pad") + count(q, "concat") + count(q, "strided");
+  assert.ok(moves(all) <= 1 && moves(plain) >= 3, `movement kernels: ${moves(all)}, ${moves(plain)} without`);
+  const windows = all.steps.flatMap((s) => (s.call.kernel === "fused" ? s.call.inputs.filter((x) => x.window) : []));
+  assert.ok(windows.length >= 2, `${windows.length} windowed inputs`);
+  assert.ok(all.steps.length < plain.steps.length, `${all.steps.length} steps, ${plain.steps.length} without`);
+  for (const s of bounded.steps) {
+    if (s.call.kernel === "fused") assert.ok(new Set(s.call.inputs.map((x) => x.value)).size <= 3, "maxInputs");
+  }
+});
+
+Deno.test("fused programs with windows, views and recompute (run as their reference kernels) give the unfused bits", async () => {
+  const key = random.key(5);
+  const shapes = [[2, 3, 4, 8], [8], [4, 8], [4, 8]];
+  const data = await Promise.all(shapes.map(async (s, i) => {
+    const t = random.normal(random.split(key, 4)[i], s);
+    return [await t.data(), t.dispose()][0] as Float32Array;
+  }));
+  const results: string[][] = [];
+  for (const fuses of [null, MOVEMENT, { ...MOVEMENT, maxInputs: 3 }]) {
+    await setBackend("cpu-fused-reference");
+    movement = fuses;
+    const xs = data.map((d, i) => reshape(tensor(d), shapes[i]));
+    try {
+      const f = jit(valueAndGrad(ropeLoss, { argnums: [0, 1] }), { fuse: fuses !== null });
+      results.push(await bits(f(...xs as [Tensor, Tensor, Tensor, Tensor])));
+      const calls = compiled.splice(0).flatMap((p) => p.steps.map((s) => s.call));
+      const windowed = calls.some((c) => c.kernel === "fused" && c.inputs.some((x) => x.window));
+      assert.equal(windowed, fuses !== null, `windowed inputs when fusing: ${JSON.stringify(fuses)}`);
+      f.clear();
+      dispose(xs);
+    } finally {
+      movement = null;
+      await setBackend("cpu");
+    }
+  }
+  assert.deepEqual(results[1], results[0]);
+  assert.deepEqual(results[2], results[0]);
+});
+
+Deno.test("cpu engine: fused programs with views and recompute (no windows: the engine has none) give the unfused bits", async () => {
+  const cpu = getBackend() as Backend & { fuses?: Backend["fuses"] };
+  const saved = cpu.fuses;
+  if (!saved) return; // the TypeScript kernels (no engine) fuse nothing
+  const key = random.key(6);
+  const shapes = [[2, 3, 4, 8], [8], [4, 8], [4, 8]];
+  const xs = shapes.map((s, i) => random.normal(random.split(key, 4)[i], s));
+  const results: string[][] = [];
+  try {
+    for (const fuses of [saved, { ...saved, minElements: 0, views: true, recompute: true }]) {
+      cpu.fuses = fuses;
+      const f = jit(valueAndGrad(ropeLoss, { argnums: [0, 1] }));
+      results.push(await bits(f(...xs as [Tensor, Tensor, Tensor, Tensor])));
+      f.clear();
+    }
+  } finally {
+    cpu.fuses = saved;
+    dispose(xs);
   }
   assert.deepEqual(results[1], results[0]);
 });

@@ -18,6 +18,23 @@ import { fused } from "../backends/webgpu/fused.ts";
 import type { TypedArray } from "../core/dtype.ts";
 import { ProgramTracer } from "./util/program_tracer.ts";
 import { webgpuTests } from "./util/webgpu_suite.ts";
+import {
+  add,
+  dispose,
+  exp,
+  jit,
+  llama,
+  mul,
+  nn,
+  rsqrt,
+  square,
+  sum,
+  type Tensor,
+  tensor,
+  transpose,
+  valueAndGrad,
+} from "../mod.ts";
+import type { Program } from "../backends/program.ts";
 
 const gpuTest = await webgpuTests("webgpu fused");
 
@@ -65,6 +82,15 @@ async function compare(
 }
 
 const n = (x: FusedNode) => x;
+
+/** RoPE (a concatenation of sliced halves; pads in its gradient), a transpose, broadcast reductions, shared values. */
+function ropeLoss(x: Tensor, w: Tensor, cos: Tensor, sin: Tensor): Tensor {
+  const h = llama.applyRope(mul(x, w), cos, sin); // [2, 3, 4, 8]
+  const t = transpose(h, [0, 2, 1, 3]); // [2, 4, 3, 8]
+  const e = exp(mul(t, 0.5));
+  const norm = mul(e, rsqrt(add(sum(square(e), -1, { keepdims: true }), 1e-5)));
+  return add(sum(mul(norm, nn.silu(t))), sum(nn.softmax(add(e, t), -1)));
+}
 
 gpuTest("elementwise chains over broadcast, transposed and offset inputs; int, bool, where, cast", async (b) => {
   const base = b.liveBuffers();
@@ -251,4 +277,90 @@ gpuTest("a call reading more buffers than a kernel binds is split: nodes stored,
   }
   for (const x of xs) b.free(x);
   assert.equal(b.liveBuffers(), base);
+});
+
+gpuTest("windowed inputs: a pad's box with its fill, a concatenation's pieces, a partial middle axis", async (b) => {
+  const base = b.liveBuffers();
+  const t = new ProgramTracer(b);
+  const a = t.input(b.upload(rand(12, 5), "float32")); // [4, 3] padded into columns 1..3 of [4, 6]
+  const p = t.input(b.upload(rand(8, 6), "float32")); // [4, 2]: columns 0..1
+  const q = t.input(b.upload(rand(16, 7), "float32")); // [4, 4]: columns 2..5
+  const m = t.input(b.upload(Int32Array.from({ length: 30 }, (_, i) => i - 11), "int32")); // [2, 3, 5]
+  const f = "float32" as const;
+  const outs = [
+    t.fused([
+      { buf: a, strides: [3, 1], offset: -1, window: { lo: [0, 1], hi: [4, 4] } },
+      { buf: p, strides: [2, 1], offset: 0, window: { lo: [0, 0], hi: [4, 2] } },
+      { buf: q, strides: [4, 1], offset: -2, window: { lo: [0, 2], hi: [4, 6] } },
+    ], {
+      outShape: [4, 6],
+      nodes: [
+        n({ op: "input", input: 0, dtype: f, fill: 7 }),
+        n({ op: "input", input: 1, dtype: f }),
+        n({ op: "input", input: 2, dtype: f, orElse: 1 }),
+        n({ op: "binary", fn: "mul", a: 0, b: 2, dtype: f }),
+      ],
+    }),
+    // [2, 3, 5] placed at rows 1..3 of [2, 4, 5] (fill −3), summed over that axis: the window's axis between
+    // two whole ones, under the reduce schedules.
+    t.fused([{ buf: m, strides: [15, 5, 1], offset: -5, window: { lo: [0, 1, 0], hi: [2, 4, 5] } }], {
+      outShape: [2, 4, 5],
+      nodes: [n({ op: "input", input: 0, dtype: "int32", fill: -3 })],
+      reduce: { op: "sum", outer: 2, reduce: 4, inner: 5 },
+    }),
+  ];
+  await compare(b, t, [a, p, q, m], outs);
+  for (const buf of [a, p, q, m]) b.free(buf);
+  assert.equal(b.liveBuffers(), base, "every buffer released");
+});
+
+gpuTest(
+  "a jitted loss with RoPE's concatenation, its gradient's pads, transposes and recompute: fused as unfused, fewer dispatches",
+  async (b) => {
+    const shapes = [[2, 3, 4, 8], [8], [4, 8], [4, 8]];
+    const xs = shapes.map((s, i) => tensor(rand(s.reduce((p, d) => p * d, 1), 20 + i), s));
+    const compile = b.compile.bind(b), programs: { fused: number; windows: number; dispatches: number }[] = [];
+    Object.assign(b, {
+      compile: (p: Program) => {
+        const c = compile(p), calls = p.steps.map((s) => s.call);
+        const windows = calls.filter((c) => c.kernel === "fused" && c.inputs.some((x) => x.window)).length;
+        programs.push({ fused: calls.filter((c) => c.kernel === "fused").length, windows, dispatches: c.dispatches });
+        return c;
+      },
+    });
+    const results: TypedArray[][] = [];
+    try {
+      for (const fuse of [false, true]) {
+        const f = jit(valueAndGrad(ropeLoss, { argnums: [0, 1] }), { fuse });
+        const [l, [gx, gw]] = f(...xs as [Tensor, Tensor, Tensor, Tensor]);
+        results.push([await l.data(), await gx.data(), await gw.data()]);
+        dispose([l, gx, gw]);
+        f.clear();
+      }
+    } finally {
+      delete (b as { compile?: unknown }).compile;
+      dispose(xs);
+    }
+    results[1].forEach((r, i) => close(r, results[0][i], `output ${i}`));
+    const [plain, fused] = programs;
+    assert.ok(fused.windows >= 1, `${fused.windows} fused calls with windowed inputs`);
+    assert.ok(fused.dispatches < plain.dispatches / 2, `${fused.dispatches} dispatches, ${plain.dispatches} unfused`);
+  },
+);
+
+gpuTest("a concatenation of more inputs than a kernel binds: one dispatch per group, the cpu's values", async (b) => {
+  const per = b.engine.limits.maxStorageBuffersPerShaderStage - 2, count = per + 4;
+  const widths = Array.from({ length: count }, (_, k) => (k === 2 ? 0 : 1 + (k % 3))); // one piece empty
+  const outer = 3, total = widths.reduce((a, w) => a + w, 0);
+  const datas = widths.map((w, k) => rand(outer * w, 40 + k));
+  const xs = datas.map((d) => b.upload(d, "float32"));
+  const d0 = b.engine.stats.dispatches;
+  const out = b.concat(xs, outer, widths);
+  assert.equal(b.engine.stats.dispatches - d0, 2, `${count - 1} pieces (${per} a kernel): two dispatches`);
+  const want = new Float32Array(outer * total);
+  for (let o = 0, at = 0; o < outer; o++) {
+    datas.forEach((d, k) => want.set(d.subarray(o * widths[k], (o + 1) * widths[k]), (at += widths[k]) - widths[k]));
+  }
+  assert.deepEqual(await b.read(out), want);
+  for (const x of [...xs, out]) b.free(x);
 });

@@ -158,6 +158,30 @@ gpuTest("an out-of-range take index fails the next read, naming it; later reads 
   });
 });
 
+gpuTest(
+  "the first of several bad indices is named, in one dispatch: gather, an empty-row gather, scatterAdd",
+  async (b) => {
+    const idx = b.upload(Int32Array.from([1, 0, 9, -4, 12, 2]), "int32");
+    const table = b.upload(Float32Array.from([1, 2, 3, 4, 5, 6]), "float32");
+    const upd = b.fill("float32", 12, 1);
+    const first = /index 9 at position 2 is out of range \[0, 3\)/;
+    for (
+      const [name, run, count] of [
+        ["gather", () => b.gather(table, 3, 2, idx), 1],
+        ["gather of empty rows", () => b.gather(table, 3, 0, idx), 1],
+        ["scatterAdd", () => b.scatterAdd(idx, upd, 3, 2), 2],
+      ] as const
+    ) {
+      const d0 = b.engine.stats.dispatches;
+      const out = run();
+      assert.equal(b.engine.stats.dispatches - d0, count, `${name}: dispatches`);
+      await assert.rejects(() => b.read(out), first, name);
+      b.free(out);
+    }
+    for (const x of [idx, table, upd]) b.free(x);
+  },
+);
+
 gpuTest("device loss gives a clear Error on the next op", async () => {
   const b = await createWebGpuBackend();
   const buf = b.fill("float32", 4, 1);

@@ -122,7 +122,7 @@ export class CpuBackend implements Backend {
    * jit fuses elementwise chains for this backend where the engine runs them (see `fused`). Assignable, so
    * tests can fuse at small shapes (`minElements: 0`).
    */
-  fuses?: { readonly reduce: boolean; readonly minElements?: number };
+  fuses?: Backend["fuses"];
 
   /** A cpu backend; `opts` can turn the wasm engine off or change when kernels split across threads. */
   constructor(opts: CpuBackendOptions = {}) {
@@ -861,6 +861,8 @@ const FUSED_ROWS = 4096, FUSED_MAX_BLOCK = 1 << 20;
  * takes per thread; null where a node has no engine form (then the kernels it stands for run).
  */
 function fusedProgram(c: FusedCall, ins: CpuBuffer[]): { words: number[]; scratchBytes: number } | null {
+  // The engine has no windowed reads (cpu `fuses` never asks for them).
+  if (c.inputs.some((x) => x.window) || c.nodes.some((n) => n.op === "window")) return null;
   const [dims, st] = layout(c.outShape, c.inputs.map((x) => x.strides));
   const R = dims.length, N = c.nodes.length, dense = stridesOf(dims);
   const words = [R, N, c.inputs.length, FUSED_CHUNK, -1, 0, 0, 0, sizeOf(dims), 0, 0, 0, ...dims];

@@ -29,15 +29,29 @@ export class WebGpuBackend implements Backend {
 
   /** Wraps a runtime (see engine.ts); use {@link createWebGpuBackend} from device.ts to make one. */
   constructor(readonly engine: Engine) {
-    this.fuses = { reduce: true, maxInputs: maxFusedInputs(engine.limits) };
+    this.fuses = {
+      reduce: true,
+      windows: true,
+      views: true,
+      recompute: true,
+      maxInputs: maxFusedInputs(engine.limits),
+    };
   }
 
   /**
-   * `compile` lowers fused calls (fused.ts), reduce prologues included; one
-   * kernel reads at most `maxInputs` distinct buffers (the device's storage
-   * bindings less the output and params), a limit jit's fusion respects.
+   * `compile` lowers fused calls (fused.ts), reduce prologues and windowed
+   * reads (pads, concatenations) included; jit recomputes cheap chains in
+   * each kernel that reads them (a dispatch costs more than a few recomputed
+   * ops); one kernel reads at most `maxInputs` distinct buffers (the device's
+   * storage bindings less the output and params), a limit jit's fusion respects.
    */
-  readonly fuses: { readonly reduce: true; readonly maxInputs: number };
+  readonly fuses: {
+    readonly reduce: true;
+    readonly windows: true;
+    readonly views: true;
+    readonly recompute: true;
+    readonly maxInputs: number;
+  };
 
   #get(b: BackendBuffer): GpuBuffer {
     if (!(b instanceof GpuBuffer)) throw new Error("webgpu backend: got a buffer from another backend");

@@ -16,10 +16,11 @@
  * @module
  */
 import type { FusedCall, FusedInput, FusedNode, ValueId } from "../program.ts";
+import type { DType } from "../../core/dtype.ts";
 import type { EngineLimits, GpuBuffer, KernelHost } from "./engine.ts";
-import { binaryLets, castExpr, collapse, unaryLets, whereLets } from "./elementwise.ts";
+import { binaryLets, castExpr, unaryLets, whereLets } from "./elementwise.ts";
 import { reduceOf } from "./reduce.ts";
-import { type Binding, contiguous, declare, entry, PRELUDE, wgslType } from "./wgsl.ts";
+import { type Binding, contiguous, declare, entry, PRELUDE, wgslType, wordOf } from "./wgsl.ts";
 
 /** Workgroup size of the elementwise form. */
 const WG = 256;
@@ -45,7 +46,13 @@ export function fused(host: KernelHost, c: FusedCall, get: (v: ValueId) => GpuBu
 }
 
 const operands = (n: FusedNode): number[] =>
-  n.op === "input" ? [] : n.op === "binary" ? [n.a, n.b] : n.op === "where" ? [n.cond, n.a, n.b] : [n.x];
+  n.op === "input" || n.op === "window"
+    ? [...(n.op === "window" ? [n.x] : []), ...(n.orElse === undefined ? [] : [n.orElse])]
+    : n.op === "binary"
+    ? [n.a, n.b]
+    : n.op === "where"
+    ? [n.cond, n.a, n.b]
+    : [n.x];
 
 /**
  * Nodes to store so that every kernel reads at most `max` distinct values: in
@@ -56,11 +63,13 @@ function splitPoints(c: FusedCall, max: number): Set<number> {
   const stored = new Set<number>(), reads: Set<string>[] = [];
   const of = (k: number) => (stored.has(k) ? new Set([`n${k}`]) : reads[k]);
   c.nodes.forEach((n, k) => {
-    if (n.op === "input") return void (reads[k] = new Set([`v${c.inputs[n.input]?.value}`]));
-    const union = () => new Set(operands(n).flatMap((o) => [...of(o)]));
+    if (n.op === "input" && n.orElse === undefined) return void (reads[k] = new Set([`v${c.inputs[n.input]?.value}`]));
+    const own = n.op === "input" ? [`v${c.inputs[n.input]?.value}`] : [];
+    const union = () => new Set([...own, ...operands(n).flatMap((o) => [...of(o)])]);
     let r = union();
     while (r.size > max) {
       const widest = operands(n).filter((o) => !stored.has(o)).sort((a, b) => of(b).size - of(a).size)[0];
+      if (widest === undefined) break; // a fallback chain's own read and its stored operand: two values at most
       stored.add(widest);
       r = union();
     }
@@ -83,12 +92,16 @@ function extract(c: FusedCall, root: number, stored: ReadonlySet<number>): Fused
   for (const k of [...keep].sort((a, b) => a - b)) {
     const n = c.nodes[k], m = (o: number) => at.get(o)!;
     at.set(k, nodes.length);
-    if (n.op === "input" || (k !== root && stored.has(k))) {
-      const x = n.op === "input" ? c.inputs[n.input] : { value: -1 - k, strides: dense, offset: 0 };
-      nodes.push({ op: "input", input: inputs.push(x) - 1, dtype: n.dtype });
+    if (k !== root && stored.has(k)) {
+      nodes.push({ op: "input", input: inputs.push({ value: -1 - k, strides: dense, offset: 0 }) - 1, dtype: n.dtype });
+    } else if (n.op === "input") {
+      const orElse = n.orElse === undefined ? {} : { orElse: m(n.orElse) };
+      nodes.push({ ...n, input: inputs.push(c.inputs[n.input]) - 1, ...orElse });
     } else if (n.op === "binary") nodes.push({ ...n, a: m(n.a), b: m(n.b) });
     else if (n.op === "where") nodes.push({ ...n, cond: m(n.cond), a: m(n.a), b: m(n.b) });
-    else nodes.push({ ...n, x: m(n.x) });
+    else if (n.op === "window") {
+      nodes.push({ ...n, x: m(n.x), ...(n.orElse === undefined ? {} : { orElse: m(n.orElse) }) });
+    } else nodes.push({ ...n, x: m(n.x) });
   }
   return { kernel: "fused", inputs, outShape: c.outShape, nodes };
 }
@@ -116,35 +129,85 @@ function kernel(host: KernelHost, c: FusedCall, get: (v: ValueId) => GpuBuffer):
   return out;
 }
 
+/**
+ * Merges adjacent axes as `collapse` does, except that an axis on which some input's window is partial stays
+ * an axis of its own (its bounds are then checked on its coordinate); per input its window over the result.
+ */
+function collapseWindowed(c: FusedCall) {
+  const boxes = [...c.inputs.map((x) => x.window), ...c.nodes.map((n) => (n.op === "window" ? n : undefined))];
+  const partial = (k: number) => boxes.some((b) => b && (b.lo[k] !== 0 || b.hi[k] !== c.outShape[k]));
+  const shape: number[] = [], axes: number[] = [], strides = c.inputs.map(() => [] as number[]);
+  for (let k = 0; k < c.outShape.length; k++) {
+    const d = c.outShape[k];
+    if (d === 1 && !partial(k)) continue;
+    const last = shape.length - 1;
+    const merge = last >= 0 && !partial(k) && axes[last] < 0 &&
+      c.inputs.every((x, j) => strides[j][last] === x.strides[k] * d);
+    if (merge) {
+      shape[last] *= d;
+      c.inputs.forEach((x, j) => (strides[j][last] = x.strides[k]));
+    } else {
+      shape.push(d);
+      axes.push(partial(k) ? k : -1);
+      c.inputs.forEach((x, j) => strides[j].push(x.strides[k]));
+    }
+  }
+  // A box's bounds checked on the coordinates of the merged axes ("" where it covers them all).
+  const inside = (box: { lo: readonly number[]; hi: readonly number[] } | undefined) =>
+    box
+      ? axes.flatMap((k, a) =>
+        k >= 0 && (box.lo[k] !== 0 || box.hi[k] !== c.outShape[k])
+          ? [`c${a} >= ${box.lo[k]}u && c${a} < ${box.hi[k]}u`]
+          : []
+      ).join(" && ")
+      : "";
+  return { shape, strides, inside };
+}
+
 /** `fn load(e: u32) -> T`: the call's expression at flat index e of its `outShape`. */
 function loadFn(c: FusedCall, binding: readonly number[], bufs: readonly GpuBuffer[]): string {
   const fail = (what: string): never => {
     throw new Error(`webgpu: fused kernel: ${what}`);
   };
-  // Merged axes: most inputs become contiguous (offset + e) or scalar (offset); the rest need coordinates.
-  const { shape, strides } = collapse(c.outShape, c.inputs.map((x) => x.strides));
+  // Merged axes: most inputs become contiguous (offset + e) or scalar (offset); the rest need coordinates, as do
+  // windows (an input read in a box: a load of the box's index where inside, else the node's fallback).
+  const { shape, strides, inside: insideOf } = collapseWindowed(c);
+  const inside = c.inputs.map((x) => insideOf(x.window));
+  const boxes = c.nodes.map((n) => (n.op === "window" ? insideOf(n) : ""));
   const dense = contiguous(shape);
   const lines: string[] = [];
   const index = c.inputs.map((x, j) => {
     const s = strides[j], off = `${x.offset >>> 0}u`;
-    if (s.every((v) => v === 0)) return off;
-    if (s.every((v, k) => v === dense[k])) return `${off} + e`;
+    if (!inside[j] && s.every((v) => v === 0)) return off;
+    if (!inside[j] && s.every((v, k) => v === dense[k])) return `${off} + e`;
     return off + s.map((v, k) => (v ? ` + c${k} * ${v >>> 0}u` : "")).join("");
   });
-  if (index.some((ix) => ix.includes(" + c"))) {
+  if (index.some((ix) => ix.includes(" + c")) || inside.some((x) => x) || boxes.some((x) => x)) {
     lines.push("var r = e;");
     for (let k = shape.length - 1; k > 0; k--) lines.push(`let c${k} = r % ${shape[k]}u; r = r / ${shape[k]}u;`);
     lines.push("let c0 = r;");
   }
   const v = (k: number, at: number) => (k >= 0 && k < at ? `v${k}` : fail(`node ${at} reads node ${k}`));
   const t = (k: number) => c.nodes[k].dtype;
+  // A windowed node's value outside its box.
+  const other = (n: { dtype: DType; fill?: number; orElse?: number }, k: number) => {
+    if (n.orElse !== undefined && t(n.orElse) !== n.dtype) fail(`node ${k} falls back on a ${t(n.orElse)} node`);
+    return n.orElse !== undefined ? v(n.orElse, k) : `bitcast<${wgslType(n.dtype)}>(${wordOf(n.dtype, n.fill ?? 0)}u)`;
+  };
   c.nodes.forEach((n, k) => {
     const y = `v${k}`;
     if (n.op === "input") {
       const j = n.input;
       if (!(j >= 0 && j < c.inputs.length)) fail(`node ${k} reads input ${j} of ${c.inputs.length}`);
       if (bufs[binding[j]].dtype !== n.dtype) fail(`node ${k} reads input ${j} as ${n.dtype}`);
-      lines.push(`let ${y} = x${binding[j]}[${index[j]}];`);
+      if (!inside[j]) return void lines.push(`let ${y} = x${binding[j]}[${index[j]}];`);
+      lines.push(`let in${k} = ${inside[j]};`);
+      lines.push(`let ${y} = select(${other(n, k)}, x${binding[j]}[select(0u, ${index[j]}, in${k})], in${k});`);
+    } else if (n.op === "window") {
+      if (t(n.x) !== n.dtype) fail(`node ${k} windows a ${t(n.x)} node as ${n.dtype}`);
+      lines.push(
+        boxes[k] ? `let ${y} = select(${other(n, k)}, ${v(n.x, k)}, ${boxes[k]});` : `let ${y} = ${v(n.x, k)};`,
+      );
     } else if (n.op === "unary") lines.push(unaryLets(n.fn, t(n.x), n.dtype, v(n.x, k), y));
     else if (n.op === "binary") lines.push(binaryLets(n.fn, t(n.a), t(n.b), n.dtype, v(n.a, k), v(n.b, k), y));
     else if (n.op === "where") {

@@ -148,13 +148,13 @@ export class ProgramTracer implements Kernels {
 
   /** A fused call (inputs as buffers), run eagerly as the kernels it stands for ({@link fusedByKernels}). */
   fused(
-    inputs: readonly (StridedInput & { offset: number })[],
+    inputs: readonly (StridedInput & { offset: number; window?: FusedCall["inputs"][number]["window"] })[],
     call: Omit<FusedCall, "kernel" | "inputs">,
   ): BackendBuffer {
     const byBuf = (id: Id) => ({
       ...call,
       kernel: "fused" as const,
-      inputs: inputs.map((x) => ({ ...this.#s(x, id), offset: x.offset })),
+      inputs: inputs.map((x) => ({ ...this.#s(x, id), offset: x.offset, ...(x.window ? { window: x.window } : {}) })),
     });
     const bufs = inputs.map((x) => x.buf);
     const eager = fusedByKernels(this.backend, byBuf((b) => bufs.indexOf(b)), (i) => bufs[i]);
