@@ -516,8 +516,16 @@ export class CpuBackend implements Backend {
         (parts) => {
           const per = Math.ceil(parts / batch);
           const byRows = M >= N;
-          // Blocks of at least 4 tiles, so that repacking the shared operand stays small.
-          const chunks = Math.max(1, Math.min(per, Math.floor(byRows ? M / (4 * e.MR) : N / (4 * e.NR))));
+          // Every block packs the whole shared operand again (op(B) for a block of rows, op(A) for a block of
+          // columns): blocks of at least 128 rows (columns) keep that small beside the block's own work (the LM
+          // head's [64 × 32000]·[32000 × 288] split 8 ways packed its 8 MB A 8 times), yet as many blocks as
+          // threads where each still has 4 tiles.
+          const extent = byRows ? M : N, threads = Math.ceil(parts / PARTS_PER_THREAD);
+          const fit = Math.max(
+            Math.floor(extent / 128),
+            Math.min(threads, Math.floor(extent / (4 * (byRows ? e.MR : e.NR)))),
+          );
+          const chunks = Math.max(1, Math.min(per, fit));
           const args: number[][] = [];
           offsets.forEach(([ao, bo], n) => {
             const a0 = A + ao * 4, b0 = B + bo * 4, c0 = C + n * plane * 4;
