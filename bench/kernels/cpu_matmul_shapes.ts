@@ -3,8 +3,8 @@
  * r = 8) on the cpu backend with its worker pool: each distinct shape as the step calls it (listed from a
  * traced step: batch, M, K, N, transposes, whether B is shared by the batch), its ms per call and GFLOP/s, and
  * its ms per step (calls × ms), and the CPU time of all threads per call (robust where other processes share the
- * machine). The LM head's two shapes, [64 × 288]·[288 × 32000] and [64 × 32000]·[32000 ×
- * 288] per 64-row chunk of linearCrossEntropy, are more than half of the step's 67 GFLOP.
+ * machine). The LM head's two shapes, [256 × 288]·[288 × 32000] and [256 × 32000]·[32000 × 288] per 256-row
+ * chunk of linearCrossEntropy, are more than half of the step's 67 GFLOP.
  *
  *   deno run -A bench/kernels/cpu_matmul_shapes.ts [--threads 2] [--ms 300]
  * @module
@@ -44,8 +44,8 @@ const s = (
 
 /** The step's matmuls, most flops first (listed from a traced TL6 step at the shape above). */
 export const TL6_STEP_MATMULS: readonly StepMatmul[] = [
-  s("head fwd", 1, 64, 288, 32000, false, true, true, 16),
-  s("head dx", 1, 64, 32000, 288, false, false, true, 16),
+  s("head fwd", 1, 256, 288, 32000, false, true, true, 4),
+  s("head dx", 1, 256, 32000, 288, false, false, true, 4),
   s("w1/w3 fwd", 4, 256, 288, 768, false, true, true, 12),
   s("w1/w3 dx", 4, 256, 768, 288, false, false, true, 12),
   s("qkvo fwd", 4, 256, 288, 288, false, true, true, 24),
