@@ -117,3 +117,31 @@ Deno.test("cpu engine: a split kernel's part table lies inside one heap block, e
     await setBackend("cpu");
   }
 });
+
+Deno.test("cpu engine: a batch of products sharing one B (a layer's weight) gives each product's own bits, on 1 and 2 threads", async () => {
+  const saved = cpuThreads();
+  const { matmul, dispose, slice } = await import("../mod.ts");
+  const { normal } = await import("../core/random.ts");
+  try {
+    if (new CpuBackend().kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
+    const bitsOf = async (t: Tensor) => new Uint32Array((await t.data()).slice().buffer);
+    for (const [threads, transB] of [[1, false], [2, false], [1, true], [2, true]] as const) {
+      setCpuThreads(threads);
+      await cpuWorkersReady();
+      await setBackend("cpu-split-all");
+      // [3, 37, 300] · [300, 45]: run as one product of 111 rows; each slice alone is a product of 37.
+      const a = normal(key(3), [3, 37, 300]), w = normal(key(4), transB ? [45, 300] : [300, 45]);
+      const all = matmul(a, w, { transB });
+      for (let n = 0; n < 3; n++) {
+        const an = slice(a, [n, 0, 0], [n + 1, 37, 300]), cn = matmul(an, w, { transB });
+        const part = slice(all, [n, 0, 0], [n + 1, 37, 45]);
+        assert.deepEqual(await bitsOf(part), await bitsOf(cn), `product ${n}, ${threads} thread(s), transB ${transB}`);
+        dispose([an, cn, part]);
+      }
+      dispose([a, w, all]);
+    }
+  } finally {
+    setCpuThreads(saved);
+    await setBackend("cpu");
+  }
+});

@@ -97,6 +97,16 @@ function layout(shape: readonly number[], strides: readonly (readonly number[])[
 }
 
 /** The reference backend: the TypeScript kernels, with the wasm engine wherever it applies. */
+/** Whether product n of a batched matmul spec starts its A at n·`size` (row-major batch, no broadcast). */
+function rowsFollow(s: MatmulSpec, size: number): boolean {
+  let stride = size;
+  for (let i = s.batchShape.length - 1; i >= 0; i--) {
+    if (s.batchShape[i] > 1 && s.aBatchStrides[i] !== stride) return false;
+    stride *= s.batchShape[i];
+  }
+  return true;
+}
+
 export class CpuBackend implements Backend {
   readonly name = "cpu";
   #live = 0;
@@ -448,6 +458,13 @@ export class CpuBackend implements Backend {
     const { M, K, N } = s;
     const plane = M * N;
     const big = M > 1 && N > 1 && K > 0 && M * N * K >= WASM_MIN_MNK;
+    if (big && batch > 1 && !s.transA && s.bBatchStrides.every((x) => x === 0) && rowsFollow(s, M * K)) {
+      // One B for the whole batch (a layer's weight) and A's products one after another: a single product of
+      // batch·M rows, whose packed B serves every row block instead of being packed again for each product.
+      // Each element is computed exactly as before.
+      const one: MatmulSpec = { ...s, batchShape: [], aBatchStrides: [], bBatchStrides: [], M: batch * M };
+      return this.#matmul(sink, a, b, one, out);
+    }
     const offsets: [number, number][] = [];
     const idx = new Array<number>(s.batchShape.length).fill(0);
     for (let n = 0; n < batch; n++) {
@@ -522,8 +539,17 @@ export class CpuBackend implements Backend {
         (parts) => {
           const per = Math.ceil(parts / batch);
           const byRows = M >= N;
-          // Blocks of at least 4 tiles, so that repacking the shared operand stays small.
-          const chunks = Math.max(1, Math.min(per, Math.floor(byRows ? M / (4 * e.MR) : N / (4 * e.NR))));
+          // Every block packs the whole shared operand again (op(B) for a block of rows, op(A) for a block of
+          // columns): blocks of at least 256 rows (columns) keep that small beside the block's own work (the LM
+          // head's [64 × 32000]·[32000 × 288] split 8 ways packed its 8 MB A 8 times; a layer's [1024 × 288]·
+          // [288 × 768] packs its weight 4 times, not 8), yet as many blocks as threads where each still has 4
+          // tiles.
+          const extent = byRows ? M : N, threads = Math.ceil(parts / PARTS_PER_THREAD);
+          const fit = Math.max(
+            Math.floor(extent / 256),
+            Math.min(threads, Math.floor(extent / (4 * (byRows ? e.MR : e.NR)))),
+          );
+          const chunks = Math.max(1, Math.min(per, fit));
           const args: number[][] = [];
           offsets.forEach(([ao, bo], n) => {
             const a0 = A + ao * 4, b0 = B + bo * 4, c0 = C + n * plane * 4;
