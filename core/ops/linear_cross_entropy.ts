@@ -76,7 +76,7 @@ export function linearCrossEntropy(
   }
   const [N, V] = [x.shape[0], weight.shape[0]];
   // A multiple of 8 rows where that fits: the matmul kernels tile rows by 4 and 8 (65 rows ran 25–35% slower
-  // than 64 on webgpu; at V = 32000 the rows that fit are 65).
+  // than 64 on webgpu).
   const fit = Math.floor(CHUNK_ELEMENTS / V);
   const chunk = opts.chunk ?? (fit >= 8 ? fit - (fit % 8) : Math.max(1, fit));
   if (!Number.isInteger(chunk) || chunk < 1) {
