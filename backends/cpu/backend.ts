@@ -96,7 +96,6 @@ function layout(shape: readonly number[], strides: readonly (readonly number[])[
   return dims.length === 0 ? [[1], st.map(() => [0])] : [dims, st];
 }
 
-/** The reference backend: the TypeScript kernels, with the wasm engine wherever it applies. */
 /** Whether product n of a batched matmul spec starts its A at n·`size` (row-major batch, no broadcast). */
 function rowsFollow(s: MatmulSpec, size: number): boolean {
   let stride = size;
@@ -107,6 +106,7 @@ function rowsFollow(s: MatmulSpec, size: number): boolean {
   return true;
 }
 
+/** The reference backend: the TypeScript kernels, with the wasm engine wherever it applies. */
 export class CpuBackend implements Backend {
   readonly name = "cpu";
   #live = 0;
