@@ -189,6 +189,19 @@ def bench_ops():
     return out
 
 
+def peak_rss_mib():
+    """VmHWM of this process in MiB (Linux). Not ru_maxrss: Linux carries that across execve from the process that
+    forked this one, so a child of a large process (the bench, at several GiB) would report the parent's size."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
@@ -202,8 +215,8 @@ def main():
         result["ops"] = bench_ops()
     if args.only in (None, "train"):
         result["train"] = {m: bench_train(m, args.reps) for m in args.methods.split(",")}
-    # Peak resident memory of this process (Linux reports KiB): with --methods tl6, that step's peak.
-    result["peakRssMiB"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # Peak resident memory of this process: with --methods tl6, that step's peak.
+    result["peakRssMiB"] = peak_rss_mib()
     print(json.dumps(result))
 
 
