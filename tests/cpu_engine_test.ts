@@ -52,6 +52,39 @@ Deno.test("heap: freed blocks are reused by requests of their class; memory grow
   assert.equal(h.alloc(2 ** 30), -1, "past the memory's maximum: -1, not a throw");
 });
 
+Deno.test("heap: large blocks come from merged free extents (best fit), so freed memory serves other sizes", () => {
+  const MiB = 2 ** 20, h = new Heap(new WebAssembly.Memory({ initial: 1, maximum: 1024 }), 128);
+  const a = h.alloc(MiB), b = h.alloc(MiB), c = h.alloc(MiB), guard = h.alloc(MiB);
+  h.release(b, MiB), h.release(a, MiB);
+  assert.equal(h.alloc(2 * MiB), a, "two released neighbours merge into one block of twice the size");
+  h.release(a, 2 * MiB), h.release(c, MiB);
+  const top = h.reserved;
+  assert.equal(h.alloc(3 * MiB), a, "three neighbours, released in any order, serve a block of 3 MiB");
+  assert.equal(h.reserved, top, "no growth while freed memory fits");
+  const half = h.alloc(MiB / 2);
+  assert.ok(half > guard, "nothing left below: the next block comes from the top");
+  // Random large sizes in and out: live blocks never overlap, and releasing everything merges it all again.
+  const live = new Map<number, number>();
+  let s = 7;
+  const rand = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+  for (let i = 0; i < 2000; i++) {
+    if (live.size > 0 && rand() < 0.45) {
+      const ptrs = [...live.keys()], ptr = ptrs[Math.floor(rand() * ptrs.length)];
+      h.release(ptr, live.get(ptr)!), live.delete(ptr);
+    } else {
+      const bytes = MiB / 4 + Math.ceil(rand() * rand() * 3 * MiB);
+      const ptr = h.alloc(bytes);
+      if (ptr < 0) continue;
+      const end = ptr + sizeClass(bytes);
+      for (const [q, n] of live) assert.ok(end <= q || q + sizeClass(n) <= ptr, `block ${ptr} overlaps ${q}`);
+      assert.ok(end <= h.reserved);
+      live.set(ptr, bytes);
+    }
+  }
+  for (const [ptr, n] of [...live, [a, 3 * MiB], [guard, MiB], [half, MiB / 2]]) h.release(ptr, n);
+  assert.equal(h.alloc(40 * MiB) > 0, true, "after everything is released, one 40 MiB block fits in 64 MiB");
+});
+
 // Operands with NaN, infinities, signed zeros and ordinary values.
 function data(n: number, seed: number): Float32Array {
   const x = new Float32Array(n);

@@ -5,9 +5,13 @@
  * Blocks come in size classes, four per power of two (so at most 25% of a block is slack), 64-byte
  * aligned; a freed block goes on its class's free list and the next request of that class takes it back
  * (like PyTorch's caching allocator or tfjs's buffer pool: a training step allocates the same sizes every
- * step, so after the first step almost nothing is new). Fresh blocks come from the top of memory, which
- * grows in pages; memory never shrinks. When the memory cannot grow (wasm32 addresses 4 GiB), `alloc`
- * returns -1 and the caller keeps that buffer outside, in a plain typed array.
+ * step, so after the first step almost nothing is new). Blocks of EXTENT_MIN bytes and more are cut from
+ * free extents instead (best fit; the rest of the extent stays free) and merge with free neighbours when
+ * released, so memory freed by one model serves the different sizes of the next one in the same process
+ * (with class lists only, a process that trained three models in turn filled the 4 GiB with free blocks of
+ * the first two, and the third's buffers fell back to typed arrays, 7× slower). Fresh blocks come from the
+ * top of memory, which grows in pages; memory never shrinks. When the memory cannot grow (wasm32 addresses
+ * 4 GiB), `alloc` returns -1 and the caller keeps that buffer outside, in a plain typed array.
  * @module
  */
 
@@ -23,6 +27,8 @@ const ALIGN = 64;
  */
 const BIG_BLOCK = 16 * 2 ** 20;
 const SOFT_LIMIT = MAX_PAGES * PAGE - 2 ** 29;
+/** Blocks from this size up come from merging free extents (few and large: a linear best-fit search is cheap). */
+const EXTENT_MIN = 2 ** 18;
 
 /** The size class (block bytes) a request of `bytes` is served from. */
 export function sizeClass(bytes: number): number {
@@ -36,6 +42,8 @@ export function sizeClass(bytes: number): number {
 export class Heap {
   #top: number;
   readonly #free = new Map<number, number[]>();
+  /** Free extents of blocks ≥ EXTENT_MIN, by address; never adjacent (released neighbours merge), none ends at the top. */
+  readonly #extents: { ptr: number; size: number }[] = [];
   #f32: Float32Array;
   #i32: Int32Array;
   #u8: Uint8Array;
@@ -83,11 +91,32 @@ export class Heap {
   /** A block of at least `bytes`; returns its address and class, or -1 when memory cannot grow. */
   alloc(bytes: number): number {
     const cls = sizeClass(bytes);
+    if (cls >= EXTENT_MIN) return this.#fromExtents(cls);
     const list = this.#free.get(cls);
     if (list !== undefined && list.length > 0) {
       this.inUse += cls;
       return list.pop()!;
     }
+    return this.#fromTop(cls);
+  }
+
+  /** A block of `cls` bytes from the smallest free extent it fits in, else from the top. */
+  #fromExtents(cls: number): number {
+    const ext = this.#extents;
+    let best = -1;
+    for (let i = 0; i < ext.length; i++) {
+      if (ext[i].size >= cls && (best < 0 || ext[i].size < ext[best].size)) best = i;
+    }
+    if (best < 0) return this.#fromTop(cls);
+    const e = ext[best], ptr = e.ptr;
+    if (e.size === cls) ext.splice(best, 1);
+    else e.ptr += cls, e.size -= cls;
+    this.inUse += cls;
+    return ptr;
+  }
+
+  /** A fresh block of `cls` bytes at the top of memory, growing it; -1 when it cannot grow. */
+  #fromTop(cls: number): number {
     const ptr = this.#top, end = ptr + cls;
     if (cls >= BIG_BLOCK && end > SOFT_LIMIT) return -1;
     const have = this.memory.buffer.byteLength;
@@ -112,12 +141,31 @@ export class Heap {
     return ptr;
   }
 
-  /** Returns a block from `alloc(bytes)` (same `bytes`) to its free list. */
+  /** Returns a block from `alloc(bytes)` (same `bytes`) to its free list, or merges it into the free extents. */
   release(ptr: number, bytes: number): void {
     const cls = sizeClass(bytes);
     this.inUse -= cls;
+    if (cls >= EXTENT_MIN) return this.#toExtents(ptr, cls);
     let list = this.#free.get(cls);
     if (list === undefined) this.#free.set(cls, list = []);
     list.push(ptr);
+  }
+
+  /** Adds [ptr, ptr + size) to the free extents, merged with free neighbours; one that reaches the top lowers it. */
+  #toExtents(ptr: number, size: number): void {
+    const ext = this.#extents;
+    let lo = 0, hi = ext.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (ext[mid].ptr < ptr) lo = mid + 1;
+      else hi = mid;
+    }
+    let at = lo, start = ptr, end = ptr + size, merged = 0;
+    if (at > 0 && ext[at - 1].ptr + ext[at - 1].size === start) at--, start = ext[at].ptr, merged++;
+    if (lo < ext.length && ext[lo].ptr === end) end += ext[lo].size, merged++;
+    if (end === this.#top) {
+      ext.splice(at, merged);
+      this.#top = start;
+    } else ext.splice(at, merged, { ptr: start, size: end - start });
   }
 }
