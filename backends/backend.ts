@@ -156,17 +156,24 @@ export interface Backend {
   compile?(program: Program): CompiledProgram;
   /**
    * Present where `compile` lowers fused kernels (`FusedCall`, see ./program.ts): jit then fuses the
-   * elementwise chains of a program first (see jit/fuse.ts `FuseOptions`); `reduce`: also into the reduction
-   * that reads a chain; `minElements`: steps over fewer elements stay unfused; `windows`: pads and
-   * concatenations become windowed inputs of the kernels that read them; `recompute`: a cheap chain read by
-   * several kernels is computed inside each; `maxInputs`: the most distinct values one fused kernel reads.
+   * elementwise chains of a program first (jit/fuse.ts), as far as these say.
    */
   readonly fuses?: {
+    /** Fuse a group into the `reduce` that reads its result. */
     readonly reduce: boolean;
+    /** Steps over fewer elements stay unfused (where a fused kernel's fixed cost exceeds the calls it saves). */
     readonly minElements?: number;
+    /** Pads and concatenations become windowed inputs (`FusedInput.window`) of the kernels reading them. */
     readonly windows?: boolean;
+    /**
+     * A producer read through a broadcast, transposed or sliced view (by a strided copy, or an elementwise step's
+     * broadcast operand) is computed at that view inside its reader's kernel, where its own reads compose with
+     * it; a strided copy of a computed value is then one kernel.
+     */
     readonly views?: boolean;
+    /** A cheap producer read from several kernels is computed inside each of them (jit/fuse.ts `RECOMPUTE`). */
     readonly recompute?: boolean;
+    /** The most distinct values a fused kernel reads: a producer that would take a kernel past it is stored. */
     readonly maxInputs?: number;
   };
 }

@@ -33,27 +33,11 @@ import {
   type Step,
   type ValueId,
 } from "../backends/program.ts";
+import type { Backend } from "../backends/backend.ts";
 import { lastUses } from "./passes.ts";
 
-/** What a backend's fused kernels take (see `Backend.fuses`). */
-export interface FuseOptions {
-  /** Fuse a group into the `reduce` that reads its result. */
-  readonly reduce: boolean;
-  /** Steps over fewer elements stay unfused (where a fused kernel's fixed cost exceeds the calls it saves). */
-  readonly minElements?: number;
-  /** Pads and concatenations become windowed inputs (`FusedInput.window`) of the kernels reading them. */
-  readonly windows?: boolean;
-  /**
-   * A producer read through a broadcast, transposed or sliced view (by a strided copy, or an elementwise step's
-   * broadcast operand) is computed at that view inside its reader's kernel, where its own reads compose with it;
-   * a strided copy of a computed value is then one kernel.
-   */
-  readonly views?: boolean;
-  /** A cheap producer read from several kernels is computed inside each of them (see {@link RECOMPUTE}). */
-  readonly recompute?: boolean;
-  /** The most distinct values a fused kernel reads: a producer that would take a kernel past it is stored. */
-  readonly maxInputs?: number;
-}
+/** What a backend's fused kernels take: its `Backend.fuses`. */
+export type FuseOptions = NonNullable<Backend["fuses"]>;
 
 /**
  * Bounds of recomputation: a producer of more than `smallElements` elements (fewer cost less than the
