@@ -223,6 +223,14 @@ export function castData(x: usize, out: usize, n: i32, from: i32, to: i32): void
   }
 }
 
+/** Copies a row of n 32-bit elements from src (element stride ia) to the contiguous dst: where32's selected rows. */
+@inline function copyRow(dst: usize, src: usize, n: i32, ia: i32): void {
+  if (ia == 1) memory.copy(dst, src, <usize>n << 2);
+  else {
+    for (let j = 0; j < n; j++) store<u32>(dst + (<usize>j << 2), load<u32>(src + (<usize>(j * ia) << 2)));
+  }
+}
+
 /** out = cond ? a : b for 32-bit elements (float32 or int32 bits), cond one byte; descriptor: dims, sc, sa, sb. */
 export function where32(c: usize, a: usize, b: usize, out: usize, desc: usize, rank: i32): void {
   const last = rank - 1;
@@ -294,11 +302,7 @@ function whereRowsInPlace(c: usize, a: usize, out: usize, desc: usize, rank: i32
       for (let k = 0; k < mid; k++) store<i32>(idx + (<usize>k << 2), 0);
       let oa = 0, o: usize = out;
       while (true) {
-        const src = a + (<usize>(oa + r * ra) << 2), dst = o + (<usize>(r * n) << 2);
-        if (ia == 1) memory.copy(dst, src, <usize>n << 2);
-        else {
-          for (let j = 0; j < n; j++) store<u32>(dst + (<usize>j << 2), load<u32>(src + (<usize>(j * ia) << 2)));
-        }
+        copyRow(o + (<usize>(r * n) << 2), a + (<usize>(oa + r * ra) << 2), n, ia);
         o += <usize>(m * n) << 2;
         const ax = advance(desc, idx, mid);
         if (ax < 0) break;
@@ -312,11 +316,7 @@ function whereRowsInPlace(c: usize, a: usize, out: usize, desc: usize, rank: i32
   while (true) {
     for (let r = 0; r < m; r++) {
       if (load<u8>(c + <usize>(oc + r * rc)) == 0) continue;
-      const src = a + (<usize>(oa + r * ra) << 2), dst = o + (<usize>(r * n) << 2);
-      if (ia == 1) memory.copy(dst, src, <usize>n << 2);
-      else {
-        for (let j = 0; j < n; j++) store<u32>(dst + (<usize>j << 2), load<u32>(src + (<usize>(j * ia) << 2)));
-      }
+      copyRow(o + (<usize>(r * n) << 2), a + (<usize>(oa + r * ra) << 2), n, ia);
     }
     o += <usize>(m * n) << 2;
     const ax = advance(desc, idx, mid);
