@@ -2,7 +2,7 @@
 // and bit-identical to the eager kernel calls, on 1 and on 2 threads; the arena reuses blocks by liveness;
 // donated inputs are consumed (their block reused for an output where possible); no buffer leaks.
 import assert from "node:assert/strict";
-import { CpuBackend } from "../backends/cpu/backend.ts";
+import { CpuBackend, type CpuBackendOptions } from "../backends/cpu/backend.ts";
 import { callKernel } from "../backends/cpu/compile.ts";
 import type { CpuBuffer } from "../backends/cpu/buffer.ts";
 import { cpuThreads, cpuWorkersReady, setCpuThreads } from "../backends/cpu/mod.ts";
@@ -470,107 +470,113 @@ Deno.test("compile: donated inputs are consumed; an output takes over a donated 
   }
 });
 
+/**
+ * Runs `f` on a fresh cpu backend splitting from one element, on 1 and on 2 threads, for each way a program runs:
+ * the engine's instruction loop, one JavaScript call per kernel, and the TypeScript kernels.
+ */
+async function onEachEngine(f: (b: CpuBackend, opts: CpuBackendOptions) => void): Promise<void> {
+  const saved = cpuThreads();
+  try {
+    for (const threads of [1, 2]) {
+      setCpuThreads(threads);
+      await cpuWorkersReady();
+      for (const opts of [{}, { programLoop: "js" as const }, { useEngine: false }]) {
+        f(new CpuBackend({ ...opts, parallelMinElements: 1 }), opts);
+      }
+    }
+  } finally {
+    setCpuThreads(saved);
+  }
+}
+
 Deno.test("compile: a where over a donated cache writes its rows in place, bit-identical, on 1 and 2 threads", async () => {
   // The KV-cache write of llama/decode.ts: cache [H, L, D], the new row [H, 1, D], a one-hot mask over L.
-  const H = 6, L = 40, D = 24, n = H * L * D, saved = cpuThreads();
-  for (const threads of [1, 2]) {
-    setCpuThreads(threads);
-    await cpuWorkersReady();
-    for (const opts of [{}, { programLoop: "js" as const }, { useEngine: false }]) {
-      const b = new CpuBackend({ ...opts, parallelMinElements: 1 });
-      const g = new Builder();
-      const cache = g.input(n, "float32", true), row = g.input(H * D), here = g.input(L, "bool");
-      const at = (value: ValueId, strides: number[]) => ({ value, strides });
-      const w = g.step(
+  const H = 6, L = 40, D = 24, n = H * L * D;
+  await onEachEngine((b, opts) => {
+    const g = new Builder();
+    const cache = g.input(n, "float32", true), row = g.input(H * D), here = g.input(L, "bool");
+    const at = (value: ValueId, strides: number[]) => ({ value, strides });
+    const w = g.step(
+      {
+        kernel: "where",
+        cond: at(here, [0, 1, 0]),
+        a: at(row, [D, 0, 1]),
+        b: at(cache, [L * D, D, 1]),
+        outShape: [H, L, D],
+        dtype: "float32",
+      },
+      n,
+      "float32",
+    );
+    const s = g.step({ kernel: "reduce", op: "sum", x: w, outer: 1, reduce: n, inner: 1 }, 1, "float32");
+    const p = g.build([s, w]);
+    const c = b.compile(p);
+    for (const pos of [0, 17, L - 1]) {
+      const mask = new Uint8Array(L).map((_, i) => i === pos ? 1 : 0);
+      const make =
+        () => [b.upload(data(n, pos), "float32"), b.upload(data(H * D, 3), "float32"), b.upload(mask, "bool")];
+      const ins = make(), ref = make();
+      const want = eager(b, p, ref);
+      const cachePtr = (ins[0] as CpuBuffer).ptr;
+      const outs = c.run(ins);
+      assert.deepEqual(outs.map((o) => bits(b.readSync(o))), want.map(bits));
+      if (!("useEngine" in opts) && engineHere) assert.equal((outs[1] as CpuBuffer).ptr, cachePtr, "in place");
+      assert.throws(() => b.readSync(ins[0]), /after free/);
+      for (const o of [...outs, ...ins.slice(1), ...ref]) b.free(o);
+      assert.equal(b.liveBuffers(), 0);
+    }
+    c.dispose();
+  });
+});
+
+Deno.test("compile: a chain of cache writes (several decode steps) runs in one block, bit-identical", async () => {
+  // w1 = where(here1, row, cache), read, then w2 = where(here2, row, w1): w1 lives in the donated cache's
+  // block and w2 (an output) takes it over; likewise v1 = where(here1, row, neg(row0)) in an arena block.
+  const H = 3, L = 20, D = 8, n = H * L * D;
+  await onEachEngine((b, opts) => {
+    const g = new Builder();
+    const cache = g.input(n, "float32", true), row = g.input(H * D), base = g.input(n);
+    const here1 = g.input(L, "bool"), here2 = g.input(L, "bool");
+    const at = (value: ValueId, strides: number[]) => ({ value, strides });
+    const write = (here: ValueId, into: ValueId) =>
+      g.step(
         {
           kernel: "where",
           cond: at(here, [0, 1, 0]),
           a: at(row, [D, 0, 1]),
-          b: at(cache, [L * D, D, 1]),
+          b: at(into, [L * D, D, 1]),
           outShape: [H, L, D],
           dtype: "float32",
         },
         n,
         "float32",
       );
-      const s = g.step({ kernel: "reduce", op: "sum", x: w, outer: 1, reduce: n, inner: 1 }, 1, "float32");
-      const p = g.build([s, w]);
-      const c = b.compile(p);
-      for (const pos of [0, 17, L - 1]) {
-        const mask = new Uint8Array(L).map((_, i) => i === pos ? 1 : 0);
-        const make =
-          () => [b.upload(data(n, pos), "float32"), b.upload(data(H * D, 3), "float32"), b.upload(mask, "bool")];
-        const ins = make(), ref = make();
-        const want = eager(b, p, ref);
-        const cachePtr = (ins[0] as CpuBuffer).ptr;
-        const outs = c.run(ins);
-        assert.deepEqual(outs.map((o) => bits(b.readSync(o))), want.map(bits));
-        if (!("useEngine" in opts) && engineHere) assert.equal((outs[1] as CpuBuffer).ptr, cachePtr, "in place");
-        assert.throws(() => b.readSync(ins[0]), /after free/);
-        for (const o of [...outs, ...ins.slice(1), ...ref]) b.free(o);
-        assert.equal(b.liveBuffers(), 0);
-      }
-      c.dispose();
+    const sum = (x: ValueId) => g.step({ kernel: "reduce", op: "sum", x, outer: 1, reduce: n, inner: 1 }, 1, "float32");
+    const w1 = write(here1, cache), s1 = sum(w1), w2 = write(here2, w1);
+    const neg = g.step({ kernel: "unary", op: "neg", x: base, outDtype: "float32" }, n, "float32");
+    const v1 = write(here1, neg), v2 = write(here2, v1), s2 = sum(v2);
+    const p = g.build([s1, w2, s2]);
+    const c = b.compile(p);
+    for (const [p1, p2] of [[0, 1], [7, 19], [19, 3]]) {
+      const mask = (pos: number) => new Uint8Array(L).map((_, i) => i === pos ? 1 : 0);
+      const make = () => [
+        b.upload(data(n, p1), "float32"),
+        b.upload(data(H * D, 3), "float32"),
+        b.upload(data(n, 5), "float32"),
+        b.upload(mask(p1), "bool"),
+        b.upload(mask(p2), "bool"),
+      ];
+      const ins = make(), ref = make();
+      const want = eager(b, p, ref);
+      const cachePtr = (ins[0] as CpuBuffer).ptr;
+      const outs = c.run(ins);
+      assert.deepEqual(outs.map((o) => bits(b.readSync(o))), want.map(bits));
+      if (!("useEngine" in opts) && engineHere) assert.equal((outs[1] as CpuBuffer).ptr, cachePtr, "in place");
+      for (const o of [...outs, ...ins.slice(1), ...ref]) b.free(o);
+      assert.equal(b.liveBuffers(), 0);
     }
-  }
-  setCpuThreads(saved);
-});
-
-Deno.test("compile: a chain of cache writes (several decode steps) runs in one block, bit-identical", async () => {
-  // w1 = where(here1, row, cache), read, then w2 = where(here2, row, w1): w1 lives in the donated cache's
-  // block and w2 (an output) takes it over; likewise v1 = where(here1, row, neg(row0)) in an arena block.
-  const H = 3, L = 20, D = 8, n = H * L * D, saved = cpuThreads();
-  for (const threads of [1, 2]) {
-    setCpuThreads(threads);
-    await cpuWorkersReady();
-    for (const opts of [{}, { programLoop: "js" as const }, { useEngine: false }]) {
-      const b = new CpuBackend({ ...opts, parallelMinElements: 1 });
-      const g = new Builder();
-      const cache = g.input(n, "float32", true), row = g.input(H * D), base = g.input(n);
-      const here1 = g.input(L, "bool"), here2 = g.input(L, "bool");
-      const at = (value: ValueId, strides: number[]) => ({ value, strides });
-      const write = (here: ValueId, into: ValueId) =>
-        g.step(
-          {
-            kernel: "where",
-            cond: at(here, [0, 1, 0]),
-            a: at(row, [D, 0, 1]),
-            b: at(into, [L * D, D, 1]),
-            outShape: [H, L, D],
-            dtype: "float32",
-          },
-          n,
-          "float32",
-        );
-      const sum = (x: ValueId) =>
-        g.step({ kernel: "reduce", op: "sum", x, outer: 1, reduce: n, inner: 1 }, 1, "float32");
-      const w1 = write(here1, cache), s1 = sum(w1), w2 = write(here2, w1);
-      const neg = g.step({ kernel: "unary", op: "neg", x: base, outDtype: "float32" }, n, "float32");
-      const v1 = write(here1, neg), v2 = write(here2, v1), s2 = sum(v2);
-      const p = g.build([s1, w2, s2]);
-      const c = b.compile(p);
-      for (const [p1, p2] of [[0, 1], [7, 19], [19, 3]]) {
-        const mask = (pos: number) => new Uint8Array(L).map((_, i) => i === pos ? 1 : 0);
-        const make = () => [
-          b.upload(data(n, p1), "float32"),
-          b.upload(data(H * D, 3), "float32"),
-          b.upload(data(n, 5), "float32"),
-          b.upload(mask(p1), "bool"),
-          b.upload(mask(p2), "bool"),
-        ];
-        const ins = make(), ref = make();
-        const want = eager(b, p, ref);
-        const cachePtr = (ins[0] as CpuBuffer).ptr;
-        const outs = c.run(ins);
-        assert.deepEqual(outs.map((o) => bits(b.readSync(o))), want.map(bits));
-        if (!("useEngine" in opts) && engineHere) assert.equal((outs[1] as CpuBuffer).ptr, cachePtr, "in place");
-        for (const o of [...outs, ...ins.slice(1), ...ref]) b.free(o);
-        assert.equal(b.liveBuffers(), 0);
-      }
-      c.dispose();
-    }
-  }
-  setCpuThreads(saved);
+    c.dispose();
+  });
 });
 
 Deno.test("compile: the jitted decode step writes the new K/V rows into the donated cache's own blocks", async () => {
