@@ -110,6 +110,18 @@ function gather(src: usize, esz: i32, st: usize, dims: usize, R: i32, s: i32, n:
   }
 }
 
+/** n copies of the element at src (esz bytes: 4, or 1 for bool) at dst. */
+function splatFill(src: usize, esz: i32, dst: usize, n: i32): void {
+  if (esz == 1) {
+    memory.fill(dst, load<u8>(src), <usize>n);
+    return;
+  }
+  const v = load<u32>(src), w = i32x4.splat(v);
+  let q = 0;
+  for (; q + 4 <= n; q += 4) v128.store(dst + (<usize>q << 2), w);
+  for (; q < n; q++) store<u32>(dst + (<usize>q << 2), v);
+}
+
 /** Evaluates the expression over elements [s, e), the last node writing to dst (its element s first). */
 function evalRange(prog: usize, s: i32, e: i32, dst: usize, scratch: usize): void {
   const R = word(prog, 0), N = word(prog, 1), I = word(prog, 2), CH = word(prog, 3), total = word(prog, 8);
@@ -133,8 +145,10 @@ function evalRange(prog: usize, s: i32, e: i32, dst: usize, scratch: usize): voi
           store<i32>(steps + (<usize>k << 2), 1);
           if (how == 1 && slot >= 0) out = base + <usize>c0 * <usize>esz; // contiguous: read in place
           else if (how == 2 && slot >= 0) {
-            // One element broadcast everywhere: its chunk filled once (CH long) and kept in its own slot.
-            if (c0 == s) gather(base, esz, inp + 16, dims, R, 0, CH, out, idx);
+            // One element broadcast everywhere: its chunk filled once and kept in its own slot, as long as the
+            // longest chunk of this call (not CH: a kernel of a few elements filled 512, one at a time where the
+            // kernel's last axis is 1).
+            if (c0 == s) splatFill(base, esz, out, min(CH, e - s));
           } else if (how == 3 && slot >= 0 && (cut || c0 % dn + n <= dn)) {
             // Read only by float32 binary nodes, within one row: in place, through the row's step (0 or 1).
             let off = 0, rem = c0;
