@@ -175,5 +175,10 @@ export interface Backend {
     readonly recompute?: boolean;
     /** The most distinct values a fused kernel reads: a producer that would take a kernel past it is stored. */
     readonly maxInputs?: number;
+    /**
+     * A `where` that is the last reader of its `b`, read element for element (a KV-cache write), stays a kernel
+     * of its own: `compile` runs it over b's storage, writing only the rows it changes.
+     */
+    readonly inPlaceWhere?: boolean;
   };
 }

@@ -265,12 +265,18 @@ export function fuse(p: Program, opts: FuseOptions): Program {
   });
   const outputs = new Set(p.outputs);
   const maxInputs = opts.maxInputs ?? Infinity;
-  const info = steps.map((s) => {
+  // A `where` that is the last reader of its `b`, read element for element (a KV-cache write), is left to the
+  // backend, which writes only the rows it changes over b's storage: fused, it would rewrite all of b.
+  const overwrites = (c: Extract<KernelCall, { kernel: "where" }>, i: number) =>
+    c.b.value !== c.a.value && c.b.value !== c.cond.value && values[c.b.value].size === values[steps[i].out].size &&
+    denseRead(c.outShape, { ...c.b, offset: 0 }) && readers.get(c.b.value)!.at(-1) === i && !outputs.has(c.b.value);
+  const info = steps.map((s, i) => {
     const c = s.call, size = values[s.out].size;
     const reduce = c.kernel === "reduce" && opts.reduce && values[c.x].dtype === "float32";
     const windowed = (c.kernel === "pad" || c.kernel === "concat") && opts.windows;
     if (size === 0 || !(ELEMENTWISE.has(c.kernel) || c.kernel === "strided" || reduce || windowed)) return null;
     if ((c.kernel === "reduce" ? values[c.x].size : size) < (opts.minElements ?? 0)) return null;
+    if (c.kernel === "where" && opts.inPlaceWhere && overwrites(c, i)) return null;
     if (c.kernel === "pad" && values[c.x].size === 0) return null;
     const [shape, reads] = shapeAndReads(c, c.kernel === "reduce" ? values[c.x].size : size);
     return { shape, reads };

@@ -4,6 +4,7 @@ import {
   add,
   dispose,
   exp,
+  greater,
   jit,
   llama,
   mul,
@@ -19,6 +20,7 @@ import {
   transpose,
   tree,
   valueAndGrad,
+  where,
 } from "../mod.ts";
 import { adamw } from "../optim/mod.ts";
 import { getBackend, registerBackend, swapBackend } from "../core/runtime.ts";
@@ -81,6 +83,20 @@ Deno.test("fuse: a chain with broadcasts becomes one kernel; a returned value is
   assert.deepEqual(kernels(small), kernels(p));
   const big = fuse(traced((x, y) => add(mul(exp(x), y), 1), [4, 8], [8]), { reduce: true, minElements: 32 });
   assert.deepEqual(kernels(big), ["fused"]);
+});
+
+Deno.test("fuse: with inPlaceWhere, a where that last reads its dense b (a KV-cache write) stays a kernel", () => {
+  // cache [8, 4]: the rows of k go where the selector is positive.
+  const write = (cache: Tensor, k: Tensor, sel: Tensor) => where(greater(sel, 0), mul(k, 2), cache);
+  const p = traced(write, [8, 4], [8, 4], [8, 4]);
+  assert.deepEqual(kernels(fuse(p, { reduce: true })), ["fused"], "fused, it rewrites all of the cache");
+  const q = fuse(p, { reduce: true, inPlaceWhere: true });
+  assert.equal(kernels(q).at(-1), "where");
+  const w = q.steps.at(-1)!.call as Extract<Program["steps"][number]["call"], { kernel: "where" }>;
+  assert.equal(w.b.value, 0, "b is the cache itself, which compile then writes in place");
+  // A where whose b is read again afterwards (or is not its last reader) still fuses.
+  const r = traced((cache, k, sel) => add(write(cache, k, sel), cache), [8, 4], [8, 4], [8, 4]);
+  assert.deepEqual(kernels(fuse(r, { reduce: true, inPlaceWhere: true })), ["fused"]);
 });
 
 Deno.test("fuse: transposes read by the group fold into its inputs; reductions take the group as prologue", () => {

@@ -144,7 +144,7 @@ export class CpuBackend implements Backend {
     // Below 2¹⁴ elements the interpreter's fixed cost per call exceeds the kernel calls it saves: the stories260K
     // decode step (vectors of 64, attention over 8 × 256) ran 1,350–1,400 tokens/s fused throughout, 1,850–2,500
     // with this bound; the 15M training step, whose chains are ≥ 2¹⁸ elements, is unchanged.
-    if (this.#e) this.fuses = { reduce: true, minElements: 1 << 14 };
+    if (this.#e) this.fuses = { reduce: true, minElements: 1 << 14, inPlaceWhere: true };
   }
 
   /** Which kernels run: the wasm engine build ("simd" or "fma"), or "typescript". */
