@@ -131,7 +131,9 @@ export async function measure(
     dispose(cache.layers);
     return ms;
   };
-  // Jitted decode: the cache preallocated to every position reached, the position a tensor; one trace per run.
+  // Jitted decode: the cache preallocated to every position reached, the position a tensor. One jitted step for
+  // all runs: the warm-up run traces and compiles it, so the timed runs measure replays only.
+  const step = jit(decodeStep, { static: [5], donate: [1] });
   const jitDecodeRun = async () => {
     const length = decodeStart + decodeSteps;
     const start = scope(() => {
@@ -142,7 +144,6 @@ export async function measure(
         rope: ropeTables(config, Array.from({ length }, (_, i) => i)),
       };
     });
-    const step = jit(decodeStep, { static: [5], donate: [1] });
     let cache = start.cache;
     const t0 = performance.now();
     for (let s = 0; s < decodeSteps; s++) {
@@ -156,7 +157,6 @@ export async function measure(
       cache = out.cache;
     }
     const ms = performance.now() - t0;
-    step.clear();
     dispose([cache.layers, start.rope]);
     return ms;
   };
@@ -166,6 +166,7 @@ export async function measure(
   await jitDecodeRun();
   const jitDecodes: number[] = [];
   for (let r = 0; r < reps; r++) jitDecodes.push(await jitDecodeRun());
+  step.clear();
   const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
   return {
     prefillMs: median(prefills),

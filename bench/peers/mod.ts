@@ -277,8 +277,10 @@ async function benchDecode(log: (s: string) => void, reps: number, l2cWhy: strin
     }
     log(
       `\nllama2.c: ${note}; knot: ${steps} tokens after a ${prompt}-token prompt, logits read back each step ` +
-        `(jitted: llama/decode.ts's step over a cache preallocated to ${prompt + steps} positions, traced once a ` +
-        `run); knot generate: greedy, ${prompt + steps} tokens from BOS, decode blocks of up to 16 jitted steps ` +
+        `(jitted: llama/decode.ts's step over a cache preallocated to ${prompt + steps} positions, traced once, ` +
+        `in the warm-up run); knot generate: greedy, ${
+          prompt + steps
+        } tokens from BOS, decode blocks of up to 16 jitted steps ` +
         `(tokens read back once a block), the median of ${reps} calls after a warm-up call.`,
     );
   }
