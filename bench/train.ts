@@ -174,8 +174,9 @@ export async function benchTrain(
   log("(jitted, fused: trainStep's default, one program per step with elementwise chains fused; unfused:");
   log(" trainStep(..., { fuse: false }), one kernel per primitive; eager: trainStep(..., { jit: false }); forward,");
   log(" backward and optimizer split the eager step; primitives: the steps of the unfused program; on webgpu a");
-  log(" jitted step is one submit for the program and one for the copy that reads its loss back, where eager");
-  log(" flushes every ~500 dispatches; the three modes take turns, medians of 5 turns (stories260K) or 3)");
+  log(" jitted step and the read of its loss are one submit (the program is recorded, the read submits it with");
+  log(" the copy it reads through), where eager flushes every ~500 dispatches; the three modes take turns,");
+  log(" medians of 5 turns (stories260K) or 3)");
 }
 
 if (import.meta.main) {

@@ -156,8 +156,8 @@ export class WebGpuBackend implements Backend {
 
   /**
    * Lowers a traced program: pipelines, params and bind groups prepared once,
-   * memory planned by liveness, every dispatch of a run in one submit
-   * (program.ts). Results are bit-identical to these methods': the same
+   * memory planned by liveness, every dispatch of a run in one submit, the
+   * one of the read that follows it (program.ts). Results are bit-identical to these methods': the same
    * kernels run with the same dispatch shapes.
    */
   compile(program: Program): WebGpuProgram {

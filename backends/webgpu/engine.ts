@@ -110,7 +110,7 @@ export interface KernelHost {
  * pending work). On llvmpipe `queue.submit` runs the work before returning, so this also sets how much
  * work runs per submit; a wait on the queue (~11 ms there) happens only at a read.
  */
-const MAX_DISPATCHES = 512;
+export const MAX_DISPATCHES = 512;
 /** Bytes bound for each dispatch's params (dynamic offset into the arena): 256 u32 words. */
 export const PARAM_BYTES = 1024;
 const ARENA_BYTES = 1 << 20;
@@ -138,7 +138,7 @@ export const CPU_HINT = 'call setBackend("cpu") to continue on the CPU';
 export class Engine implements KernelHost {
   /**
    * Counters for benchmarks and tests. `dispatches` and `submits` include
-   * compiled programs' (program.ts, one submit per run): `programRuns` counts
+   * compiled programs' (program.ts, submitted with the next read): `programRuns` counts
    * their runs, `programDispatches` their dispatches, and `programBindGroups`
    * the bind groups they made (at compile time where their buffers are
    * fixed; per new input/output buffer otherwise).
@@ -465,6 +465,14 @@ export class Engine implements KernelHost {
   /** Marks a buffer as used by the encoder being recorded (its slot is not reused by an upload until submitted). */
   touch(buf: GpuBuffer): void {
     buf.slot.lastUse = this.#epoch;
+  }
+
+  /**
+   * Before a compiled program records `n` dispatches: submits what is pending first where the two together would
+   * pass {@link MAX_DISPATCHES} (a program's own dispatches are never split between submits).
+   */
+  makeRoom(n: number): void {
+    if (this.#dispatches > 0 && this.#dispatches + n > MAX_DISPATCHES) this.flush();
   }
 
   /** Submits everything recorded so far. */

@@ -7,10 +7,12 @@
  * buffers are fixed (arena, constants, the index-check log) created. A run
  * then only binds the caller's buffers (bind groups for those are cached by
  * buffer, so a training loop whose outputs take over its donated inputs
- * creates none after its first step), records every dispatch into the
- * engine's one command encoder (after any eager work queued before it) and
- * submits once. Nothing is read back: a read happens when the caller reads an
- * output.
+ * creates none after its first step) and records every dispatch into the
+ * engine's one command encoder (after any eager work queued before it). It
+ * does not submit: the next read does, with the copy it reads through, so a
+ * training step and the read of its loss are one submit (work no read follows
+ * is submitted once the encoder holds the engine's most dispatches). Nothing
+ * is read back: a read happens when the caller reads an output.
  * @module
  */
 import type { BackendBuffer } from "../backend.ts";
@@ -155,7 +157,8 @@ export class WebGpuProgram implements CompiledProgram {
 
   /**
    * Runs the program: see {@link CompiledProgram.run}. Every dispatch goes
-   * into one command encoder, submitted once; donated inputs are consumed
+   * into the engine's command encoder, submitted by the next read (see the
+   * module docs); donated inputs are consumed
    * (their memory becomes outputs' or returns to the pool).
    */
   run(inputs: readonly BackendBuffer[]): BackendBuffer[] {
@@ -196,6 +199,7 @@ export class WebGpuProgram implements CompiledProgram {
       return spare;
     });
     const bufOf = (loc: External["loc"]) => (loc.kind === "input" ? ins[loc.index] : outs[loc.index]);
+    engine.makeRoom(this.#prepared.length);
     for (const d of this.#prepared) {
       let group = d.group;
       if (!group) {
@@ -233,7 +237,6 @@ export class WebGpuProgram implements CompiledProgram {
     ins.forEach((b, j) => {
       if (p.donated[j] && !adopted.has(j)) engine.free(b);
     });
-    engine.flush();
     engine.stats.programRuns++;
     engine.stats.programDispatches += this.#prepared.length;
     if (this.#checkLog) engine.pendChecks(this.#checkLog);
@@ -242,6 +245,8 @@ export class WebGpuProgram implements CompiledProgram {
 
   #release(): void {
     const engine = this.#backend.engine;
+    // Runs not yet submitted bind the params and check buffers destroyed below: submit them first.
+    engine.flush();
     for (const b of [...this.#constants, ...this.#arena, ...this.#spares]) if (b) engine.free(b);
     this.#constants = [];
     this.#arena = [];
