@@ -289,7 +289,7 @@ gpuTest("MLP steps at bench size (every matmul program in one batch) match cpu",
 
 gpuTest(
   "jitted TL6 training, fused and unfused: one trace and flat liveBuffers (fused: over 300 steps), the first 8 " +
-    "losses as eager's (±1e-5 relative); fusion cuts the dispatches",
+    "losses as eager's (±1e-5 relative), each step with its loss read one submit; fusion cuts the dispatches",
   async (b) => {
     // The loss read at the first 8 steps and every 100th; live buffers counted after each step.
     const run = async (jit: boolean, steps: number, fuse = true) => {
@@ -302,9 +302,12 @@ gpuTest(
       const batch = makeBatch([{ prompt: [1, 5, 9], answer: [20, 2] }, { prompt: [1, 7], answer: [11, 12, 2] }], 8);
       const losses: number[] = [], live: number[] = [];
       const d0 = b.engine.stats.programDispatches, r0 = b.engine.stats.programRuns;
+      const submits: number[] = []; // per step with its loss read, after the first (which traces and uploads)
       for (let s = 0; s < steps; s++) {
+        const s0 = b.engine.stats.submits;
         const out = step(state, frozen, batch);
         if (s < 8 || s % 100 === 99) losses.push(await out.loss.item());
+        if (s >= 1 && s < 8) submits.push(b.engine.stats.submits - s0);
         out.loss.dispose();
         state = out.state;
         live.push(liveBuffers());
@@ -313,11 +316,12 @@ gpuTest(
       const dispatches = (b.engine.stats.programDispatches - d0) / (b.engine.stats.programRuns - r0);
       step.clear();
       dispose([state, frozen, params, batch.tokens, batch.positions, batch.targets]);
-      return { losses, live, traces, dispatches };
+      return { losses, live, traces, dispatches, submits };
     };
     const eager = await run(false, 8), fused = await run(true, 300), unfused = await run(true, 8, false);
     for (const [name, jitted] of [["fused", fused], ["unfused", unfused]] as const) {
       assert.equal(jitted.traces, 1, `${name}: one trace for every step (the optimizer's count is a tensor)`);
+      assert.deepEqual(jitted.submits, jitted.submits.map(() => 1), `${name}: a step with its loss read, one submit`);
       assert.deepEqual(jitted.live, jitted.live.map(() => jitted.live[0]), `${name}: live buffers grew`);
       eager.losses.forEach((e, i) => {
         const l = jitted.losses[i];
