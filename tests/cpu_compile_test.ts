@@ -8,7 +8,7 @@ import type { CpuBuffer } from "../backends/cpu/buffer.ts";
 import { cpuThreads, cpuWorkersReady, setCpuThreads } from "../backends/cpu/mod.ts";
 import { engine } from "../backends/cpu/wasm/engine.ts";
 import type { BackendBuffer } from "../backends/backend.ts";
-import type { KernelCall, Program, Step, ValueId, ValueInfo } from "../backends/program.ts";
+import type { CompiledProgram, KernelCall, Program, Step, ValueId, ValueInfo } from "../backends/program.ts";
 import { callInputs } from "../backends/program.ts";
 import { fuse } from "../jit/fuse.ts";
 import type { DType, TypedArray } from "../core/dtype.ts";
@@ -489,25 +489,49 @@ async function onEachEngine(f: (b: CpuBackend, opts: CpuBackendOptions) => void)
   }
 }
 
+/**
+ * Runs `c` (compiled from `p`) on make()'s inputs and `p` eagerly on a second set: the same bits; where the engine
+ * runs it, output 1 in the block of the donated input 0 (a cache written in place), which the run consumed.
+ */
+function runInPlace(
+  b: CpuBackend,
+  c: CompiledProgram,
+  p: Program,
+  make: () => BackendBuffer[],
+  opts: CpuBackendOptions,
+): void {
+  const ins = make(), ref = make();
+  const want = eager(b, p, ref);
+  const cachePtr = (ins[0] as CpuBuffer).ptr;
+  const outs = c.run(ins);
+  assert.deepEqual(outs.map((o) => bits(b.readSync(o))), want.map(bits));
+  if (!("useEngine" in opts) && engineHere) assert.equal((outs[1] as CpuBuffer).ptr, cachePtr, "in place");
+  assert.throws(() => b.readSync(ins[0]), /after free/);
+  for (const o of [...outs, ...ins.slice(1), ...ref]) b.free(o);
+  assert.equal(b.liveBuffers(), 0);
+}
+
+/** where(here, row, into) over [H, L, D]: row [H, D] at the slots `here` ([L] bool) marks, elsewhere `into` (a KV-cache write). */
+function cacheWrite(g: Builder, here: ValueId, row: ValueId, into: ValueId, [H, L, D]: number[]): ValueId {
+  const at = (value: ValueId, strides: number[]) => ({ value, strides });
+  const call = {
+    kernel: "where" as const,
+    cond: at(here, [0, 1, 0]),
+    a: at(row, [D, 0, 1]),
+    b: at(into, [L * D, D, 1]),
+    outShape: [H, L, D],
+    dtype: "float32" as const,
+  };
+  return g.step(call, H * L * D, "float32");
+}
+
 Deno.test("compile: a where over a donated cache writes its rows in place, bit-identical, on 1 and 2 threads", async () => {
   // The KV-cache write of llama/decode.ts: cache [H, L, D], the new row [H, 1, D], a one-hot mask over L.
   const H = 6, L = 40, D = 24, n = H * L * D;
   await onEachEngine((b, opts) => {
     const g = new Builder();
     const cache = g.input(n, "float32", true), row = g.input(H * D), here = g.input(L, "bool");
-    const at = (value: ValueId, strides: number[]) => ({ value, strides });
-    const w = g.step(
-      {
-        kernel: "where",
-        cond: at(here, [0, 1, 0]),
-        a: at(row, [D, 0, 1]),
-        b: at(cache, [L * D, D, 1]),
-        outShape: [H, L, D],
-        dtype: "float32",
-      },
-      n,
-      "float32",
-    );
+    const w = cacheWrite(g, here, row, cache, [H, L, D]);
     const s = g.step({ kernel: "reduce", op: "sum", x: w, outer: 1, reduce: n, inner: 1 }, 1, "float32");
     const p = g.build([s, w]);
     const c = b.compile(p);
@@ -515,15 +539,7 @@ Deno.test("compile: a where over a donated cache writes its rows in place, bit-i
       const mask = new Uint8Array(L).map((_, i) => i === pos ? 1 : 0);
       const make =
         () => [b.upload(data(n, pos), "float32"), b.upload(data(H * D, 3), "float32"), b.upload(mask, "bool")];
-      const ins = make(), ref = make();
-      const want = eager(b, p, ref);
-      const cachePtr = (ins[0] as CpuBuffer).ptr;
-      const outs = c.run(ins);
-      assert.deepEqual(outs.map((o) => bits(b.readSync(o))), want.map(bits));
-      if (!("useEngine" in opts) && engineHere) assert.equal((outs[1] as CpuBuffer).ptr, cachePtr, "in place");
-      assert.throws(() => b.readSync(ins[0]), /after free/);
-      for (const o of [...outs, ...ins.slice(1), ...ref]) b.free(o);
-      assert.equal(b.liveBuffers(), 0);
+      runInPlace(b, c, p, make, opts);
     }
     c.dispose();
   });
@@ -537,20 +553,7 @@ Deno.test("compile: a chain of cache writes (several decode steps) runs in one b
     const g = new Builder();
     const cache = g.input(n, "float32", true), row = g.input(H * D), base = g.input(n);
     const here1 = g.input(L, "bool"), here2 = g.input(L, "bool");
-    const at = (value: ValueId, strides: number[]) => ({ value, strides });
-    const write = (here: ValueId, into: ValueId) =>
-      g.step(
-        {
-          kernel: "where",
-          cond: at(here, [0, 1, 0]),
-          a: at(row, [D, 0, 1]),
-          b: at(into, [L * D, D, 1]),
-          outShape: [H, L, D],
-          dtype: "float32",
-        },
-        n,
-        "float32",
-      );
+    const write = (here: ValueId, into: ValueId) => cacheWrite(g, here, row, into, [H, L, D]);
     const sum = (x: ValueId) => g.step({ kernel: "reduce", op: "sum", x, outer: 1, reduce: n, inner: 1 }, 1, "float32");
     const w1 = write(here1, cache), s1 = sum(w1), w2 = write(here2, w1);
     const neg = g.step({ kernel: "unary", op: "neg", x: base, outDtype: "float32" }, n, "float32");
@@ -566,14 +569,7 @@ Deno.test("compile: a chain of cache writes (several decode steps) runs in one b
         b.upload(mask(p1), "bool"),
         b.upload(mask(p2), "bool"),
       ];
-      const ins = make(), ref = make();
-      const want = eager(b, p, ref);
-      const cachePtr = (ins[0] as CpuBuffer).ptr;
-      const outs = c.run(ins);
-      assert.deepEqual(outs.map((o) => bits(b.readSync(o))), want.map(bits));
-      if (!("useEngine" in opts) && engineHere) assert.equal((outs[1] as CpuBuffer).ptr, cachePtr, "in place");
-      for (const o of [...outs, ...ins.slice(1), ...ref]) b.free(o);
-      assert.equal(b.liveBuffers(), 0);
+      runInPlace(b, c, p, make, opts);
     }
     c.dispose();
   });

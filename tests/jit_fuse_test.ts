@@ -6,7 +6,6 @@ import {
   exp,
   greater,
   jit,
-  llama,
   mul,
   nn,
   random,
@@ -31,6 +30,7 @@ import { fuse, refine, restride } from "../jit/fuse.ts";
 import { interpret } from "../jit/execute.ts";
 import type { Backend } from "../backends/backend.ts";
 import type { FusedCall, Program } from "../backends/program.ts";
+import { ropeLoss } from "./util/rope_loss.ts";
 
 await setBackend("cpu");
 
@@ -196,19 +196,6 @@ Deno.test("fused programs (run as their reference kernels) give the unfused bits
   }
   assert.deepEqual(results[1], results[0]);
 });
-
-/**
- * A loss whose program has every movement the webgpu fusion folds: RoPE's concatenation of sliced halves (and,
- * in its gradient, the pads of the slices' gradients), a transposed head layout, broadcasts of reductions, and
- * values read by several kernels (recomputed under `recompute`).
- */
-function ropeLoss(x: Tensor, w: Tensor, cos: Tensor, sin: Tensor): Tensor {
-  const h = llama.applyRope(mul(x, w), cos, sin); // [2, 3, 4, 8]
-  const t = transpose(h, [0, 2, 1, 3]); // [2, 4, 3, 8]
-  const e = exp(mul(t, 0.5));
-  const norm = mul(e, rsqrt(add(sum(square(e), -1, { keepdims: true }), 1e-5)));
-  return add(sum(mul(norm, nn.silu(t))), sum(nn.softmax(add(e, t), -1)));
-}
 
 /** Fusion settings the tests run: the cpu's, and the webgpu backend's without its input bound (and with a small one). */
 const MOVEMENT = { reduce: true, windows: true, views: true, recompute: true } as const;

@@ -18,23 +18,9 @@ import { fused } from "../backends/webgpu/fused.ts";
 import type { TypedArray } from "../core/dtype.ts";
 import { ProgramTracer } from "./util/program_tracer.ts";
 import { webgpuTests } from "./util/webgpu_suite.ts";
-import {
-  add,
-  dispose,
-  exp,
-  jit,
-  llama,
-  mul,
-  nn,
-  rsqrt,
-  square,
-  sum,
-  type Tensor,
-  tensor,
-  transpose,
-  valueAndGrad,
-} from "../mod.ts";
+import { dispose, jit, type Tensor, tensor, valueAndGrad } from "../mod.ts";
 import type { Program } from "../backends/program.ts";
+import { ropeLoss } from "./util/rope_loss.ts";
 
 const gpuTest = await webgpuTests("webgpu fused");
 
@@ -82,15 +68,6 @@ async function compare(
 }
 
 const n = (x: FusedNode) => x;
-
-/** RoPE (a concatenation of sliced halves; pads in its gradient), a transpose, broadcast reductions, shared values. */
-function ropeLoss(x: Tensor, w: Tensor, cos: Tensor, sin: Tensor): Tensor {
-  const h = llama.applyRope(mul(x, w), cos, sin); // [2, 3, 4, 8]
-  const t = transpose(h, [0, 2, 1, 3]); // [2, 4, 3, 8]
-  const e = exp(mul(t, 0.5));
-  const norm = mul(e, rsqrt(add(sum(square(e), -1, { keepdims: true }), 1e-5)));
-  return add(sum(mul(norm, nn.silu(t))), sum(nn.softmax(add(e, t), -1)));
-}
 
 gpuTest("elementwise chains over broadcast, transposed and offset inputs; int, bool, where, cast", async (b) => {
   const base = b.liveBuffers();
