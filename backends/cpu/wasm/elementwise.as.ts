@@ -397,7 +397,13 @@ const EXP_K: usize = memory.data<f32>([
   1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1, 1.6666665459e-1,
   5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1, 5.0000001201e-1,
   1.0, 1.0, 1.0, 1.0, EXP_MAGIC, EXP_MAGIC, EXP_MAGIC, EXP_MAGIC,
+  126.0, 126.0, 126.0, 126.0, -126.0, -126.0, -126.0, -126.0,
 ], 16);
+/** f32x4.abs's mask and the sign bit, to load once like EXP_K (V8 rebuilds such constants at every use). */
+const ABS_MASK: usize = memory.data<u32>([0x7fffffff, 0x7fffffff, 0x7fffffff, 0x7fffffff], 16);
+const SIGN_MASK: usize = memory.data<u32>([0x80000000, 0x80000000, 0x80000000, 0x80000000], 16);
+/** float64 1.0 in both lanes, loaded once like EXP_K (V8 rebuilt it three times per vector of sigmoid). */
+const ONE_F64: usize = memory.data<f64>([1.0, 1.0], 16);
 
 /** Constant `i` of expf4 (see EXP_K). */
 // @ts-ignore: decorator
@@ -447,10 +453,16 @@ const EXP_K: usize = memory.data<f32>([
 // @ts-ignore: decorator
 @inline function fromExp4(op: i32, v: v128, e: v128): v128 {
   if (op == 1) return e;
+  return sigmoidLike4(op, v, e, f64x2.splat(1.0));
+}
+
+/** fromExp4 for sigmoid (op 8) or silu (9), float64 1.0 given (`one`: see ONE_F64). */
+// @ts-ignore: decorator
+@inline function sigmoidLike4(op: i32, v: v128, e: v128, one: v128): v128 {
   const vl = f64x2.promote_low_f32x4(v);
-  const lo = sigmoidLike2(op, vl, f64x2.promote_low_f32x4(e), f64x2.lt(vl, f64x2.splat(0.0)));
-  const vh = i32x4.shuffle(v, v, 2, 3, 0, 1), eh = i32x4.shuffle(e, e, 2, 3, 0, 1);
-  const hi = sigmoidLike2(op, f64x2.promote_low_f32x4(vh), f64x2.promote_low_f32x4(eh), f64x2.lt(f64x2.promote_low_f32x4(vh), f64x2.splat(0.0)));
+  const lo = sigmoidLike2(op, vl, f64x2.promote_low_f32x4(e), f64x2.lt(vl, f64x2.splat(0.0)), one);
+  const vh = f64x2.promote_low_f32x4(i32x4.shuffle(v, v, 2, 3, 0, 1));
+  const hi = sigmoidLike2(op, vh, f64x2.promote_low_f32x4(i32x4.shuffle(e, e, 2, 3, 0, 1)), f64x2.lt(vh, f64x2.splat(0.0)), one);
   return i32x4.shuffle(f32x4.demote_f64x2_zero(lo), f32x4.demote_f64x2_zero(hi), 0, 1, 4, 5);
 }
 
@@ -471,33 +483,111 @@ const EXP_K: usize = memory.data<f32>([
 
 /** sigmoid (op 8) or silu (9) of two float64 lanes x given e = exp(−|x|) and the lanes where x < 0. */
 // @ts-ignore: decorator
-@inline function sigmoidLike2(op: i32, x: v128, e: v128, neg: v128): v128 {
+@inline function sigmoidLike2(op: i32, x: v128, e: v128, neg: v128, one: v128): v128 {
   // One division per lane: the numerator is chosen first (the quotient each lane would have selected).
-  const one = f64x2.splat(1.0);
   const den = f64x2.add(one, e);
   if (op == 8) return f64x2.div(v128.bitselect(e, one, neg), den);
   return f64x2.div(v128.bitselect(f64x2.mul(x, e), x, neg), den);
+}
+
+/**
+ * expf4k of x given k = nearest(x·log2e) in [-126, 126] (so x is inside expf4k's clamp, which leaves it as it
+ * is): 2^k is then a normal float, and y·2^k is the one rounding of the same exact product that y·2^k1·2^(k−k1)
+ * rounds (y·2^k1 is exact), so one multiply gives expf4k's bits. (k + magic) << 23 is k << 23 (the magic's bits
+ * shifted by 23 vanish), plus the bits of 1.0 makes 2^k.
+ */
+// @ts-ignore: decorator
+@inline function expNormal4(
+  x: v128, k: v128, c1: v128, c2: v128, p0: v128, p1: v128, p2: v128, p3: v128, p4: v128, p5: v128, one: v128, magic: v128,
+): v128 {
+  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(k, c1)), f32x4.mul(k, c2));
+  let p = f32x4.add(f32x4.mul(p0, r), p1);
+  p = f32x4.add(f32x4.mul(p, r), p2);
+  p = f32x4.add(f32x4.mul(p, r), p3);
+  p = f32x4.add(f32x4.mul(p, r), p4);
+  p = f32x4.add(f32x4.mul(p, r), p5);
+  const y = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), one);
+  return f32x4.mul(y, i32x4.add(i32x4.shl(f32x4.add(k, magic), 23), one));
+}
+
+/**
+ * exp of the first n & ~3 of n contiguous floats (expf4k's bits); returns how many it wrote. One loop per op
+ * instead of one for three (V8 tests the op inside a loop it does not unswitch, and computed −|x| for exp
+ * only to discard it), eight lanes per pass, and where all eight have |k| ≤ 126 (|x| < 87.7: nearly always)
+ * neither clamp nor the two-step 2^k (expNormal4): about half the instructions per vector.
+ */
+function expRun(x: usize, out: usize, n: i32): i32 {
+  const l2e = ek(2), c1 = ek(3), c2 = ek(4), p0 = ek(5), p1 = ek(6), p2 = ek(7), p3 = ek(8), p4 = ek(9);
+  const p5 = ek(10), one = ek(11), magic = ek(12), kmax = ek(13), abs = v128.load(ABS_MASK);
+  let j = 0;
+  for (; j + 8 <= n; j += 8) {
+    const p = x + (<usize>j << 2), q = out + (<usize>j << 2);
+    const a = v128.load(p), b = v128.load(p, 16);
+    const ka = f32x4.nearest(f32x4.mul(a, l2e)), kb = f32x4.nearest(f32x4.mul(b, l2e));
+    // |k| ≤ 126 in all eight lanes (NaN is not): the larger |k| of each pair of lanes, compared as integers.
+    if (i32x4.bitmask(f32x4.le(i32x4.max_s(v128.and(ka, abs), v128.and(kb, abs)), kmax)) == 15) {
+      v128.store(q, expNormal4(a, ka, c1, c2, p0, p1, p2, p3, p4, p5, one, magic));
+      v128.store(q, expNormal4(b, kb, c1, c2, p0, p1, p2, p3, p4, p5, one, magic), 16);
+      continue;
+    }
+    // Eight lanes below −104 (−∞: a softmax over masked positions) are exactly +0, as expf4k gives.
+    const lo = ek(0);
+    if (i32x4.bitmask(v128.and(f32x4.lt(a, lo), f32x4.lt(b, lo))) == 15) {
+      v128.store(q, f32x4.splat(0));
+      v128.store(q, f32x4.splat(0), 16);
+      continue;
+    }
+    v128.store(q, expf4(a));
+    v128.store(q, expf4(b), 16);
+  }
+  if (j + 4 <= n) {
+    const o = <usize>j << 2;
+    v128.store(out + o, expf4(v128.load(x + o)));
+    j += 4;
+  }
+  return j;
+}
+
+/**
+ * sigmoid (op 8) or silu (9) of the first n & ~3 of n contiguous floats (fromExp4's bits); returns how many.
+ * exp(−|x|) as in expRun: −|x| ≤ 0, so k ≥ −126 is all expNormal4 needs.
+ */
+// @ts-ignore: decorator
+@inline function sigmoidLikeRun(op: i32, x: usize, out: usize, n: i32): i32 {
+  const l2e = ek(2), c1 = ek(3), c2 = ek(4), p0 = ek(5), p1 = ek(6), p2 = ek(7), p3 = ek(8), p4 = ek(9);
+  const p5 = ek(10), one = ek(11), magic = ek(12), kmin = ek(14);
+  const sign = v128.load(SIGN_MASK), one64 = v128.load(ONE_F64);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    const o = <usize>j << 2;
+    const v = v128.load(x + o);
+    const a = v128.or(v, sign); // −|x|: the bits of neg(abs(x))
+    const k = f32x4.nearest(f32x4.mul(a, l2e));
+    const e = i32x4.bitmask(f32x4.ge(k, kmin)) == 15
+      ? expNormal4(a, k, c1, c2, p0, p1, p2, p3, p4, p5, one, magic)
+      : expf4(a);
+    v128.store(out + o, sigmoidLike4(op, v, e, one64));
+  }
+  return j;
+}
+
+function sigmoidRun(x: usize, out: usize, n: i32): i32 {
+  return sigmoidLikeRun(8, x, out, n);
+}
+
+function siluRun(x: usize, out: usize, n: i32): i32 {
+  return sigmoidLikeRun(9, x, out, n);
 }
 
 /** out[i] = op(x[i]) over n contiguous float32 elements. */
 export function unaryF32(op: i32, x: usize, out: usize, n: i32): void {
   let j = 0;
   if (op == 1 || op == 8 || op == 9) {
-    // Every element by expLike4, the last few as lanes of a vector too: an element's bits never depend on its
-    // position (how a kernel is split into parts or chunks).
-    const k0 = ek(0), k1 = ek(1), k2 = ek(2), k3 = ek(3), k4 = ek(4), k5 = ek(5), k6 = ek(6);
-    const k7 = ek(7), k8 = ek(8), k9 = ek(9), k10 = ek(10), k11 = ek(11), k12 = ek(12);
-    for (; j + 4 <= n; j += 4) {
-      const o = <usize>j << 2;
-      const v = v128.load(x + o);
-      // exp of four lanes below −104 (−∞: a softmax over masked positions) is exactly 0, as expf4 gives.
-      if (op == 1 && i32x4.all_true(f32x4.lt(v, k0))) {
-        v128.store(out + o, f32x4.splat(0));
-        continue;
-      }
-      const e = expf4k(expArg4(op, v), k0, k1, k2, k3, k4, k5, k6, k7, k8, k9, k10, k11, k12);
-      v128.store(out + o, fromExp4(op, v, e));
-    }
+    // Every element by expLike4's formulas (each op its own loop, below), the last few as lanes of a vector
+    // too: an element's bits never depend on its position (how a kernel is split into parts or chunks).
+    if (op == 1) j = expRun(x, out, n);
+    else if (op == 8) j = sigmoidRun(x, out, n);
+    else j = siluRun(x, out, n);
     if (j < n) {
       const m = n - j, o = <usize>j << 2;
       let v = f32x4.splat(load<f32>(x + o));
@@ -642,7 +732,16 @@ function simdMinMax(op: i32, x: usize, n: i32): f32 {
  */
 function logsumexpRow(x: usize, n: i32): f32 {
   let j = 0;
-  let mv = f32x4.splat(-Infinity);
+  let mv = f32x4.splat(-Infinity), mb = mv, mc = mv, md4 = mv;
+  // Four independent chains (the NaN-propagating max is several instructions, one chain took a third of the
+  // row's time): the maximum of numbers does not depend on the order (+0 is above −0), and a NaN comes out as
+  // one NaN whatever the order (0xffc00000 from NaNs of either sign and any payload, measured).
+  for (; j + 16 <= n; j += 16) {
+    const p = x + (<usize>j << 2);
+    mv = f32x4.max(mv, v128.load(p)); mb = f32x4.max(mb, v128.load(p, 16));
+    mc = f32x4.max(mc, v128.load(p, 32)); md4 = f32x4.max(md4, v128.load(p, 48));
+  }
+  mv = f32x4.max(f32x4.max(mv, mb), f32x4.max(mc, md4));
   for (; j + 4 <= n; j += 4) mv = f32x4.max(mv, v128.load(x + (<usize>j << 2)));
   let m = max(max(f32x4.extract_lane(mv, 0), f32x4.extract_lane(mv, 1)), max(f32x4.extract_lane(mv, 2), f32x4.extract_lane(mv, 3)));
   for (; j < n; j++) m = max(m, load<f32>(x + (<usize>j << 2))); // wasm max propagates NaN
@@ -650,12 +749,32 @@ function logsumexpRow(x: usize, n: i32): f32 {
   const md = <f64>m, m4 = f32x4.splat(m);
   let s0 = f64x2.splat(0), s1 = f64x2.splat(0);
   j = 0;
-  const k0 = ek(0), k1 = ek(1), k2 = ek(2), k3 = ek(3), k4 = ek(4), k5 = ek(5), k6 = ek(6);
-  const k7 = ek(7), k8 = ek(8), k9 = ek(9), k10 = ek(10), k11 = ek(11), k12 = ek(12);
-  for (; j + 4 <= n; j += 4) {
-    const e = expf4k(f32x4.sub(v128.load(x + (<usize>j << 2)), m4), k0, k1, k2, k3, k4, k5, k6, k7, k8, k9, k10, k11, k12);
+  // Eight lanes per pass, by expNormal4 where all eight x − m ≤ 0 have k ≥ −126 (as in sigmoidLikeRun); the
+  // lane sums take their terms in the same order as four lanes per pass did.
+  const l2e = ek(2), c1 = ek(3), c2 = ek(4), p0 = ek(5), p1 = ek(6), p2 = ek(7), p3 = ek(8), p4 = ek(9);
+  const p5 = ek(10), one = ek(11), magic = ek(12), kmin = ek(14);
+  for (; j + 8 <= n; j += 8) {
+    const p = x + (<usize>j << 2);
+    const a = f32x4.sub(v128.load(p), m4), b = f32x4.sub(v128.load(p, 16), m4);
+    const ka = f32x4.nearest(f32x4.mul(a, l2e)), kb = f32x4.nearest(f32x4.mul(b, l2e));
+    let ea: v128, eb: v128;
+    if (i32x4.bitmask(v128.and(f32x4.ge(ka, kmin), f32x4.ge(kb, kmin))) == 15) {
+      ea = expNormal4(a, ka, c1, c2, p0, p1, p2, p3, p4, p5, one, magic);
+      eb = expNormal4(b, kb, c1, c2, p0, p1, p2, p3, p4, p5, one, magic);
+    } else {
+      ea = expf4(a);
+      eb = expf4(b);
+    }
+    s0 = f64x2.add(s0, f64x2.promote_low_f32x4(ea));
+    s1 = f64x2.add(s1, f64x2.promote_low_f32x4(i32x4.shuffle(ea, ea, 2, 3, 0, 1)));
+    s0 = f64x2.add(s0, f64x2.promote_low_f32x4(eb));
+    s1 = f64x2.add(s1, f64x2.promote_low_f32x4(i32x4.shuffle(eb, eb, 2, 3, 0, 1)));
+  }
+  if (j + 4 <= n) {
+    const e = expf4(f32x4.sub(v128.load(x + (<usize>j << 2)), m4));
     s0 = f64x2.add(s0, f64x2.promote_low_f32x4(e));
     s1 = f64x2.add(s1, f64x2.promote_low_f32x4(i32x4.shuffle(e, e, 2, 3, 0, 1)));
+    j += 4;
   }
   const t = f64x2.add(s0, s1);
   let s = f64x2.extract_lane(t, 0) + f64x2.extract_lane(t, 1);
