@@ -161,6 +161,62 @@ Deno.test("engine: unary ops match the TypeScript kernels (within one float32 ul
   assert.deepEqual(got.map((v) => Object.is(v, -0) ? "-0" : v), want.map((v) => Object.is(v, -0) ? "-0" : v));
 });
 
+Deno.test("engine: exp, sigmoid and silu give an element the same bits in the eight-lane loops as alone", () => {
+  if (engine.kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
+  // The loops take a shortcut (no clamp, one multiply by 2^k) when all eight lanes have |x| < 87.7, the
+  // clamped formulas otherwise; a lone element takes the clamped formulas. Values near each bound, mixed
+  // with ordinary ones so that passes of eight take either path, and NaN with a payload.
+  const edges = [
+    87.3,
+    87.33,
+    87.68,
+    87.69,
+    88,
+    88.38,
+    88.72,
+    88.73,
+    89,
+    90,
+    103.97,
+    104,
+    104.01,
+    1e30,
+    Infinity,
+    1e-40,
+    0,
+    1e-45,
+    0.5,
+    3,
+  ];
+  const x = new Float32Array(8 * 120);
+  let s = 3;
+  for (let i = 0; i < x.length; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    const e = edges[s % edges.length] * (s & 0x100 ? -1 : 1);
+    x[i] = (s >>> 12) % 3 === 0 ? e : ((s >>> 8) / 2 ** 24 - 0.5) * 20;
+  }
+  new Uint32Array(x.buffer).set([0x7fc01234, 0xffa00001], 17);
+  const bits = (op: UnaryOp, v: Float32Array) =>
+    Array.from(
+      new Uint32Array(
+        (engine.readSync(engine.unary(op, engine.upload(v, "float32"), "float32")) as Float32Array).slice().buffer,
+      ),
+    );
+  for (const op of ["exp", "sigmoid", "silu"] as UnaryOp[]) {
+    const whole = bits(op, x);
+    const alone = Array.from(x, (_, i) => bits(op, x.subarray(i, i + 1))[0]);
+    assert.deepEqual(whole, alone, op);
+  }
+  // logsumexp over rows whose x − max reaches the clamped formulas (below −87.3, −∞) among ordinary ones.
+  const rows = x.map((v, i) => i % 5 === 0 ? -Infinity : Number.isNaN(v) ? 1 : Math.max(-300, Math.min(300, v)));
+  for (const [o, r] of [[8 * 120 / 40, 40], [8 * 120 / 17 | 0, 17], [1, 8 * 120]]) {
+    const [got, want] = both((be) =>
+      Array.from(be.readSync(be.reduce("logsumexp", be.upload(rows, "float32"), o, r, 1)))
+    );
+    assert.ok(ulps(got, want) <= 1, `logsumexp [${o},${r}]: ${ulps(got, want)} ulps`);
+  }
+});
+
 Deno.test("engine: reductions, where and strided copies match the TypeScript kernels", () => {
   if (engine.kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
   const x = data(5 * 7 * 9, 11);
