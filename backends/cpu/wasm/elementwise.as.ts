@@ -381,11 +381,12 @@ const EXP_C2: f32 = -2.12194440e-4;
 const EXP_MAGIC: f32 = 12582912.0; // 1.5·2²³: k + this holds the integer k in its low mantissa bits
 
 /**
- * expf4's 13 constants as vectors in static memory, for loops to load once into locals (`ek`): V8 rebuilds a
+ * expf4's 13 constants (and two more) as vectors in static memory, for loops to load once into locals (`ek`): V8 rebuilds a
  * v128 constant at every use inside a loop (three instructions each), and Binaryen folds constant locals back
  * into their uses; a load from memory it cannot fold. With wasm's min/max (NaN- and ±0-exact, five or six
  * instructions each on x86) replaced by pmin/pmax and the float-to-int conversion by the magic-number add,
- * a vector of exp took 2.4× fewer instructions, with the same bits (see expf4).
+ * a vector of exp took 2.4× fewer instructions, with the same bits (see expf4). The last two (±126, the bounds
+ * on k where 2^k is a normal float) are for the loops' shortcut (expNormal4).
  */
 const EXP_K: usize = memory.data<f32>([
   -104.0, -104.0, -104.0, -104.0, 89.0, 89.0, 89.0, 89.0,
