@@ -412,6 +412,21 @@ const ONE_F64: usize = memory.data<f64>([1.0, 1.0], 16);
   return v128.load(EXP_K + (<usize>i << 4));
 }
 
+/** exp(r) ≈ 1 + r + r²·P(r) with r = x − k·ln2 (ln 2 in two parts): the polynomial of expf4k and expNormal4. */
+// @ts-ignore: decorator
+@inline function expPoly4(
+  x: v128, k: v128, c1: v128, c2: v128, p0: v128, p1: v128, p2: v128, p3: v128, p4: v128, p5: v128, one: v128,
+): v128 {
+  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(k, c1)), f32x4.mul(k, c2));
+  let p = f32x4.add(f32x4.mul(p0, r), p1);
+  p = f32x4.add(f32x4.mul(p, r), p2);
+  p = f32x4.add(f32x4.mul(p, r), p3);
+  p = f32x4.add(f32x4.mul(p, r), p4);
+  p = f32x4.add(f32x4.mul(p, r), p5);
+  const y = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), one);
+  return y;
+}
+
 /**
  * exp of four lanes with its constants k0..k12 (EXP_K, loaded by the caller). Clamping by pmax/pmin gives
  * what max/min gave: x itself inside [-104, 89] (±0 included), the bound outside, and NaN stays NaN (pmax(x, c)
@@ -426,13 +441,7 @@ const ONE_F64: usize = memory.data<f64>([1.0, 1.0], 16);
 ): v128 {
   const x = f32x4.pmin(f32x4.pmax(x0, lo), hi);
   const k = f32x4.nearest(f32x4.mul(x, l2e));
-  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(k, c1)), f32x4.mul(k, c2));
-  let p = f32x4.add(f32x4.mul(p0, r), p1);
-  p = f32x4.add(f32x4.mul(p, r), p2);
-  p = f32x4.add(f32x4.mul(p, r), p3);
-  p = f32x4.add(f32x4.mul(p, r), p4);
-  p = f32x4.add(f32x4.mul(p, r), p5);
-  const y = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), one);
+  const y = expPoly4(x, k, c1, c2, p0, p1, p2, p3, p4, p5, one);
   const ki = i32x4.sub(f32x4.add(k, magic), magic);
   const k1 = i32x4.shr_s(ki, 1);
   const s1 = i32x4.add(i32x4.shl(k1, 23), one);
@@ -501,13 +510,7 @@ const ONE_F64: usize = memory.data<f64>([1.0, 1.0], 16);
 @inline function expNormal4(
   x: v128, k: v128, kb: v128, c1: v128, c2: v128, p0: v128, p1: v128, p2: v128, p3: v128, p4: v128, p5: v128, one: v128,
 ): v128 {
-  const r = f32x4.sub(f32x4.sub(x, f32x4.mul(k, c1)), f32x4.mul(k, c2));
-  let p = f32x4.add(f32x4.mul(p0, r), p1);
-  p = f32x4.add(f32x4.mul(p, r), p2);
-  p = f32x4.add(f32x4.mul(p, r), p3);
-  p = f32x4.add(f32x4.mul(p, r), p4);
-  p = f32x4.add(f32x4.mul(p, r), p5);
-  const y = f32x4.add(f32x4.add(f32x4.mul(p, f32x4.mul(r, r)), r), one);
+  const y = expPoly4(x, k, c1, c2, p0, p1, p2, p3, p4, p5, one);
   return f32x4.mul(y, i32x4.add(i32x4.shl(kb, 23), one));
 }
 
