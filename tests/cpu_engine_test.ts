@@ -226,12 +226,12 @@ Deno.test("engine: reductions, where and strided copies match the TypeScript ker
       assert.ok(ulps(got, want) <= (op === "logsumexp" ? 1 : 0), `${op} [${o},${r},${i}]`);
     }
   }
-  // max/min over contiguous rows (four lanes at a time): NaN anywhere, signed zeros, −∞, ragged tails.
+  // max/min/argmax over contiguous rows (four lanes at a time): NaN anywhere, signed zeros, −∞, ties, ragged tails.
   const rows = new Float32Array(6 * 37).map((_, i) => Math.sin(i) * 3);
   rows.set([NaN], 30), rows.set([0, -0, 0], 37 + 36 - 2), rows.fill(-Infinity, 74, 111);
   for (let i = 111; i < 148; i++) rows[i] = i % 2 ? -0 : -1;
-  rows.set([0], 150), rows.set([-0], 148);
-  for (const op of ["max", "min"] as ReduceOp[]) {
+  rows.set([0], 150), rows.set([-0], 148), rows.set([5], 190), rows.set([5], 200); // a tie for argmax
+  for (const op of ["max", "min", "argmax"] as ReduceOp[]) {
     for (const [o, r] of [[6, 37], [1, 6 * 37], [37, 6], [6 * 37 / 8 | 0, 8]]) {
       const [got, want] = both((be) => Array.from(be.readSync(be.reduce(op, be.upload(rows, "float32"), o, r, 1))));
       assert.deepEqual(got.map((v) => Object.is(v, -0) ? "-0" : v), want.map((v) => Object.is(v, -0) ? "-0" : v));

@@ -706,6 +706,15 @@ export function reduceF32(op: i32, x: usize, out: usize, outer: i32, red: i32, i
         }
         case 3: {
           let best: f32 = -Infinity, arg = 0;
+          if (inner == 1 && red >= 8) {
+            // The maximum four lanes at a time, then the first element equal to it: the first index of the
+            // maximum whenever no element is NaN (a NaN is settled by the loop below, like a row of fewer than 8).
+            const m = simdMinMax(1, start, red);
+            if (m == m) {
+              store<i32>(out + (<usize>o << 2), firstEqual(start, red, m));
+              continue;
+            }
+          }
           for (let p = 0; p < red; p++) {
             const v = load<f32>(start + <usize>p * rowBytes);
             if (v > best || (v != v && best == best)) { best = v; arg = p; }
@@ -754,6 +763,17 @@ function simdMinMax(op: i32, x: usize, n: i32): f32 {
   b = op == 1 ? f32x4.max(a, i32x4.shuffle(a, a, 2, 3, 0, 1)) : f32x4.min(a, i32x4.shuffle(a, a, 2, 3, 0, 1));
   c = op == 1 ? f32x4.max(b, i32x4.shuffle(b, b, 1, 0, 3, 2)) : f32x4.min(b, i32x4.shuffle(b, b, 1, 0, 3, 2));
   return f32x4.extract_lane(c, 0);
+}
+
+/** The first index p < n with x[p] == m (m a number found among them; −0 == +0), four lanes at a time. */
+function firstEqual(x: usize, n: i32, m: f32): i32 {
+  const mv = f32x4.splat(m);
+  let j = 0;
+  for (; j + 4 <= n; j += 4) {
+    if (v128.any_true(f32x4.eq(v128.load(x + (<usize>j << 2)), mv))) break;
+  }
+  for (; j < n; j++) if (load<f32>(x + (<usize>j << 2)) == m) return j;
+  return 0;
 }
 
 /**
