@@ -145,3 +145,45 @@ Deno.test("cpu engine: a batch of products sharing one B (a layer's weight) give
     await setBackend("cpu");
   }
 });
+
+Deno.test("cpu engine: a batch of vector products (attention over heads) split across threads gives each product's own bits", async () => {
+  const saved = cpuThreads();
+  const { matmul, dispose, slice } = await import("../mod.ts");
+  const { normal } = await import("../core/random.ts");
+  // Vector products split from 1 multiply-add; other matmuls keep their default (so a batch stays one kernel).
+  registerBackend("cpu-split-gemv", () => new CpuBackend({ parallelMinGemvMacs: 1 }));
+  try {
+    if (new CpuBackend().kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
+    const bitsOf = async (t: Tensor) => new Uint32Array((await t.data()).slice().buffer);
+    for (const [threads, transB] of [[1, false], [2, false], [1, true], [2, true]] as const) {
+      setCpuThreads(threads);
+      await cpuWorkersReady();
+      await setBackend("cpu-split-gemv");
+      // [7, 1, 40] · [7, 40, 24] (or the keys transposed): seven heads' products, cut into runs of heads.
+      const q = normal(key(5), [7, 1, 40]), k = normal(key(6), transB ? [7, 24, 40] : [7, 40, 24]);
+      const alone: Uint32Array[] = [];
+      for (let h = 0; h < 7; h++) {
+        const qh = slice(q, [h, 0, 0], [h + 1, 1, 40]), kh = slice(k, [h, 0, 0], [h + 1, ...k.shape.slice(1)]);
+        const one = matmul(qh, kh, { transB });
+        alone.push(await bitsOf(one));
+        dispose([qh, kh, one]);
+      }
+      // Until a worker has taken a part (it may not get to one before the main thread has run them all).
+      const before = cpuWorkerJobs();
+      for (let r = 0; r < 50 && (r === 0 || (threads === 2 && cpuWorkerJobs() === before)); r++) {
+        const all = matmul(q, k, { transB });
+        for (let h = 0; h < 7; h++) {
+          const part = slice(all, [h, 0, 0], [h + 1, 1, 24]);
+          assert.deepEqual(await bitsOf(part), alone[h], `head ${h}, ${threads} thread(s), transB ${transB}`);
+          part.dispose();
+        }
+        all.dispose();
+      }
+      if (threads === 2) assert.ok(cpuWorkerJobs() > before, "the batch was never split between threads");
+      dispose([q, k]);
+    }
+  } finally {
+    setCpuThreads(saved);
+    await setBackend("cpu");
+  }
+});

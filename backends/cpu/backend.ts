@@ -487,20 +487,24 @@ export class CpuBackend implements Backend {
       const ldw = M === 1 ? (s.transB ? K : N) : (s.transA ? M : K);
       const len = M === 1 ? N : M;
       if (batch > 1 && batch * K * len < this.#minMacs && batch * 12 <= DESC_BYTES) {
-        // A small batch (attention over heads): one call, its products' offsets in the descriptor block.
+        // A small batch (attention over heads): a call per part, its products' offsets in the part's descriptor
+        // block; parts are runs of whole products, so the same bits. It splits from half the vector products'
+        // bound: the 15M shape's (6 heads × 48 × 128 positions) do, stories260K's (8 × 8 × 128) stay whole.
         const x = M === 1 ? A : B, w = M === 1 ? B : A, C = out.ptr;
         sink.launch(
           ev,
           KERNEL.gemvBatch,
-          0,
-          1,
-          (_, descAt) => {
-            const desc = descAt(0), d = ev.heap.i32;
-            offsets.forEach(([ao, bo], n) => {
-              d.set([(M === 1 ? ao : bo) * 4, (M === 1 ? bo : ao) * 4, n * plane * 4], (desc >>> 2) + 3 * n);
-            });
-            return [[x, w, C, K, len, ldw, transW ? 1 : 0, desc, batch]];
-          },
+          batch * 12 <= DESC_PART_BYTES ? batch * K * len : 0, // offsets past a part's block: one part
+          this.#minGemvMacs / 2,
+          (parts, descAt) =>
+            splitRange(batch, Math.min(parts, batch)).filter(([n0, n1]) => n1 > n0).map(([n0, n1], p) => {
+              const desc = descAt(p), d = ev.heap.i32;
+              for (let n = n0; n < n1; n++) {
+                const [ao, bo] = offsets[n];
+                d.set([(M === 1 ? ao : bo) * 4, (M === 1 ? bo : ao) * 4, n * plane * 4], (desc >>> 2) + 3 * (n - n0));
+              }
+              return [x, w, C, K, len, ldw, transW ? 1 : 0, desc, n1 - n0];
+            }),
           0,
           batch * 12,
         );
