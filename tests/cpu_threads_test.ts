@@ -150,8 +150,12 @@ Deno.test("cpu engine: a batch of vector products (attention over heads) split a
   const saved = cpuThreads();
   const { matmul, dispose, slice } = await import("../mod.ts");
   const { normal } = await import("../core/random.ts");
-  // Vector products split from 1 multiply-add; other matmuls keep their default (so a batch stays one kernel).
-  registerBackend("cpu-split-gemv", () => new CpuBackend({ parallelMinGemvMacs: 1 }));
+  // The wasm kernels, vector products split from 1 multiply-add, other matmuls from 2²⁴ (so the batch of
+  // products stays one gemvBatch kernel, cut into runs of heads).
+  registerBackend(
+    "cpu-split-gemv",
+    () => new CpuBackend({ parallelMinGemvMacs: 1, parallelMinMacs: 2 ** 24, blas: false }),
+  );
   try {
     if (new CpuBackend().kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
     const bitsOf = async (t: Tensor) => new Uint32Array((await t.data()).slice().buffer);
@@ -159,11 +163,11 @@ Deno.test("cpu engine: a batch of vector products (attention over heads) split a
       setCpuThreads(threads);
       await cpuWorkersReady();
       await setBackend("cpu-split-gemv");
-      // [7, 1, 40] · [7, 40, 24] (or the keys transposed): seven heads' products, cut into runs of heads.
-      const q = normal(key(5), [7, 1, 40]), k = normal(key(6), transB ? [7, 24, 40] : [7, 40, 24]);
+      // [7, 1, 256] · [7, 256, 256] (or the keys transposed): seven heads' products, cut into runs of heads.
+      const q = normal(key(5), [7, 1, 256]), k = normal(key(6), [7, 256, 256]);
       const alone: Uint32Array[] = [];
       for (let h = 0; h < 7; h++) {
-        const qh = slice(q, [h, 0, 0], [h + 1, 1, 40]), kh = slice(k, [h, 0, 0], [h + 1, ...k.shape.slice(1)]);
+        const qh = slice(q, [h, 0, 0], [h + 1, 1, 256]), kh = slice(k, [h, 0, 0], [h + 1, ...k.shape.slice(1)]);
         const one = matmul(qh, kh, { transB });
         alone.push(await bitsOf(one));
         dispose([qh, kh, one]);
@@ -173,7 +177,7 @@ Deno.test("cpu engine: a batch of vector products (attention over heads) split a
       for (let r = 0; r < 50 && (r === 0 || (threads === 2 && cpuWorkerJobs() === before)); r++) {
         const all = matmul(q, k, { transB });
         for (let h = 0; h < 7; h++) {
-          const part = slice(all, [h, 0, 0], [h + 1, 1, 24]);
+          const part = slice(all, [h, 0, 0], [h + 1, 1, 256]);
           assert.deepEqual(await bitsOf(part), alone[h], `head ${h}, ${threads} thread(s), transB ${transB}`);
           part.dispose();
         }

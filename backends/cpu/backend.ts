@@ -12,8 +12,10 @@ import { sizeOf, stridesOf } from "../../core/shape.ts";
 import * as k from "./kernels.ts";
 import { matmulF32, WASM_MIN_MNK } from "./matmul.ts";
 import { DESC_BYTES, type Engine, engine } from "./wasm/engine.ts";
+import { type Blas, blasFor } from "./wasm/blas.ts";
 import { ensureScratch, mainScratch, matmulArgs, packBytes } from "./wasm/kernel.ts";
 import { cpuThreads, KERNEL, poolFor, splitRange } from "./wasm/pool.ts";
+import { setBlasSource } from "./wasm/pool_protocol.ts";
 import { PART_WORDS, runKernel } from "./wasm/pool_protocol.ts";
 import { CpuBuffer } from "./buffer.ts";
 import { compileProgram, DESC_PART_BYTES, type KernelSink, type MakeParts, PARTS_PER_THREAD } from "./compile.ts";
@@ -54,6 +56,11 @@ export interface CpuBackendOptions {
    * backends/README.md).
    */
   programLoop?: "js" | "wasm";
+  /**
+   * Large matrix and vector products on a system BLAS where one is found (default true; needs FFI, so `-A`;
+   * KNOT_BLAS=0 turns it off everywhere): see backends/README.md, "System BLAS".
+   */
+  blas?: boolean;
 }
 
 /** Op codes of the wasm kernels (elementwise.as.ts). */
@@ -116,6 +123,7 @@ export class CpuBackend implements Backend {
   readonly #minMacs: number;
   readonly #minGemvMacs: number;
   readonly #loop: "js" | "wasm";
+  readonly #blas: Blas | null;
   /** Kernels of the public methods run at once. */
   readonly #now: KernelSink = {
     launch: (e, kernel, size, min, make, scratchBytes) => this.#run(e, kernel, size, min, make, scratchBytes),
@@ -141,10 +149,17 @@ export class CpuBackend implements Backend {
     this.#minMacs = opts.parallelMinMacs ?? PARALLEL_MIN_MACS;
     this.#minGemvMacs = opts.parallelMinGemvMacs ?? Math.min(this.#minMacs, PARALLEL_MIN_GEMV_MACS);
     this.#loop = opts.programLoop ?? "wasm";
+    this.#blas = this.#e && opts.blas !== false ? blasFor(this.#e.heap.memory) : null;
+    if (this.#blas) setBlasSource(() => this.#blas);
     // Below 2¹⁴ elements the interpreter's fixed cost per call exceeds the kernel calls it saves: the stories260K
     // decode step (vectors of 64, attention over 8 × 256) ran 1,350–1,400 tokens/s fused throughout, 1,850–2,500
     // with this bound; the 15M training step, whose chains are ≥ 2¹⁸ elements, is unchanged.
     if (this.#e) this.fuses = { reduce: true, minElements: 1 << 14, inPlaceWhere: true };
+  }
+
+  /** The system BLAS large products run on (its library, and OpenBLAS's kernels), or null. */
+  get blas(): string | null {
+    return this.#blas?.name ?? null;
   }
 
   /** Which kernels run: the wasm engine build ("simd" or "fma"), or "typescript". */
@@ -453,6 +468,61 @@ export class CpuBackend implements Backend {
     return out;
   }
 
+  /**
+   * A product on the system BLAS: each product of the batch cut into blocks of rows (or of columns, where N > M)
+   * fixed by its shape alone, one BLAS call each, run by whichever thread takes it: the same calls whatever
+   * the thread count, so the same bits (a different summation order from the wasm kernels, though).
+   */
+  #blasMatmul(
+    sink: KernelSink,
+    a: CpuBuffer,
+    b: CpuBuffer,
+    s: MatmulSpec,
+    out: CpuBuffer,
+    offsets: [number, number][],
+  ): void {
+    const { M, K, N, transA, transB } = s, e = this.#e!;
+    const lda = transA ? M : K, ldb = transB ? K : N;
+    const vector = M === 1 || N === 1, byRows = M >= N, extent = byRows ? M : N;
+    const blocks = splitRange(extent, Math.min(8, Math.ceil(extent / 64)), 16).filter(([i0, i1]) => i1 > i0);
+    const args: number[][] = [];
+    offsets.forEach(([ao, bo], n) => {
+      const A = a.ptr + ao * 4, B = b.ptr + bo * 4, C = out.ptr + n * M * N * 4;
+      for (const [i0, i1] of blocks) {
+        if (vector && M === 1) { // y = op(B)ᵀ·x over outputs i0…i1 (of N)
+          args.push([
+            transB ? B + i0 * K * 4 : B + i0 * 4,
+            A,
+            C + i0 * 4,
+            transB ? i1 - i0 : K,
+            transB ? K : i1 - i0,
+            transB ? 0 : 1,
+            ldb,
+          ]);
+        } else if (vector) { // y = op(A)·b over outputs i0…i1 (of M)
+          args.push([
+            transA ? A + i0 * 4 : A + i0 * K * 4,
+            B,
+            C + i0 * 4,
+            transA ? K : i1 - i0,
+            transA ? i1 - i0 : K,
+            transA ? 1 : 0,
+            lda,
+          ]);
+        } else if (byRows) {
+          const a0 = transA ? A + i0 * 4 : A + i0 * lda * 4;
+          args.push([a0, B, C + i0 * N * 4, i1 - i0, N, K, lda, ldb, N, transA ? 1 : 0, transB ? 1 : 0]);
+        } else {
+          const b0 = transB ? B + i0 * ldb * 4 : B + i0 * 4;
+          args.push([A, b0, C + i0 * 4, M, i1 - i0, K, lda, ldb, N, transA ? 1 : 0, transB ? 1 : 0]);
+        }
+      }
+    });
+    const macs = offsets.length * M * N * K;
+    const min = vector ? this.#minGemvMacs : this.#minMacs;
+    sink.launch(e, vector ? KERNEL.blasGemv : KERNEL.blasGemm, macs, min, () => args, 0, 0);
+  }
+
   #matmul(sink: KernelSink, a: CpuBuffer, b: CpuBuffer, s: MatmulSpec, out: CpuBuffer): void {
     const batch = sizeOf(s.batchShape);
     const { M, K, N } = s;
@@ -478,6 +548,12 @@ export class CpuBackend implements Backend {
         if (++idx[i] < s.batchShape[i]) break;
         idx[i] = 0;
       }
+    }
+    // On the system BLAS: products with K·min(M, N) ≥ 2¹⁴, vector products of ≥ 2¹⁶ multiply-adds (below, the
+    // call costs more than the wasm kernels take).
+    const vec = M === 1 || N === 1;
+    if (this.#blas && !(M === 1 && N === 1) && K * (vec ? M * N : Math.min(M, N)) >= (vec ? 2 ** 16 : 2 ** 14)) {
+      if (this.#wasm(a, b, out)) return this.#blasMatmul(sink, a, b, s, out, offsets);
     }
     // Vector products (decode: M = 1; matrix·vector: N = 1) in the wasm gemv, split over outputs.
     const ev = (M === 1 || N === 1) && K >= 8 ? this.#wasm(a, b, out) : null;

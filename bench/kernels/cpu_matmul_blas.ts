@@ -1,6 +1,7 @@
 /**
- * The cpu engine's matmul against a system BLAS called through `Deno.dlopen` (issue: "where a system BLAS is
- * present, matmul may call it: measure it against the wasm kernel and keep it only if it wins"). Times the 15M
+ * The cpu engine's own matmul (its wasm kernels) against a system BLAS called through `Deno.dlopen` (issue: "where
+ * a system BLAS is present, matmul may call it: measure it against the wasm kernel and keep it only if it wins";
+ * it wins, so large products now call it: backends/README.md, "System BLAS"). Times the 15M
  * TL6 step's weight products (bench/kernels/cpu_matmul_shapes.ts; a batch sharing one weight is one product of
  * batch·M rows, as the engine runs it) and 1024², on the same thread count, knot then BLAS in turn, each cell the
  * median of its rounds, and weights them by calls per step. BLAS's `cblas_sgemm` runs on plain Float32Arrays
@@ -15,6 +16,9 @@ import { parseArgs } from "node:util";
 import { dispose, matmul, setBackend, tensor } from "../../mod.ts";
 import { cpuThreads, cpuWorkersReady, setCpuThreads } from "../../backends/cpu/mod.ts";
 import { machineLine, table } from "../util.ts";
+import { registerBackend } from "../../core/runtime.ts";
+import { CpuBackend } from "../../backends/cpu/backend.ts";
+import { coreFromFlags } from "../../backends/cpu/wasm/blas.ts";
 import { TL6_STEP_MATMULS } from "./cpu_matmul_shapes.ts";
 
 const CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112;
@@ -77,12 +81,16 @@ if (import.meta.main) {
       rounds: { type: "string", default: "5" },
     },
   });
+  // OpenBLAS's kernels for this CPU (a VM's generic CPUID otherwise gets its Prescott kernels, 4–5× slower).
+  const core = Deno.env.get("OPENBLAS_CORETYPE") ?? coreFromFlags();
+  if (core) Deno.env.set("OPENBLAS_CORETYPE", core);
   const lib = openBlas(values.lib);
   if (typeof lib === "string") {
     console.log(`(BLAS comparison skipped: ${lib})`);
     Deno.exit(0);
   }
-  await setBackend("cpu");
+  registerBackend("cpu-wasm", () => new CpuBackend({ blas: false })); // the engine's own kernels
+  await setBackend("cpu-wasm");
   if (values.threads) setCpuThreads(Number(values.threads));
   await cpuWorkersReady();
   const threads = cpuThreads(), rounds = Number(values.rounds);
@@ -143,7 +151,10 @@ if (import.meta.main) {
       (o / k).toFixed(2),
     ]);
   }
-  console.log(`knot (wasm engine, ${threads} thread(s)) vs ${values.lib} (${threads} thread(s)), median of ${rounds}:`);
+  console.log(
+    `knot (wasm engine, ${threads} thread(s)) vs ${values.lib} (${core ?? "its own"} kernels, ${threads} thread(s)), ` +
+      `median of ${rounds}:`,
+  );
   console.log(table(["matmul", "M×K×N", "calls/step", "knot GFLOP/s", "BLAS GFLOP/s", "BLAS ms ÷ knot ms"], rows));
   console.log(
     `\nthe step's weight products: knot ${knotStep.toFixed(1)} ms, BLAS ${blasStep.toFixed(1)} ms per step ` +

@@ -18,6 +18,7 @@ import { loadLlama } from "../../io/mod.ts";
 import { benchLlama2c, llama2cMissing, STORIES260K } from "./llama2c.ts";
 import { measureCompiledDecode } from "../kernels/cpu_compile.ts";
 import { cpuThreads, cpuWorkersReady } from "../../backends/cpu/mod.ts";
+import { coreFromFlags } from "../../backends/cpu/wasm/blas.ts";
 
 const PYTHON = "/usr/bin/python3";
 const TORCH_SCRIPT = new URL("./torch_peer.py", import.meta.url).pathname;
@@ -40,9 +41,17 @@ async function torchMissing(): Promise<string | null> {
   }
 }
 
+/**
+ * OpenBLAS's kernels for PyTorch: the CPU's (as knot's BLAS gets them). On a VM whose CPUID names a generic
+ * model OpenBLAS falls back to its Prescott kernels: PyTorch's 1024² matmul ran 34 GFLOP/s here, 180–211 with
+ * SkylakeX's, and its TL6 step 399–422 vs 790–970 tokens/s. A peer on the wrong kernels flatters knot.
+ */
+const TORCH_CORE = Deno.env.get("OPENBLAS_CORETYPE") ?? coreFromFlags();
+
 async function runTorch(only: "train" | "ops", reps: number, threads = 2): Promise<TorchResult> {
   const { code, stdout, stderr } = await new Deno.Command(PYTHON, {
     args: [TORCH_SCRIPT, "--threads", String(threads), "--reps", String(reps), "--only", only],
+    env: TORCH_CORE ? { OPENBLAS_CORETYPE: TORCH_CORE } : {},
     stdout: "piped",
     stderr: "piped",
   }).output();
@@ -91,13 +100,17 @@ export async function benchPeers(
   reps = 3,
   only?: "ops" | "train" | "decode",
 ): Promise<void> {
-  await setBackend("cpu");
+  const cpu = await setBackend("cpu");
+  const blasName = () => (cpu as { blas?: string | null }).blas ?? "none (the wasm kernels)";
   log("\n## knot against its peers (same run, same machine; issue 11's bars)\n");
   const torchWhy = await torchMissing();
   const l2cWhy = llama2cMissing();
 
   const workers = await cpuWorkersReady();
-  log(`knot cpu engine: ${cpuThreads()} thread(s) (${workers} worker(s) running); PyTorch: 2 threads\n`);
+  log(
+    `knot cpu engine: ${cpuThreads()} thread(s) (${workers} worker(s) running), system BLAS: ${blasName()}; ` +
+      `PyTorch: 2 threads, OpenBLAS kernels: ${TORCH_CORE ?? "its own detection"}\n`,
+  );
   if (!only || only === "ops") await benchOps(log, reps, torchWhy);
   if (!only || only === "train") await benchTrainPeers(log, reps, torchWhy);
   if (!only || only === "decode") await benchDecode(log, reps, l2cWhy);

@@ -1,4 +1,5 @@
 import type { EngineExports } from "./engine.ts";
+import type { Blas } from "./blas.ts";
 
 // The words shared by the pool (pool.ts) and its workers (worker.ts). A slot is SLOT_WORDS int32 words:
 // [0] state, [1] kernel, [2 .. 2 + SLOT_ARGS) its arguments: the byte address of a table of parts, their
@@ -37,6 +38,9 @@ export const KERNEL = {
   cast: 12,
   fill: 13,
   fused: 14,
+  /** JavaScript kernels calling the system BLAS (./blas.ts): never in the module's instruction loop. */
+  blasGemm: 15,
+  blasGemv: 16,
 } as const;
 
 export const SLOT_ARGS = 16;
@@ -62,9 +66,29 @@ export function runParts(
   }
 }
 
+let blas: Blas | null | undefined;
+let blasSource: (() => Blas | null) | null = null;
+
+/** Where this thread's BLAS kernels find the library (loaded on their first call). */
+export function setBlasSource(source: () => Blas | null): void {
+  blasSource = source;
+}
+
+function theBlas(): Blas {
+  blas ??= blasSource?.() ?? null;
+  if (!blas) throw new Error("cpu engine: a BLAS kernel where no BLAS could be loaded");
+  return blas;
+}
+
 /** Calls kernel `kernel` of the engine module with `a` (matmul's packing buffers offset by `scratch`). */
 export function runKernel(x: EngineExports, kernel: number, a: ArrayLike<number>, scratch = 0): void {
   switch (kernel) {
+    case KERNEL.blasGemm: // a, b, c, m, n, k, lda, ldb, ldc, transA, transB
+      theBlas().sgemm(a[9] !== 0, a[10] !== 0, a[3], a[4], a[5], a[0] >>> 0, a[6], a[1] >>> 0, a[7], a[2] >>> 0, a[8]);
+      return;
+    case KERNEL.blasGemv: // a, x, y, m, n, transA, lda
+      theBlas().sgemv(a[5] !== 0, a[3], a[4], a[0] >>> 0, a[6], a[1] >>> 0, a[2] >>> 0);
+      return;
     case KERNEL.matmul:
       x.matmul(
         a[0],

@@ -6,7 +6,8 @@
 
 import { ENGINE_WASM_FMA_SHARED_BASE64, ENGINE_WASM_SIMD_SHARED_BASE64 } from "./engine_wasm.ts";
 import type { EngineExports } from "./engine.ts";
-import { PART_WORDS, runParts, SLOT_ARGS, STATE } from "./pool_protocol.ts";
+import { PART_WORDS, runParts, setBlasSource, SLOT_ARGS, STATE } from "./pool_protocol.ts";
+import { blasFor } from "./blas.ts";
 
 interface Init {
   variant: "simd" | "fma";
@@ -54,6 +55,7 @@ scope.onmessage = (ev) => {
   const bytes = decodeBase64(variant === "fma" ? ENGINE_WASM_FMA_SHARED_BASE64 : ENGINE_WASM_SIMD_SHARED_BASE64);
   const x = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } })
     .exports as unknown as EngineExports;
+  setBlasSource(() => blasFor(memory)); // the BLAS kernels' library, loaded here on the first one
   let words = new Int32Array(memory.buffer); // shared: never detached; a new view after the memory grew
   const s = slot >> 2;
   Atomics.store(words, s, STATE.idle);
