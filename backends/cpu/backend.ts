@@ -549,10 +549,9 @@ export class CpuBackend implements Backend {
         idx[i] = 0;
       }
     }
-    // On the system BLAS: products with K·min(M, N) ≥ 2¹⁴, vector products of ≥ 2¹⁶ multiply-adds (below, the
-    // call costs more than the wasm kernels take).
-    const vec = M === 1 || N === 1;
-    if (this.#blas && !(M === 1 && N === 1) && K * (vec ? M * N : Math.min(M, N)) >= (vec ? 2 ** 16 : 2 ** 14)) {
+    // On the system BLAS from 2¹⁶ multiply-adds a product (below, a call costs about what the wasm kernels take;
+    // the rank-8 adapter shapes gain 1.2–2×, bench/kernels/cpu_matmul_blas.ts).
+    if (this.#blas && !(M === 1 && N === 1) && M * N * K >= 2 ** 16) {
       if (this.#wasm(a, b, out)) return this.#blasMatmul(sink, a, b, s, out, offsets);
     }
     // Vector products (decode: M = 1; matrix·vector: N = 1) in the wasm gemv, split over outputs.

@@ -397,6 +397,7 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
           segment.push({ kernel, args: args[0] });
           return true;
         }
+        flush(); // after the wasm kernels recorded before it
         resolve(args[0], -1);
         steps.push(callOf(e.x, kernel, args[0]));
         return true;
