@@ -118,36 +118,43 @@ Deno.test("cpu engine: a split kernel's part table lies inside one heap block, e
   }
 });
 
-Deno.test("cpu engine: a batch of products sharing one B (a layer's weight) gives each product's own bits, on 1 and 2 threads", async () => {
+const bitsOf = async (t: Tensor) => new Uint32Array((await t.data()).slice().buffer);
+
+/** `body` on backend `name` on 1 and 2 threads, B plain and transposed; the thread count and backend restored. */
+async function onThreadsAndLayouts(name: string, body: (threads: number, transB: boolean) => Promise<void>) {
   const saved = cpuThreads();
-  const { matmul, dispose, slice } = await import("../mod.ts");
-  const { normal } = await import("../core/random.ts");
   try {
     if (new CpuBackend().kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
-    const bitsOf = async (t: Tensor) => new Uint32Array((await t.data()).slice().buffer);
     for (const [threads, transB] of [[1, false], [2, false], [1, true], [2, true]] as const) {
       setCpuThreads(threads);
       await cpuWorkersReady();
-      await setBackend("cpu-split-all");
-      // [3, 37, 300] · [300, 45]: run as one product of 111 rows; each slice alone is a product of 37.
-      const a = normal(key(3), [3, 37, 300]), w = normal(key(4), transB ? [45, 300] : [300, 45]);
-      const all = matmul(a, w, { transB });
-      for (let n = 0; n < 3; n++) {
-        const an = slice(a, [n, 0, 0], [n + 1, 37, 300]), cn = matmul(an, w, { transB });
-        const part = slice(all, [n, 0, 0], [n + 1, 37, 45]);
-        assert.deepEqual(await bitsOf(part), await bitsOf(cn), `product ${n}, ${threads} thread(s), transB ${transB}`);
-        dispose([an, cn, part]);
-      }
-      dispose([a, w, all]);
+      await setBackend(name);
+      await body(threads, transB);
     }
   } finally {
     setCpuThreads(saved);
     await setBackend("cpu");
   }
+}
+
+Deno.test("cpu engine: a batch of products sharing one B (a layer's weight) gives each product's own bits, on 1 and 2 threads", async () => {
+  const { matmul, dispose, slice } = await import("../mod.ts");
+  const { normal } = await import("../core/random.ts");
+  await onThreadsAndLayouts("cpu-split-all", async (threads, transB) => {
+    // [3, 37, 300] · [300, 45]: run as one product of 111 rows; each slice alone is a product of 37.
+    const a = normal(key(3), [3, 37, 300]), w = normal(key(4), transB ? [45, 300] : [300, 45]);
+    const all = matmul(a, w, { transB });
+    for (let n = 0; n < 3; n++) {
+      const an = slice(a, [n, 0, 0], [n + 1, 37, 300]), cn = matmul(an, w, { transB });
+      const part = slice(all, [n, 0, 0], [n + 1, 37, 45]);
+      assert.deepEqual(await bitsOf(part), await bitsOf(cn), `product ${n}, ${threads} thread(s), transB ${transB}`);
+      dispose([an, cn, part]);
+    }
+    dispose([a, w, all]);
+  });
 });
 
 Deno.test("cpu engine: a batch of vector products (attention over heads) split across threads gives each product's own bits", async () => {
-  const saved = cpuThreads();
   const { matmul, dispose, slice } = await import("../mod.ts");
   const { normal } = await import("../core/random.ts");
   // The wasm kernels, vector products split from 1 multiply-add, other matmuls from 2²⁴ (so the batch of
@@ -156,38 +163,28 @@ Deno.test("cpu engine: a batch of vector products (attention over heads) split a
     "cpu-split-gemv",
     () => new CpuBackend({ parallelMinGemvMacs: 1, parallelMinMacs: 2 ** 24, blas: false }),
   );
-  try {
-    if (new CpuBackend().kernels === "typescript") return console.log("SKIPPED: no WebAssembly SIMD");
-    const bitsOf = async (t: Tensor) => new Uint32Array((await t.data()).slice().buffer);
-    for (const [threads, transB] of [[1, false], [2, false], [1, true], [2, true]] as const) {
-      setCpuThreads(threads);
-      await cpuWorkersReady();
-      await setBackend("cpu-split-gemv");
-      // [7, 1, 256] · [7, 256, 256] (or the keys transposed): seven heads' products, cut into runs of heads.
-      const q = normal(key(5), [7, 1, 256]), k = normal(key(6), [7, 256, 256]);
-      const alone: Uint32Array[] = [];
-      for (let h = 0; h < 7; h++) {
-        const qh = slice(q, [h, 0, 0], [h + 1, 1, 256]), kh = slice(k, [h, 0, 0], [h + 1, ...k.shape.slice(1)]);
-        const one = matmul(qh, kh, { transB });
-        alone.push(await bitsOf(one));
-        dispose([qh, kh, one]);
-      }
-      // Until a worker has taken a part (it may not get to one before the main thread has run them all).
-      const before = cpuWorkerJobs();
-      for (let r = 0; r < 50 && (r === 0 || (threads === 2 && cpuWorkerJobs() === before)); r++) {
-        const all = matmul(q, k, { transB });
-        for (let h = 0; h < 7; h++) {
-          const part = slice(all, [h, 0, 0], [h + 1, 1, 256]);
-          assert.deepEqual(await bitsOf(part), alone[h], `head ${h}, ${threads} thread(s), transB ${transB}`);
-          part.dispose();
-        }
-        all.dispose();
-      }
-      if (threads === 2) assert.ok(cpuWorkerJobs() > before, "the batch was never split between threads");
-      dispose([q, k]);
+  await onThreadsAndLayouts("cpu-split-gemv", async (threads, transB) => {
+    // [7, 1, 256] · [7, 256, 256] (as keys, or as values with transB false): seven heads' products.
+    const q = normal(key(5), [7, 1, 256]), k = normal(key(6), [7, 256, 256]);
+    const alone: Uint32Array[] = [];
+    for (let h = 0; h < 7; h++) {
+      const qh = slice(q, [h, 0, 0], [h + 1, 1, 256]), kh = slice(k, [h, 0, 0], [h + 1, 256, 256]);
+      const one = matmul(qh, kh, { transB });
+      alone.push(await bitsOf(one));
+      dispose([qh, kh, one]);
     }
-  } finally {
-    setCpuThreads(saved);
-    await setBackend("cpu");
-  }
+    // Until a worker has taken a part (it may not get to one before the main thread has run them all).
+    const before = cpuWorkerJobs();
+    for (let r = 0; r < 50 && (r === 0 || (threads === 2 && cpuWorkerJobs() === before)); r++) {
+      const all = matmul(q, k, { transB });
+      for (let h = 0; h < 7; h++) {
+        const part = slice(all, [h, 0, 0], [h + 1, 1, 256]);
+        assert.deepEqual(await bitsOf(part), alone[h], `head ${h}, ${threads} thread(s), transB ${transB}`);
+        part.dispose();
+      }
+      all.dispose();
+    }
+    if (threads === 2) assert.ok(cpuWorkerJobs() > before, "the batch was never split between threads");
+    dispose([q, k]);
+  });
 });
