@@ -18,39 +18,22 @@ import { cpuThreads, cpuWorkersReady, setCpuThreads } from "../../backends/cpu/m
 import { machineLine, table } from "../util.ts";
 import { registerBackend } from "../../core/runtime.ts";
 import { CpuBackend } from "../../backends/cpu/backend.ts";
-import { coreFromFlags } from "../../backends/cpu/wasm/blas.ts";
+import { coreFromFlags, NO_TRANS, ROW_MAJOR, SYMBOLS, TRANS } from "../../backends/cpu/wasm/blas.ts";
 import { TL6_STEP_MATMULS } from "./cpu_matmul_shapes.ts";
 
-const CBLAS_ROW_MAJOR = 101, CBLAS_NO_TRANS = 111, CBLAS_TRANS = 112;
-
-const SYMBOLS = {
-  cblas_sgemm: {
-    parameters: [
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "i32",
-      "f32",
-      "buffer",
-      "i32",
-      "buffer",
-      "i32",
-      "f32",
-      "buffer",
-      "i32",
-    ],
-    result: "void",
-  },
+const SYMBOLS_USED = {
+  cblas_sgemm: SYMBOLS.cblas_sgemm,
   openblas_set_num_threads: { parameters: ["i32"], result: "void" },
 } as const;
 
+/** The address of a typed array's first element, as the CBLAS symbols take it. */
+const addr = (x: Float32Array) => BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(x)));
+
 /** The BLAS library, or why it cannot be used here. */
-function openBlas(path: string): Deno.DynamicLibrary<typeof SYMBOLS> | string {
+function openBlas(path: string): Deno.DynamicLibrary<typeof SYMBOLS_USED> | string {
   try {
     if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return "no FFI permission (run with -A)";
-    return Deno.dlopen(path, SYMBOLS);
+    return Deno.dlopen(path, SYMBOLS_USED);
   } catch (e) {
     return `${path} cannot be opened (${e instanceof Error ? e.message : e})`;
   }
@@ -106,21 +89,22 @@ if (import.meta.main) {
     const a = filled(m.M * m.K, 2 * i + 1), b = filled(m.K * m.N, 2 * i + 2), c = new Float32Array(m.M * m.N);
     const ta = tensor(a, m.transA ? [m.K, m.M] : [m.M, m.K]), tb = tensor(b, m.transB ? [m.N, m.K] : [m.K, m.N]);
     const knot = () => matmul(ta, tb, { transA: m.transA, transB: m.transB }).dispose();
+    const pa = addr(a), pb = addr(b), pc = addr(c); // a, b and c live as long as this shape's rounds
     const blas = () =>
       lib.symbols.cblas_sgemm(
-        CBLAS_ROW_MAJOR,
-        m.transA ? CBLAS_TRANS : CBLAS_NO_TRANS,
-        m.transB ? CBLAS_TRANS : CBLAS_NO_TRANS,
+        ROW_MAJOR,
+        m.transA ? TRANS : NO_TRANS,
+        m.transB ? TRANS : NO_TRANS,
         m.M,
         m.N,
         m.K,
         1,
-        a,
+        pa,
         m.transA ? m.M : m.K,
-        b,
+        pb,
         m.transB ? m.K : m.N,
         0,
-        c,
+        pc,
         m.N,
       );
     // Same result within float32 round-off: the comparison is of the same product.

@@ -29,7 +29,8 @@ export interface Blas {
   sgemv(ta: boolean, m: number, n: number, a: number, lda: number, x: number, y: number): void;
 }
 
-const SYMBOLS = {
+/** The CBLAS routines used, pointers as addresses (also bench/kernels/cpu_matmul_blas.ts's). */
+export const SYMBOLS = {
   cblas_sgemm: {
     parameters: [
       "i32",
@@ -54,7 +55,8 @@ const SYMBOLS = {
     result: "void",
   },
 } as const;
-const ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
+/** CBLAS's enum values: row-major order, no transpose, transpose. */
+export const ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112;
 
 // deno-lint-ignore no-explicit-any
 const D = (globalThis as any).Deno;
