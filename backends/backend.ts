@@ -180,5 +180,10 @@ export interface Backend {
      * of its own: `compile` runs it over b's storage, writing only the rows it changes.
      */
     readonly inPlaceWhere?: boolean;
+    /**
+     * Attention of one query row per head (q·kᵀ, scale, mask, softmax, ·v: nine kernels) becomes one
+     * `AttentionCall` (jit/attention.ts), which `compile` runs as one kernel.
+     */
+    readonly attention?: boolean;
   };
 }

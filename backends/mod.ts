@@ -7,6 +7,7 @@
  */
 export type { Backend, BackendBuffer, BinaryOp, MatmulSpec, ReduceOp, StridedInput, UnaryOp } from "./backend.ts";
 export type {
+  AttentionCall,
   CompiledProgram,
   FusedCall,
   FusedInput,

@@ -102,7 +102,8 @@ export type KernelCall =
     readonly key: readonly [number, number];
     readonly size: number;
   }
-  | FusedCall;
+  | FusedCall
+  | AttentionCall;
 
 /**
  * One node of a fused kernel's expression, evaluated per element of the
@@ -175,6 +176,24 @@ export interface FusedCall {
   readonly reduce?: { readonly op: ReduceOp; readonly outer: number; readonly reduce: number; readonly inner: number };
 }
 
+/**
+ * Attention of one query row per head over a cache, as one kernel (made by jit's attention pass,
+ * jit/attention.ts, for a backend whose `fuses.attention` is set; never by eager code): the nine kernels
+ * `calls` stand for, run in order — scores q·kᵀ (a matmul, M = 1), times a scale, a `where` putting a fill
+ * (−∞) where the mask is false, softmax along the last axis (max, sub, exp, sum, div), then the weights times
+ * v. `inputs` are q, k, v, the mask, the scale and the fill; `calls` read them as values 0…5 and the result of
+ * call i as value 6 + i; the last call's result is the kernel's. A backend's kernel gives the bits of `calls`
+ * run one by one ({@link attentionByKernels}: the meaning, and the path where the kernel does not apply).
+ */
+export interface AttentionCall {
+  /** The kernel's name in a {@link KernelCall}. */
+  readonly kernel: "attention";
+  /** q, k, v, the mask, the scale and the fill. */
+  readonly inputs: readonly ValueId[];
+  /** The kernels it stands for, on local values (see above). */
+  readonly calls: readonly KernelCall[];
+}
+
 /** The name of a kernel. */
 export type KernelName = KernelCall["kernel"];
 
@@ -204,6 +223,8 @@ export function callInputs(c: KernelCall): ValueId[] {
       return [c.idx, c.upd];
     case "fused":
       return c.inputs.map((x) => x.value);
+    case "attention":
+      return [...c.inputs];
   }
 }
 
@@ -238,6 +259,8 @@ export function mapCall(c: KernelCall, f: (v: ValueId) => ValueId): KernelCall {
       return { ...c, idx: f(c.idx), upd: f(c.upd) };
     case "fused":
       return { ...c, inputs: c.inputs.map((x) => ({ ...x, value: f(x.value) })) };
+    case "attention":
+      return { ...c, inputs: c.inputs.map(f) }; // its calls read local values
   }
 }
 
@@ -377,6 +400,42 @@ function windowed(
     const other = orElse ?? made[made.push(b.fill(n.dtype, shape.reduce((p, d) => p * d, 1), n.fill ?? 0)) - 1];
     const at = (buf: BackendBuffer) => ({ buf, strides: dense });
     return b.where(at(mask), at(x), at(other), shape, n.dtype);
+  } finally {
+    for (const m of made) b.free(m);
+  }
+}
+
+/**
+ * An attention call run as the kernels it stands for (its meaning, and the path of a backend without the
+ * kernel): each call of `c.calls` on the backend in order, every intermediate freed.
+ */
+export function attentionByKernels(b: Backend, c: AttentionCall, get: (id: number) => BackendBuffer): BackendBuffer {
+  const made: BackendBuffer[] = [];
+  const val = (id: number) => id < c.inputs.length ? get(c.inputs[id]) : made[id - c.inputs.length];
+  const op = (x: StridedValue): StridedInput => ({ buf: val(x.value), strides: x.strides });
+  try {
+    for (const k of c.calls) {
+      switch (k.kernel) {
+        case "matmul":
+          made.push(b.matmul(val(k.a), val(k.b), k.spec));
+          break;
+        case "binary":
+          made.push(b.binary(k.op, op(k.a), op(k.b), k.outShape, k.outDtype));
+          break;
+        case "where":
+          made.push(b.where(op(k.cond), op(k.a), op(k.b), k.outShape, k.dtype));
+          break;
+        case "reduce":
+          made.push(b.reduce(k.op, val(k.x), k.outer, k.reduce, k.inner));
+          break;
+        case "unary":
+          made.push(b.unary(k.op, val(k.x), k.outDtype));
+          break;
+        default:
+          throw new Error(`attention call: a ${k.kernel} kernel is not one of the calls it stands for`);
+      }
+    }
+    return made.pop()!;
   } finally {
     for (const m of made) b.free(m);
   }

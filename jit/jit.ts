@@ -15,6 +15,7 @@ import { PROTO_KEYS } from "../core/proto_keys.ts";
 import { interpret } from "./execute.ts";
 import { buildProgram } from "./passes.ts";
 import { fuse } from "./fuse.ts";
+import { fuseAttention } from "./attention.ts";
 import { CLOSURE_MESSAGE, TraceBackend, TraceBuffer } from "./trace.ts";
 
 /** Options of {@link jit}. */
@@ -374,7 +375,9 @@ export function jit<F extends (...args: never[]) => unknown>(fn: F, opts: JitOpt
     const template = outputLeaves(name, tracer, out, "result", ids, outLeaves);
     const built = buildProgram(tracer.values, leaves.length, ids, donate);
     const { scalars } = built;
-    const program = backend.fuses && opts.fuse !== false ? fuse(built.program, backend.fuses) : built.program;
+    const fuses = opts.fuse !== false ? backend.fuses : undefined;
+    const attended = fuses?.attention ? fuseAttention(built.program) : built.program;
+    const program = fuses ? fuse(attended, fuses) : attended;
     for (const t of inputs) t.dispose();
     rebuild(out, (t) => (t as Tensor).dispose());
     return { program, scalars, template, leaves: outLeaves };

@@ -20,6 +20,8 @@ import { PART_WORDS, runKernel } from "./wasm/pool_protocol.ts";
 import { CpuBuffer } from "./buffer.ts";
 import { compileProgram, DESC_PART_BYTES, type KernelSink, type MakeParts, PARTS_PER_THREAD } from "./compile.ts";
 import {
+  attentionByKernels,
+  type AttentionCall,
   type CompiledProgram,
   fusedByKernels,
   type FusedCall,
@@ -103,6 +105,19 @@ function layout(shape: readonly number[], strides: readonly (readonly number[])[
   return dims.length === 0 ? [[1], st.map(() => [0])] : [dims, st];
 }
 
+/** Element offsets of A and B in each product of a batched matmul spec, batch in row-major order. */
+function batchOffsets(s: MatmulSpec): [number, number][] {
+  const out: [number, number][] = [], idx = s.batchShape.map(() => 0);
+  for (let n = 0, total = sizeOf(s.batchShape); n < total; n++) {
+    out.push([
+      idx.reduce((o, i, k) => o + i * s.aBatchStrides[k], 0),
+      idx.reduce((o, i, k) => o + i * s.bBatchStrides[k], 0),
+    ]);
+    for (let k = idx.length - 1; k >= 0 && ++idx[k] === s.batchShape[k]; k--) idx[k] = 0;
+  }
+  return out;
+}
+
 /** Whether product n of a batched matmul spec starts its A at n·`size` (row-major batch, no broadcast). */
 function rowsFollow(s: MatmulSpec, size: number): boolean {
   let stride = size;
@@ -154,7 +169,7 @@ export class CpuBackend implements Backend {
     // Below 2¹⁴ elements the interpreter's fixed cost per call exceeds the kernel calls it saves: the stories260K
     // decode step (vectors of 64, attention over 8 × 256) ran 1,350–1,400 tokens/s fused throughout, 1,850–2,500
     // with this bound; the 15M training step, whose chains are ≥ 2¹⁸ elements, is unchanged.
-    if (this.#e) this.fuses = { reduce: true, minElements: 1 << 14, inPlaceWhere: true };
+    if (this.#e) this.fuses = { reduce: true, minElements: 1 << 14, inPlaceWhere: true, attention: true };
   }
 
   /** The system BLAS large products run on (its library, and OpenBLAS's kernels), or null. */
@@ -878,7 +893,53 @@ export class CpuBackend implements Backend {
         return this.#random(s, c.dist, c.key, out);
       case "fused":
         return this.#fused(s, c, val, out);
+      case "attention":
+        return this.#attention(s, c, val, out);
     }
+  }
+
+  /**
+   * An attention call (../program.ts) as the engine's attention kernel (./wasm/vector.as.ts attendRows), where
+   * the kernels it stands for are the ones that kernel repeats: both products on the wasm vector kernels (M = 1,
+   * K ≥ 8, not on the system BLAS), float32, the mask one row broadcast over all; else those kernels.
+   */
+  #attention(s: KernelSink, c: AttentionCall, val: (id: ValueId) => CpuBuffer, out: CpuBuffer): void {
+    const [q, kk, v, mask, scale, fill] = c.inputs.map(val);
+    const [scores, , masked] = c.calls, context = c.calls[c.calls.length - 1];
+    const e = this.#wasm(out, q, kk, v, mask, scale, fill);
+    if (e && scores.kernel === "matmul" && context.kernel === "matmul" && masked.kernel === "where") {
+      const a = scores.spec, b = context.spec, hd = a.K, S = a.N, rows = sizeOf(a.batchShape);
+      const shape = masked.outShape, last = shape.length - 1;
+      const ok = a.M === 1 && !a.transA && a.transB && b.M === 1 && b.K === S && b.N === hd && !b.transA &&
+        !b.transB && `${a.batchShape}` === `${b.batchShape}` && hd >= 8 && S >= 8 &&
+        !(this.#blas && S * hd >= 2 ** 16) && rows * 16 <= DESC_BYTES && mask.dtype === "bool" &&
+        [q, kk, v, scale, fill, out].every((x) => x.dtype === "float32") &&
+        masked.cond.strides.every((st, i) => i === last ? st === 1 : st === 0 || shape[i] === 1);
+      const ranOn = ok && s.launch(
+        e,
+        KERNEL.attention,
+        rows * 16 <= DESC_PART_BYTES ? 2 * rows * S * hd : 0, // rows past a part's descriptor block: one part
+        this.#minGemvMacs / 2,
+        (parts, descAt) => {
+          const at = batchOffsets(a), of = batchOffsets(b);
+          return splitRange(rows, Math.min(parts, rows)).filter(([n0, n1]) => n1 > n0).map(([n0, n1], p) => {
+            const d = descAt(p), words = e.heap.i32;
+            for (let n = n0; n < n1; n++) {
+              words.set([at[n][0] * 4, at[n][1] * 4, of[n][1] * 4, n * hd * 4], (d >>> 2) + 4 * (n - n0));
+            }
+            return [q.ptr, kk.ptr, v.ptr, out.ptr, hd, S, mask.ptr, scale.ptr, fill.ptr, d, n1 - n0, 0];
+          });
+        },
+        (rows * S + 2 * rows + 16) * 4, // the scores of a part's rows (at most all of them), their maxima and sums
+        rows * 16,
+      );
+      if (ranOn) return;
+    }
+    s.js(() => {
+      const r = attentionByKernels(this, c, val);
+      out.data.set(this.#get(r));
+      this.free(r);
+    });
   }
 
   /**

@@ -15,7 +15,7 @@ export {
   unaryF32,
   where32,
 } from "./elementwise.as";
-export { gemv, gemvBatch } from "./vector.as";
+export { attendRows, gemv, gemvBatch } from "./vector.as";
 export { fusedF32 } from "./fused.as";
 export { copyRows, fillData, gatherRows, scatterAddRows } from "./data.as";
 export { runCalls } from "./program.as";

@@ -56,6 +56,20 @@ export interface EngineExports {
     off: number,
     n: number,
   ): void;
+  attendRows(
+    q: number,
+    k: number,
+    v: number,
+    out: number,
+    hd: number,
+    S: number,
+    mask: number,
+    scale: number,
+    fill: number,
+    desc: number,
+    n: number,
+    scratch: number,
+  ): void;
   binaryI32(op: number, a: number, b: number, out: number, desc: number, rank: number): void;
   castData(x: number, out: number, n: number, from: number, to: number): void;
   copyRows(src: number, dst: number, rows: number, bytes: number, srcStride: number, dstStride: number): void;

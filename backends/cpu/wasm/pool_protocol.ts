@@ -41,6 +41,8 @@ export const KERNEL = {
   /** JavaScript kernels calling the system BLAS (./blas.ts): never in the module's instruction loop. */
   blasGemm: 15,
   blasGemv: 16,
+  /** Attention of query rows over a cache (program.ts AttentionCall). */
+  attention: 17,
 } as const;
 
 export const SLOT_ARGS = 16;
@@ -142,6 +144,9 @@ export function runKernel(x: EngineExports, kernel: number, a: ArrayLike<number>
       return;
     case KERNEL.fused: // a[4]: offset of its chunks in the running thread's scratch
       x.fusedF32(a[0], a[1], a[2], a[3], a[4] + scratch);
+      return;
+    case KERNEL.attention: // a[11]: offset of the scores in the running thread's scratch
+      x.attendRows(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11] + scratch);
       return;
     case KERNEL.random: // a[6]: offset of 32 bytes in the running thread's scratch
       x.randomF32(a[0], a[1], a[2], a[3], a[4], a[5], a[6] + scratch);

@@ -1,0 +1,222 @@
+// The attention pass (jit/attention.ts) and the cpu attention kernel: the nine kernels of decode attention become
+// one call where nothing else reads their values, and the kernel gives their bits — over the slots up to the last
+// unmasked one where that changes nothing, over all of them where it would (a fill other than −∞, a non-finite
+// value in a later slot of v, no unmasked slot), for 8- and 48-wide heads, grouped queries, 1 and 2 threads.
+import assert from "node:assert/strict";
+import { dispose, expandDims, greater, jit, matmul, mul, nn, setBackend, type Tensor, tensor, where } from "../mod.ts";
+import { getBackend, swapBackend } from "../core/runtime.ts";
+import { fromBuffer } from "../core/tensor.ts";
+import { TraceBackend, type TraceBuffer } from "../jit/trace.ts";
+import { buildProgram } from "../jit/passes.ts";
+import { fuseAttention } from "../jit/attention.ts";
+import { fuse } from "../jit/fuse.ts";
+import type { AttentionCall, Program } from "../backends/program.ts";
+import { attentionByKernels } from "../backends/program.ts";
+import { CpuBackend } from "../backends/cpu/backend.ts";
+import type { CpuBuffer } from "../backends/cpu/buffer.ts";
+import { engine } from "../backends/cpu/wasm/engine.ts";
+import { cpuThreads, cpuWorkersReady, setCpuThreads } from "../backends/cpu/mod.ts";
+
+await setBackend("cpu");
+
+/** llama.ts's attention of one query row per head: q [1, nKv, rep, 1, hd], k and v [1, nKv, S, hd], mask [1, S]. */
+function attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, fill = -Infinity): Tensor {
+  const scores = mul(matmul(q, expandDims(k, 2), { transB: true }), 1 / Math.sqrt(q.shape[4]));
+  return matmul(nn.softmax(where(mask, scores, fill), -1), expandDims(v, 2));
+}
+
+/** The unfused program `f` traces to on cpu, for float32 inputs of these shapes. */
+function traced(f: (...xs: Tensor[]) => Tensor | Tensor[], ...shapes: number[][]): Program {
+  const t = new TraceBackend(getBackend(), "test");
+  const xs = shapes.map((s, i) => fromBuffer(t, t.input(i, s.reduce((a, b) => a * b, 1), "float32"), s, "float32"));
+  const previous = swapBackend(t);
+  try {
+    const ids = [f(...xs)].flat().map((o) => (o.buffer as TraceBuffer).id);
+    return buildProgram(t.values, shapes.length, ids, shapes.map(() => false)).program;
+  } finally {
+    swapBackend(previous);
+  }
+}
+
+const kernels = (p: Program) => p.steps.map((s) => s.call.kernel);
+const bits = (x: ArrayLike<number>) => new Uint8Array(Float32Array.from(x).buffer);
+
+/** Deterministic values in [−scale, scale). */
+function data(n: number, seed: number, scale = 2): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    out[i] = (s / 2 ** 32 * 2 - 1) * scale;
+  }
+  return out;
+}
+
+Deno.test("attention pass: the nine kernels become one call; the fusion pass leaves it whole", () => {
+  const f = (q: Tensor, k: Tensor, v: Tensor, m: Tensor) => attend(q, k, v, greater(m, 0));
+  const p = traced(f, [1, 4, 2, 1, 8], [1, 4, 32, 8], [1, 4, 32, 8], [1, 32]);
+  assert.deepEqual(kernels(p).filter((k) => k === "matmul").length, 2);
+  const q = fuseAttention(p);
+  assert.deepEqual(kernels(q), ["binary", "attention"], "the mask's comparison, then attention");
+  const a = q.steps[1].call as AttentionCall;
+  assert.deepEqual(
+    a.calls.map((c) => c.kernel),
+    ["matmul", "binary", "where", "reduce", "binary", "unary", "reduce", "binary", "matmul"],
+  );
+  assert.deepEqual(a.inputs.slice(0, 3), [0, 1, 2], "q, k and v are the traced inputs");
+  assert.deepEqual(q.outputs, [q.steps[1].out]);
+  assert.deepEqual(kernels(fuse(q, { reduce: true, minElements: 0 })), ["binary", "attention"]);
+});
+
+Deno.test("attention pass: a value of the nine read elsewhere (here the weights, returned) keeps them apart", () => {
+  const f = (q: Tensor, k: Tensor, v: Tensor, m: Tensor) => {
+    const scores = mul(matmul(q, expandDims(k, 2), { transB: true }), 0.5);
+    const probs = nn.softmax(where(greater(m, 0), scores, -Infinity), -1);
+    return [matmul(probs, expandDims(v, 2)), probs];
+  };
+  const p = traced(f, [1, 2, 1, 1, 8], [1, 2, 16, 8], [1, 2, 16, 8], [1, 16]);
+  assert.ok(!kernels(fuseAttention(p)).includes("attention"));
+  // More than one query row per head (a prefill) is not this pattern either.
+  const prefill = traced((q, k, v, m) => attend(q, k, v, greater(m, 0)), [1, 2, 1, 4, 8], [1, 2, 16, 8], [
+    1,
+    2,
+    16,
+    8,
+  ], [4, 16]);
+  assert.ok(!kernels(fuseAttention(prefill)).includes("attention"));
+});
+
+/** Cases of the kernel: heads, slots, the mask, the fill and v's later slots. */
+const CASES: {
+  name: string;
+  nKv: number;
+  rep: number;
+  hd: number;
+  S: number;
+  mask: (p: number) => boolean;
+  fill?: number;
+  poison?: number;
+}[] = [
+  {
+    name: "a prefix (decode at position 37), 8-wide heads, 2 queries per head",
+    nKv: 4,
+    rep: 2,
+    hd: 8,
+    S: 128,
+    mask: (p) => p <= 37,
+  },
+  { name: "a prefix, 48-wide heads", nKv: 6, rep: 1, hd: 48, S: 128, mask: (p) => p <= 70 },
+  { name: "the first slot only", nKv: 2, rep: 3, hd: 8, S: 64, mask: (p) => p === 0 },
+  { name: "every slot", nKv: 2, rep: 2, hd: 16, S: 48, mask: () => true },
+  { name: "no slot (every weight NaN)", nKv: 2, rep: 1, hd: 8, S: 32, mask: () => false },
+  { name: "gaps, not a prefix", nKv: 3, rep: 2, hd: 8, S: 96, mask: (p) => p % 3 === 0 && p < 50 },
+  {
+    name: "a fill of −1e9 (later slots weigh more than 0)",
+    nKv: 2,
+    rep: 2,
+    hd: 8,
+    S: 64,
+    mask: (p) => p <= 9,
+    fill: -1e9,
+  },
+  {
+    name: "∞ in v past the last unmasked slot (0·∞: NaN)",
+    nKv: 2,
+    rep: 2,
+    hd: 8,
+    S: 64,
+    mask: (p) => p <= 9,
+    poison: Infinity,
+  },
+  { name: "NaN in v past the last unmasked slot", nKv: 2, rep: 2, hd: 8, S: 64, mask: (p) => p <= 20, poison: NaN },
+];
+
+Deno.test("attention: jitted (the cpu attention kernel) bit-identical to eager, on 1 and 2 threads", async () => {
+  const saved = cpuThreads();
+  try {
+    for (const threads of [1, 2]) {
+      setCpuThreads(threads);
+      await cpuWorkersReady();
+      for (const c of CASES) {
+        const q = tensor(data(c.nKv * c.rep * c.hd, 1), [1, c.nKv, c.rep, 1, c.hd]);
+        const k = tensor(data(c.nKv * c.S * c.hd, 2), [1, c.nKv, c.S, c.hd]);
+        const vd = data(c.nKv * c.S * c.hd, 3);
+        if (c.poison !== undefined) vd[(c.nKv - 1) * c.S * c.hd + (c.S - 2) * c.hd + 1] = c.poison;
+        const v = tensor(vd, [1, c.nKv, c.S, c.hd]);
+        const mask = tensor(Array.from({ length: c.S }, (_, p) => c.mask(p)), [1, c.S], "bool");
+        const f = (q: Tensor, k: Tensor, v: Tensor, m: Tensor) => attend(q, k, v, m, c.fill);
+        const want = f(q, k, v, mask), got = jit(f)(q, k, v, mask);
+        const [w, g] = [await want.data(), await got.data()];
+        assert.deepEqual(bits(g), bits(w), `${c.name}, ${threads} thread(s)`);
+        if (c.poison !== undefined) {
+          assert.ok(Array.from(w).some(Number.isNaN), `${c.name}: the unfused result has NaN`);
+        }
+        dispose([q, k, v, mask, want, got]);
+      }
+    }
+  } finally {
+    setCpuThreads(saved);
+  }
+});
+
+Deno.test({
+  name: "attention: the engine's kernel itself gives the nine kernels' bits (every case, split in parts)",
+  ignore: engine() === null,
+  fn() {
+    const b = new CpuBackend();
+    const e = engine()!, heap = e.heap;
+    for (const c of CASES) {
+      const p = traced(
+        (q, k, v, m) => attend(q, k, v, greater(m, 0), c.fill),
+        [1, c.nKv, c.rep, 1, c.hd],
+        [1, c.nKv, c.S, c.hd],
+        [1, c.nKv, c.S, c.hd],
+        [1, c.S],
+      );
+      const q = fuseAttention(p);
+      const call = q.steps[1].call as AttentionCall;
+      const rows = c.nKv * c.rep;
+      const vd = data(c.nKv * c.S * c.hd, 3);
+      if (c.poison !== undefined) vd[(c.nKv - 1) * c.S * c.hd + (c.S - 2) * c.hd + 1] = c.poison;
+      const bufs = [
+        b.upload(data(rows * c.hd, 1), "float32"),
+        b.upload(data(c.nKv * c.S * c.hd, 2), "float32"),
+        b.upload(vd, "float32"),
+        b.upload(Uint8Array.from({ length: c.S }, (_, i) => c.mask(i) ? 1 : 0), "bool"),
+        b.upload(Float32Array.of(1 / Math.sqrt(c.hd)), "float32"),
+        b.upload(Float32Array.of(c.fill ?? -Infinity), "float32"),
+      ] as CpuBuffer[];
+      const meaning = attentionByKernels(b, call, (id) => bufs[call.inputs.indexOf(id)]);
+      const want = b.readSync(meaning);
+      b.free(meaning);
+      const out = b.upload(new Float32Array(rows * c.hd), "float32") as CpuBuffer;
+      // Rows in two parts (as two threads take them), each with its own descriptor block and scratch.
+      const half = rows >> 1, desc = heap.alloc(rows * 16), scratch = heap.alloc((rows * c.S + 2 * rows + 16) * 4);
+      for (let n = 0; n < rows; n++) {
+        const kv = Math.floor(n / c.rep);
+        heap.i32.set([n * c.hd * 4, kv * c.S * c.hd * 4, kv * c.S * c.hd * 4, n * c.hd * 4], (desc >>> 2) + 4 * n);
+      }
+      const [qb, kb, vb, mb, sb, fb] = bufs;
+      for (const [n0, n1] of [[0, half], [half, rows]]) {
+        e.x.attendRows(
+          qb.ptr,
+          kb.ptr,
+          vb.ptr,
+          out.ptr,
+          c.hd,
+          c.S,
+          mb.ptr,
+          sb.ptr,
+          fb.ptr,
+          desc + 16 * n0,
+          n1 - n0,
+          scratch,
+        );
+      }
+      assert.deepEqual(bits(b.readSync(out)), bits(want), c.name);
+      heap.release(desc, rows * 16);
+      heap.release(scratch, (rows * c.S + 2 * rows + 16) * 4);
+      for (const x of [...bufs, out]) b.free(x);
+    }
+  },
+});
