@@ -7,6 +7,7 @@ import { callKernel } from "../backends/cpu/compile.ts";
 import type { CpuBuffer } from "../backends/cpu/buffer.ts";
 import { cpuThreads, cpuWorkersReady, setCpuThreads } from "../backends/cpu/mod.ts";
 import { engine } from "../backends/cpu/wasm/engine.ts";
+import { poolFor } from "../backends/cpu/wasm/pool.ts";
 import type { BackendBuffer } from "../backends/backend.ts";
 import type { CompiledProgram, KernelCall, Program, Step, ValueId, ValueInfo } from "../backends/program.ts";
 import { callInputs } from "../backends/program.ts";
@@ -622,4 +623,41 @@ Deno.test("compile: a kernel error (index out of range) frees the run's outputs 
   b.free(t), b.free(i), c.dispose();
   assert.throws(() => c.run([t, i]), /after dispose/);
   assert.equal(b.liveBuffers(), 0);
+});
+
+Deno.test({
+  name: "compile: consecutive independent split kernels share one fork-join; one writing where another reads does not",
+  ignore: !engineHere,
+  async fn() {
+    const saved = cpuThreads();
+    try {
+      setCpuThreads(2);
+      await cpuWorkersReady();
+      const b = new CpuBackend({ parallelMinGemvMacs: 1, blas: false });
+      const K = 256, g = new Builder(), f32 = "float32";
+      const w1 = g.input(K * K), w2 = g.input(K * K), w3 = g.input(K * K), x0 = g.input(K);
+      const spec = { batchShape: [], aBatchStrides: [], bBatchStrides: [], M: 1, K, N: K, transA: false, transB: true };
+      const x = g.step({ kernel: "unary", op: "neg", x: x0, outDtype: f32 }, K, f32);
+      const a = g.step({ kernel: "matmul", a: x, b: w1, spec }, K, f32); // x's last reader: its block is free after
+      const bb = g.step({ kernel: "matmul", a: x0, b: w2, spec }, K, f32); // takes x's block: must not run with a
+      const c = g.step({ kernel: "matmul", a: x0, b: w3, spec }, K, f32); // independent of bb: one fork-join with it
+      const d = g.step({ kernel: "unary", op: "neg", x: bb, outDtype: f32 }, K, f32); // bb an intermediate
+      const p = g.build([a, c, d]);
+      const inputs = [data(K * K, 1), data(K * K, 2), data(K * K, 3), data(K, 4)].map((d) => b.upload(d, f32));
+      const want = eager(b, p, inputs);
+      const compiled = b.compile(p), pool = poolFor(engine()!)!;
+      for (let r = 0; r < 20; r++) {
+        const runs = pool.runs;
+        const outs = compiled.run(inputs);
+        assert.equal(pool.runs - runs, 2, "a, then bb with c");
+        outs.forEach((o, j) => assert.deepEqual(bits(b.readSync(o)), bits(want[j]), `output ${j}, run ${r}`));
+        for (const o of outs) b.free(o);
+      }
+      compiled.dispose();
+      for (const x of inputs) b.free(x);
+      assert.equal(b.liveBuffers(), 0);
+    } finally {
+      setCpuThreads(saved);
+    }
+  },
 });

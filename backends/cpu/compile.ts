@@ -31,6 +31,7 @@ import {
   type FusedCall,
   type KernelCall,
   type Program,
+  type Step,
   type ValueId,
 } from "../program.ts";
 import type { DType } from "../../core/dtype.ts";
@@ -362,10 +363,45 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
       args[i] = 0;
     });
   };
+  // The split kernel being recorded (its parts may still grow, see `launch`), and the byte ranges of memory the
+  // steps in it read and write; the step whose kernel is being recorded.
+  type Range = readonly [number, number];
+  let split: { kernel: number; args: number[][]; scratchBytes: number; reads: Range[]; writes: Range[] } | null = null;
+  let current: Step | null = null;
+  const range = (v: ValueId): Range => [bufs[v].ptr, bufs[v].ptr + Math.max(1, bytesOf(v))];
+  const ranges = (s: Step) => ({ reads: callInputs(s.call).map(range), writes: [range(s.out)] });
+  const overlap = (a: Range, b: Range) => a[0] < b[1] && b[0] < a[1];
+  // A table of parts in the heap for the pool, patched in place; without a pool at run time (one thread), its
+  // parts run here in order (the same bits either way).
+  const pushSplit = () => {
+    if (!split) return;
+    const { kernel, args, scratchBytes } = split;
+    split = null;
+    const tableBytes = 64 + args.length * PART_WORDS * 4, counter = heap.alloc(tableBytes);
+    if (counter < 0) throw new Error("compile: the heap has no room for a kernel's part table");
+    owned.push({ ptr: counter, bytes: tableBytes });
+    const table = counter + 64;
+    const tableArgs = args.map((a) => [...a]);
+    for (const a of args) resolve(a, -1);
+    tableArgs.forEach((a, i) => resolve(a, table + i * PART_WORDS * 4));
+    const words = heap.i32;
+    tableArgs.forEach((a, i) => words.set(a.map((v) => v | 0), (table >>> 2) + i * PART_WORDS));
+    const n = args.length, calls = args.map((a) => callOf(e.x, kernel, a));
+    steps.push(() => {
+      const pool = poolFor(e);
+      if (!pool) {
+        for (const c of calls) c();
+        return;
+      }
+      heap.i32[counter >>> 2] = 0;
+      pool.run(kernel, table, n, counter, scratchBytes, mainScratch.ptr);
+    });
+  };
   // programLoop "wasm": consecutive single-part kernels become records of one runCalls call (16 words each: the
   // kernel id, then its arguments), patched in the heap like the part tables.
   let segment: { kernel: number; args: number[] }[] = [];
   const flush = () => {
+    pushSplit();
     if (segment.length === 0) return;
     const n = segment.length, bytes = n * 64, rec = heap.alloc(bytes);
     if (rec < 0) throw new Error("compile: the heap has no room for a program's records");
@@ -397,6 +433,7 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
       maxScratch = Math.max(maxScratch, scratchBytes);
       if (args.length === 1) {
         if (low.loop === "wasm" && kernel !== KERNEL.blasGemm && kernel !== KERNEL.blasGemv) {
+          pushSplit();
           segment.push({ kernel, args: args[0] });
           return true;
         }
@@ -405,28 +442,22 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
         steps.push(callOf(e.x, kernel, args[0]));
         return true;
       }
+      // Split: its parts join those of the split kernel recorded just before it when that one is the same
+      // kernel and the two are independent (it reads nothing the other writes, writes nothing the other
+      // touches): one fork and join for both (a layer's q, k and v products; its gate and up products).
+      const here = ranges(current!);
+      if (
+        split && segment.length === 0 && split.kernel === kernel && split.scratchBytes === scratchBytes &&
+        !here.reads.some((r) => split!.writes.some((w) => overlap(r, w))) &&
+        !split.reads.some((r) => overlap(r, here.writes[0])) && !split.writes.some((w) => overlap(w, here.writes[0]))
+      ) {
+        split.args.push(...args);
+        split.reads.push(...here.reads);
+        split.writes.push(...here.writes);
+        return true;
+      }
       flush();
-      // Split: a table of parts in the heap for the pool, patched in place; without a pool at run time
-      // (one thread), its parts run here in order (the same bits either way).
-      const tableBytes = 64 + args.length * PART_WORDS * 4, counter = heap.alloc(tableBytes);
-      if (counter < 0) throw new Error("compile: the heap has no room for a kernel's part table");
-      owned.push({ ptr: counter, bytes: tableBytes });
-      const table = counter + 64;
-      const tableArgs = args.map((a) => [...a]);
-      for (const a of args) resolve(a, -1);
-      tableArgs.forEach((a, i) => resolve(a, table + i * PART_WORDS * 4));
-      const words = heap.i32;
-      tableArgs.forEach((a, i) => words.set(a.map((v) => v | 0), (table >>> 2) + i * PART_WORDS));
-      const n = args.length, calls = args.map((a) => callOf(e.x, kernel, a));
-      steps.push(() => {
-        const pool = poolFor(e);
-        if (!pool) {
-          for (const c of calls) c();
-          return;
-        }
-        heap.i32[counter >>> 2] = 0;
-        pool.run(kernel, table, n, counter, scratchBytes, mainScratch.ptr);
-      });
+      split = { kernel, args: [...args], scratchBytes, ...here };
       return true;
     },
     js(f) {
@@ -444,7 +475,7 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
     },
   };
   try {
-    for (const s of p.steps) low.emit(sink, s.call, (id) => bufs[id], bufs[s.out]);
+    for (const s of p.steps) current = s, low.emit(sink, s.call, (id) => bufs[id], bufs[s.out]);
     flush();
   } catch (err) {
     for (const o of owned) heap.release(o.ptr, o.bytes);

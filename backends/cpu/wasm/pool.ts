@@ -130,17 +130,19 @@ export class Pool {
   #claim(): Slot[] {
     const want = cpuThreads() - 1;
     if (want <= 0) return [];
-    this.#start(want);
     const words = this.#view(), got: Slot[] = [];
     for (let i = 0; i < want && i < this.#slots.length; i++) {
       const s = this.#slots[i];
       if (Atomics.compareExchange(words, s.addr >>> 2, STATE.idle, STATE.claimed) === STATE.idle) got.push(s);
     }
+    if (got.length < want) this.#start(want); // a worker missing or closed: (re)start it for later kernels
     return got;
   }
 
   /** Kernels workers took part in so far (tests check that splitting happened). */
   workerJobs = 0;
+  /** Fork-joins so far (tests count them: compile merges independent split kernels into one). */
+  runs = 0;
 
   /**
    * Runs every part of `table` (`total` parts of PART_WORDS words at byte address `table`, counter at
@@ -149,6 +151,7 @@ export class Pool {
    * per thread; a worker whose scratch cannot grow stays out.
    */
   run(kernel: number, table: number, total: number, counter: number, scratchBytes: number, main: number): void {
+    this.runs++;
     const slots = this.#claim().filter((s) => {
       if (scratchBytes === 0 || ensureScratch(this.#e, s.scratch, scratchBytes)) return true;
       Atomics.store(this.#view(), s.addr >>> 2, STATE.idle);
@@ -159,7 +162,8 @@ export class Pool {
       const w = s.addr >>> 2;
       words[w + 1] = kernel;
       // The memory's size in 64 KiB pages: a worker makes sure its view of the memory covers it (worker.ts).
-      words.set([table | 0, total, counter | 0, s.scratch.ptr | 0, words.byteLength >>> 16], w + 2);
+      words[w + 2] = table, words[w + 3] = total, words[w + 4] = counter, words[w + 5] = s.scratch.ptr;
+      words[w + 6] = words.byteLength >>> 16;
       Atomics.store(words, w, STATE.run);
       Atomics.notify(words, w);
     }
@@ -176,12 +180,13 @@ export class Pool {
         // to: every part ran here, so there is nothing to wait for.
         if (Atomics.compareExchange(words, w, STATE.run, STATE.idle) === STATE.run) continue;
         this.workerJobs++;
-        while (true) {
+        for (let polls = 1;; polls++) {
           const st = Atomics.load(words, w);
           if (st === STATE.failed) failed = true;
           if (st === STATE.done || st === STATE.failed) break;
-          // A worker's last part usually ends within microseconds of ours: poll before sleeping.
-          if (performance.now() - t0 < SPIN_MS) continue;
+          // A worker's last part usually ends within microseconds of ours: poll before sleeping (the clock
+          // every 64 polls).
+          if (polls & 63 || performance.now() - t0 < SPIN_MS) continue;
           if (mainCanWait !== false) {
             try {
               Atomics.wait(words, w, st, 50);

@@ -64,7 +64,7 @@ export function runParts(
 ): void {
   for (let i = Atomics.add(words, counter >>> 2, 1); i < total; i = Atomics.add(words, counter >>> 2, 1)) {
     const o = (table >>> 2) + i * PART_WORDS;
-    runKernel(x, kernel, words.subarray(o, o + PART_WORDS), scratch);
+    runKernel(x, kernel, words, scratch, o);
   }
 }
 
@@ -82,74 +82,102 @@ function theBlas(): Blas {
   return blas;
 }
 
-/** Calls kernel `kernel` of the engine module with `a` (matmul's packing buffers offset by `scratch`). */
-export function runKernel(x: EngineExports, kernel: number, a: ArrayLike<number>, scratch = 0): void {
+/**
+ * Calls kernel `kernel` of the engine module with the arguments at `a[at…]` (matmul's packing buffers offset by
+ * `scratch`): a part in the heap's table is read in place.
+ */
+export function runKernel(x: EngineExports, kernel: number, a: ArrayLike<number>, scratch = 0, at = 0): void {
   switch (kernel) {
     case KERNEL.blasGemm: // a, b, c, m, n, k, lda, ldb, ldc, transA, transB
-      theBlas().sgemm(a[9] !== 0, a[10] !== 0, a[3], a[4], a[5], a[0] >>> 0, a[6], a[1] >>> 0, a[7], a[2] >>> 0, a[8]);
+      theBlas().sgemm(
+        a[at + 9] !== 0,
+        a[at + 10] !== 0,
+        a[at + 3],
+        a[at + 4],
+        a[at + 5],
+        a[at] >>> 0,
+        a[at + 6],
+        a[at + 1] >>> 0,
+        a[at + 7],
+        a[at + 2] >>> 0,
+        a[at + 8],
+      );
       return;
     case KERNEL.blasGemv: // a, x, y, m, n, transA, lda
-      theBlas().sgemv(a[5] !== 0, a[3], a[4], a[0] >>> 0, a[6], a[1] >>> 0, a[2] >>> 0);
+      theBlas().sgemv(a[at + 5] !== 0, a[at + 3], a[at + 4], a[at] >>> 0, a[at + 6], a[at + 1] >>> 0, a[at + 2] >>> 0);
       return;
     case KERNEL.matmul:
       x.matmul(
-        a[0],
-        a[1],
-        a[2],
-        a[3] + scratch,
-        a[4] + scratch,
-        a[5] + scratch,
-        a[6],
-        a[7],
-        a[8],
-        a[9],
-        a[10],
-        a[11],
-        a[12],
-        a[13],
+        a[at],
+        a[at + 1],
+        a[at + 2],
+        a[at + 3] + scratch,
+        a[at + 4] + scratch,
+        a[at + 5] + scratch,
+        a[at + 6],
+        a[at + 7],
+        a[at + 8],
+        a[at + 9],
+        a[at + 10],
+        a[at + 11],
+        a[at + 12],
+        a[at + 13],
       );
       return;
     case KERNEL.binary:
-      x.binaryF32(a[0], a[1], a[2], a[3], a[4], a[5]);
+      x.binaryF32(a[at], a[at + 1], a[at + 2], a[at + 3], a[at + 4], a[at + 5]);
       return;
     case KERNEL.where:
-      x.where32(a[0], a[1], a[2], a[3], a[4], a[5]);
+      x.where32(a[at], a[at + 1], a[at + 2], a[at + 3], a[at + 4], a[at + 5]);
       return;
     case KERNEL.strided:
-      x.strided32(a[0], a[1], a[2], a[3]);
+      x.strided32(a[at], a[at + 1], a[at + 2], a[at + 3]);
       return;
     case KERNEL.unary:
-      x.unaryF32(a[0], a[1], a[2], a[3]);
+      x.unaryF32(a[at], a[at + 1], a[at + 2], a[at + 3]);
       return;
     case KERNEL.reduce:
-      x.reduceF32(a[0], a[1], a[2], a[3], a[4], a[5]);
+      x.reduceF32(a[at], a[at + 1], a[at + 2], a[at + 3], a[at + 4], a[at + 5]);
       return;
     case KERNEL.gemv:
-      x.gemv(a[0], a[1], a[2], a[3], a[4], a[5], a[6]);
+      x.gemv(a[at], a[at + 1], a[at + 2], a[at + 3], a[at + 4], a[at + 5], a[at + 6]);
       return;
     case KERNEL.gemvBatch:
-      x.gemvBatch(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8]);
+      x.gemvBatch(a[at], a[at + 1], a[at + 2], a[at + 3], a[at + 4], a[at + 5], a[at + 6], a[at + 7], a[at + 8]);
       return;
     case KERNEL.copyRows:
-      x.copyRows(a[0], a[1], a[2], a[3], a[4], a[5]);
+      x.copyRows(a[at], a[at + 1], a[at + 2], a[at + 3], a[at + 4], a[at + 5]);
       return;
     case KERNEL.binaryI32:
-      x.binaryI32(a[0], a[1], a[2], a[3], a[4], a[5]);
+      x.binaryI32(a[at], a[at + 1], a[at + 2], a[at + 3], a[at + 4], a[at + 5]);
       return;
     case KERNEL.cast:
-      x.castData(a[0], a[1], a[2], a[3], a[4]);
+      x.castData(a[at], a[at + 1], a[at + 2], a[at + 3], a[at + 4]);
       return;
     case KERNEL.fill:
-      x.fillData(a[0], a[1], a[2], a[3]);
+      x.fillData(a[at], a[at + 1], a[at + 2], a[at + 3]);
       return;
-    case KERNEL.fused: // a[4]: offset of its chunks in the running thread's scratch
-      x.fusedF32(a[0], a[1], a[2], a[3], a[4] + scratch);
+    case KERNEL.fused: // a[at + 4]: offset of its chunks in the running thread's scratch
+      x.fusedF32(a[at], a[at + 1], a[at + 2], a[at + 3], a[at + 4] + scratch);
       return;
-    case KERNEL.attention: // a[11]: offset of the scores in the running thread's scratch
-      x.attendRows(a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11] + scratch);
+    case KERNEL.attention: // a[at + 11]: offset of the scores in the running thread's scratch
+      x.attendRows(
+        a[at],
+        a[at + 1],
+        a[at + 2],
+        a[at + 3],
+        a[at + 4],
+        a[at + 5],
+        a[at + 6],
+        a[at + 7],
+        a[at + 8],
+        a[at + 9],
+        a[at + 10],
+        a[at + 11] + scratch,
+      );
       return;
-    case KERNEL.random: // a[6]: offset of 32 bytes in the running thread's scratch
-      x.randomF32(a[0], a[1], a[2], a[3], a[4], a[5], a[6] + scratch);
+    case KERNEL.random: // a[at + 6]: offset of 32 bytes in the running thread's scratch
+      x.randomF32(a[at], a[at + 1], a[at + 2], a[at + 3], a[at + 4], a[at + 5], a[at + 6] + scratch);
       return;
   }
   throw new Error(`cpu engine: unknown kernel ${kernel}`);

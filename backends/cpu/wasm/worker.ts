@@ -6,7 +6,7 @@
 
 import { ENGINE_WASM_FMA_SHARED_BASE64, ENGINE_WASM_SIMD_SHARED_BASE64 } from "./engine_wasm.ts";
 import type { EngineExports } from "./engine.ts";
-import { PART_WORDS, runParts, setBlasSource, SLOT_ARGS, STATE } from "./pool_protocol.ts";
+import { PART_WORDS, runParts, setBlasSource, STATE } from "./pool_protocol.ts";
 import { blasFor } from "./blas.ts";
 
 interface Init {
@@ -60,22 +60,22 @@ scope.onmessage = (ev) => {
   const s = slot >> 2;
   Atomics.store(words, s, STATE.idle);
   Atomics.notify(words, s);
-  let idleSince = performance.now();
+  let idleSince = performance.now(), polls = 0;
   while (true) {
     const state = Atomics.load(words, s);
     if (state === STATE.run) {
       // The main thread takes a kernel back when it ran every part before this worker got to it.
       if (Atomics.compareExchange(words, s, STATE.run, STATE.taken) !== STATE.run) continue;
-      const args = words.slice(s + 2, s + 2 + SLOT_ARGS);
+      const table = words[s + 2] >>> 0, parts = words[s + 3], counter = words[s + 4] >>> 0;
       let state: number = STATE.done;
       try {
         // The view (and the module instance) must cover the part table, the counter (Atomics on it) and the
-        // whole memory as the main thread sees it (args[4], in pages): kernels may touch it anywhere.
-        const end = Math.max((args[0] >>> 0) + args[1] * PART_WORDS * 4, (args[2] >>> 0) + 4, args[4] * 65536);
+        // whole memory as the main thread sees it (in 64 KiB pages): kernels may touch it anywhere.
+        const end = Math.max(table + parts * PART_WORDS * 4, counter + 4, words[s + 6] * 65536);
         if (end > words.byteLength) words = coveringView(memory, end);
-        runParts(x, words[s + 1], words, args[0] >>> 0, args[1], args[2] >>> 0, args[3] >>> 0);
+        runParts(x, words[s + 1], words, table, parts, counter, words[s + 5] >>> 0);
       } catch (e) {
-        const at = `kernel ${words[s + 1]}, table ${args[0] >>> 0}, parts ${args[1]}, counter ${args[2] >>> 0}`;
+        const at = `kernel ${words[s + 1]}, table ${table}, parts ${parts}, counter ${counter}`;
         console.error(
           `knot cpu engine worker: ${e} (${at}; view ${words.byteLength} of ${memory.buffer.byteLength} bytes)`,
         );
@@ -84,16 +84,20 @@ scope.onmessage = (ev) => {
       Atomics.store(words, s, state);
       Atomics.notify(words, s);
       idleSince = performance.now();
+      polls = 0;
       continue;
     }
-    if (state === STATE.idle && performance.now() - idleSince > idleMs) {
+    // Poll a little before sleeping: a futex wake-up costs tens of microseconds or more, and kernels of a
+    // decode step come that often (OpenMP's spin-then-sleep wait policy). The clock (~0.1 µs a read) is read
+    // every 64 polls, so a kernel is seen within a few nanoseconds of its posting, not a clock read later.
+    if (++polls & 63) continue;
+    const now = performance.now();
+    if (state === STATE.idle && now - idleSince > idleMs) {
       // Close unless the main thread claimed this slot in the meantime.
       if (Atomics.compareExchange(words, s, STATE.idle, STATE.closed) === STATE.idle) break;
       continue;
     }
-    // Poll a little before sleeping: a futex wake-up costs tens of microseconds or more, and kernels of a
-    // decode step come that often (OpenMP's spin-then-sleep wait policy).
-    if (performance.now() - idleSince < SPIN_MS) continue;
+    if (now - idleSince < SPIN_MS) continue;
     Atomics.wait(words, s, state, idleMs);
   }
   scope.close();
