@@ -7,7 +7,7 @@
  * @module
  */
 import type { DType, TypedArray } from "../core/dtype.ts";
-import type { CompiledProgram, Program } from "./program.ts";
+import type { CompiledProgram, CompositeOp, Program } from "./program.ts";
 
 /** An opaque device buffer holding `size` elements of `dtype`. */
 export interface BackendBuffer {
@@ -181,9 +181,9 @@ export interface Backend {
      */
     readonly inPlaceWhere?: boolean;
     /**
-     * Attention of one query row per head (q·kᵀ, scale, mask, softmax, ·v: nine kernels) becomes one
-     * `AttentionCall` (jit/attention.ts), which `compile` runs as one kernel.
+     * Composites (`CompositeOp`: decode attention, RMSNorm, RoPE) that `compile` runs as one kernel: jit makes
+     * each such run of kernels one `CompositeCall` (jit/composite.ts).
      */
-    readonly attention?: boolean;
+    readonly composites?: readonly CompositeOp[];
   };
 }

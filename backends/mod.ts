@@ -7,8 +7,9 @@
  */
 export type { Backend, BackendBuffer, BinaryOp, MatmulSpec, ReduceOp, StridedInput, UnaryOp } from "./backend.ts";
 export type {
-  AttentionCall,
   CompiledProgram,
+  CompositeCall,
+  CompositeOp,
   FusedCall,
   FusedInput,
   FusedNode,

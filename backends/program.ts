@@ -103,7 +103,7 @@ export type KernelCall =
     readonly size: number;
   }
   | FusedCall
-  | AttentionCall;
+  | CompositeCall;
 
 /**
  * One node of a fused kernel's expression, evaluated per element of the
@@ -177,18 +177,30 @@ export interface FusedCall {
 }
 
 /**
- * Attention of one query row per head over a cache, as one kernel (made by jit's attention pass,
- * jit/attention.ts, for a backend whose `fuses.attention` is set; never by eager code): the nine kernels
- * `calls` stand for, run in order — scores q·kᵀ (a matmul, M = 1), times a scale, a `where` putting a fill
- * (−∞) where the mask is false, softmax along the last axis (max, sub, exp, sum, div), then the weights times
- * v. `inputs` are q, k, v, the mask, the scale and the fill; `calls` read them as values 0…5 and the result of
- * call i as value 6 + i; the last call's result is the kernel's. A backend's kernel gives the bits of `calls`
- * run one by one ({@link attentionByKernels}: the meaning, and the path where the kernel does not apply).
+ * The composites jit recognises (jit/composite.ts), each a run of kernels a backend may compute as one:
+ * - `attention`: one query row per head over a cache — q·kᵀ (a matmul, M = 1), × a scale, `where(mask, ·,
+ *   fill)`, softmax along the last axis (max, sub, exp, sum, div), · v; inputs q, k, v, the mask, the scale,
+ *   the fill.
+ * - `rmsNorm`: x · rsqrt(sum(x²)/n + eps) · weight over the last axis (square, sum, div, add, rsqrt, mul,
+ *   mul); inputs x, n, eps, weight.
+ * - `rope`: x·cos + rotate(x)·sin with rotate(x) = [−x₂, x₁], the halves of each row (two slices, neg,
+ *   concat, mul, mul, add); inputs x, cos, sin.
  */
-export interface AttentionCall {
+export type CompositeOp = "attention" | "rmsNorm" | "rope";
+
+/**
+ * A composite (made by jit's composite pass for a backend whose `fuses.composites` lists its op; never by eager
+ * code): the kernels `calls` stand for, run in order, as one. `calls` read `inputs` as values 0, 1, … and the
+ * result of call i as value `inputs.length + i`; the last call's result is the composite's. A backend's kernel
+ * gives the bits of `calls` run one by one ({@link compositeByKernels}: the meaning, and the path where the
+ * kernel does not apply).
+ */
+export interface CompositeCall {
   /** The kernel's name in a {@link KernelCall}. */
-  readonly kernel: "attention";
-  /** q, k, v, the mask, the scale and the fill. */
+  readonly kernel: "composite";
+  /** Which composite. */
+  readonly op: CompositeOp;
+  /** The values read (see {@link CompositeOp}). */
   readonly inputs: readonly ValueId[];
   /** The kernels it stands for, on local values (see above). */
   readonly calls: readonly KernelCall[];
@@ -223,7 +235,7 @@ export function callInputs(c: KernelCall): ValueId[] {
       return [c.idx, c.upd];
     case "fused":
       return c.inputs.map((x) => x.value);
-    case "attention":
+    case "composite":
       return [...c.inputs];
   }
 }
@@ -259,7 +271,7 @@ export function mapCall(c: KernelCall, f: (v: ValueId) => ValueId): KernelCall {
       return { ...c, idx: f(c.idx), upd: f(c.upd) };
     case "fused":
       return { ...c, inputs: c.inputs.map((x) => ({ ...x, value: f(x.value) })) };
-    case "attention":
+    case "composite":
       return { ...c, inputs: c.inputs.map(f) }; // its calls read local values
   }
 }
@@ -406,10 +418,10 @@ function windowed(
 }
 
 /**
- * An attention call run as the kernels it stands for (its meaning, and the path of a backend without the
- * kernel): each call of `c.calls` on the backend in order, every intermediate freed.
+ * A composite run as the kernels it stands for (its meaning, and the path of a backend without its kernel):
+ * each call of `c.calls` on the backend in order, every intermediate freed.
  */
-export function attentionByKernels(b: Backend, c: AttentionCall, get: (id: number) => BackendBuffer): BackendBuffer {
+export function compositeByKernels(b: Backend, c: CompositeCall, get: (id: number) => BackendBuffer): BackendBuffer {
   const made: BackendBuffer[] = [];
   const val = (id: number) => id < c.inputs.length ? get(c.inputs[id]) : made[id - c.inputs.length];
   const op = (x: StridedValue): StridedInput => ({ buf: val(x.value), strides: x.strides });
@@ -431,8 +443,14 @@ export function attentionByKernels(b: Backend, c: AttentionCall, get: (id: numbe
         case "unary":
           made.push(b.unary(k.op, val(k.x), k.outDtype));
           break;
+        case "strided":
+          made.push(b.strided(val(k.x), k.outShape, k.strides, k.offset));
+          break;
+        case "concat":
+          made.push(b.concat(k.xs.map(val), k.outer, k.widths));
+          break;
         default:
-          throw new Error(`attention call: a ${k.kernel} kernel is not one of the calls it stands for`);
+          throw new Error(`composite: a ${k.kernel} kernel is not one a composite stands for`);
       }
     }
     return made.pop()!;

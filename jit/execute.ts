@@ -6,8 +6,8 @@
  */
 import type { Backend, BackendBuffer, StridedInput } from "../backends/backend.ts";
 import {
-  attentionByKernels,
   type CompiledProgram,
+  compositeByKernels,
   fusedByKernels,
   type KernelCall,
   type Program,
@@ -45,8 +45,8 @@ function call(b: Backend, c: KernelCall, v: readonly (BackendBuffer | undefined)
       return b.random(c.dist, c.key, c.size);
     case "fused":
       return fusedByKernels(b, c, (id) => v[id]!);
-    case "attention":
-      return attentionByKernels(b, c, (id) => v[id]!);
+    case "composite":
+      return compositeByKernels(b, c, (id) => v[id]!);
   }
 }
 

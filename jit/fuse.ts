@@ -28,13 +28,11 @@ import {
   type FusedInput,
   type FusedNode,
   type KernelCall,
-  mapCall,
   type Program,
-  type Step,
   type ValueId,
 } from "../backends/program.ts";
 import type { Backend } from "../backends/backend.ts";
-import { lastUses } from "./passes.ts";
+import { rebuilt } from "./passes.ts";
 
 /** What a backend's fused kernels take: its `Backend.fuses`. */
 export type FuseOptions = NonNullable<Backend["fuses"]>;
@@ -473,18 +471,5 @@ export function fuse(p: Program, opts: FuseOptions): Program {
     }
   }
 
-  // Renumber: inputs and constants keep their ids; step values follow the steps kept, in order.
-  const firstStepValue = p.inputs + p.constants.length;
-  const num = new Int32Array(values.length).fill(-1);
-  for (let v = 0; v < firstStepValue; v++) num[v] = v;
-  const kept: Step[] = [], infos = values.slice(0, firstStepValue);
-  steps.forEach((s, i) => {
-    if (inlined[i]) return;
-    num[s.out] = infos.length;
-    kept.push({ call: fused.get(i) ?? s.call, out: infos.length });
-    infos.push(values[s.out]);
-  });
-  const out = kept.map((s) => ({ call: mapCall(s.call, (x) => num[x]), out: s.out }));
-  const q = { ...p, values: infos, steps: out, outputs: p.outputs.map((o) => num[o]) };
-  return { ...q, lastUse: lastUses(q) };
+  return rebuilt(p, (i) => inlined[i] === 1, (i) => fused.get(i));
 }

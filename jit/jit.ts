@@ -15,7 +15,7 @@ import { PROTO_KEYS } from "../core/proto_keys.ts";
 import { interpret } from "./execute.ts";
 import { buildProgram } from "./passes.ts";
 import { fuse } from "./fuse.ts";
-import { fuseAttention } from "./attention.ts";
+import { fuseComposites } from "./composite.ts";
 import { CLOSURE_MESSAGE, TraceBackend, TraceBuffer } from "./trace.ts";
 
 /** Options of {@link jit}. */
@@ -376,8 +376,8 @@ export function jit<F extends (...args: never[]) => unknown>(fn: F, opts: JitOpt
     const built = buildProgram(tracer.values, leaves.length, ids, donate);
     const { scalars } = built;
     const fuses = opts.fuse !== false ? backend.fuses : undefined;
-    const attended = fuses?.attention ? fuseAttention(built.program) : built.program;
-    const program = fuses ? fuse(attended, fuses) : attended;
+    const composed = fuses?.composites?.length ? fuseComposites(built.program, fuses.composites) : built.program;
+    const program = fuses ? fuse(composed, fuses) : composed;
     for (const t of inputs) t.dispose();
     rebuild(out, (t) => (t as Tensor).dispose());
     return { program, scalars, template, leaves: outLeaves };

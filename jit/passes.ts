@@ -159,3 +159,28 @@ export function lastUses(p: Omit<Program, "lastUse">): ValueId[][] {
   }
   return lastUse;
 }
+
+/**
+ * `p` with the steps `drop` says to drop removed and each kept step's call replaced by `replace(i)` where it
+ * gives one; values renumbered (inputs and constants keep their ids; step values follow the kept steps, in
+ * order) and liveness recomputed. For passes that merge steps into one (jit/fuse.ts, jit/composite.ts).
+ */
+export function rebuilt(
+  p: Program,
+  drop: (i: number) => boolean,
+  replace: (i: number) => KernelCall | undefined,
+): Program {
+  const firstStepValue = p.inputs + p.constants.length;
+  const num = new Int32Array(p.values.length).fill(-1);
+  for (let v = 0; v < firstStepValue; v++) num[v] = v;
+  const kept: Step[] = [], infos = p.values.slice(0, firstStepValue);
+  p.steps.forEach((s, i) => {
+    if (drop(i)) return;
+    num[s.out] = infos.length;
+    kept.push({ call: replace(i) ?? s.call, out: infos.length });
+    infos.push(p.values[s.out]);
+  });
+  const steps = kept.map((s) => ({ call: mapCall(s.call, (x) => num[x]), out: s.out }));
+  const q = { ...p, values: infos, steps, outputs: p.outputs.map((o) => num[o]) };
+  return { ...q, lastUse: lastUses(q) };
+}

@@ -20,9 +20,9 @@ import { PART_WORDS, runKernel } from "./wasm/pool_protocol.ts";
 import { CpuBuffer } from "./buffer.ts";
 import { compileProgram, DESC_PART_BYTES, type KernelSink, type MakeParts, PARTS_PER_THREAD } from "./compile.ts";
 import {
-  attentionByKernels,
-  type AttentionCall,
   type CompiledProgram,
+  compositeByKernels,
+  type CompositeCall,
   fusedByKernels,
   type FusedCall,
   type KernelCall,
@@ -169,7 +169,14 @@ export class CpuBackend implements Backend {
     // Below 2¹⁴ elements the interpreter's fixed cost per call exceeds the kernel calls it saves: the stories260K
     // decode step (vectors of 64, attention over 8 × 256) ran 1,350–1,400 tokens/s fused throughout, 1,850–2,500
     // with this bound; the 15M training step, whose chains are ≥ 2¹⁸ elements, is unchanged.
-    if (this.#e) this.fuses = { reduce: true, minElements: 1 << 14, inPlaceWhere: true, attention: true };
+    if (this.#e) {
+      this.fuses = {
+        reduce: true,
+        minElements: 1 << 14,
+        inPlaceWhere: true,
+        composites: ["attention", "rmsNorm", "rope"],
+      };
+    }
   }
 
   /** The system BLAS large products run on (its library, and OpenBLAS's kernels), or null. */
@@ -893,17 +900,79 @@ export class CpuBackend implements Backend {
         return this.#random(s, c.dist, c.key, out);
       case "fused":
         return this.#fused(s, c, val, out);
-      case "attention":
-        return this.#attention(s, c, val, out);
+      case "composite":
+        return this.#composite(s, c, val, out);
     }
   }
 
+  /** A composite (../program.ts) as the engine's kernel for it where that applies, else the kernels it stands for. */
+  #composite(s: KernelSink, c: CompositeCall, val: (id: ValueId) => CpuBuffer, out: CpuBuffer): void {
+    const done = c.op === "attention"
+      ? this.#attention(s, c, val, out)
+      : c.op === "rmsNorm"
+      ? this.#rmsNorm(s, c, val, out)
+      : this.#rope(s, c, val, out);
+    if (done) return;
+    s.js(() => {
+      const r = compositeByKernels(this, c, val);
+      out.data.set(this.#get(r));
+      this.free(r);
+    });
+  }
+
+  /** RMSNorm (a composite) as the engine's kernel (./wasm/composite.as.ts rmsNormRows), split by rows. */
+  #rmsNorm(s: KernelSink, c: CompositeCall, val: (id: ValueId) => CpuBuffer, out: CpuBuffer): boolean {
+    const [x, count, eps, w] = c.inputs.map(val), sum = c.calls[1];
+    const e = this.#wasm(out, x, count, eps, w);
+    if (!e || sum.kernel !== "reduce" || ![x, count, eps, w, out].every((b) => b.dtype === "float32")) return false;
+    const rows = sum.outer, n = sum.reduce;
+    return s.launch(
+      e,
+      KERNEL.rmsNorm,
+      rows * n,
+      this.#minElements,
+      (parts) =>
+        splitRange(rows, Math.min(parts, rows)).filter(([a, b]) => b > a).map(([a, b]) => [
+          x.ptr + a * n * 4,
+          count.ptr,
+          eps.ptr,
+          w.ptr,
+          out.ptr + a * n * 4,
+          b - a,
+          n,
+          0,
+        ]),
+      (16 * n + 32) * 4,
+      0,
+    );
+  }
+
+  /** RoPE (a composite) as the engine's kernel (./wasm/composite.as.ts ropeRows), split by rows. */
+  #rope(s: KernelSink, c: CompositeCall, val: (id: ValueId) => CpuBuffer, out: CpuBuffer): boolean {
+    const [x, cos, sin] = c.inputs.map(val), cat = c.calls.find((k) => k.kernel === "concat");
+    const e = this.#wasm(out, x, cos, sin);
+    if (!e || cat?.kernel !== "concat" || ![x, cos, sin, out].every((b) => b.dtype === "float32")) return false;
+    const hd = 2 * cat.widths[0], rows = out.size / hd;
+    return s.launch(
+      e,
+      KERNEL.rope,
+      out.size,
+      this.#minElements,
+      (parts) =>
+        splitRange(rows, Math.min(parts, rows)).filter(([a, b]) => b > a).map((
+          [a, b],
+        ) => [x.ptr + a * hd * 4, cos.ptr, sin.ptr, out.ptr + a * hd * 4, b - a, hd]),
+      0,
+      0,
+    );
+  }
+
   /**
-   * An attention call (../program.ts) as the engine's attention kernel (./wasm/vector.as.ts attendRows), where
+   * Attention (a composite, ../program.ts) as the engine's attention kernel (./wasm/vector.as.ts attendRows), where
    * the kernels it stands for are the ones that kernel repeats: both products on the wasm vector kernels (M = 1,
    * K ≥ 8, not on the system BLAS), float32, the mask one row broadcast over all; else those kernels.
    */
-  #attention(s: KernelSink, c: AttentionCall, val: (id: ValueId) => CpuBuffer, out: CpuBuffer): void {
+  #attention(s: KernelSink, c: CompositeCall, val: (id: ValueId) => CpuBuffer, out: CpuBuffer): boolean {
     const [q, kk, v, mask, scale, fill] = c.inputs.map(val);
     const [scores, , masked] = c.calls, context = c.calls[c.calls.length - 1];
     const e = this.#wasm(out, q, kk, v, mask, scale, fill);
@@ -933,13 +1002,9 @@ export class CpuBackend implements Backend {
         (rows * S + 2 * rows + 16) * 4, // the scores of a part's rows (at most all of them), their maxima and sums
         rows * 16,
       );
-      if (ranOn) return;
+      return ranOn;
     }
-    s.js(() => {
-      const r = attentionByKernels(this, c, val);
-      out.data.set(this.#get(r));
-      this.free(r);
-    });
+    return false;
   }
 
   /**

@@ -24,9 +24,9 @@
  */
 import type { Backend, BackendBuffer } from "../backend.ts";
 import {
-  attentionByKernels,
   callInputs,
   type CompiledProgram,
+  compositeByKernels,
   fusedByKernels,
   type FusedCall,
   type KernelCall,
@@ -129,8 +129,8 @@ export function callKernel(b: Backend, c: KernelCall, val: (id: ValueId) => Back
       const own = (b as { fused?: (c: FusedCall, val: (id: ValueId) => BackendBuffer) => BackendBuffer }).fused;
       return own ? own.call(b, c, val) : fusedByKernels(b, c, val);
     }
-    case "attention":
-      return attentionByKernels(b, c, val);
+    case "composite":
+      return compositeByKernels(b, c, val);
   }
 }
 

@@ -68,9 +68,9 @@ export function callKernel(host: KernelHost, c: KernelCall, get: (v: ValueId) =>
       return random(host, c.dist, c.key, c.size);
     case "fused":
       return fused(host, c, get);
-    case "attention":
-      // jit makes these only for a backend whose `fuses.attention` is set: never this one.
-      throw new Error("webgpu: no attention kernel (jit/attention.ts runs only where fuses.attention is set)");
+    case "composite":
+      // jit makes these only for a backend whose `fuses.composites` lists them: never this one.
+      throw new Error(`webgpu: no ${c.op} kernel (jit/composite.ts makes one only where fuses.composites lists it)`);
   }
 }
 

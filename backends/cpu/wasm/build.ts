@@ -6,7 +6,7 @@
 // (the task is deno run -A --lock=scripts/build.lock backends/cpu/wasm/build.ts: build tools are pinned in
 // their own lock file, so deno.lock, and a user's first run, hold only what the library imports)
 //
-// Compiles engine.as.ts (which pulls in matmul.as.ts, elementwise.as.ts, vector.as.ts, data.as.ts, fused.as.ts and program.as.ts)
+// Compiles engine.as.ts (which pulls in matmul.as.ts, elementwise.as.ts, vector.as.ts, composite.as.ts, data.as.ts, fused.as.ts and program.as.ts)
 // twice with the AssemblyScript compiler, pinned by the inline `npm:`
 // specifier below: a plain SIMD build and an "fma" build with relaxed-simd
 // enabled (the source switches on ASC_FEATURE_RELAXED_SIMD), and writes both

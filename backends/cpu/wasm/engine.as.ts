@@ -15,7 +15,8 @@ export {
   unaryF32,
   where32,
 } from "./elementwise.as";
-export { attendRows, gemv, gemvBatch } from "./vector.as";
+export { gemv, gemvBatch } from "./vector.as";
+export { attendRows, rmsNormRows, ropeRows } from "./composite.as";
 export { fusedF32 } from "./fused.as";
 export { copyRows, fillData, gatherRows, scatterAddRows } from "./data.as";
 export { runCalls } from "./program.as";

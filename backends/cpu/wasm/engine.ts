@@ -70,6 +70,17 @@ export interface EngineExports {
     n: number,
     scratch: number,
   ): void;
+  rmsNormRows(
+    x: number,
+    count: number,
+    eps: number,
+    w: number,
+    out: number,
+    rows: number,
+    n: number,
+    scratch: number,
+  ): void;
+  ropeRows(x: number, cos: number, sin: number, out: number, rows: number, hd: number): void;
   binaryI32(op: number, a: number, b: number, out: number, desc: number, rank: number): void;
   castData(x: number, out: number, n: number, from: number, to: number): void;
   copyRows(src: number, dst: number, rows: number, bytes: number, srcStride: number, dstStride: number): void;

@@ -41,8 +41,10 @@ export const KERNEL = {
   /** JavaScript kernels calling the system BLAS (./blas.ts): never in the module's instruction loop. */
   blasGemm: 15,
   blasGemv: 16,
-  /** Attention of query rows over a cache (program.ts AttentionCall). */
+  /** The composites (program.ts CompositeCall): attention of query rows over a cache, RMSNorm, RoPE. */
   attention: 17,
+  rmsNorm: 18,
+  rope: 19,
 } as const;
 
 export const SLOT_ARGS = 16;
@@ -175,6 +177,12 @@ export function runKernel(x: EngineExports, kernel: number, a: ArrayLike<number>
         a[at + 10],
         a[at + 11] + scratch,
       );
+      return;
+    case KERNEL.rmsNorm: // a[at + 7]: offset of the squares in the running thread's scratch
+      x.rmsNormRows(a[at], a[at + 1], a[at + 2], a[at + 3], a[at + 4], a[at + 5], a[at + 6], a[at + 7] + scratch);
+      return;
+    case KERNEL.rope:
+      x.ropeRows(a[at], a[at + 1], a[at + 2], a[at + 3], a[at + 4], a[at + 5]);
       return;
     case KERNEL.random: // a[at + 6]: offset of 32 bytes in the running thread's scratch
       x.randomF32(a[at], a[at + 1], a[at + 2], a[at + 3], a[at + 4], a[at + 5], a[at + 6] + scratch);

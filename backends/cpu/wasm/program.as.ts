@@ -6,7 +6,8 @@
 // without returning to JavaScript between them. Part of the module built by build.ts (entry: engine.as.ts).
 import { matmul } from "./matmul.as";
 import { binaryF32, binaryI32, castData, randomF32, reduceF32, strided32, unaryF32, where32 } from "./elementwise.as";
-import { attendRows, gemv, gemvBatch } from "./vector.as";
+import { gemv, gemvBatch } from "./vector.as";
+import { attendRows, rmsNormRows, ropeRows } from "./composite.as";
 import { copyRows, fillData } from "./data.as";
 import { fusedF32 } from "./fused.as";
 
@@ -17,7 +18,7 @@ import { fusedF32 } from "./fused.as";
 
 /**
  * Runs `n` calls: records of 16 i32 words, a kernel id (pool_protocol.ts's KERNEL) then its arguments as
- * the pool passes them (matmul's packing buffers, random's 32 bytes, the fused kernel's chunks and attention's scores as offsets into `scratch`).
+ * the pool passes them (matmul's packing buffers, random's 32 bytes, the fused kernel's chunks and the composites' rows as offsets into `scratch`).
  */
 export function runCalls(rec: usize, n: i32, scratch: usize): void {
   const s = <i32>scratch;
@@ -46,6 +47,10 @@ export function runCalls(rec: usize, n: i32, scratch: usize): void {
         attendRows(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4), arg(rec, 5), arg(rec, 6), arg(rec, 7),
           arg(rec, 8), arg(rec, 9), arg(rec, 10), arg(rec, 11) + s);
         break;
+      case 18:
+        rmsNormRows(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4), arg(rec, 5), arg(rec, 6), arg(rec, 7) + s);
+        break;
+      case 19: ropeRows(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4), arg(rec, 5)); break;
       default: unreachable();
     }
   }

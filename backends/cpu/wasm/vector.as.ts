@@ -4,7 +4,6 @@
 //
 // Vector products of the CPU engine (decode: x·Wᵀ with one row x; matrix·vector), on buffers in the engine's
 // one linear memory. Part of the module built by build.ts (entry: engine.as.ts).
-import { binaryRow, reduceF32, unaryF32 } from "./elementwise.as";
 
 /** acc + a·b lane-wise: fused relaxed_madd in the "fma" build (used only where it fuses), else mul then add. */
 // @ts-ignore: decorator
@@ -159,68 +158,3 @@ export function gemvBatch(x: usize, w: usize, out: usize, K: i32, N: i32, ldw: i
   }
 }
 
-/** Whether the n floats at p are all finite (x − x is 0 exactly for finite x, NaN for ±∞ and NaN). */
-function allFinite(p: usize, n: i32): bool {
-  let j = 0, bad = f32x4.splat(0);
-  for (; j + 4 <= n; j += 4) {
-    const x = v128.load(p + (<usize>j << 2));
-    bad = v128.or(bad, f32x4.ne(f32x4.sub(x, x), f32x4.splat(0)));
-  }
-  if (v128.any_true(bad)) return false;
-  for (; j < n; j++) {
-    const x = load<f32>(p + (<usize>j << 2));
-    if (x - x != 0) return false;
-  }
-  return true;
-}
-
-/**
- * Attention of n query rows (program.ts AttentionCall): row i's byte offsets (q, k, v, out) at desc + 16i.
- * The nine kernels it stands for, in order, each over all n rows of scores at once in `scratch` (n·S + 2n
- * floats), by the functions those kernels run, so the same bits: q·kᵀ (gemv over the rows of k, [S, hd]),
- * × scale, where(mask, ·, fill) with the mask one row for all, max, − max, exp, sum, ÷ sum, then ·v (gemv, v
- * [S, hd]) into out. Only the slots up to the last unmasked one (rounded up to 16) are computed when the fill
- * is −∞ and every row's later v rows are finite: those slots weigh exactly 0 (exp(−∞ − max) = +0), and adding
- * +0 or 0·v changes no sum, so leaving them out changes no bit.
- */
-export function attendRows(
-  q: usize, k: usize, v: usize, out: usize, hd: i32, S: i32, mask: usize, scale: usize, fill: usize, desc: usize,
-  n: i32, scratch: usize,
-): void {
-  const fillBits = load<u32>(fill), ld = <usize>hd << 2;
-  let last = S - 1;
-  while (last >= 0 && load<u8>(mask + <usize>last) == 0) last--;
-  let t = last >= 0 && reinterpret<f32>(fillBits) == -Infinity ? min(S, (last + 16) & ~15) : S;
-  for (let i = 0, prev: usize = -1; i < n && t < S; i++) {
-    const vr = v + <usize>load<u32>(desc + (<usize>i << 4), 8);
-    if (vr != prev && !allFinite(vr + <usize>t * ld, (S - t) * hd)) t = S;
-    prev = vr; // the query rows of one KV head share its v: checked once
-  }
-  const s = scratch, rows = <usize>n * <usize>t, mx = s + (rows << 2), sum = mx + (<usize>n << 2);
-  const rowBytes = <usize>t << 2;
-  for (let i = 0; i < n; i++) {
-    const d = desc + (<usize>i << 4);
-    gemv(q + <usize>load<u32>(d), k + <usize>load<u32>(d, 4), s + <usize>i * rowBytes, hd, t, hd, 1);
-  }
-  binaryRow(2, s, 1, scale, 0, s, <i32>rows);
-  // where(mask, scores, fill): four lanes at a time, the mask widened to lanes (where32's own selection).
-  const fillv = i32x4.splat(fillBits);
-  for (let i = 0; i < n; i++) {
-    const r = s + <usize>i * rowBytes;
-    let p = 0;
-    for (; p + 4 <= t; p += 4) {
-      const m = i32x4.ne(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(mask + <usize>p))), i32x4.splat(0));
-      v128.store(r + (<usize>p << 2), v128.bitselect(v128.load(r + (<usize>p << 2)), fillv, m));
-    }
-    for (; p < t; p++) if (load<u8>(mask + <usize>p) == 0) store<u32>(r + (<usize>p << 2), fillBits);
-  }
-  reduceF32(1, s, mx, n, t, 1);
-  for (let i = 0; i < n; i++) binaryRow(1, s + <usize>i * rowBytes, 1, mx + (<usize>i << 2), 0, s + <usize>i * rowBytes, t);
-  unaryF32(1, s, s, <i32>rows);
-  reduceF32(0, s, sum, n, t, 1);
-  for (let i = 0; i < n; i++) binaryRow(3, s + <usize>i * rowBytes, 1, sum + (<usize>i << 2), 0, s + <usize>i * rowBytes, t);
-  for (let i = 0; i < n; i++) {
-    const d = desc + (<usize>i << 4);
-    gemv(s + <usize>i * rowBytes, v + <usize>load<u32>(d, 8), out + <usize>load<u32>(d, 12), t, hd, hd, 0);
-  }
-}

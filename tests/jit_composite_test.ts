@@ -1,21 +1,40 @@
-// The attention pass (jit/attention.ts) and the cpu attention kernel: the nine kernels of decode attention become
-// one call where nothing else reads their values, and the kernel gives their bits — over the slots up to the last
-// unmasked one where that changes nothing, over all of them where it would (a fill other than −∞, a non-finite
-// value in a later slot of v, no unmasked slot), for 8- and 48-wide heads, grouped queries, 1 and 2 threads.
+// The composite pass (jit/composite.ts) and the cpu engine's composite kernels: decode attention, RMSNorm and RoPE
+// each become one call where nothing else reads their kernels' values, and the kernel gives those kernels' bits —
+// attention over the slots up to the last unmasked one where that changes nothing, over all of them where it
+// would (a fill other than −∞, a non-finite value in a later slot of v, no unmasked slot), for 8- and 48-wide
+// heads, grouped queries, 1 and 2 threads.
 import assert from "node:assert/strict";
-import { dispose, expandDims, greater, jit, matmul, mul, nn, setBackend, type Tensor, tensor, where } from "../mod.ts";
+import {
+  add,
+  dispose,
+  expandDims,
+  greater,
+  jit,
+  matmul,
+  mean,
+  mul,
+  nn,
+  rsqrt,
+  setBackend,
+  square,
+  type Tensor,
+  tensor,
+  where,
+} from "../mod.ts";
 import { getBackend, swapBackend } from "../core/runtime.ts";
 import { fromBuffer } from "../core/tensor.ts";
 import { TraceBackend, type TraceBuffer } from "../jit/trace.ts";
 import { buildProgram } from "../jit/passes.ts";
-import { fuseAttention } from "../jit/attention.ts";
+import { fuseComposites } from "../jit/composite.ts";
 import { fuse } from "../jit/fuse.ts";
-import type { AttentionCall, Program } from "../backends/program.ts";
-import { attentionByKernels } from "../backends/program.ts";
+import type { CompositeCall, CompositeOp, Program } from "../backends/program.ts";
+import { compositeByKernels } from "../backends/program.ts";
 import { CpuBackend } from "../backends/cpu/backend.ts";
 import type { CpuBuffer } from "../backends/cpu/buffer.ts";
 import { engine } from "../backends/cpu/wasm/engine.ts";
 import { cpuThreads, cpuWorkersReady, setCpuThreads } from "../backends/cpu/mod.ts";
+import { rmsNorm } from "../llama/layers.ts";
+import { applyRope } from "../llama/rope.ts";
 
 await setBackend("cpu");
 
@@ -38,7 +57,9 @@ function traced(f: (...xs: Tensor[]) => Tensor | Tensor[], ...shapes: number[][]
   }
 }
 
-const kernels = (p: Program) => p.steps.map((s) => s.call.kernel);
+const kernels = (p: Program) => p.steps.map((s) => s.call.kernel === "composite" ? s.call.op : s.call.kernel);
+const ALL: CompositeOp[] = ["attention", "rmsNorm", "rope"];
+const fuseAttention = (p: Program) => fuseComposites(p, ["attention"]);
 const bits = (x: ArrayLike<number>) => new Uint8Array(Float32Array.from(x).buffer);
 
 /** Deterministic values in [−scale, scale). */
@@ -52,13 +73,13 @@ function data(n: number, seed: number, scale = 2): Float32Array {
   return out;
 }
 
-Deno.test("attention pass: the nine kernels become one call; the fusion pass leaves it whole", () => {
+Deno.test("composite pass: attention's nine kernels become one call; the fusion pass leaves it whole", () => {
   const f = (q: Tensor, k: Tensor, v: Tensor, m: Tensor) => attend(q, k, v, greater(m, 0));
   const p = traced(f, [1, 4, 2, 1, 8], [1, 4, 32, 8], [1, 4, 32, 8], [1, 32]);
   assert.deepEqual(kernels(p).filter((k) => k === "matmul").length, 2);
   const q = fuseAttention(p);
   assert.deepEqual(kernels(q), ["binary", "attention"], "the mask's comparison, then attention");
-  const a = q.steps[1].call as AttentionCall;
+  const a = q.steps[1].call as CompositeCall;
   assert.deepEqual(
     a.calls.map((c) => c.kernel),
     ["matmul", "binary", "where", "reduce", "binary", "unary", "reduce", "binary", "matmul"],
@@ -68,7 +89,7 @@ Deno.test("attention pass: the nine kernels become one call; the fusion pass lea
   assert.deepEqual(kernels(fuse(q, { reduce: true, minElements: 0 })), ["binary", "attention"]);
 });
 
-Deno.test("attention pass: a value of the nine read elsewhere (here the weights, returned) keeps them apart", () => {
+Deno.test("composite pass: a value of attention's nine read elsewhere (here the weights, returned) keeps them apart", () => {
   const f = (q: Tensor, k: Tensor, v: Tensor, m: Tensor) => {
     const scores = mul(matmul(q, expandDims(k, 2), { transB: true }), 0.5);
     const probs = nn.softmax(where(greater(m, 0), scores, -Infinity), -1);
@@ -174,7 +195,7 @@ Deno.test({
         [1, c.S],
       );
       const q = fuseAttention(p);
-      const call = q.steps[1].call as AttentionCall;
+      const call = q.steps[1].call as CompositeCall;
       const rows = c.nKv * c.rep;
       const vd = data(c.nKv * c.S * c.hd, 3);
       if (c.poison !== undefined) vd[(c.nKv - 1) * c.S * c.hd + (c.S - 2) * c.hd + 1] = c.poison;
@@ -186,7 +207,7 @@ Deno.test({
         b.upload(Float32Array.of(1 / Math.sqrt(c.hd)), "float32"),
         b.upload(Float32Array.of(c.fill ?? -Infinity), "float32"),
       ] as CpuBuffer[];
-      const meaning = attentionByKernels(b, call, (id) => bufs[call.inputs.indexOf(id)]);
+      const meaning = compositeByKernels(b, call, (id) => bufs[call.inputs.indexOf(id)]);
       const want = b.readSync(meaning);
       b.free(meaning);
       const out = b.upload(new Float32Array(rows * c.hd), "float32") as CpuBuffer;
@@ -217,6 +238,96 @@ Deno.test({
       heap.release(desc, rows * 16);
       heap.release(scratch, (rows * c.S + 2 * rows + 16) * 4);
       for (const x of [...bufs, out]) b.free(x);
+    }
+  },
+});
+
+/** llama's RMSNorm and RoPE as the model computes them (llama/layers.ts, llama/rope.ts). */
+const norm = (x: Tensor, w: Tensor) => rmsNorm(x, w, 1e-5);
+const roped = (x: Tensor, cos: Tensor, sin: Tensor) => applyRope(x, cos, sin);
+
+Deno.test("composite pass: RMSNorm and RoPE become one call each; a shared intermediate keeps them apart", () => {
+  assert.deepEqual(kernels(fuseComposites(traced(norm, [3, 64], [64]), ALL)), ["rmsNorm"]);
+  assert.deepEqual(kernels(fuseComposites(traced(roped, [1, 4, 2, 1, 8], [1, 8], [1, 8]), ALL)), ["rope"]);
+  // The normalized x returned too (as a backward pass would read it): no composite.
+  const both = traced((x, w) => [norm(x, w), mul(x, rsqrt(add(mean(square(x), -1, { keepdims: true }), 1e-5)))], [
+    2,
+    16,
+  ], [16]);
+  assert.ok(!kernels(fuseComposites(both, ALL)).includes("rmsNorm"));
+  // Only the ops asked for.
+  assert.deepEqual(kernels(fuseComposites(traced(norm, [3, 64], [64]), ["rope"])).length, 7);
+});
+
+Deno.test("RMSNorm and RoPE: jitted (the cpu composite kernels) bit-identical to eager, on 1 and 2 threads", async () => {
+  const saved = cpuThreads();
+  try {
+    for (const threads of [1, 2]) {
+      setCpuThreads(threads);
+      await cpuWorkersReady();
+      for (const [rows, n] of [[1, 64], [3, 288], [37, 48], [1, 5], [256, 288]]) { // the last split by rows
+        const x = tensor(data(rows * n, 7, 30), [rows, n]), w = tensor(data(n, 8), [n]);
+        const [want, got] = [norm(x, w), jit(norm)(x, w)];
+        assert.deepEqual(
+          bits(await got.data()),
+          bits(await want.data()),
+          `RMSNorm [${rows}, ${n}], ${threads} thread(s)`,
+        );
+        dispose([x, w, want, got]);
+      }
+      for (const [heads, hd] of [[8, 8], [6, 48], [3, 6], [40, 64], [600, 64]]) { // the last split by rows
+        const x = tensor(data(heads * hd, 9, 5), [1, heads, 1, hd]);
+        const cos = tensor(data(hd, 10, 1), [1, hd]), sin = tensor(data(hd, 11, 1), [1, hd]);
+        const [want, got] = [roped(x, cos, sin), jit(roped)(x, cos, sin)];
+        assert.deepEqual(bits(await got.data()), bits(await want.data()), `RoPE ${heads}×${hd}, ${threads} thread(s)`);
+        dispose([x, cos, sin, want, got]);
+      }
+    }
+  } finally {
+    setCpuThreads(saved);
+  }
+});
+
+Deno.test({
+  name: "RMSNorm and RoPE: the engine's kernels themselves give the kernels' bits (odd widths, NaN and ∞ too)",
+  ignore: engine() === null,
+  fn() {
+    const b = new CpuBackend(), e = engine()!, heap = e.heap;
+    /** The composite of `p` (its inputs' data in its input order) by its meaning, and by `kernel`. */
+    const run = (p: Program, data: Float32Array[], kernel: (ptrs: number[], out: number) => void) => {
+      const call = fuseComposites(p, ALL).steps.at(-1)!.call as CompositeCall;
+      const bufs = data.map((d) => b.upload(d, "float32") as CpuBuffer);
+      const meaning = compositeByKernels(b, call, (id) => bufs[call.inputs.indexOf(id)]);
+      const want = b.readSync(meaning), out = b.upload(new Float32Array(want.length), "float32") as CpuBuffer;
+      kernel(bufs.map((x) => x.ptr), out.ptr);
+      const got = b.readSync(out);
+      for (const x of [...bufs, meaning, out]) b.free(x);
+      return [bits(got), bits(want)];
+    };
+    for (const [rows, n] of [[1, 64], [21, 37], [3, 6]]) {
+      const x = data(rows * n, 12, 40);
+      x[3] = NaN, x[n + 1] = Infinity, x[n * (rows - 1)] = -0;
+      const scratch = heap.alloc((16 * n + 32) * 4);
+      const [got, want] = run(
+        traced(norm, [rows, n], [n]),
+        [x, Float32Array.of(n), Float32Array.of(1e-5), data(n, 13)], // the composite's inputs: x, n, eps, weight
+        ([xp, np, ep, wp], out) => e.x.rmsNormRows(xp, np, ep, wp, out, rows, n, scratch),
+      );
+      assert.deepEqual(got, want, `RMSNorm [${rows}, ${n}]`);
+      heap.release(scratch, (16 * n + 32) * 4);
+    }
+    for (const [heads, hd] of [[8, 8], [5, 14], [2, 64]]) {
+      const x = data(heads * hd, 14, 8);
+      x[1] = NaN, x[hd + 2] = -Infinity;
+      const [got, want] = run(
+        traced(roped, [1, heads, 1, hd], [1, hd], [1, hd]),
+        [x, data(hd, 15, 1), data(hd, 16, 1)],
+        (
+          [xp, cp, sp],
+          out,
+        ) => e.x.ropeRows(xp, cp, sp, out, heads, hd),
+      );
+      assert.deepEqual(got, want, `RoPE ${heads}×${hd}`);
     }
   },
 });

@@ -1,0 +1,119 @@
+// @ts-nocheck: AssemblyScript source (v128/f32x4/usize builtins), not Deno TypeScript.
+// deno-lint-ignore-file
+// deno-fmt-ignore-file
+//
+// The composites of the CPU engine (program.ts CompositeCall: decode attention, RMSNorm, RoPE), each the
+// kernels it stands for run by their own functions in one call, so the same bits. Part of the module built by
+// build.ts (entry: engine.as.ts).
+import { binaryRow, reduceF32, unaryF32 } from "./elementwise.as";
+import { gemv } from "./vector.as";
+
+/** Whether the n floats at p are all finite (x − x is 0 exactly for finite x, NaN for ±∞ and NaN). */
+function allFinite(p: usize, n: i32): bool {
+  let j = 0, bad = f32x4.splat(0);
+  for (; j + 4 <= n; j += 4) {
+    const x = v128.load(p + (<usize>j << 2));
+    bad = v128.or(bad, f32x4.ne(f32x4.sub(x, x), f32x4.splat(0)));
+  }
+  if (v128.any_true(bad)) return false;
+  for (; j < n; j++) {
+    const x = load<f32>(p + (<usize>j << 2));
+    if (x - x != 0) return false;
+  }
+  return true;
+}
+
+/**
+ * Attention of n query rows (program.ts CompositeOp "attention"): row i's byte offsets (q, k, v, out) at desc + 16i.
+ * The nine kernels it stands for, in order, each over all n rows of scores at once in `scratch` (n·S + 2n
+ * floats), by the functions those kernels run, so the same bits: q·kᵀ (gemv over the rows of k, [S, hd]),
+ * × scale, where(mask, ·, fill) with the mask one row for all, max, − max, exp, sum, ÷ sum, then ·v (gemv, v
+ * [S, hd]) into out. Only the slots up to the last unmasked one are computed when the fill
+ * is −∞ and every row's later v rows are finite: those slots weigh exactly 0 (exp(−∞ − max) = +0), and adding
+ * +0 or 0·v changes no sum, so leaving them out changes no bit.
+ */
+export function attendRows(
+  q: usize, k: usize, v: usize, out: usize, hd: i32, S: i32, mask: usize, scale: usize, fill: usize, desc: usize,
+  n: i32, scratch: usize,
+): void {
+  const fillBits = load<u32>(fill), ld = <usize>hd << 2;
+  let last = S - 1;
+  while (last >= 0 && load<u8>(mask + <usize>last) == 0) last--;
+  let t = last >= 0 && reinterpret<f32>(fillBits) == -Infinity ? min(S, last + 1) : S;
+  for (let i = 0, prev: usize = -1; i < n && t < S; i++) {
+    const vr = v + <usize>load<u32>(desc + (<usize>i << 4), 8);
+    if (vr != prev && !allFinite(vr + <usize>t * ld, (S - t) * hd)) t = S;
+    prev = vr; // the query rows of one KV head share its v: checked once
+  }
+  const s = scratch, rows = <usize>n * <usize>t, mx = s + (rows << 2), sum = mx + (<usize>n << 2);
+  const rowBytes = <usize>t << 2;
+  for (let i = 0; i < n; i++) {
+    const d = desc + (<usize>i << 4);
+    gemv(q + <usize>load<u32>(d), k + <usize>load<u32>(d, 4), s + <usize>i * rowBytes, hd, t, hd, 1);
+  }
+  binaryRow(2, s, 1, scale, 0, s, <i32>rows);
+  // where(mask, scores, fill): four lanes at a time, the mask widened to lanes (where32's own selection).
+  const fillv = i32x4.splat(fillBits);
+  for (let i = 0; i < n; i++) {
+    const r = s + <usize>i * rowBytes;
+    let p = 0;
+    for (; p + 4 <= t; p += 4) {
+      const m = i32x4.ne(i32x4.extend_low_i16x8_u(i16x8.extend_low_i8x16_u(v128.load32_zero(mask + <usize>p))), i32x4.splat(0));
+      v128.store(r + (<usize>p << 2), v128.bitselect(v128.load(r + (<usize>p << 2)), fillv, m));
+    }
+    for (; p < t; p++) if (load<u8>(mask + <usize>p) == 0) store<u32>(r + (<usize>p << 2), fillBits);
+  }
+  reduceF32(1, s, mx, n, t, 1);
+  for (let i = 0; i < n; i++) binaryRow(1, s + <usize>i * rowBytes, 1, mx + (<usize>i << 2), 0, s + <usize>i * rowBytes, t);
+  unaryF32(1, s, s, <i32>rows);
+  reduceF32(0, s, sum, n, t, 1);
+  for (let i = 0; i < n; i++) binaryRow(3, s + <usize>i * rowBytes, 1, sum + (<usize>i << 2), 0, s + <usize>i * rowBytes, t);
+  for (let i = 0; i < n; i++) {
+    const d = desc + (<usize>i << 4);
+    gemv(s + <usize>i * rowBytes, v + <usize>load<u32>(d, 8), out + <usize>load<u32>(d, 12), t, hd, hd, 0);
+  }
+}
+
+/**
+ * RMSNorm of `rows` rows of n floats (program.ts CompositeOp "rmsNorm"): square, the rows' sums (float64, four
+ * rows at a time as reduceF32 does), ÷ n, + eps, rsqrt, × x, × weight, by the functions of those kernels;
+ * sixteen rows at a time, their squares in `scratch` (16·n + 32 floats).
+ */
+export function rmsNormRows(x: usize, count: usize, eps: usize, w: usize, out: usize, rows: i32, n: i32, scratch: usize): void {
+  const sums = scratch + (<usize>(16 * n) << 2), r = sums + 64;
+  for (let r0 = 0; r0 < rows; r0 += 16) {
+    const m = min(16, rows - r0), xb = x + (<usize>(r0 * n) << 2), ob = out + (<usize>(r0 * n) << 2);
+    unaryF32(11, xb, scratch, m * n);
+    reduceF32(0, scratch, sums, m, n, 1);
+    binaryRow(3, sums, 1, count, 0, r, m);
+    binaryRow(0, r, 1, eps, 0, r, m);
+    unaryF32(4, r, r, m);
+    for (let i = 0; i < m; i++) {
+      const o = <usize>(i * n) << 2;
+      binaryRow(2, xb + o, 1, r + (<usize>i << 2), 0, ob + o, n);
+      binaryRow(2, ob + o, 1, w, 1, ob + o, n);
+    }
+  }
+}
+
+/**
+ * RoPE of `rows` rows of hd floats (program.ts CompositeOp "rope"), one cos and sin row for all:
+ * out = x·cos + [−x₂, x₁]·sin, each product rounded, then the sum, as the kernels it stands for.
+ */
+export function ropeRows(x: usize, cos: usize, sin: usize, out: usize, rows: i32, hd: i32): void {
+  const half = hd >> 1, hb = <usize>half << 2;
+  for (let i = 0; i < rows; i++) {
+    const xr = x + (<usize>(i * hd) << 2), o = out + (<usize>(i * hd) << 2);
+    let j = 0;
+    for (; j + 4 <= half; j += 4) {
+      const q = <usize>j << 2, a = v128.load(xr + q), b = v128.load(xr + q + hb);
+      v128.store(o + q, f32x4.add(f32x4.mul(a, v128.load(cos + q)), f32x4.mul(f32x4.neg(b), v128.load(sin + q))));
+      v128.store(o + q + hb, f32x4.add(f32x4.mul(b, v128.load(cos + q + hb)), f32x4.mul(a, v128.load(sin + q + hb))));
+    }
+    for (; j < half; j++) {
+      const q = <usize>j << 2, a = load<f32>(xr + q), b = load<f32>(xr + q + hb);
+      store<f32>(o + q, a * load<f32>(cos + q) + (-b) * load<f32>(sin + q));
+      store<f32>(o + q + hb, b * load<f32>(cos + q + hb) + a * load<f32>(sin + q + hb));
+    }
+  }
+}
