@@ -53,9 +53,10 @@ const EXCLUDE = new Set(["backends/cpu/wasm/engine_wasm.ts", "backends/cpu/wasm/
  * written so far, same bits. Raised to 15,150 for one fork-join for consecutive independent split kernels in
  * compiled programs (~35: byte ranges read and written, so arena reuse is respected). Raised to 15,310 for
  * composites beside attention (RMSNorm and RoPE: their matchers, the cpu lowering and engine kernels, ~150;
- * the passes' renumbering shared): a decode layer's ~50 kernels become ~20.
+ * the passes' renumbering shared): a decode layer's ~50 kernels become ~20. Raised to 15,340 for max and min
+ * by relaxed SIMD beside a NaN check (~25): one instruction a vector where the exact ones take several.
  */
-export const BUDGET = 15_310;
+export const BUDGET = 15_340;
 
 const ROOT = new URL("..", import.meta.url).pathname;
 

@@ -8,19 +8,20 @@
 import { binaryRow, reduceF32, unaryF32 } from "./elementwise.as";
 import { gemv } from "./vector.as";
 
-/** Whether the n floats at p are all finite (x − x is 0 exactly for finite x, NaN for ±∞ and NaN). */
+/** Whether the n floats at p are all finite: x·0 is 0 for finite x, NaN for ±∞ and NaN, and NaN stays NaN in a sum. */
 function allFinite(p: usize, n: i32): bool {
-  let j = 0, bad = f32x4.splat(0);
-  for (; j + 4 <= n; j += 4) {
-    const x = v128.load(p + (<usize>j << 2));
-    bad = v128.or(bad, f32x4.ne(f32x4.sub(x, x), f32x4.splat(0)));
+  const zero = f32x4.splat(0);
+  let j = 0, a = zero, b = zero;
+  for (; j + 8 <= n; j += 8) {
+    const q = p + (<usize>j << 2);
+    a = f32x4.add(a, f32x4.mul(v128.load(q), zero));
+    b = f32x4.add(b, f32x4.mul(v128.load(q, 16), zero));
   }
-  if (v128.any_true(bad)) return false;
-  for (; j < n; j++) {
-    const x = load<f32>(p + (<usize>j << 2));
-    if (x - x != 0) return false;
-  }
-  return true;
+  let s: f32 = 0;
+  for (; j < n; j++) s += load<f32>(p + (<usize>j << 2)) * 0;
+  const t = f32x4.add(a, b);
+  return s == 0 && f32x4.extract_lane(t, 0) == 0 && f32x4.extract_lane(t, 1) == 0 && f32x4.extract_lane(t, 2) == 0 &&
+    f32x4.extract_lane(t, 3) == 0;
 }
 
 /**
@@ -52,9 +53,12 @@ export function attendRows(
     gemv(q + <usize>load<u32>(d), k + <usize>load<u32>(d, 4), s + <usize>i * rowBytes, hd, t, hd, 1);
   }
   binaryRow(2, s, 1, scale, 0, s, <i32>rows);
-  // where(mask, scores, fill): four lanes at a time, the mask widened to lanes (where32's own selection).
+  // where(mask, scores, fill): four lanes at a time, the mask widened to lanes (where32's own selection); nothing
+  // to do where every slot computed is unmasked (a decode step's prefix).
+  let gaps = false;
+  for (let p = 0; p < t && !gaps; p++) gaps = load<u8>(mask + <usize>p) == 0;
   const fillv = i32x4.splat(fillBits);
-  for (let i = 0; i < n; i++) {
+  for (let i = 0; i < n && gaps; i++) {
     const r = s + <usize>i * rowBytes;
     let p = 0;
     for (; p + 4 <= t; p += 4) {

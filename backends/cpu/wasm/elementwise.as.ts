@@ -767,6 +767,7 @@ export function reduceF32(op: i32, x: usize, out: usize, outer: i32, red: i32, i
 
 /** max (op 1) or min (op 2) of n ≥ 8 contiguous floats with f32x4.max/min (any NaN gives NaN). */
 function simdMinMax(op: i32, x: usize, n: i32): f32 {
+  if (ASC_FEATURE_RELAXED_SIMD) return relaxedMinMax(op, x, n);
   // Four independent accumulators: the NaN-propagating max is a chain of several instructions.
   let a = v128.load(x), b = a, c = a, d = v128.load(x, 16), j = 8;
   for (; j + 16 <= n; j += 16) {
@@ -779,6 +780,10 @@ function simdMinMax(op: i32, x: usize, n: i32): f32 {
       c = f32x4.min(c, v128.load(p, 32)); d = f32x4.min(d, v128.load(p, 48));
     }
   }
+  for (; j + 4 <= n; j += 4) {
+    const v = v128.load(x + (<usize>j << 2));
+    b = op == 1 ? f32x4.max(b, v) : f32x4.min(b, v);
+  }
   for (; j < n; j++) {
     const v = f32x4.splat(load<f32>(x + (<usize>j << 2)));
     a = op == 1 ? f32x4.max(a, v) : f32x4.min(a, v);
@@ -787,6 +792,30 @@ function simdMinMax(op: i32, x: usize, n: i32): f32 {
   b = op == 1 ? f32x4.max(a, i32x4.shuffle(a, a, 2, 3, 0, 1)) : f32x4.min(a, i32x4.shuffle(a, a, 2, 3, 0, 1));
   c = op == 1 ? f32x4.max(b, i32x4.shuffle(b, b, 1, 0, 3, 2)) : f32x4.min(b, i32x4.shuffle(b, b, 1, 0, 3, 2));
   return f32x4.extract_lane(c, 0);
+}
+
+/**
+ * simdMinMax by relaxed min/max (one instruction each, where the exact ones take several): the same value
+ * whenever it is a number other than ±0 (the extreme of numbers does not depend on which operand a tie or a
+ * zero's sign came from); any NaN, tracked beside it, returns NaN, so the caller settles NaN and zero as before.
+ */
+function relaxedMinMax(op: i32, x: usize, n: i32): f32 {
+  let a = v128.load(x), b = v128.load(x, 16), nan = v128.or(f32x4.ne(a, a), f32x4.ne(b, b)), j = 8;
+  for (; j + 8 <= n; j += 8) {
+    const p = x + (<usize>j << 2), u = v128.load(p), v = v128.load(p, 16);
+    nan = v128.or(nan, v128.or(f32x4.ne(u, u), f32x4.ne(v, v)));
+    if (op == 1) { a = f32x4.relaxed_max(a, u); b = f32x4.relaxed_max(b, v); }
+    else { a = f32x4.relaxed_min(a, u); b = f32x4.relaxed_min(b, v); }
+  }
+  let m = op == 1 ? f32x4.relaxed_max(a, b) : f32x4.relaxed_min(a, b);
+  let r = op == 1 ? max(max(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), max(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)))
+    : min(min(f32x4.extract_lane(m, 0), f32x4.extract_lane(m, 1)), min(f32x4.extract_lane(m, 2), f32x4.extract_lane(m, 3)));
+  for (; j < n; j++) {
+    const v = load<f32>(x + (<usize>j << 2));
+    if (v != v) return v;
+    r = op == 1 ? max(r, v) : min(r, v);
+  }
+  return v128.any_true(nan) ? NaN : r;
 }
 
 /** The first index p < n with x[p] == m (m a number found among them; −0 == +0), four lanes at a time. */
