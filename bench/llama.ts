@@ -183,19 +183,24 @@ export async function measure(
  * run.c counts them, from the first generated token to the last; the median of `reps` calls after one
  * warm-up call (which traces and compiles the decode programs generate then keeps for the later calls).
  */
-export async function generateTokensPerS(
-  params: LlamaParams,
-  config: LlamaConfig,
-  tokens: number,
-  reps: number,
-): Promise<number> {
-  const once = async () => {
+/** One greedy `generate` of `tokens` tokens from BOS: its tokens/s after the first token (the prefill's). */
+export function generateOnce(params: LlamaParams, config: LlamaConfig, tokens: number): () => Promise<number> {
+  return async () => {
     let t0 = 0, n = 0;
     for await (const _ of generate(params, config, [1], { maxTokens: tokens, stop: [] })) {
       if (n++ === 0) t0 = performance.now();
     }
     return (n - 1) / ((performance.now() - t0) / 1000);
   };
+}
+
+export async function generateTokensPerS(
+  params: LlamaParams,
+  config: LlamaConfig,
+  tokens: number,
+  reps: number,
+): Promise<number> {
+  const once = generateOnce(params, config, tokens);
   await once();
   const tps: number[] = [];
   for (let r = 0; r < reps; r++) tps.push(await once());

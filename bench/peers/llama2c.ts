@@ -14,12 +14,6 @@ export const STORIES260K = {
   tokenizer: new URL("../../../shared/models/stories260K/tok512.bin", import.meta.url).pathname,
 };
 
-/** One measured decode run. */
-export interface Llama2cResult {
-  threads: number;
-  tokensPerS: number;
-}
-
 /** Why llama2.c cannot run here, or null when it can. */
 export function llama2cMissing(): string | null {
   for (const p of [`${LLAMA2C_DIR}/run.c`, TOKENIZER]) {
@@ -82,10 +76,17 @@ function writeRandomModel(path: string, c: { dim: number; hidden: number; layers
  * 15M-shaped model, or on `checkpoint` (a llama2.c `.bin` with its tokenizer) on the given thread counts;
  * returns tokens/s as run.c reports it ("achieved tok/s").
  */
-export async function benchLlama2c(
+/** llama2.c built once in a temporary folder: `once(threads)` runs it and returns its tokens/s; close() removes it. */
+export interface Llama2c {
+  once(threads: 1 | 2): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Builds llama2.c's run.c (one thread, and OpenMP) for `steps` greedy tokens of a checkpoint (default: a random 15M). */
+export async function openLlama2c(
   steps: number,
-  checkpoint?: { model: string; tokenizer: string; threads: readonly (1 | 2)[] },
-): Promise<{ results: Llama2cResult[]; note: string }> {
+  checkpoint?: { model: string; tokenizer: string },
+): Promise<Llama2c> {
   const dir = await Deno.makeTempDir({ prefix: "knot_llama2c_" });
   try {
     const src = `${LLAMA2C_DIR}/run.c`;
@@ -93,23 +94,33 @@ export async function benchLlama2c(
     await run("gcc", ["-Ofast", "-march=native", "-fopenmp", src, "-lm", "-o", `${dir}/runomp`]);
     const model = checkpoint?.model ?? `${dir}/model.bin`;
     if (!checkpoint) writeRandomModel(model, { dim: 288, hidden: 768, layers: 6, heads: 6 });
-    const tokenizer = checkpoint?.tokenizer ?? TOKENIZER, which = checkpoint?.threads ?? [1, 2];
-    const results: Llama2cResult[] = [];
-    for (const [bin, threads] of [["run", 1], ["runomp", 2]] as const) {
-      if (!which.includes(threads)) continue;
-      const args = [model, "-z", tokenizer, "-t", "0", "-n", String(steps), "-i", "Once upon a time"];
-      const tps: number[] = [];
-      for (let r = 0; r < 3; r++) {
-        const out = await run(`${dir}/${bin}`, args, { OMP_NUM_THREADS: String(threads) });
+    const args = [
+      model,
+      "-z",
+      checkpoint?.tokenizer ?? TOKENIZER,
+      "-t",
+      "0",
+      "-n",
+      String(steps),
+      "-i",
+      "Once upon a time",
+    ];
+    return {
+      async once(threads) {
+        const out = await run(`${dir}/${threads === 1 ? "run" : "runomp"}`, args, { OMP_NUM_THREADS: String(threads) });
         const m = out.match(/achieved tok\/s: ([\d.]+)/);
         if (!m) throw new Error(`llama2.c printed no tok/s: ${out.slice(-500)}`);
-        tps.push(Number(m[1]));
-      }
-      tps.sort((a, b) => a - b);
-      results.push({ threads, tokensPerS: tps[1] });
-    }
-    return { results, note: `gcc -Ofast -march=native, ${steps} greedy tokens, median of 3` };
-  } finally {
+        return Number(m[1]);
+      },
+      close: () => Deno.remove(dir, { recursive: true }),
+    };
+  } catch (e) {
     await Deno.remove(dir, { recursive: true });
+    throw e;
   }
+}
+
+/** The middle value (the upper middle of an even count). */
+export function median(xs: readonly number[]): number {
+  return [...xs].sort((a, b) => a - b)[xs.length >> 1];
 }

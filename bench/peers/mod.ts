@@ -10,12 +10,12 @@
 import { parseArgs } from "node:util";
 import { add, dispose, matmul, setBackend } from "../../mod.ts";
 import { key, normal, split } from "../../core/random.ts";
-import { randomLlama, TINYSTORIES_15M } from "../../llama/mod.ts";
+import { clearGenerateCache, randomLlama, TINYSTORIES_15M } from "../../llama/mod.ts";
 import { machineLine, STORIES, table, timeMedian } from "../util.ts";
 import { timeStep } from "../train.ts";
-import { generateTokensPerS, measure } from "../llama.ts";
+import { generateOnce, generateTokensPerS, measure } from "../llama.ts";
 import { loadLlama } from "../../io/mod.ts";
-import { benchLlama2c, llama2cMissing, STORIES260K } from "./llama2c.ts";
+import { llama2cMissing, median, openLlama2c, STORIES260K } from "./llama2c.ts";
 import { measureCompiledDecode } from "../kernels/cpu_compile.ts";
 import { cpuThreads, cpuWorkersReady } from "../../backends/cpu/mod.ts";
 import { coreFromFlags } from "../../backends/cpu/wasm/blas.ts";
@@ -210,14 +210,34 @@ async function benchTrainPeers(log: (s: string) => void, reps: number, torchWhy:
   if (torchWhy) log(`(PyTorch skipped: ${torchWhy})`);
 }
 
+/**
+ * Knot's greedy generate and llama2.c taking turns, `pairs` times (the order alternating), so both see the same
+ * minutes of a machine whose speed moves: medians of each, and the median of the pairs' ratios.
+ */
+async function paired(
+  knot: () => Promise<number>,
+  peer: () => Promise<number>,
+  pairs: number,
+): Promise<{ knot: number; peer: number; ratio: number }> {
+  const k: number[] = [], p: number[] = [], r: number[] = [];
+  await knot(); // warm-up: traces and compiles the decode programs
+  for (let i = 0; i < pairs; i++) {
+    let kk: number, pp: number;
+    if (i % 2) pp = await peer(), kk = await knot();
+    else kk = await knot(), pp = await peer();
+    k.push(kk), p.push(pp), r.push(kk / pp);
+  }
+  return { knot: median(k), peer: median(p), ratio: median(r) };
+}
+
+/** Decode pairs per comparison: each turn is one generate call and one llama2.c process. */
+const DECODE_PAIRS = 9;
+
 async function benchDecode(log: (s: string) => void, reps: number, l2cWhy: string | null): Promise<void> {
   // Decode against llama2.c.
   const steps = 112, prompt = 16;
   const dec = randomLlama({ ...TINYSTORIES_15M, seed: 15 });
   const s = await measure(dec.params, dec.config, prompt, steps, reps);
-  // Greedy generate as users run it (decode blocks of jitted steps, programs kept across calls), from BOS.
-  const genTps = await generateTokensPerS(dec.params, dec.config, prompt + steps, reps);
-  dispose(dec.params);
   const knotTps = s.decodeSteps / (s.decodeMs / 1000);
   const jitTps = s.decodeSteps / (s.jitDecodeMs / 1000);
   // The floor a jitted decode reaches: one decode step (at the run's mean context) recorded as a Program and
@@ -231,72 +251,90 @@ async function benchDecode(log: (s: string) => void, reps: number, l2cWhy: strin
       `${compiled.bitIdentical && tiny.bitIdentical}): 15M shape ${compiledTps.toFixed(1)} tokens/s, ` +
       `stories260K shape ${tinyTps.toFixed(0)} tokens/s`,
   );
+  // Greedy generate as users run it (decode blocks of jitted steps, programs kept across calls), from BOS.
+  const genOnce = generateOnce(dec.params, dec.config, prompt + steps);
   if (l2cWhy) {
+    const gen = await generateTokensPerS(dec.params, dec.config, prompt + steps, reps);
+    dispose(dec.params);
     log(
       `\nknot decode (15M shape, ${steps} tokens after a ${prompt}-token prompt): ${knotTps.toFixed(1)} tokens/s, ` +
-        `jitted ${jitTps.toFixed(1)} tokens/s; greedy generate (${prompt + steps} tokens) ${
-          genTps.toFixed(1)
-        } tokens/s`,
+        `jitted ${jitTps.toFixed(1)} tokens/s; greedy generate (${prompt + steps} tokens) ${gen.toFixed(1)} tokens/s`,
     );
     log(`(llama2.c skipped: ${l2cWhy})`);
-  } else {
-    const { results, note } = await benchLlama2c(prompt + steps);
-    log(
-      "\n" + table(
-        [
-          "decode, random 15M shape (tokens/s)",
-          "knot",
-          "knot jitted",
-          "llama2.c",
-          "knot ÷ llama2.c",
-          "jitted ÷ llama2.c",
-          "knot generate",
-          "generate ÷ llama2.c",
-          "knot compiled step",
-          "÷ llama2.c",
-        ],
-        results.map((
-          r,
-        ) => [
-          `llama2.c ${r.threads} thread(s)`,
-          knotTps.toFixed(1),
-          jitTps.toFixed(1),
-          r.tokensPerS.toFixed(1),
-          ratio(knotTps, r.tokensPerS),
-          ratio(jitTps, r.tokensPerS),
-          genTps.toFixed(1),
-          ratio(genTps, r.tokensPerS),
-          compiledTps.toFixed(1),
-          ratio(compiledTps, r.tokensPerS),
-        ]),
-      ),
-    );
-    try {
-      Deno.statSync(STORIES260K.model);
-      const real = await benchLlama2c(prompt + steps, { ...STORIES260K, threads: [1] });
-      const l2c = real.results[0].tokensPerS;
-      const stories = await loadLlama(STORIES);
-      const gen = await generateTokensPerS(stories.params, stories.config, prompt + steps, 3);
-      dispose(stories.params);
-      log(
-        `\nstories260K: llama2.c 1 thread ${l2c.toFixed(0)} tokens/s (the real checkpoint); knot generate (the same ` +
-          `checkpoint, jitted decode, ${prompt + steps} tokens) ${gen.toFixed(0)} tokens/s on ${cpuThreads()} ` +
-          `thread(s): ${ratio(gen, l2c)}; knot compiled step (random weights, same shape) ${tinyTps.toFixed(0)} ` +
-          `tokens/s: ${ratio(tinyTps, l2c)}`,
-      );
-    } catch (e) {
-      if (!(e instanceof Deno.errors.NotFound)) throw e;
-      log(`(stories260K vs llama2.c skipped: ${STORIES260K.model} absent)`);
-    }
-    log(
-      `\nllama2.c: ${note}; knot: ${steps} tokens after a ${prompt}-token prompt, logits read back each step ` +
-        `(jitted: llama/decode.ts's step over a cache preallocated to ${prompt + steps} positions, traced once, ` +
-        `in the warm-up run); knot generate: greedy, ${
-          prompt + steps
-        } tokens from BOS, decode blocks of up to 16 jitted steps ` +
-        `(tokens read back once a block), the median of ${reps} calls after a warm-up call.`,
-    );
+    return;
   }
+  const l2c = await openLlama2c(prompt + steps);
+  const rows: (string | number)[][] = [];
+  try {
+    for (const threads of [1, 2] as const) {
+      const p = await paired(genOnce, () => l2c.once(threads), DECODE_PAIRS);
+      rows.push([
+        `llama2.c ${threads} thread(s)`,
+        knotTps.toFixed(1),
+        jitTps.toFixed(1),
+        p.peer.toFixed(1),
+        ratio(knotTps, p.peer),
+        ratio(jitTps, p.peer),
+        p.knot.toFixed(1),
+        ratio(p.knot, p.peer),
+        `${p.ratio.toFixed(2)}×`,
+        compiledTps.toFixed(1),
+        ratio(compiledTps, p.peer),
+      ]);
+    }
+  } finally {
+    await l2c.close();
+    dispose(dec.params);
+    clearGenerateCache();
+  }
+  const cols = ["knot", "knot jitted", "llama2.c", "knot ÷ llama2.c", "jitted ÷ llama2.c", "knot generate"];
+  log(
+    "\n" + table(
+      [
+        "decode, random 15M shape (tokens/s)",
+        ...cols,
+        "generate ÷ llama2.c",
+        "median of pairs' ratios",
+        "knot compiled step",
+        "÷ llama2.c",
+      ],
+      rows,
+    ),
+  );
+  try {
+    Deno.statSync(STORIES260K.model);
+    const stories = await loadLlama(STORIES), real = await openLlama2c(prompt + steps, STORIES260K);
+    try {
+      const p = await paired(
+        generateOnce(stories.params, stories.config, prompt + steps),
+        () => real.once(1),
+        DECODE_PAIRS,
+      );
+      log(
+        `\nstories260K: llama2.c 1 thread ${
+          p.peer.toFixed(0)
+        } tokens/s (the real checkpoint); knot generate (the same ` +
+          `checkpoint, jitted decode, ${prompt + steps} tokens) ${p.knot.toFixed(0)} tokens/s on ${cpuThreads()} ` +
+          `thread(s): ${ratio(p.knot, p.peer)} (median of the pairs' ratios ${p.ratio.toFixed(2)}×); knot compiled ` +
+          `step (random weights, same shape) ${tinyTps.toFixed(0)} tokens/s: ${ratio(tinyTps, p.peer)}`,
+      );
+    } finally {
+      await real.close();
+      dispose(stories.params);
+      clearGenerateCache();
+    }
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    log(`(stories260K vs llama2.c skipped: ${STORIES260K.model} absent)`);
+  }
+  log(
+    `\nllama2.c: gcc -Ofast -march=native, ${prompt + steps} greedy tokens; knot: ${steps} tokens after a ` +
+      `${prompt}-token prompt, logits read back each step (jitted: llama/decode.ts's step over a cache ` +
+      `preallocated to ${prompt + steps} positions, traced once, in the warm-up run); knot generate: greedy, ` +
+      `${prompt + steps} tokens from BOS, decode blocks of up to 16 jitted steps (tokens read back once a ` +
+      `block). Generate and llama2.c take turns, ${DECODE_PAIRS} of each after a warm-up call, so both see the ` +
+      `same minutes of the machine: their medians, and the median of the pairs' ratios.`,
+  );
 }
 
 if (import.meta.main) {
