@@ -424,37 +424,54 @@ function windowed(
 export function compositeByKernels(b: Backend, c: CompositeCall, get: (id: number) => BackendBuffer): BackendBuffer {
   const made: BackendBuffer[] = [];
   const val = (id: number) => id < c.inputs.length ? get(c.inputs[id]) : made[id - c.inputs.length];
-  const op = (x: StridedValue): StridedInput => ({ buf: val(x.value), strides: x.strides });
   try {
-    for (const k of c.calls) {
-      switch (k.kernel) {
-        case "matmul":
-          made.push(b.matmul(val(k.a), val(k.b), k.spec));
-          break;
-        case "binary":
-          made.push(b.binary(k.op, op(k.a), op(k.b), k.outShape, k.outDtype));
-          break;
-        case "where":
-          made.push(b.where(op(k.cond), op(k.a), op(k.b), k.outShape, k.dtype));
-          break;
-        case "reduce":
-          made.push(b.reduce(k.op, val(k.x), k.outer, k.reduce, k.inner));
-          break;
-        case "unary":
-          made.push(b.unary(k.op, val(k.x), k.outDtype));
-          break;
-        case "strided":
-          made.push(b.strided(val(k.x), k.outShape, k.strides, k.offset));
-          break;
-        case "concat":
-          made.push(b.concat(k.xs.map(val), k.outer, k.widths));
-          break;
-        default:
-          throw new Error(`composite: a ${k.kernel} kernel is not one a composite stands for`);
-      }
-    }
+    for (const k of c.calls) made.push(callKernel(b, k, val));
     return made.pop()!;
   } finally {
     for (const m of made) b.free(m);
+  }
+}
+
+/**
+ * Calls the backend kernel a call names, operands `val(id)`: a fused call on the backend's own fused kernel where it
+ * has one (cpu), else as the kernels it stands for; a composite as the kernels it stands for. The generic replay
+ * of a program (jit/execute.ts, cpu's replay) and a composite's meaning.
+ */
+export function callKernel(b: Backend, c: KernelCall, val: (id: ValueId) => BackendBuffer): BackendBuffer {
+  const op = (x: { value: ValueId; strides: readonly number[] }) => ({ buf: val(x.value), strides: x.strides });
+  switch (c.kernel) {
+    case "fill":
+      return b.fill(c.dtype, c.size, c.value);
+    case "unary":
+      return b.unary(c.op, val(c.x), c.outDtype);
+    case "binary":
+      return b.binary(c.op, op(c.a), op(c.b), c.outShape, c.outDtype);
+    case "where":
+      return b.where(op(c.cond), op(c.a), op(c.b), c.outShape, c.dtype);
+    case "cast":
+      return b.cast(val(c.x), c.dtype);
+    case "reduce":
+      return b.reduce(c.op, val(c.x), c.outer, c.reduce, c.inner);
+    case "matmul":
+      return b.matmul(val(c.a), val(c.b), c.spec);
+    case "strided":
+      return b.strided(val(c.x), c.outShape, c.strides, c.offset);
+    case "pad":
+      return b.pad(val(c.x), c.shape, c.before, c.after, c.value);
+    case "concat":
+      return b.concat(c.xs.map(val), c.outer, c.widths);
+    case "gather":
+      return b.gather(val(c.table), c.rows, c.rowSize, val(c.idx));
+    case "scatterAdd":
+      return b.scatterAdd(val(c.idx), val(c.upd), c.rows, c.rowSize);
+    case "random":
+      return b.random(c.dist, c.key, c.size);
+    case "fused": {
+      // The backend's own fused kernel where it has one (cpu), else the kernels it stands for.
+      const own = (b as { fused?: (c: FusedCall, val: (id: ValueId) => BackendBuffer) => BackendBuffer }).fused;
+      return own ? own.call(b, c, val) : fusedByKernels(b, c, val);
+    }
+    case "composite":
+      return compositeByKernels(b, c, val);
   }
 }

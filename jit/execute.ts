@@ -4,51 +4,8 @@
  * execution would, and freeing each value after its last use.
  * @module
  */
-import type { Backend, BackendBuffer, StridedInput } from "../backends/backend.ts";
-import {
-  type CompiledProgram,
-  compositeByKernels,
-  fusedByKernels,
-  type KernelCall,
-  type Program,
-  type StridedValue,
-} from "../backends/program.ts";
-
-function call(b: Backend, c: KernelCall, v: readonly (BackendBuffer | undefined)[]): BackendBuffer {
-  const s = (x: StridedValue): StridedInput => ({ buf: v[x.value]!, strides: x.strides });
-  switch (c.kernel) {
-    case "fill":
-      return b.fill(c.dtype, c.size, c.value);
-    case "unary":
-      return b.unary(c.op, v[c.x]!, c.outDtype);
-    case "binary":
-      return b.binary(c.op, s(c.a), s(c.b), c.outShape, c.outDtype);
-    case "where":
-      return b.where(s(c.cond), s(c.a), s(c.b), c.outShape, c.dtype);
-    case "cast":
-      return b.cast(v[c.x]!, c.dtype);
-    case "reduce":
-      return b.reduce(c.op, v[c.x]!, c.outer, c.reduce, c.inner);
-    case "matmul":
-      return b.matmul(v[c.a]!, v[c.b]!, c.spec);
-    case "strided":
-      return b.strided(v[c.x]!, c.outShape, c.strides, c.offset);
-    case "pad":
-      return b.pad(v[c.x]!, c.shape, c.before, c.after, c.value);
-    case "concat":
-      return b.concat(c.xs.map((x) => v[x]!), c.outer, c.widths);
-    case "gather":
-      return b.gather(v[c.table]!, c.rows, c.rowSize, v[c.idx]!);
-    case "scatterAdd":
-      return b.scatterAdd(v[c.idx]!, v[c.upd]!, c.rows, c.rowSize);
-    case "random":
-      return b.random(c.dist, c.key, c.size);
-    case "fused":
-      return fusedByKernels(b, c, (id) => v[id]!);
-    case "composite":
-      return compositeByKernels(b, c, (id) => v[id]!);
-  }
-}
+import type { Backend, BackendBuffer } from "../backends/backend.ts";
+import { callKernel, type CompiledProgram, type Program } from "../backends/program.ts";
 
 /** A program replayed through `backend`'s kernels. Constants are uploaded on the first run and kept until dispose. */
 export function interpret(backend: Backend, program: Program): CompiledProgram {
@@ -64,7 +21,7 @@ export function interpret(backend: Backend, program: Program): CompiledProgram {
       let i = 0;
       try {
         for (; i < steps.length; i++) {
-          v[steps[i].out] = call(backend, steps[i].call, v);
+          v[steps[i].out] = callKernel(backend, steps[i].call, (id) => v[id]!);
           for (const x of lastUse[i]) {
             backend.free(v[x]!);
             v[x] = undefined;

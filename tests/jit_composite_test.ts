@@ -21,10 +21,7 @@ import {
   tensor,
   where,
 } from "../mod.ts";
-import { getBackend, swapBackend } from "../core/runtime.ts";
-import { fromBuffer } from "../core/tensor.ts";
-import { TraceBackend, type TraceBuffer } from "../jit/trace.ts";
-import { buildProgram } from "../jit/passes.ts";
+import { traced } from "./util/traced.ts";
 import { fuseComposites } from "../jit/composite.ts";
 import { fuse } from "../jit/fuse.ts";
 import type { CompositeCall, CompositeOp, Program } from "../backends/program.ts";
@@ -42,19 +39,6 @@ await setBackend("cpu");
 function attend(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, fill = -Infinity): Tensor {
   const scores = mul(matmul(q, expandDims(k, 2), { transB: true }), 1 / Math.sqrt(q.shape[4]));
   return matmul(nn.softmax(where(mask, scores, fill), -1), expandDims(v, 2));
-}
-
-/** The unfused program `f` traces to on cpu, for float32 inputs of these shapes. */
-function traced(f: (...xs: Tensor[]) => Tensor | Tensor[], ...shapes: number[][]): Program {
-  const t = new TraceBackend(getBackend(), "test");
-  const xs = shapes.map((s, i) => fromBuffer(t, t.input(i, s.reduce((a, b) => a * b, 1), "float32"), s, "float32"));
-  const previous = swapBackend(t);
-  try {
-    const ids = [f(...xs)].flat().map((o) => (o.buffer as TraceBuffer).id);
-    return buildProgram(t.values, shapes.length, ids, shapes.map(() => false)).program;
-  } finally {
-    swapBackend(previous);
-  }
 }
 
 const kernels = (p: Program) => p.steps.map((s) => s.call.kernel === "composite" ? s.call.op : s.call.kernel);

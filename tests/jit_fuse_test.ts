@@ -22,10 +22,8 @@ import {
   where,
 } from "../mod.ts";
 import { adamw } from "../optim/mod.ts";
-import { getBackend, registerBackend, swapBackend } from "../core/runtime.ts";
-import { fromBuffer } from "../core/tensor.ts";
-import { TraceBackend, type TraceBuffer } from "../jit/trace.ts";
-import { buildProgram } from "../jit/passes.ts";
+import { getBackend, registerBackend } from "../core/runtime.ts";
+import { traced } from "./util/traced.ts";
 import { fuse, refine, restride } from "../jit/fuse.ts";
 import { interpret } from "../jit/execute.ts";
 import type { Backend } from "../backends/backend.ts";
@@ -33,19 +31,6 @@ import type { FusedCall, Program } from "../backends/program.ts";
 import { ropeLoss } from "./util/rope_loss.ts";
 
 await setBackend("cpu");
-
-/** The program `f` traces to on cpu (unfused), for float32 inputs of these shapes. */
-function traced(f: (...xs: Tensor[]) => Tensor | Tensor[], ...shapes: number[][]): Program {
-  const t = new TraceBackend(getBackend(), "test");
-  const xs = shapes.map((s, i) => fromBuffer(t, t.input(i, s.reduce((a, b) => a * b, 1), "float32"), s, "float32"));
-  const previous = swapBackend(t);
-  try {
-    const ids = [f(...xs)].flat().map((o) => (o.buffer as TraceBuffer).id);
-    return buildProgram(t.values, shapes.length, ids, shapes.map(() => false)).program;
-  } finally {
-    swapBackend(previous);
-  }
-}
 
 const kernels = (p: Program) => p.steps.map((s) => s.call.kernel);
 const fusedOf = (p: Program) => p.steps.flatMap((s) => s.call.kernel === "fused" ? [s.call as FusedCall] : []);

@@ -25,10 +25,8 @@
 import type { Backend, BackendBuffer } from "../backend.ts";
 import {
   callInputs,
+  callKernel,
   type CompiledProgram,
-  compositeByKernels,
-  fusedByKernels,
-  type FusedCall,
   type KernelCall,
   type Program,
   type Step,
@@ -94,45 +92,7 @@ const BYTES: Record<DType, number> = { float32: 4, int32: 4, bool: 1 };
 const FAR = 2 ** 40;
 const ALIGN = 64;
 
-/** Calls the backend kernel a step names (eager; the generic replay and tests). */
-export function callKernel(b: Backend, c: KernelCall, val: (id: ValueId) => BackendBuffer): BackendBuffer {
-  const op = (x: { value: ValueId; strides: readonly number[] }) => ({ buf: val(x.value), strides: x.strides });
-  switch (c.kernel) {
-    case "fill":
-      return b.fill(c.dtype, c.size, c.value);
-    case "unary":
-      return b.unary(c.op, val(c.x), c.outDtype);
-    case "binary":
-      return b.binary(c.op, op(c.a), op(c.b), c.outShape, c.outDtype);
-    case "where":
-      return b.where(op(c.cond), op(c.a), op(c.b), c.outShape, c.dtype);
-    case "cast":
-      return b.cast(val(c.x), c.dtype);
-    case "reduce":
-      return b.reduce(c.op, val(c.x), c.outer, c.reduce, c.inner);
-    case "matmul":
-      return b.matmul(val(c.a), val(c.b), c.spec);
-    case "strided":
-      return b.strided(val(c.x), c.outShape, c.strides, c.offset);
-    case "pad":
-      return b.pad(val(c.x), c.shape, c.before, c.after, c.value);
-    case "concat":
-      return b.concat(c.xs.map(val), c.outer, c.widths);
-    case "gather":
-      return b.gather(val(c.table), c.rows, c.rowSize, val(c.idx));
-    case "scatterAdd":
-      return b.scatterAdd(val(c.idx), val(c.upd), c.rows, c.rowSize);
-    case "random":
-      return b.random(c.dist, c.key, c.size);
-    case "fused": {
-      // The backend's own fused kernel where it has one (cpu), else the kernels it stands for.
-      const own = (b as { fused?: (c: FusedCall, val: (id: ValueId) => BackendBuffer) => BackendBuffer }).fused;
-      return own ? own.call(b, c, val) : fusedByKernels(b, c, val);
-    }
-    case "composite":
-      return compositeByKernels(b, c, val);
-  }
-}
+export { callKernel };
 
 /**
  * Runs a program through the backend's eager kernels, freeing each intermediate (and each donated input)
