@@ -17,6 +17,7 @@ import {
   ENGINE_WASM_SIMD_SHARED_BASE64,
 } from "./engine_wasm.ts";
 import { Heap, MAX_PAGES } from "../heap.ts";
+import { adviseHugePages } from "./hugepages.ts";
 
 /** Which build of the module: plain mul+add, or fused relaxed_madd. */
 export type EngineVariant = "simd" | "fma";
@@ -157,7 +158,9 @@ function sharedMemory(): WebAssembly.Memory | null {
     if (typeof SharedArrayBuffer !== "function") return null;
     if ((globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false) return null;
     const m = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
-    return m.buffer instanceof SharedArrayBuffer ? m : null;
+    if (!(m.buffer instanceof SharedArrayBuffer)) return null;
+    adviseHugePages(m, MAX_PAGES * 65536); // the whole reservation, before any data is in it
+    return m;
   } catch {
     return null;
   }
