@@ -136,32 +136,39 @@ const CASES: {
   { name: "NaN in v past the last unmasked slot", nKv: 2, rep: 2, hd: 8, S: 64, mask: (p) => p <= 20, poison: NaN },
 ];
 
-Deno.test("attention: jitted (the cpu attention kernel) bit-identical to eager, on 1 and 2 threads", async () => {
+/** Runs `body` on 1 and then 2 threads (the pool's workers ready), restoring the thread count after. */
+async function onThreads(body: (threads: number) => Promise<void>): Promise<void> {
   const saved = cpuThreads();
   try {
     for (const threads of [1, 2]) {
       setCpuThreads(threads);
       await cpuWorkersReady();
-      for (const c of CASES) {
-        const q = tensor(data(c.nKv * c.rep * c.hd, 1), [1, c.nKv, c.rep, 1, c.hd]);
-        const k = tensor(data(c.nKv * c.S * c.hd, 2), [1, c.nKv, c.S, c.hd]);
-        const vd = data(c.nKv * c.S * c.hd, 3);
-        if (c.poison !== undefined) vd[(c.nKv - 1) * c.S * c.hd + (c.S - 2) * c.hd + 1] = c.poison;
-        const v = tensor(vd, [1, c.nKv, c.S, c.hd]);
-        const mask = tensor(Array.from({ length: c.S }, (_, p) => c.mask(p)), [1, c.S], "bool");
-        const f = (q: Tensor, k: Tensor, v: Tensor, m: Tensor) => attend(q, k, v, m, c.fill);
-        const want = f(q, k, v, mask), got = jit(f)(q, k, v, mask);
-        const [w, g] = [await want.data(), await got.data()];
-        assert.deepEqual(bits(g), bits(w), `${c.name}, ${threads} thread(s)`);
-        if (c.poison !== undefined) {
-          assert.ok(Array.from(w).some(Number.isNaN), `${c.name}: the unfused result has NaN`);
-        }
-        dispose([q, k, v, mask, want, got]);
-      }
+      await body(threads);
     }
   } finally {
     setCpuThreads(saved);
   }
+}
+
+Deno.test("attention: jitted (the cpu attention kernel) bit-identical to eager, on 1 and 2 threads", async () => {
+  await onThreads(async (threads) => {
+    for (const c of CASES) {
+      const q = tensor(data(c.nKv * c.rep * c.hd, 1), [1, c.nKv, c.rep, 1, c.hd]);
+      const k = tensor(data(c.nKv * c.S * c.hd, 2), [1, c.nKv, c.S, c.hd]);
+      const vd = data(c.nKv * c.S * c.hd, 3);
+      if (c.poison !== undefined) vd[(c.nKv - 1) * c.S * c.hd + (c.S - 2) * c.hd + 1] = c.poison;
+      const v = tensor(vd, [1, c.nKv, c.S, c.hd]);
+      const mask = tensor(Array.from({ length: c.S }, (_, p) => c.mask(p)), [1, c.S], "bool");
+      const f = (q: Tensor, k: Tensor, v: Tensor, m: Tensor) => attend(q, k, v, m, c.fill);
+      const want = f(q, k, v, mask), got = jit(f)(q, k, v, mask);
+      const [w, g] = [await want.data(), await got.data()];
+      assert.deepEqual(bits(g), bits(w), `${c.name}, ${threads} thread(s)`);
+      if (c.poison !== undefined) {
+        assert.ok(Array.from(w).some(Number.isNaN), `${c.name}: the unfused result has NaN`);
+      }
+      dispose([q, k, v, mask, want, got]);
+    }
+  });
 });
 
 Deno.test({
@@ -244,32 +251,25 @@ Deno.test("composite pass: RMSNorm and RoPE become one call each; a shared inter
 });
 
 Deno.test("RMSNorm and RoPE: jitted (the cpu composite kernels) bit-identical to eager, on 1 and 2 threads", async () => {
-  const saved = cpuThreads();
-  try {
-    for (const threads of [1, 2]) {
-      setCpuThreads(threads);
-      await cpuWorkersReady();
-      for (const [rows, n] of [[1, 64], [3, 288], [37, 48], [1, 5], [256, 288]]) { // the last split by rows
-        const x = tensor(data(rows * n, 7, 30), [rows, n]), w = tensor(data(n, 8), [n]);
-        const [want, got] = [norm(x, w), jit(norm)(x, w)];
-        assert.deepEqual(
-          bits(await got.data()),
-          bits(await want.data()),
-          `RMSNorm [${rows}, ${n}], ${threads} thread(s)`,
-        );
-        dispose([x, w, want, got]);
-      }
-      for (const [heads, hd] of [[8, 8], [6, 48], [3, 6], [40, 64], [600, 64]]) { // the last split by rows
-        const x = tensor(data(heads * hd, 9, 5), [1, heads, 1, hd]);
-        const cos = tensor(data(hd, 10, 1), [1, hd]), sin = tensor(data(hd, 11, 1), [1, hd]);
-        const [want, got] = [roped(x, cos, sin), jit(roped)(x, cos, sin)];
-        assert.deepEqual(bits(await got.data()), bits(await want.data()), `RoPE ${heads}×${hd}, ${threads} thread(s)`);
-        dispose([x, cos, sin, want, got]);
-      }
+  await onThreads(async (threads) => {
+    for (const [rows, n] of [[1, 64], [3, 288], [37, 48], [1, 5], [256, 288]]) { // the last split by rows
+      const x = tensor(data(rows * n, 7, 30), [rows, n]), w = tensor(data(n, 8), [n]);
+      const [want, got] = [norm(x, w), jit(norm)(x, w)];
+      assert.deepEqual(
+        bits(await got.data()),
+        bits(await want.data()),
+        `RMSNorm [${rows}, ${n}], ${threads} thread(s)`,
+      );
+      dispose([x, w, want, got]);
     }
-  } finally {
-    setCpuThreads(saved);
-  }
+    for (const [heads, hd] of [[8, 8], [6, 48], [3, 6], [40, 64], [600, 64]]) { // the last split by rows
+      const x = tensor(data(heads * hd, 9, 5), [1, heads, 1, hd]);
+      const cos = tensor(data(hd, 10, 1), [1, hd]), sin = tensor(data(hd, 11, 1), [1, hd]);
+      const [want, got] = [roped(x, cos, sin), jit(roped)(x, cos, sin)];
+      assert.deepEqual(bits(await got.data()), bits(await want.data()), `RoPE ${heads}×${hd}, ${threads} thread(s)`);
+      dispose([x, cos, sin, want, got]);
+    }
+  });
 });
 
 Deno.test({
