@@ -52,6 +52,14 @@ Deno.test("heap: freed blocks are reused by requests of their class; memory grow
   assert.equal(h.alloc(2 ** 30), -1, "past the memory's maximum: -1, not a throw");
 });
 
+Deno.test("heap: the memory grows in whole 2 MiB, so huge pages can back all of it (a small model's heap too)", () => {
+  const MiB = 2 ** 20, m = new WebAssembly.Memory({ initial: 1, maximum: 1024 }), h = new Heap(m, 128);
+  for (const bytes of [100_000, 3 * MiB, 100, 5 * MiB + 17]) { // the first outgrows the one 64 KiB page
+    assert.ok(h.alloc(bytes) >= 0);
+    assert.equal(m.buffer.byteLength % (2 * MiB), 0, `after a block of ${bytes} bytes: ${m.buffer.byteLength}`);
+  }
+});
+
 Deno.test("heap: large blocks come from merged free extents (best fit), so freed memory serves other sizes", () => {
   const MiB = 2 ** 20, h = new Heap(new WebAssembly.Memory({ initial: 1, maximum: 1024 }), 128);
   const a = h.alloc(MiB), b = h.alloc(MiB), c = h.alloc(MiB), guard = h.alloc(MiB);

@@ -36,8 +36,8 @@ import type { DType } from "../../core/dtype.ts";
 import { CpuBuffer } from "./buffer.ts";
 import type { Engine, EngineExports } from "./wasm/engine.ts";
 import { ensureScratch, mainScratch } from "./wasm/kernel.ts";
-import { cpuThreads, poolFor } from "./wasm/pool.ts";
-import { KERNEL, PART_WORDS, runKernel } from "./wasm/pool_protocol.ts";
+import { cpuThreads, forkDescriptor, poolFor, prepareForks, settleForks } from "./wasm/pool.ts";
+import { FORK_RECORD, KERNEL, moduleKernel, PART_WORDS, runKernel } from "./wasm/pool_protocol.ts";
 
 /** Parts a large kernel is cut into per thread: threads take parts as they finish (load balance). */
 export const PARTS_PER_THREAD = 4;
@@ -313,7 +313,7 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
   // ---- record every step
   const steps: (() => void)[] = [];
   const patches: Patch[] = [];
-  let maxScratch = 0;
+  let maxScratch = 0, forkScratch = 0, forks = false;
   const resolve = (args: number[], word: number): void => {
     args.forEach((v, i) => {
       if (v < FAR / 2) return;
@@ -346,7 +346,14 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
     tableArgs.forEach((a, i) => resolve(a, table + i * PART_WORDS * 4));
     const words = heap.i32;
     tableArgs.forEach((a, i) => words.set(a.map((v) => v | 0), (table >>> 2) + i * PART_WORDS));
-    const n = args.length, calls = args.map((a) => callOf(e.x, kernel, a));
+    const n = args.length, desc = low.loop === "wasm" && moduleKernel(kernel) ? forkDescriptor(e) : -1;
+    if (desc >= 0) {
+      // In the module's loop: a fork-join record (program.as.ts), no return to JavaScript.
+      segment.push({ kernel: FORK_RECORD, args: [kernel, table, n, counter, desc, scratchBytes] });
+      forkScratch = Math.max(forkScratch, scratchBytes), forks = true;
+      return;
+    }
+    const calls = args.map((a) => callOf(e.x, kernel, a));
     steps.push(() => {
       const pool = poolFor(e);
       if (!pool) {
@@ -373,8 +380,20 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
       words[at >>> 2] = c.kernel;
       words.set(c.args.map((v) => v | 0), (at >>> 2) + 1);
     });
+    const hasFork = segment.some((c) => c.kernel === FORK_RECORD);
     segment = [];
-    steps.push(() => e.x.runCalls(rec, n, mainScratch.ptr));
+    steps.push(() => {
+      let failed = 0;
+      try {
+        failed = e.x.runCalls(rec, n, mainScratch.ptr);
+      } catch (err) {
+        if (hasFork) settleForks(e); // a trap here, in a fork-join: its workers' slots back to idle
+        throw err;
+      }
+      if (failed) {
+        throw new Error(`cpu engine: a kernel failed in a worker (record ${failed - 1}; see its message above)`);
+      }
+    });
   };
   const sink: KernelSink = {
     launch(e, kernel, size, min, make, scratchBytes, descBytes) {
@@ -485,6 +504,7 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
       if (maxScratch && !ensureScratch(e, mainScratch, maxScratch)) {
         throw new Error("compiled program: the heap has no room for matmul scratch");
       }
+      if (forks) prepareForks(e, forkScratch);
       for (const s of steps) s();
     } catch (err) {
       for (const o of outs) if (!o.freed) b.free(o);

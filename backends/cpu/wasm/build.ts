@@ -101,6 +101,8 @@ function validate(wasm: Uint8Array, wat: string, relaxed: boolean): void {
       "gatherRows",
       "scatterAddRows",
       "runCalls",
+      "runParts",
+      "serve",
       "fusedF32",
     ]
   ) {

@@ -19,4 +19,4 @@ export { gemv, gemvBatch } from "./vector.as";
 export { attendRows, rmsNormRows, ropeRows } from "./composite.as";
 export { fusedF32 } from "./fused.as";
 export { copyRows, fillData, gatherRows, scatterAddRows } from "./data.as";
-export { runCalls } from "./program.as";
+export { runCalls, runParts, serve } from "./program.as";

@@ -88,7 +88,12 @@ export interface EngineExports {
   fillData(out: number, n: number, bits: number, esz: number): void;
   gatherRows(table: number, rows: number, rowBytes: number, idx: number, n: number, out: number): number;
   scatterAddRows(idx: number, upd: number, rows: number, rowSize: number, n: number, out: number): number;
-  runCalls(rec: number, n: number, scratch: number): void;
+  /** Runs `n` records (program.as.ts); 0, or 1 + the index of a fork-join whose worker failed. */
+  runCalls(rec: number, n: number, scratch: number): number;
+  /** A worker's (or the main thread's) loop over a part table's parts, for the module's own kernels. */
+  runParts(kernel: number, table: number, total: number, counter: number, scratch: number): void;
+  /** A worker's polling of its slot (program.as.ts): 0 after `polls` polls without work, 1 for a JavaScript kernel. */
+  serve(slot: number, polls: number): number;
   fusedF32(prog: number, out: number, s0: number, s1: number, scratch: number): void;
   randomF32(kind: number, k0: number, k1: number, start: number, out: number, n: number, tmp: number): void;
   heapBase(): number;
@@ -157,7 +162,7 @@ function sharedMemory(): WebAssembly.Memory | null {
   try {
     if (typeof SharedArrayBuffer !== "function") return null;
     if ((globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false) return null;
-    const m = new WebAssembly.Memory({ initial: 16, maximum: MAX_PAGES, shared: true });
+    const m = new WebAssembly.Memory({ initial: 32, maximum: MAX_PAGES, shared: true });
     if (!(m.buffer instanceof SharedArrayBuffer)) return null;
     adviseHugePages(m, MAX_PAGES * 65536); // the whole reservation, before any data is in it
     return m;

@@ -13,7 +13,7 @@
 
 import type { Engine } from "./engine.ts";
 import { ensureScratch, type PackScratch } from "./kernel.ts";
-import { runParts, SLOT_WORDS, STATE } from "./pool_protocol.ts";
+import { runParts, SLOT, SLOT_WORDS, STATE } from "./pool_protocol.ts";
 
 export { KERNEL } from "./pool_protocol.ts";
 
@@ -68,6 +68,55 @@ export function setCpuThreads(n: number): void {
 
 let mainCanWait: boolean | undefined;
 
+/**
+ * Words of an engine's fork descriptor (program.as.ts reads it in its fork-joins): the slots it may claim, whether
+ * this thread may sleep (Atomics.wait: not a browser's main thread), its fork-joins and worker jobs so far, then
+ * the slots' byte addresses.
+ */
+/** Whether this thread may sleep in Atomics.wait (a browser's main thread may not: it spins instead). */
+function canWait(): boolean {
+  if (mainCanWait === undefined) {
+    try {
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0); // "not-equal" at once where allowed
+      mainCanWait = true;
+    } catch {
+      mainCanWait = false;
+    }
+  }
+  return mainCanWait;
+}
+
+const DESC = { slots: 0, canWait: 1, runs: 2, jobs: 3, slot0: 4 } as const;
+const DESC_MAX_SLOTS = 32;
+const descriptors = new Map<Engine, number>();
+
+/**
+ * The byte address of engine `e`'s fork descriptor (allocated once: compiled programs' fork records point at it),
+ * or -1 where the heap has no room. It claims no slot until a pool publishes its slots into it.
+ */
+export function forkDescriptor(e: Engine): number {
+  let d = descriptors.get(e);
+  if (d === undefined) {
+    d = e.heap.alloc((DESC.slot0 + DESC_MAX_SLOTS) * 4);
+    if (d < 0) return -1;
+    e.heap.i32.fill(0, d >>> 2, (d >>> 2) + DESC.slot0 + DESC_MAX_SLOTS);
+    descriptors.set(e, d);
+  }
+  return d;
+}
+
+/**
+ * Readies engine `e`'s fork descriptor for a compiled program's run whose fork-joins need `scratchBytes` of
+ * scratch per thread: its pool's workers (started where missing), or none (one thread, no shared memory).
+ */
+export function prepareForks(e: Engine, scratchBytes: number): void {
+  const d = forkDescriptor(e);
+  if (d < 0) return;
+  const pool = poolFor(e);
+  if (pool) pool.publish(d, scratchBytes);
+  else e.heap.i32[(d >>> 2) + DESC.slots] = 0;
+}
+
 /** The pool of one engine (its heap must be shared). */
 export class Pool {
   readonly #e: Engine;
@@ -92,6 +141,8 @@ export class Pool {
       const addr = h.alloc(SLOT_WORDS * 4);
       if (addr < 0) return;
       this.#slots.push({ addr, scratch: { ptr: -1, bytes: 0 }, worker: null });
+      this.#view().fill(0, addr >>> 2, (addr >>> 2) + SLOT_WORDS);
+      this.#view()[(addr >>> 2) + SLOT.ownScratch] = -1;
       this.#view()[addr >>> 2] = STATE.closed;
     }
     for (let i = 0; i < n; i++) {
@@ -126,6 +177,35 @@ export class Pool {
     return 0;
   }
 
+  /** Makes slot `s`'s own scratch at least `bytes` (its block and size in the slot's words); false: no room. */
+  #scratch(s: Slot, bytes: number): boolean {
+    if (bytes === 0 || s.scratch.bytes >= bytes) return true;
+    const ok = ensureScratch(this.#e, s.scratch, bytes), w = s.addr >>> 2, words = this.#view();
+    words[w + SLOT.ownScratch] = s.scratch.ptr;
+    Atomics.store(words, w + SLOT.ownScratchBytes, s.scratch.bytes);
+    return ok;
+  }
+
+  /**
+   * Writes the slots of the first `cpuThreads() − 1` workers into the fork descriptor at `d` (see
+   * forkDescriptor), their scratch grown to `scratchBytes`, and starts any that is missing (it joins later runs).
+   */
+  publish(d: number, scratchBytes: number): void {
+    const want = Math.min(cpuThreads() - 1, DESC_MAX_SLOTS);
+    const words = this.#view(), w = d >>> 2;
+    let missing = this.#slots.length < want;
+    for (let i = 0; i < want && i < this.#slots.length; i++) {
+      const s = this.#slots[i];
+      if (Atomics.load(words, s.addr >>> 2) === STATE.closed) missing = true;
+      this.#scratch(s, scratchBytes);
+    }
+    if (missing) this.#start(want);
+    const n = Math.min(want, this.#slots.length), view = this.#view();
+    for (let i = 0; i < n; i++) view[w + DESC.slot0 + i] = this.#slots[i].addr;
+    view[w + DESC.canWait] = canWait() ? 1 : 0;
+    Atomics.store(view, w + DESC.slots, n);
+  }
+
   /** Claims up to `cpuThreads() − 1` idle workers for one kernel; returns their slots (possibly none). */
   #claim(): Slot[] {
     const want = cpuThreads() - 1;
@@ -139,10 +219,39 @@ export class Pool {
     return got;
   }
 
-  /** Kernels workers took part in so far (tests check that splitting happened). */
-  workerJobs = 0;
+  #jobs = 0;
+  #runs = 0;
+
+  /** See settleForks. */
+  settle(): void {
+    const words = this.#view();
+    for (const s of this.#slots) {
+      const w = s.addr >>> 2;
+      for (;;) {
+        const st = Atomics.load(words, w);
+        if (st === STATE.run && Atomics.compareExchange(words, w, STATE.run, STATE.idle) !== STATE.run) continue;
+        if (st === STATE.taken) continue; // a part still running: it ends (or fails) shortly
+        if (st === STATE.claimed || st === STATE.done || st === STATE.failed) Atomics.store(words, w, STATE.idle);
+        break;
+      }
+      if (Atomics.load(words, w + SLOT.workerSleeps)) Atomics.notify(words, w);
+    }
+  }
+
+  /** Kernels workers took part in so far (tests check that splitting happened), compiled programs' included. */
+  get workerJobs(): number {
+    return this.#jobs + this.#descWord(DESC.jobs);
+  }
+
   /** Fork-joins so far (tests count them: compile merges independent split kernels into one). */
-  runs = 0;
+  get runs(): number {
+    return this.#runs + this.#descWord(DESC.runs);
+  }
+
+  #descWord(k: number): number {
+    const d = descriptors.get(this.#e);
+    return d === undefined ? 0 : Atomics.load(this.#view(), (d >>> 2) + k);
+  }
 
   /**
    * Runs every part of `table` (`total` parts of PART_WORDS words at byte address `table`, counter at
@@ -151,21 +260,21 @@ export class Pool {
    * per thread; a worker whose scratch cannot grow stays out.
    */
   run(kernel: number, table: number, total: number, counter: number, scratchBytes: number, main: number): void {
-    this.runs++;
+    this.#runs++;
     const slots = this.#claim().filter((s) => {
-      if (scratchBytes === 0 || ensureScratch(this.#e, s.scratch, scratchBytes)) return true;
+      if (this.#scratch(s, scratchBytes)) return true;
       Atomics.store(this.#view(), s.addr >>> 2, STATE.idle);
       return false;
     });
     let words = this.#view();
     for (const s of slots) {
       const w = s.addr >>> 2;
-      words[w + 1] = kernel;
+      words[w + SLOT.kernel] = kernel;
       // The memory's size in 64 KiB pages: a worker makes sure its view of the memory covers it (worker.ts).
-      words[w + 2] = table, words[w + 3] = total, words[w + 4] = counter, words[w + 5] = s.scratch.ptr;
-      words[w + 6] = words.byteLength >>> 16;
+      words[w + SLOT.table] = table, words[w + SLOT.parts] = total, words[w + SLOT.counter] = counter;
+      words[w + SLOT.scratch] = s.scratch.ptr, words[w + SLOT.pages] = words.byteLength >>> 16;
       Atomics.store(words, w, STATE.run);
-      Atomics.notify(words, w);
+      if (Atomics.load(words, w + SLOT.workerSleeps)) Atomics.notify(words, w);
     }
     let failed = false;
     try {
@@ -179,7 +288,7 @@ export class Pool {
         // A worker that has not taken the kernel yet (not woken, or not scheduled: a busy machine) is told not
         // to: every part ran here, so there is nothing to wait for.
         if (Atomics.compareExchange(words, w, STATE.run, STATE.idle) === STATE.run) continue;
-        this.workerJobs++;
+        this.#jobs++;
         for (let polls = 1;; polls++) {
           const st = Atomics.load(words, w);
           if (st === STATE.failed) failed = true;
@@ -188,20 +297,30 @@ export class Pool {
           // every 64 polls).
           if (polls & 63 || performance.now() - t0 < SPIN_MS) continue;
           if (mainCanWait !== false) {
+            Atomics.store(words, w + SLOT.mainSleeps, 1);
             try {
               Atomics.wait(words, w, st, 50);
               mainCanWait = true;
             } catch {
               mainCanWait = false; // a browser main thread: spin
             }
+            Atomics.store(words, w + SLOT.mainSleeps, 0);
           }
         }
         Atomics.store(words, w, STATE.idle);
-        Atomics.notify(words, w);
+        if (Atomics.load(words, w + SLOT.workerSleeps)) Atomics.notify(words, w);
       }
     }
     if (failed) throw new Error(`cpu engine: kernel ${kernel} failed in a worker (see its message above)`);
   }
+}
+
+/**
+ * After a trap in the module's loop on this thread (a fork-join left half-way): waits for every worker still
+ * running a part and returns every slot it had claimed to idle, so later kernels can claim them again.
+ */
+export function settleForks(e: Engine): void {
+  pools.get(e)?.settle();
 }
 
 /** Splits [0, n) into `parts` contiguous ranges whose starts are multiples of `align` (some may be empty). */

@@ -1,11 +1,15 @@
 import type { EngineExports } from "./engine.ts";
 import type { Blas } from "./blas.ts";
 
-// The words shared by the pool (pool.ts) and its workers (worker.ts). A slot is SLOT_WORDS int32 words:
-// [0] state, [1] kernel, [2 .. 2 + SLOT_ARGS) its arguments: the byte address of a table of parts, their
-// number, the byte address of the counter from which every thread takes the next part, the byte
-// address of this thread's matmul packing scratch, and the memory's size in 64 KiB pages. A part is PART_WORDS int32 words: the kernel's arguments
-// (addresses as int32 bits; for matmul, the packing buffers as offsets into the running thread's scratch).
+// The words shared by the pool (pool.ts), its workers (worker.ts) and the module's fork-join (program.as.ts). A
+// slot is SLOT_WORDS int32 words (SLOT), two cache lines: the state and two flags, set while the worker, or
+// the main thread, sleeps on the slot (the other side then wakes it: a wake-up costs a lock, so it is skipped
+// when nobody sleeps); then the kernel posted and its arguments (the byte address of a
+// table of parts, their number, the byte address of the counter from which every thread takes the next part, the
+// byte address of the worker's scratch for it, the memory's size in 64 KiB pages), and the worker's own scratch
+// block and its bytes. A part is PART_WORDS int32 words:
+// the kernel's arguments (addresses as int32 bits; for matmul, the packing buffers as offsets into the running
+// thread's scratch).
 
 /** Slot states. The main thread moves idle → claimed → run; the worker run → done; the main thread done → idle. */
 export const STATE = {
@@ -47,9 +51,31 @@ export const KERNEL = {
   rope: 19,
 } as const;
 
-export const SLOT_ARGS = 16;
+/** Word indices in a slot (program.as.ts reads them as byte offsets 4·i). */
+export const SLOT = {
+  state: 0,
+  workerSleeps: 1,
+  mainSleeps: 2,
+  // The next cache line: the main thread writes it without moving the line the worker polls.
+  kernel: 16,
+  table: 17,
+  parts: 18,
+  counter: 19,
+  scratch: 20,
+  pages: 21,
+  ownScratch: 22,
+  ownScratchBytes: 23,
+} as const;
 export const PART_WORDS = 16;
-export const SLOT_WORDS = 2 + SLOT_ARGS;
+export const SLOT_WORDS = 32;
+
+/** A compiled program's record that is a fork-join over a part table (program.as.ts FORK), not a kernel. */
+export const FORK_RECORD = 32;
+
+/** Whether `kernel` is the module's own (its parts can run in the module's loop), not a JavaScript one (BLAS). */
+export function moduleKernel(kernel: number): boolean {
+  return kernel !== KERNEL.blasGemm && kernel !== KERNEL.blasGemv;
+}
 
 /**
  * Takes parts from the table (`counter` is shared by every thread running it) until none is left, and runs
@@ -64,6 +90,7 @@ export function runParts(
   counter: number,
   scratch: number,
 ): void {
+  if (moduleKernel(kernel)) return x.runParts(kernel, table, total, counter, scratch);
   for (let i = Atomics.add(words, counter >>> 2, 1); i < total; i = Atomics.add(words, counter >>> 2, 1)) {
     const o = (table >>> 2) + i * PART_WORDS;
     runKernel(x, kernel, words, scratch, o);

@@ -12,46 +12,164 @@ import { copyRows, fillData } from "./data.as";
 import { fusedF32 } from "./fused.as";
 
 // @ts-ignore: decorator
-@inline function arg(rec: usize, k: i32): i32 {
-  return load<i32>(rec + (<usize>(k + 1) << 2));
+@inline function arg(a: usize, k: i32): i32 {
+  return load<i32>(a + (<usize>k << 2));
+}
+
+/** Calls kernel `k` with the arguments at `a` (i32 words; matmul's packing buffers, random's 32 bytes, the fused
+ * kernel's chunks and the composites' rows as offsets into `scratch`): a record's, or a part's of a table. */
+// @ts-ignore: decorator
+@inline function callKernel(k: i32, a: usize, scratch: usize): void {
+  const s = <i32>scratch;
+  switch (k) {
+    case 1:
+      matmul(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3) + s, arg(a, 4) + s, arg(a, 5) + s, arg(a, 6),
+        arg(a, 7), arg(a, 8), arg(a, 9), arg(a, 10), arg(a, 11), arg(a, 12), arg(a, 13));
+      break;
+    case 2: binaryF32(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5)); break;
+    case 3: where32(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5)); break;
+    case 4: strided32(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3)); break;
+    case 5: unaryF32(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3)); break;
+    case 6: reduceF32(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5)); break;
+    case 7: gemv(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6)); break;
+    case 8: randomF32(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6) + s); break;
+    case 9:
+      gemvBatch(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7), arg(a, 8));
+      break;
+    case 10: copyRows(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5)); break;
+    case 11: binaryI32(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5)); break;
+    case 12: castData(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4)); break;
+    case 13: fillData(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3)); break;
+    case 14: fusedF32(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4) + s); break;
+    case 17:
+      attendRows(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7),
+        arg(a, 8), arg(a, 9), arg(a, 10), arg(a, 11) + s);
+      break;
+    case 18:
+      rmsNormRows(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5), arg(a, 6), arg(a, 7) + s);
+      break;
+    case 19: ropeRows(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5)); break;
+    default: unreachable();
+  }
+}
+
+/** Record kind of a fork-join (compile.ts): the parts of a split kernel, run here and on the pool's idle workers. */
+const FORK = 32;
+/** Bytes of a part (pool_protocol.ts PART_WORDS). */
+const PART_BYTES = 64;
+// Slot bytes (pool_protocol.ts SLOT): the state and the two sleeping flags in the line a worker polls, the job
+// and the worker's own scratch in the next (so posting a job moves the polled line once); states (STATE).
+const S_WORKER_SLEEPS = 4, S_MAIN_SLEEPS = 8;
+const S_KERNEL = 64, S_TABLE = 68, S_PARTS = 72, S_COUNTER = 76, S_SCRATCH = 80, S_PAGES = 84, S_OWN = 88, S_OWN_BYTES = 92;
+const IDLE = 1, CLAIMED = 2, RUN = 3, DONE = 4, FAILED = 6, TAKEN = 7;
+// Fork descriptor words (pool.ts): active slots, whether this thread may wait, fork-joins, worker jobs, slots…
+const D_SLOTS = 0, D_CAN_WAIT = 4, D_RUNS = 8, D_JOBS = 12, D_SLOT0 = 16;
+/** Polls of a worker's slot before the main thread sleeps on it (then 50 ms waits: a descheduled worker). */
+const SPIN_POLLS = 1 << 16;
+
+/**
+ * Runs the parts of a table: each thread takes the next part from `counter` until none is left (the loop of
+ * pool_protocol.ts runParts, for the module's kernels). Exported for the workers.
+ */
+export function runParts(kernel: i32, table: usize, total: i32, counter: usize, scratch: usize): void {
+  if (ASC_FEATURE_THREADS) {
+    for (let i = atomic.add<i32>(counter, 1); i < total; i = atomic.add<i32>(counter, 1)) {
+      callKernel(kernel, table + <usize>i * PART_BYTES, scratch);
+    }
+  } else {
+    for (let i = 0; i < total; i++) callKernel(kernel, table + <usize>i * PART_BYTES, scratch);
+  }
 }
 
 /**
- * Runs `n` calls: records of 16 i32 words, a kernel id (pool_protocol.ts's KERNEL) then its arguments as
- * the pool passes them (matmul's packing buffers, random's 32 bytes, the fused kernel's chunks and the composites' rows as offsets into `scratch`).
+ * A worker's wait for work (worker.ts): polls its slot at `slot`, running every posted kernel of the module's
+ * own here, until `polls` polls in a row found none (returns how many it ran) or a kernel JavaScript must run
+ * (returns -1, the slot left as posted): a BLAS kernel, or memory grown past what this thread's instance has
+ * seen (worker.ts renews its view first). A trap leaves the slot taken; the caller marks it failed.
  */
-export function runCalls(rec: usize, n: i32, scratch: usize): void {
-  const s = <i32>scratch;
-  for (let i = 0; i < n; i++, rec += 64) {
-    switch (load<i32>(rec)) {
-      case 1:
-        matmul(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3) + s, arg(rec, 4) + s, arg(rec, 5) + s, arg(rec, 6),
-          arg(rec, 7), arg(rec, 8), arg(rec, 9), arg(rec, 10), arg(rec, 11), arg(rec, 12), arg(rec, 13));
-        break;
-      case 2: binaryF32(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4), arg(rec, 5)); break;
-      case 3: where32(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4), arg(rec, 5)); break;
-      case 4: strided32(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3)); break;
-      case 5: unaryF32(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3)); break;
-      case 6: reduceF32(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4), arg(rec, 5)); break;
-      case 7: gemv(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4), arg(rec, 5), arg(rec, 6)); break;
-      case 8: randomF32(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4), arg(rec, 5), arg(rec, 6) + s); break;
-      case 9:
-        gemvBatch(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4), arg(rec, 5), arg(rec, 6), arg(rec, 7), arg(rec, 8));
-        break;
-      case 10: copyRows(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4), arg(rec, 5)); break;
-      case 11: binaryI32(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4), arg(rec, 5)); break;
-      case 12: castData(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4)); break;
-      case 13: fillData(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3)); break;
-      case 14: fusedF32(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4) + s); break;
-      case 17:
-        attendRows(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4), arg(rec, 5), arg(rec, 6), arg(rec, 7),
-          arg(rec, 8), arg(rec, 9), arg(rec, 10), arg(rec, 11) + s);
-        break;
-      case 18:
-        rmsNormRows(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4), arg(rec, 5), arg(rec, 6), arg(rec, 7) + s);
-        break;
-      case 19: ropeRows(arg(rec, 0), arg(rec, 1), arg(rec, 2), arg(rec, 3), arg(rec, 4), arg(rec, 5)); break;
-      default: unreachable();
-    }
+export function serve(slot: usize, polls: i32): i32 {
+  if (!ASC_FEATURE_THREADS) return 0;
+  let jobs = 0;
+  for (let p = 0; p < polls; p++) {
+    if (atomic.load<i32>(slot) != RUN) continue;
+    const kernel = load<i32>(slot + S_KERNEL);
+    if (kernel == 15 || kernel == 16 || load<i32>(slot + S_PAGES) > memory.size()) return -1;
+    if (atomic.cmpxchg<i32>(slot, RUN, TAKEN) != RUN) continue; // taken back by the main thread
+    runParts(kernel, <usize>load<i32>(slot + S_TABLE), load<i32>(slot + S_PARTS), <usize>load<i32>(slot + S_COUNTER), <usize>load<i32>(slot + S_SCRATCH));
+    atomic.store<i32>(slot, DONE);
+    if (atomic.load<i32>(slot + S_MAIN_SLEEPS)) atomic.notify(slot, 1);
+    p = 0;
+    jobs++;
   }
+  return jobs;
+}
+
+/**
+ * A fork-join without JavaScript (pool.ts run's protocol): claims the idle workers whose scratch holds
+ * `scratchBytes`, posts the table to them, runs parts here, waits for each. Returns false when a worker's
+ * part trapped (the caller throws). With no workers (one thread, or none idle) every part runs here, in order.
+ */
+function fork(kernel: i32, table: usize, total: i32, counter: usize, desc: usize, scratchBytes: i32, scratch: usize): bool {
+  if (!ASC_FEATURE_THREADS) {
+    runParts(kernel, table, total, counter, scratch);
+    return true;
+  }
+  atomic.store<i32>(counter, 0);
+  const n = min(atomic.load<i32>(desc + D_SLOTS), 32);
+  let claimed: u32 = 0;
+  for (let i = 0; i < n; i++) {
+    const slot = <usize>load<i32>(desc + D_SLOT0 + (<usize>i << 2));
+    if (load<i32>(slot + S_OWN_BYTES) < scratchBytes) continue;
+    if (atomic.cmpxchg<i32>(slot, IDLE, CLAIMED) != IDLE) continue;
+    store<i32>(slot + S_KERNEL, kernel);
+    store<i32>(slot + S_TABLE, <i32>table);
+    store<i32>(slot + S_PARTS, total);
+    store<i32>(slot + S_COUNTER, <i32>counter);
+    store<i32>(slot + S_SCRATCH, load<i32>(slot + S_OWN));
+    store<i32>(slot + S_PAGES, memory.size());
+    atomic.store<i32>(slot, RUN);
+    if (atomic.load<i32>(slot + S_WORKER_SLEEPS)) atomic.notify(slot, 1);
+    claimed |= 1 << i;
+  }
+  atomic.add<i32>(desc + D_RUNS, 1);
+  runParts(kernel, table, total, counter, scratch);
+  let ok = true;
+  for (let i = 0; i < n; i++) {
+    if (!(claimed & (1 << i))) continue;
+    const slot = <usize>load<i32>(desc + D_SLOT0 + (<usize>i << 2));
+    // Not taken yet (a worker not scheduled): every part ran here, nothing to wait for.
+    if (atomic.cmpxchg<i32>(slot, RUN, IDLE) == RUN) continue;
+    atomic.add<i32>(desc + D_JOBS, 1);
+    for (let polls = 1;; polls++) {
+      const st = atomic.load<i32>(slot);
+      if (st == DONE || st == FAILED) {
+        if (st == FAILED) ok = false;
+        break;
+      }
+      if (polls < SPIN_POLLS || !atomic.load<i32>(desc + D_CAN_WAIT)) continue;
+      atomic.store<i32>(slot + S_MAIN_SLEEPS, 1);
+      atomic.wait<i32>(slot, st, 50_000_000);
+      atomic.store<i32>(slot + S_MAIN_SLEEPS, 0);
+    }
+    atomic.store<i32>(slot, IDLE);
+    if (atomic.load<i32>(slot + S_WORKER_SLEEPS)) atomic.notify(slot, 1);
+  }
+  return ok;
+}
+
+/**
+ * Runs `n` records of 16 i32 words: a kernel id (pool_protocol.ts's KERNEL) then its arguments as the pool passes
+ * them (see callKernel), or a fork-join (FORK: kernel, table, parts, counter, fork descriptor, scratch bytes).
+ * Returns 0, or 1 + the index of a fork whose worker failed (nothing after it ran).
+ */
+export function runCalls(rec: usize, n: i32, scratch: usize): i32 {
+  for (let i = 0; i < n; i++, rec += 64) {
+    const k = load<i32>(rec);
+    if (k != FORK) callKernel(k, rec + 4, scratch);
+    else if (
+      !fork(arg(rec + 4, 0), <usize>arg(rec + 4, 1), arg(rec + 4, 2), <usize>arg(rec + 4, 3), <usize>arg(rec + 4, 4),
+        arg(rec + 4, 5), scratch)
+    ) return i + 1;
+  }
+  return 0;
 }

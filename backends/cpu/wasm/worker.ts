@@ -6,7 +6,7 @@
 
 import { ENGINE_WASM_FMA_SHARED_BASE64, ENGINE_WASM_SIMD_SHARED_BASE64 } from "./engine_wasm.ts";
 import type { EngineExports } from "./engine.ts";
-import { PART_WORDS, runParts, setBlasSource, STATE } from "./pool_protocol.ts";
+import { PART_WORDS, runParts, setBlasSource, SLOT, STATE } from "./pool_protocol.ts";
 import { blasFor } from "./blas.ts";
 
 interface Init {
@@ -44,8 +44,14 @@ function coveringView(memory: WebAssembly.Memory, end: number): Int32Array {
   return new Int32Array(memory.buffer);
 }
 
-/** Milliseconds a worker polls its slot after its last job before it sleeps on it. */
-const SPIN_MS = 2;
+/** Polls of its slot without work (~1–3 ms) after which a worker sleeps on it. */
+const SERVE_POLLS = 1 << 20;
+
+/** Prints a failed kernel's error with the slot's job. */
+function report(e: unknown, words: Int32Array, s: number, memory: WebAssembly.Memory): void {
+  const at = `kernel ${words[s + SLOT.kernel]}, table ${words[s + SLOT.table] >>> 0}, parts ${words[s + SLOT.parts]}`;
+  console.error(`knot cpu engine worker: ${e} (${at}; view ${words.byteLength} of ${memory.buffer.byteLength} bytes)`);
+}
 
 /** The worker side of `Worker`: a message handler and close(). */
 const scope = self as unknown as { onmessage: (ev: MessageEvent<Init>) => void; close(): void };
@@ -60,45 +66,55 @@ scope.onmessage = (ev) => {
   const s = slot >> 2;
   Atomics.store(words, s, STATE.idle);
   Atomics.notify(words, s);
-  let idleSince = performance.now(), polls = 0;
+  let idleSince = performance.now();
   while (true) {
-    const state = Atomics.load(words, s);
-    if (state === STATE.run) {
-      // The main thread takes a kernel back when it ran every part before this worker got to it.
-      if (Atomics.compareExchange(words, s, STATE.run, STATE.taken) !== STATE.run) continue;
-      const table = words[s + 2] >>> 0, parts = words[s + 3], counter = words[s + 4] >>> 0;
-      let state: number = STATE.done;
+    if (Atomics.load(words, s) !== STATE.run) {
+      // Poll a while before sleeping: a futex wake-up costs tens of microseconds or more, and kernels of a decode
+      // step come that often (OpenMP's spin-then-sleep wait policy). The module polls and runs its own kernels
+      // without returning here; it returns after SERVE_POLLS polls without work, or for a JavaScript kernel.
+      let jobs = 0;
       try {
-        // The view (and the module instance) must cover the part table, the counter (Atomics on it) and the
-        // whole memory as the main thread sees it (in 64 KiB pages): kernels may touch it anywhere.
-        const end = Math.max(table + parts * PART_WORDS * 4, counter + 4, words[s + 6] * 65536);
-        if (end > words.byteLength) words = coveringView(memory, end);
-        runParts(x, words[s + 1], words, table, parts, counter, words[s + 5] >>> 0);
+        jobs = x.serve(slot, SERVE_POLLS);
       } catch (e) {
-        const at = `kernel ${words[s + 1]}, table ${table}, parts ${parts}, counter ${counter}`;
-        console.error(
-          `knot cpu engine worker: ${e} (${at}; view ${words.byteLength} of ${memory.buffer.byteLength} bytes)`,
-        );
-        state = STATE.failed; // the main thread throws rather than wait forever
+        report(e, words, s, memory);
+        Atomics.store(words, s, STATE.failed); // the main thread throws rather than wait forever
+        if (Atomics.load(words, s + SLOT.mainSleeps)) Atomics.notify(words, s);
+        jobs = 1;
       }
-      Atomics.store(words, s, state);
-      Atomics.notify(words, s);
-      idleSince = performance.now();
-      polls = 0;
+      if (jobs !== 0) {
+        idleSince = performance.now();
+        continue;
+      }
+      const state = Atomics.load(words, s);
+      if (state === STATE.run) continue;
+      if (state === STATE.idle && performance.now() - idleSince > idleMs) {
+        // Close unless the main thread claimed this slot in the meantime.
+        if (Atomics.compareExchange(words, s, STATE.idle, STATE.closed) === STATE.idle) break;
+        continue;
+      }
+      Atomics.store(words, s + SLOT.workerSleeps, 1); // the main thread wakes a sleeping worker (and only one)
+      Atomics.wait(words, s, state, idleMs);
+      Atomics.store(words, s + SLOT.workerSleeps, 0);
       continue;
     }
-    // Poll a little before sleeping: a futex wake-up costs tens of microseconds or more, and kernels of a
-    // decode step come that often (OpenMP's spin-then-sleep wait policy). The clock (~0.1 µs a read) is read
-    // every 64 polls, so a kernel is seen within a few nanoseconds of its posting, not a clock read later.
-    if (++polls & 63) continue;
-    const now = performance.now();
-    if (state === STATE.idle && now - idleSince > idleMs) {
-      // Close unless the main thread claimed this slot in the meantime.
-      if (Atomics.compareExchange(words, s, STATE.idle, STATE.closed) === STATE.idle) break;
-      continue;
+    // A kernel the module cannot run alone (a BLAS one), or memory grown since this thread's view.
+    // The main thread takes a kernel back when it ran every part before this worker got to it.
+    if (Atomics.compareExchange(words, s, STATE.run, STATE.taken) !== STATE.run) continue;
+    const table = words[s + SLOT.table] >>> 0, parts = words[s + SLOT.parts], counter = words[s + SLOT.counter] >>> 0;
+    let state: number = STATE.done;
+    try {
+      // The view (and the module instance) must cover the part table, the counter (Atomics on it) and the
+      // whole memory as the main thread sees it (in 64 KiB pages): kernels may touch it anywhere.
+      const end = Math.max(table + parts * PART_WORDS * 4, counter + 4, words[s + SLOT.pages] * 65536);
+      if (end > words.byteLength) words = coveringView(memory, end);
+      runParts(x, words[s + SLOT.kernel], words, table, parts, counter, words[s + SLOT.scratch] >>> 0);
+    } catch (e) {
+      report(e, words, s, memory);
+      state = STATE.failed; // the main thread throws rather than wait forever
     }
-    if (now - idleSince < SPIN_MS) continue;
-    Atomics.wait(words, s, state, idleMs);
+    Atomics.store(words, s, state);
+    if (Atomics.load(words, s + SLOT.mainSleeps)) Atomics.notify(words, s);
+    idleSince = performance.now();
   }
   scope.close();
 };

@@ -1,0 +1,114 @@
+// Fork-joins inside the engine's instruction loop (program.as.ts FORK records, compiled programs): the parts of a
+// split kernel run on this thread and on idle workers (which poll and run them in the module, worker.ts), and
+// a failure on either side leaves the pool usable.
+import assert from "node:assert/strict";
+import { cpuThreads, cpuWorkerJobs, cpuWorkersReady, setCpuThreads } from "../backends/cpu/mod.ts";
+import { engine } from "../backends/cpu/wasm/engine.ts";
+import { mainScratch } from "../backends/cpu/wasm/kernel.ts";
+import { forkDescriptor, prepareForks, settleForks } from "../backends/cpu/wasm/pool.ts";
+import { FORK_RECORD, KERNEL, PART_WORDS } from "../backends/cpu/wasm/pool_protocol.ts";
+
+const e = engine();
+const threaded = e !== null && e.shared && navigator.hardwareConcurrency >= 2;
+
+/**
+ * One fork record over gemv parts of `rows` rows each (x [K], W [parts·rows, K], out [parts·rows]); the parts
+ * listed in `bad` read W from an address past the memory, so whoever runs them traps.
+ */
+function forkProgram(parts: number, rows: number, K: number, bad: number[]) {
+  const heap = e!.heap;
+  const x = heap.alloc(K * 4), w = heap.alloc(parts * rows * K * 4), out = heap.alloc(parts * rows * 4);
+  const counter = heap.alloc(64 + parts * PART_WORDS * 4), table = counter + 64, rec = heap.alloc(64);
+  heap.f32.fill(0.5, x >>> 2, (x >>> 2) + K);
+  for (let i = 0; i < parts * rows * K; i++) heap.f32[(w >>> 2) + i] = ((i * 7) % 13) / 13;
+  for (let p = 0; p < parts; p++) {
+    const wp = bad.includes(p) ? 0x7fff0000 : w + p * rows * K * 4;
+    heap.i32.set([x, wp, out + p * rows * 4, K, rows, K, 1], (table >>> 2) + p * PART_WORDS);
+  }
+  heap.i32.set([FORK_RECORD, KERNEL.gemv, table, parts, counter, forkDescriptor(e!), 0], rec >>> 2);
+  const run = () => {
+    prepareForks(e!, 0);
+    return e!.x.runCalls(rec, 1, mainScratch.ptr);
+  };
+  const result = () => heap.f32.slice(out >>> 2, (out >>> 2) + parts * rows);
+  const free = () => {
+    for (const [p, b] of [[x, K * 4], [w, parts * rows * K * 4], [out, parts * rows * 4], [rec, 64]]) {
+      heap.release(p, b);
+    }
+    heap.release(counter, 64 + parts * PART_WORDS * 4);
+  };
+  return { run, result, free };
+}
+
+Deno.test({
+  name: "fork records: parts run on the worker too, with the bits of one thread",
+  ignore: !threaded,
+  async fn() {
+    const saved = cpuThreads();
+    try {
+      setCpuThreads(1);
+      const one = forkProgram(16, 64, 256, []);
+      assert.equal(one.run(), 0);
+      const want = one.result();
+      one.free();
+      setCpuThreads(2);
+      await cpuWorkersReady();
+      const two = forkProgram(16, 64, 256, []);
+      const before = cpuWorkerJobs();
+      for (let r = 0; r < 200 && (r === 0 || cpuWorkerJobs() === before); r++) assert.equal(two.run(), 0);
+      assert.ok(cpuWorkerJobs() > before, "no part ran on the worker");
+      assert.deepEqual(new Uint32Array(two.result().buffer), new Uint32Array(want.buffer));
+      two.free();
+    } finally {
+      setCpuThreads(saved);
+    }
+  },
+});
+
+Deno.test({
+  // (The worker prints its trap: "knot cpu engine worker: RuntimeError: memory access out of bounds (kernel 7, …)".)
+  name:
+    "fork records: a part trapping in the worker fails the run (1 + the record); one trapping here settles the slots",
+  ignore: !threaded,
+  async fn() {
+    const saved = cpuThreads();
+    try {
+      setCpuThreads(2);
+      await cpuWorkersReady();
+      // Part 0 is long and fine, part 1 traps: the worker usually takes part 1 while this thread runs part 0.
+      const f = forkProgram(2, 4096, 256, [1]);
+      let workerFailed = 0, trappedHere = 0;
+      for (let r = 0; r < 100 && workerFailed === 0; r++) {
+        try {
+          assert.equal(f.run(), 1, "the failed record, 1-based");
+          workerFailed++;
+        } catch (err) {
+          assert.ok(err instanceof WebAssembly.RuntimeError, `a trap here: ${err}`);
+          settleForks(e!);
+        }
+      }
+      f.free();
+      assert.ok(workerFailed > 0, "a part never failed in the worker");
+      // One part that traps: this thread takes it first (almost always), traps mid fork-join, and settles.
+      const g = forkProgram(1, 16, 256, [0]);
+      for (let r = 0; r < 20 && trappedHere === 0; r++) {
+        try {
+          assert.equal(g.run(), 1);
+        } catch (err) {
+          assert.ok(err instanceof WebAssembly.RuntimeError, `a trap here: ${err}`);
+          settleForks(e!);
+          trappedHere++;
+        }
+      }
+      g.free();
+      assert.ok(trappedHere > 0, "the part never trapped on this thread");
+      // After either failure the worker is claimed again by the next fork, with the right bits.
+      const ok = forkProgram(16, 64, 256, []), before = cpuWorkerJobs();
+      for (let r = 0; r < 200 && (r === 0 || cpuWorkerJobs() === before); r++) assert.equal(ok.run(), 0);
+      assert.ok(cpuWorkerJobs() > before, "the worker never ran a part again");
+      ok.free();
+    } finally {
+      setCpuThreads(saved);
+    }
+  },
+});
