@@ -163,7 +163,9 @@ export function decoder(
     h = add(h, a.out);
     const x = rmsNorm(h, layer.mlpNorm.weight, config.rmsNormEps);
     const m = layer.mlp;
-    const gated = mul(silu(linear(x, m.gate, `layers.${i}.mlp.gate`)), linear(x, m.up, `layers.${i}.mlp.up`));
+    // Both products before silu: traced in a row they become one fork-join in a compiled step (cpu/compile.ts).
+    const gate = linear(x, m.gate, `layers.${i}.mlp.gate`), up = linear(x, m.up, `layers.${i}.mlp.up`);
+    const gated = mul(silu(gate), up);
     h = add(h, linear(gated, m.down, `layers.${i}.mlp.down`));
   });
   h = rmsNorm(h, params.norm.weight, config.rmsNormEps);
