@@ -14,7 +14,8 @@
  *   the same arguments, the same descriptors (written into the heap once, one block per part), so results
  *   are bit-identical to the eager kernels whatever the thread count. Inputs and outputs are at other
  *   addresses every run: while recording they sit at far-away placeholder addresses (k·2⁴⁰), so each
- *   argument that points into one is known exactly, and `run` patches just those.
+ *   argument that points into one is known exactly, and `run` patches just those (only where a binding moved
+ *   since the last run: a model's weights stay put).
  * - `run` is a loop over prepared closures, each one call into the module (or, for a kernel split across
  *   the worker pool, one `pool.run` over its prepared table; for gather/scatterAdd and the kernels still in
  *   TypeScript, a closure reading its buffers when it runs). With `programLoop: "wasm"` (the default), each
@@ -463,6 +464,10 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
   }
 
   // ---- run
+  const patchesOf = binds.map((): Patch[] => []);
+  for (const q of patches) patchesOf[q.bind].push(q);
+  /** Where each binding was at the last run (its arguments hold that address); -1: never patched. */
+  const patchedAt = binds.map(() => -1);
   let disposed = false;
   const run = (inputs: readonly BackendBuffer[]): BackendBuffer[] => {
     if (disposed) throw new Error("compiled program: run after dispose");
@@ -495,11 +500,16 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
     try {
       inputs.forEach((x, i) => binds[i].ptr = (x as CpuBuffer).ptr);
       outs.forEach((o, j) => binds[nIn + j].ptr = o.ptr);
+      // Only the arguments of bindings at another address than last run (a model's weights stay put).
       const words = heap.i32;
-      for (const q of patches) {
-        const v = binds[q.bind].ptr + q.off;
-        if (q.args) q.args[q.at] = v;
-        else words[q.at >>> 2] = v | 0;
+      for (let k = 0; k < nBind; k++) {
+        const ptr = binds[k].ptr;
+        if (ptr === patchedAt[k]) continue;
+        patchedAt[k] = ptr;
+        for (const q of patchesOf[k]) {
+          if (q.args) q.args[q.at] = ptr + q.off;
+          else words[q.at >>> 2] = (ptr + q.off) | 0;
+        }
       }
       if (maxScratch && !ensureScratch(e, mainScratch, maxScratch)) {
         throw new Error("compiled program: the heap has no room for matmul scratch");
