@@ -75,13 +75,10 @@ let mainCanWait: boolean | undefined;
  */
 /** Whether this thread may sleep in Atomics.wait (a browser's main thread may not: it spins instead). */
 function canWait(): boolean {
-  if (mainCanWait === undefined) {
-    try {
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0); // "not-equal" at once where allowed
-      mainCanWait = true;
-    } catch {
-      mainCanWait = false;
-    }
+  try {
+    mainCanWait ??= Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 1, 0) === "not-equal"; // at once
+  } catch {
+    mainCanWait = false;
   }
   return mainCanWait;
 }
