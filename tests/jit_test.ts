@@ -30,6 +30,7 @@ import type { Backend, BackendBuffer } from "../backends/backend.ts";
 import type { Program } from "../backends/program.ts";
 import { interpret } from "../jit/execute.ts";
 import { registerBackend } from "../core/runtime.ts";
+import { CpuBackend } from "../backends/cpu/backend.ts";
 
 await setBackend("cpu");
 // The tiny models here are below the cpu backend's fusion threshold (minElements): fuse at every size, so the
@@ -362,4 +363,21 @@ Deno.test("a host value that changes only an output's shape gives that shape (sa
   assert.deepEqual(await bits(a), await bits(b));
   f.clear();
   dispose([x, a, b]);
+});
+
+Deno.test("an op over tensors of two backends names them (two instances of one kind too) and the fix", async () => {
+  registerBackend("cpu-second", () => new CpuBackend());
+  const x = tensor([1, 2]);
+  await setBackend("cpu-second");
+  try {
+    const y = tensor([3, 4]);
+    assert.throws(
+      () => add(x, y),
+      /^Error: add: operands live on different backends \(two instances of the cpu backend\); copy one over, e\.g\. tensor\(await x\.data\(\)/,
+    );
+    y.dispose();
+  } finally {
+    await setBackend("cpu");
+    x.dispose();
+  }
 });

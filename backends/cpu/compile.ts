@@ -464,8 +464,7 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
   }
 
   // ---- run
-  const patchesOf = binds.map((): Patch[] => []);
-  for (const q of patches) patchesOf[q.bind].push(q);
+  const patchesOf = binds.map((_, k) => patches.filter((q) => q.bind === k));
   /** Where each binding was at the last run (its arguments hold that address); -1: never patched. */
   const patchedAt = binds.map(() => -1);
   let disposed = false;

@@ -27,7 +27,9 @@ export function backendOf(op: string, ...xs: Tensor[]): Backend {
           `${op}: a jitted function uses a tensor created outside it (closed over); pass it as an argument instead`,
         );
       }
-      throw new Error(`${op}: operands live on different backends (${b.name} and ${x.backend.name}); move one first`);
+      const [p, q] = [b.name, x.backend.name], which = p === q ? `two instances of the ${p} backend` : `${p} and ${q}`;
+      const fix = "copy one over, e.g. tensor(await x.data(), x.shape, x.dtype) under setBackend of the other";
+      throw new Error(`${op}: operands live on different backends (${which}); ${fix}`);
     }
   }
   return b;
