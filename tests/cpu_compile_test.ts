@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { CpuBackend, type CpuBackendOptions } from "../backends/cpu/backend.ts";
 import { callKernel } from "../backends/cpu/compile.ts";
+import { onThreads } from "./util/threads.ts";
 import type { CpuBuffer } from "../backends/cpu/buffer.ts";
 import { cpuThreads, cpuWorkersReady, setCpuThreads } from "../backends/cpu/mod.ts";
 import { engine } from "../backends/cpu/wasm/engine.ts";
@@ -629,10 +630,7 @@ Deno.test({
   name: "compile: consecutive independent split kernels share one fork-join; one writing where another reads does not",
   ignore: !engineHere,
   async fn() {
-    const saved = cpuThreads();
-    try {
-      setCpuThreads(2);
-      await cpuWorkersReady();
+    await onThreads([2], () => {
       const b = new CpuBackend({ parallelMinGemvMacs: 1, blas: false });
       const K = 256, g = new Builder(), f32 = "float32";
       const w1 = g.input(K * K), w2 = g.input(K * K), w3 = g.input(K * K), x0 = g.input(K);
@@ -656,8 +654,6 @@ Deno.test({
       compiled.dispose();
       for (const x of inputs) b.free(x);
       assert.equal(b.liveBuffers(), 0);
-    } finally {
-      setCpuThreads(saved);
-    }
+    });
   },
 });

@@ -2,7 +2,8 @@
 // split kernel run on this thread and on idle workers (which poll and run them in the module, worker.ts), and
 // a failure on either side leaves the pool usable.
 import assert from "node:assert/strict";
-import { cpuThreads, cpuWorkerJobs, cpuWorkersReady, setCpuThreads } from "../backends/cpu/mod.ts";
+import { cpuWorkerJobs } from "../backends/cpu/mod.ts";
+import { onThreads } from "./util/threads.ts";
 import { engine } from "../backends/cpu/wasm/engine.ts";
 import { mainScratch } from "../backends/cpu/wasm/kernel.ts";
 import { forkDescriptor, prepareForks, settleForks } from "../backends/cpu/wasm/pool.ts";
@@ -44,24 +45,17 @@ Deno.test({
   name: "fork records: parts run on the worker too, with the bits of one thread",
   ignore: !threaded,
   async fn() {
-    const saved = cpuThreads();
-    try {
-      setCpuThreads(1);
-      const one = forkProgram(16, 64, 256, []);
-      assert.equal(one.run(), 0);
-      const want = one.result();
-      one.free();
-      setCpuThreads(2);
-      await cpuWorkersReady();
-      const two = forkProgram(16, 64, 256, []);
-      const before = cpuWorkerJobs();
-      for (let r = 0; r < 200 && (r === 0 || cpuWorkerJobs() === before); r++) assert.equal(two.run(), 0);
-      assert.ok(cpuWorkerJobs() > before, "no part ran on the worker");
-      assert.deepEqual(new Uint32Array(two.result().buffer), new Uint32Array(want.buffer));
-      two.free();
-    } finally {
-      setCpuThreads(saved);
-    }
+    let want: Float32Array | null = null;
+    await onThreads([1, 2], (threads) => {
+      const f = forkProgram(16, 64, 256, []), before = cpuWorkerJobs();
+      for (let r = 0; r < 200 && (r === 0 || (threads === 2 && cpuWorkerJobs() === before)); r++) {
+        assert.equal(f.run(), 0);
+      }
+      if (threads === 2) assert.ok(cpuWorkerJobs() > before, "no part ran on the worker");
+      want ??= f.result();
+      assert.deepEqual(new Uint32Array(f.result().buffer), new Uint32Array(want.buffer), `${threads} threads`);
+      f.free();
+    });
   },
 });
 
@@ -71,10 +65,7 @@ Deno.test({
     "fork records: a part trapping in the worker fails the run (1 + the record); one trapping here settles the slots",
   ignore: !threaded,
   async fn() {
-    const saved = cpuThreads();
-    try {
-      setCpuThreads(2);
-      await cpuWorkersReady();
+    await onThreads([2], () => {
       // Part 0 is long and fine, part 1 traps: the worker usually takes part 1 while this thread runs part 0.
       const f = forkProgram(2, 4096, 256, [1]);
       let workerFailed = 0, trappedHere = 0;
@@ -107,8 +98,6 @@ Deno.test({
       for (let r = 0; r < 200 && (r === 0 || cpuWorkerJobs() === before); r++) assert.equal(ok.run(), 0);
       assert.ok(cpuWorkerJobs() > before, "the worker never ran a part again");
       ok.free();
-    } finally {
-      setCpuThreads(saved);
-    }
+    });
   },
 });

@@ -29,7 +29,7 @@ import { compositeByKernels } from "../backends/program.ts";
 import { CpuBackend } from "../backends/cpu/backend.ts";
 import type { CpuBuffer } from "../backends/cpu/buffer.ts";
 import { engine } from "../backends/cpu/wasm/engine.ts";
-import { cpuThreads, cpuWorkersReady, setCpuThreads } from "../backends/cpu/mod.ts";
+import { onThreads } from "./util/threads.ts";
 import { rmsNorm } from "../llama/layers.ts";
 import { applyRope } from "../llama/rope.ts";
 
@@ -136,22 +136,8 @@ const CASES: {
   { name: "NaN in v past the last unmasked slot", nKv: 2, rep: 2, hd: 8, S: 64, mask: (p) => p <= 20, poison: NaN },
 ];
 
-/** Runs `body` on 1 and then 2 threads (the pool's workers ready), restoring the thread count after. */
-async function onThreads(body: (threads: number) => Promise<void>): Promise<void> {
-  const saved = cpuThreads();
-  try {
-    for (const threads of [1, 2]) {
-      setCpuThreads(threads);
-      await cpuWorkersReady();
-      await body(threads);
-    }
-  } finally {
-    setCpuThreads(saved);
-  }
-}
-
 Deno.test("attention: jitted (the cpu attention kernel) bit-identical to eager, on 1 and 2 threads", async () => {
-  await onThreads(async (threads) => {
+  await onThreads([1, 2], async (threads) => {
     for (const c of CASES) {
       const q = tensor(data(c.nKv * c.rep * c.hd, 1), [1, c.nKv, c.rep, 1, c.hd]);
       const k = tensor(data(c.nKv * c.S * c.hd, 2), [1, c.nKv, c.S, c.hd]);
@@ -251,7 +237,7 @@ Deno.test("composite pass: RMSNorm and RoPE become one call each; a shared inter
 });
 
 Deno.test("RMSNorm and RoPE: jitted (the cpu composite kernels) bit-identical to eager, on 1 and 2 threads", async () => {
-  await onThreads(async (threads) => {
+  await onThreads([1, 2], async (threads) => {
     for (const [rows, n] of [[1, 64], [3, 288], [37, 48], [1, 5], [256, 288]]) { // the last split by rows
       const x = tensor(data(rows * n, 7, 30), [rows, n]), w = tensor(data(n, 8), [n]);
       const [want, got] = [norm(x, w), jit(norm)(x, w)];
