@@ -19,8 +19,9 @@
  * - `run` is a loop over prepared closures, each one call into the module (or, for a kernel split across
  *   the worker pool, one `pool.run` over its prepared table; for gather/scatterAdd and the kernels still in
  *   TypeScript, a closure reading its buffers when it runs). With `programLoop: "wasm"` (the default), each
- *   run of consecutive single-part kernels is instead one call of the module's instruction loop (`runCalls`,
- *   over 16-word records in the heap): 1.1–1.2× on decode programs; see backends/README.md.
+ *   run of consecutive engine kernels is instead one call of the module's instruction loop (`runCalls`, over
+ *   16-word records in the heap): 1.1–1.2× on decode programs; a split one is a fork record there, its
+ *   fork-join run by the module (a BLAS kernel's stays `pool.run`, FFI being JavaScript's); see backends/README.md.
  * @module
  */
 import type { Backend, BackendBuffer } from "../backend.ts";

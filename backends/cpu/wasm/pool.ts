@@ -68,11 +68,6 @@ export function setCpuThreads(n: number): void {
 
 let mainCanWait: boolean | undefined;
 
-/**
- * Words of an engine's fork descriptor (program.as.ts reads it in its fork-joins): the slots it may claim, whether
- * this thread may sleep (Atomics.wait: not a browser's main thread), its fork-joins and worker jobs so far, then
- * the slots' byte addresses.
- */
 /** Whether this thread may sleep in Atomics.wait (a browser's main thread may not: it spins instead). */
 function canWait(): boolean {
   try {
@@ -83,6 +78,11 @@ function canWait(): boolean {
   return mainCanWait;
 }
 
+/**
+ * Words of an engine's fork descriptor (program.as.ts reads it in its fork-joins): the slots it may claim, whether
+ * this thread may sleep (Atomics.wait: not a browser's main thread), its fork-joins and worker jobs so far, then
+ * the slots' byte addresses.
+ */
 const DESC = { slots: 0, canWait: 1, runs: 2, jobs: 3, slot0: 4 } as const;
 const DESC_MAX_SLOTS = 32;
 const descriptors = new Map<Engine, number>();
