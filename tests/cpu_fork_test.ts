@@ -14,11 +14,12 @@ const threaded = e !== null && e.shared && navigator.hardwareConcurrency >= 2;
 
 /**
  * One fork record over gemv parts of `rows` rows each (x [K], W [parts·rows, K], out [parts·rows]); the parts
- * listed in `bad` read W from an address past the memory, so whoever runs them traps.
+ * listed in `bad` read W from an address past the memory, so whoever runs them traps. W at `wAt` if given.
  */
-function forkProgram(parts: number, rows: number, K: number, bad: number[]) {
+function forkProgram(parts: number, rows: number, K: number, bad: number[], wAt = -1) {
   const heap = e!.heap;
-  const x = heap.alloc(K * 4), w = heap.alloc(parts * rows * K * 4), out = heap.alloc(parts * rows * 4);
+  const x = heap.alloc(K * 4), w = wAt >= 0 ? wAt : heap.alloc(parts * rows * K * 4);
+  const out = heap.alloc(parts * rows * 4);
   const counter = heap.alloc(64 + parts * PART_WORDS * 4), table = counter + 64, rec = heap.alloc(64);
   heap.f32.fill(0.5, x >>> 2, (x >>> 2) + K);
   for (let i = 0; i < parts * rows * K; i++) heap.f32[(w >>> 2) + i] = ((i * 7) % 13) / 13;
@@ -98,6 +99,24 @@ Deno.test({
       for (let r = 0; r < 200 && (r === 0 || cpuWorkerJobs() === before); r++) assert.equal(ok.run(), 0);
       assert.ok(cpuWorkerJobs() > before, "the worker never ran a part again");
       ok.free();
+    });
+  },
+});
+
+Deno.test({
+  name: "fork records: a worker runs parts over memory grown after it started (it renews its view first)",
+  ignore: !threaded,
+  async fn() {
+    await onThreads([2], async () => {
+      const pool = forkProgram(16, 64, 256, []);
+      for (let r = 0; r < 50; r++) assert.equal(pool.run(), 0); // the worker busy polling in the module
+      const heap = e!.heap, before = heap.memory.buffer.byteLength, big = 64 * 2 ** 20, block = heap.alloc(big);
+      assert.ok(block >= 0 && heap.memory.buffer.byteLength > before, "the memory grew");
+      const wBytes = 16 * 64 * 256 * 4, far = forkProgram(16, 64, 256, [], block + big - wBytes); // W past the old end
+      const jobs = cpuWorkerJobs();
+      for (let r = 0; r < 200 && (r === 0 || cpuWorkerJobs() === jobs); r++) assert.equal(far.run(), 0);
+      assert.ok(cpuWorkerJobs() > jobs, "no part ran on the worker");
+      far.free(), pool.free(), heap.release(block, big);
     });
   },
 });

@@ -93,7 +93,7 @@ export interface EngineExports {
   /** A worker's (or the main thread's) loop over a part table's parts, for the module's own kernels. */
   runParts(kernel: number, table: number, total: number, counter: number, scratch: number): void;
   /** A worker's polling of its slot (program.as.ts): 0 after `polls` polls without work, 1 for a JavaScript kernel. */
-  serve(slot: number, polls: number): number;
+  serve(slot: number, polls: number, pages: number): number;
   fusedF32(prog: number, out: number, s0: number, s1: number, scratch: number): void;
   randomF32(kind: number, k0: number, k1: number, start: number, out: number, n: number, tmp: number): void;
   heapBase(): number;

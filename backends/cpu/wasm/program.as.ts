@@ -84,16 +84,18 @@ export function runParts(kernel: i32, table: usize, total: i32, counter: usize, 
 /**
  * A worker's wait for work (worker.ts): polls its slot at `slot`, running every posted kernel of the module's
  * own here, until `polls` polls in a row found none (returns how many it ran) or a kernel JavaScript must run
- * (returns -1, the slot left as posted): a BLAS kernel, or memory grown past what this thread's instance has
- * seen (worker.ts renews its view first). A trap leaves the slot taken; the caller marks it failed.
+ * (returns -1, the slot left as posted): a BLAS kernel, or one posted over more memory than the `pages` this
+ * thread is known to cover (worker.ts renews its view, and so this instance's bounds, first: memory.size() may
+ * already read the grown size while this instance still checks bounds against the old one). A trap leaves the
+ * slot taken; the caller marks it failed.
  */
-export function serve(slot: usize, polls: i32): i32 {
+export function serve(slot: usize, polls: i32, pages: i32): i32 {
   if (!ASC_FEATURE_THREADS) return 0;
   let jobs = 0;
   for (let p = 0; p < polls; p++) {
     if (atomic.load<i32>(slot) != RUN) continue;
     const kernel = load<i32>(slot + S_KERNEL);
-    if (kernel == 15 || kernel == 16 || load<i32>(slot + S_PAGES) > memory.size()) return -1;
+    if (kernel == 15 || kernel == 16 || load<i32>(slot + S_PAGES) > pages) return -1;
     if (atomic.cmpxchg<i32>(slot, RUN, TAKEN) != RUN) continue; // taken back by the main thread
     runParts(kernel, <usize>load<i32>(slot + S_TABLE), load<i32>(slot + S_PARTS), <usize>load<i32>(slot + S_COUNTER), <usize>load<i32>(slot + S_SCRATCH));
     atomic.store<i32>(slot, DONE);

@@ -26,22 +26,31 @@ function decodeBase64(s: string): Uint8Array<ArrayBuffer> {
 }
 
 /**
- * A view of the shared memory at least `end` bytes long. A worker whose Memory object was still in its
- * start message when the main thread grew the memory keeps the old length (seen: a worker slow to start,
- * its module still being type-checked, saw 1 MiB of a 3.4 MiB memory for good, and its kernel failed).
- * `grow(0)` makes V8 re-announce the memory's real size to every thread, this one included (its module
- * instance too); a short wait covers a growth still being announced.
+ * A view of the shared memory no longer than what this thread's module instance checks bounds against. The
+ * buffer may already show a growth the instance has not taken in yet (V8 updates it on an interrupt, which a
+ * worker polling inside the module does not take): `grow(0)` after reading the buffer brings this thread's
+ * instance up to at least the buffer's length (and re-announces the real size to every thread).
+ */
+function syncedView(memory: WebAssembly.Memory): Int32Array {
+  const buffer = memory.buffer;
+  memory.grow(0);
+  return new Int32Array(buffer);
+}
+
+/**
+ * A synced view at least `end` bytes long. A worker whose Memory object was still in its start message when the
+ * main thread grew the memory keeps the old length until `grow(0)` (seen: a worker slow to start, its module still
+ * being type-checked, saw 1 MiB of a 3.4 MiB memory for good); a short wait covers a growth still being announced.
  */
 function coveringView(memory: WebAssembly.Memory, end: number): Int32Array {
   const t0 = performance.now();
-  while (memory.buffer.byteLength < end) {
-    memory.grow(0);
-    if (memory.buffer.byteLength >= end) break;
+  for (;;) {
+    const view = syncedView(memory);
+    if (view.byteLength >= end) return view;
     if (performance.now() - t0 > 5000) {
-      throw new Error(`the memory never grew to ${end} bytes here (${memory.buffer.byteLength})`);
+      throw new Error(`the memory never grew to ${end} bytes here (${view.byteLength})`);
     }
   }
-  return new Int32Array(memory.buffer);
 }
 
 /** Polls of its slot without work (~1–3 ms) after which a worker sleeps on it. */
@@ -62,7 +71,9 @@ scope.onmessage = (ev) => {
   const x = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } })
     .exports as unknown as EngineExports;
   setBlasSource(() => blasFor(memory)); // the BLAS kernels' library, loaded here on the first one
-  let words = new Int32Array(memory.buffer); // shared: never detached; a new view after the memory grew
+  // Shared: never detached; a new view after the memory grew. Its length is the memory the module may be given
+  // work over without renewing it (serve's `pages`).
+  let words = syncedView(memory);
   const s = slot >> 2;
   Atomics.store(words, s, STATE.idle);
   Atomics.notify(words, s);
@@ -74,7 +85,7 @@ scope.onmessage = (ev) => {
       // without returning here; it returns after SERVE_POLLS polls without work, or for a JavaScript kernel.
       let jobs = 0;
       try {
-        jobs = x.serve(slot, SERVE_POLLS);
+        jobs = x.serve(slot, SERVE_POLLS, words.byteLength >>> 16);
       } catch (e) {
         report(e, words, s, memory);
         Atomics.store(words, s, STATE.failed); // the main thread throws rather than wait forever
