@@ -2,7 +2,6 @@
 // split kernel run on this thread and on idle workers (which poll and run them in the module, worker.ts), and
 // a failure on either side leaves the pool usable.
 import assert from "node:assert/strict";
-import { cpuWorkerJobs } from "../backends/cpu/mod.ts";
 import { onThreads, untilWorkerJob } from "./util/threads.ts";
 import { engine } from "../backends/cpu/wasm/engine.ts";
 import { mainScratch } from "../backends/cpu/wasm/kernel.ts";
@@ -104,7 +103,7 @@ Deno.test({
   name: "fork records: a worker runs parts over memory grown after it started (it renews its view first)",
   ignore: !threaded,
   async fn() {
-    await onThreads([2], async () => {
+    await onThreads([2], () => {
       const pool = forkProgram(16, 64, 256, []);
       for (let r = 0; r < 50; r++) assert.equal(pool.run(), 0); // the worker busy polling in the module
       const heap = e!.heap, before = heap.memory.buffer.byteLength, big = 64 * 2 ** 20, block = heap.alloc(big);
