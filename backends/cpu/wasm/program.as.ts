@@ -82,9 +82,9 @@ export function runParts(kernel: i32, table: usize, total: i32, counter: usize, 
 }
 
 /**
- * A worker's wait for work (worker.ts): polls its slot at `slot`, running every posted kernel of the module's
- * own here, until `polls` polls in a row found none (returns how many it ran) or a kernel JavaScript must run
- * (returns -1, the slot left as posted): a BLAS kernel, or one posted over more memory than the `pages` this
+ * A worker's wait for work (worker.ts): polls its slot at `slot`, taking every kernel posted and running the
+ * module's own here, until `polls` polls in a row found none (returns how many it ran) or it took one JavaScript
+ * must run (returns -1, the slot taken): a BLAS kernel, or one posted over more memory than the `pages` this
  * thread is known to cover (worker.ts renews its view, and so this instance's bounds, first: memory.size() may
  * already read the grown size while this instance still checks bounds against the old one). A trap leaves the
  * slot taken; the caller marks it failed.
@@ -93,10 +93,9 @@ export function serve(slot: usize, polls: i32, pages: i32): i32 {
   if (!ASC_FEATURE_THREADS) return 0;
   let jobs = 0;
   for (let p = 0; p < polls; p++) {
-    if (atomic.load<i32>(slot) != RUN) continue;
+    if (atomic.load<i32>(slot) != RUN || atomic.cmpxchg<i32>(slot, RUN, TAKEN) != RUN) continue; // or taken back
     const kernel = load<i32>(slot + S_KERNEL);
-    if (kernel == 15 || kernel == 16 || load<i32>(slot + S_PAGES) > pages) return -1;
-    if (atomic.cmpxchg<i32>(slot, RUN, TAKEN) != RUN) continue; // taken back by the main thread
+    if (kernel == 15 || kernel == 16 || load<i32>(slot + S_PAGES) > pages) return -1; // taken, for JavaScript
     runParts(kernel, <usize>load<i32>(slot + S_TABLE), load<i32>(slot + S_PARTS), <usize>load<i32>(slot + S_COUNTER), <usize>load<i32>(slot + S_SCRATCH));
     atomic.store<i32>(slot, DONE);
     if (atomic.load<i32>(slot + S_MAIN_SLEEPS)) atomic.notify(slot, 1);

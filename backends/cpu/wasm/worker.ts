@@ -79,53 +79,50 @@ scope.onmessage = (ev) => {
   Atomics.notify(words, s);
   let idleSince = performance.now();
   while (true) {
-    if (Atomics.load(words, s) !== STATE.run) {
-      // Poll a while before sleeping: a futex wake-up costs tens of microseconds or more, and kernels of a decode
-      // step come that often (OpenMP's spin-then-sleep wait policy). The module polls and runs its own kernels
-      // without returning here; it returns after SERVE_POLLS polls without work, or for a JavaScript kernel.
-      let jobs = 0;
-      try {
-        jobs = x.serve(slot, SERVE_POLLS, words.byteLength >>> 16);
-      } catch (e) {
-        report(e, words, s, memory);
-        Atomics.store(words, s, STATE.failed); // the main thread throws rather than wait forever
-        if (Atomics.load(words, s + SLOT.mainSleeps)) Atomics.notify(words, s);
-        jobs = 1;
-      }
-      if (jobs !== 0) {
-        idleSince = performance.now();
-        continue;
-      }
-      const state = Atomics.load(words, s);
-      if (state === STATE.run) continue;
-      if (state === STATE.idle && performance.now() - idleSince > idleMs) {
-        // Close unless the main thread claimed this slot in the meantime.
-        if (Atomics.compareExchange(words, s, STATE.idle, STATE.closed) === STATE.idle) break;
-        continue;
-      }
-      Atomics.store(words, s + SLOT.workerSleeps, 1); // the main thread wakes a sleeping worker (and only one)
-      Atomics.wait(words, s, state, idleMs);
-      Atomics.store(words, s + SLOT.workerSleeps, 0);
-      continue;
-    }
-    // A kernel the module cannot run alone (a BLAS one), or memory grown since this thread's view.
-    // The main thread takes a kernel back when it ran every part before this worker got to it.
-    if (Atomics.compareExchange(words, s, STATE.run, STATE.taken) !== STATE.run) continue;
-    const table = words[s + SLOT.table] >>> 0, parts = words[s + SLOT.parts], counter = words[s + SLOT.counter] >>> 0;
-    let state: number = STATE.done;
+    // Poll a while before sleeping: a futex wake-up costs tens of microseconds or more, and kernels of a decode
+    // step come that often (OpenMP's spin-then-sleep wait policy). The module polls and runs its own kernels
+    // without returning here; it returns after SERVE_POLLS polls without work, or with a kernel it took for
+    // JavaScript to run (-1).
+    let jobs = 0;
     try {
-      // The view (and the module instance) must cover the part table, the counter (Atomics on it) and the
-      // whole memory as the main thread sees it (in 64 KiB pages): kernels may touch it anywhere.
-      const end = Math.max(table + parts * PART_WORDS * 4, counter + 4, words[s + SLOT.pages] * 65536);
-      if (end > words.byteLength) words = coveringView(memory, end);
-      runParts(x, words[s + SLOT.kernel], words, table, parts, counter, words[s + SLOT.scratch] >>> 0);
+      jobs = x.serve(slot, SERVE_POLLS, words.byteLength >>> 16);
     } catch (e) {
       report(e, words, s, memory);
-      state = STATE.failed; // the main thread throws rather than wait forever
+      Atomics.store(words, s, STATE.failed); // the main thread throws rather than wait forever
+      if (Atomics.load(words, s + SLOT.mainSleeps)) Atomics.notify(words, s);
+      jobs = 1;
     }
-    Atomics.store(words, s, state);
-    if (Atomics.load(words, s + SLOT.mainSleeps)) Atomics.notify(words, s);
-    idleSince = performance.now();
+    if (jobs === -1) {
+      // A BLAS kernel (FFI is JavaScript's), or memory grown past this thread's view.
+      const table = words[s + SLOT.table] >>> 0, parts = words[s + SLOT.parts], counter = words[s + SLOT.counter] >>> 0;
+      let state: number = STATE.done;
+      try {
+        // The view (and the module instance) must cover the part table, the counter (Atomics on it) and the
+        // whole memory as the main thread sees it (in 64 KiB pages): kernels may touch it anywhere.
+        const end = Math.max(table + parts * PART_WORDS * 4, counter + 4, words[s + SLOT.pages] * 65536);
+        if (end > words.byteLength) words = coveringView(memory, end);
+        runParts(x, words[s + SLOT.kernel], words, table, parts, counter, words[s + SLOT.scratch] >>> 0);
+      } catch (e) {
+        report(e, words, s, memory);
+        state = STATE.failed; // the main thread throws rather than wait forever
+      }
+      Atomics.store(words, s, state);
+      if (Atomics.load(words, s + SLOT.mainSleeps)) Atomics.notify(words, s);
+    }
+    if (jobs !== 0) {
+      idleSince = performance.now();
+      continue;
+    }
+    const state = Atomics.load(words, s);
+    if (state === STATE.run) continue;
+    if (state === STATE.idle && performance.now() - idleSince > idleMs) {
+      // Close unless the main thread claimed this slot in the meantime.
+      if (Atomics.compareExchange(words, s, STATE.idle, STATE.closed) === STATE.idle) break;
+      continue;
+    }
+    Atomics.store(words, s + SLOT.workerSleeps, 1); // the main thread wakes a sleeping worker (and only one)
+    Atomics.wait(words, s, state, idleMs);
+    Atomics.store(words, s + SLOT.workerSleeps, 0);
   }
   scope.close();
 };
