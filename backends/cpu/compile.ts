@@ -413,7 +413,7 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
       if (!args || (scratchBytes && !ensureScratch(e, mainScratch, scratchBytes))) return false;
       maxScratch = Math.max(maxScratch, scratchBytes);
       if (args.length === 1) {
-        if (low.loop === "wasm" && kernel !== KERNEL.blasGemm && kernel !== KERNEL.blasGemv) {
+        if (low.loop === "wasm" && moduleKernel(kernel)) {
           pushSplit();
           segment.push({ kernel, args: args[0] });
           return true;
