@@ -41,13 +41,29 @@ export function gemv(x: usize, w: usize, out: usize, K: i32, N: i32, ldw: i32, t
       const r0 = w + <usize>j * ld, r1 = r0 + ld, r2 = r1 + ld, r3 = r2 + ld;
       let a00 = z, a01 = z, a10 = z, a11 = z, a20 = z, a21 = z, a30 = z, a31 = z;
       let p = 0;
-      for (; p < K8; p += 8) {
-        const o = <usize>p << 2;
-        const x0 = v128.load(x + o), x1 = v128.load(x + o, 16);
-        a00 = madd(a00, x0, v128.load(r0 + o)); a01 = madd(a01, x1, v128.load(r0 + o, 16));
-        a10 = madd(a10, x0, v128.load(r1 + o)); a11 = madd(a11, x1, v128.load(r1 + o, 16));
-        a20 = madd(a20, x0, v128.load(r2 + o)); a21 = madd(a21, x1, v128.load(r2 + o, 16));
-        a30 = madd(a30, x0, v128.load(r3 + o)); a31 = madd(a31, x1, v128.load(r3 + o, 16));
+      // Moving pointers and constant offsets: each load is one bounds check, no address arithmetic of its own
+      // (Deno's V8 checks every access explicitly: no trap handler). Sixteen at a time, then eight: the same
+      // chains in the same order.
+      let xp = x, q0 = r0, q1 = r1, q2 = r2, q3 = r3;
+      for (; p + 16 <= K8; p += 16, xp += 64, q0 += 64, q1 += 64, q2 += 64, q3 += 64) {
+        let x0 = v128.load(xp), x1 = v128.load(xp, 16);
+        a00 = madd(a00, x0, v128.load(q0)); a01 = madd(a01, x1, v128.load(q0, 16));
+        a10 = madd(a10, x0, v128.load(q1)); a11 = madd(a11, x1, v128.load(q1, 16));
+        a20 = madd(a20, x0, v128.load(q2)); a21 = madd(a21, x1, v128.load(q2, 16));
+        a30 = madd(a30, x0, v128.load(q3)); a31 = madd(a31, x1, v128.load(q3, 16));
+        x0 = v128.load(xp, 32), x1 = v128.load(xp, 48);
+        a00 = madd(a00, x0, v128.load(q0, 32)); a01 = madd(a01, x1, v128.load(q0, 48));
+        a10 = madd(a10, x0, v128.load(q1, 32)); a11 = madd(a11, x1, v128.load(q1, 48));
+        a20 = madd(a20, x0, v128.load(q2, 32)); a21 = madd(a21, x1, v128.load(q2, 48));
+        a30 = madd(a30, x0, v128.load(q3, 32)); a31 = madd(a31, x1, v128.load(q3, 48));
+      }
+      if (p < K8) {
+        const x0 = v128.load(xp), x1 = v128.load(xp, 16);
+        a00 = madd(a00, x0, v128.load(q0)); a01 = madd(a01, x1, v128.load(q0, 16));
+        a10 = madd(a10, x0, v128.load(q1)); a11 = madd(a11, x1, v128.load(q1, 16));
+        a20 = madd(a20, x0, v128.load(q2)); a21 = madd(a21, x1, v128.load(q2, 16));
+        a30 = madd(a30, x0, v128.load(q3)); a31 = madd(a31, x1, v128.load(q3, 16));
+        p += 8;
       }
       if (p < K4) {
         const o = <usize>p << 2;
