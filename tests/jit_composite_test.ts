@@ -115,6 +115,8 @@ const CASES: {
   { name: "every slot", nKv: 2, rep: 2, hd: 16, S: 48, mask: () => true },
   { name: "no slot (every weight NaN)", nKv: 2, rep: 1, hd: 8, S: 32, mask: () => false },
   { name: "gaps, not a prefix", nKv: 3, rep: 2, hd: 8, S: 96, mask: (p) => p % 3 === 0 && p < 50 },
+  // The kernel scans the mask sixteen slots at a time: a gap past the first sixteen, the last slot at the end.
+  { name: "one gap past the first sixteen", nKv: 2, rep: 2, hd: 8, S: 64, mask: (p) => p !== 37 },
   {
     name: "a fill of −1e9 (later slots weigh more than 0)",
     nKv: 2,

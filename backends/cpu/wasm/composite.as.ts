@@ -39,6 +39,7 @@ export function attendRows(
 ): void {
   const fillBits = load<u32>(fill), ld = <usize>hd << 2;
   let last = S - 1;
+  while (last >= 15 && !v128.any_true(v128.load(mask + <usize>(last - 15)))) last -= 16; // sixteen slots at a time
   while (last >= 0 && load<u8>(mask + <usize>last) == 0) last--;
   let t = last >= 0 && reinterpret<f32>(fillBits) == -Infinity ? min(S, last + 1) : S;
   for (let i = 0, prev: usize = -1; i < n && t < S; i++) {
@@ -55,8 +56,9 @@ export function attendRows(
   binaryRow(2, s, 1, scale, 0, s, <i32>rows);
   // where(mask, scores, fill): four lanes at a time, the mask widened to lanes (where32's own selection); nothing
   // to do where every slot computed is unmasked (a decode step's prefix).
-  let gaps = false;
-  for (let p = 0; p < t && !gaps; p++) gaps = load<u8>(mask + <usize>p) == 0;
+  let gaps = false, p0 = 0;
+  for (; p0 + 16 <= t && !gaps; p0 += 16) gaps = !i8x16.all_true(v128.load(mask + <usize>p0));
+  for (let p = p0; p < t && !gaps; p++) gaps = load<u8>(mask + <usize>p) == 0;
   const fillv = i32x4.splat(fillBits);
   for (let i = 0; i < n && gaps; i++) {
     const r = s + <usize>i * rowBytes;
