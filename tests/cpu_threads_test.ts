@@ -173,9 +173,10 @@ Deno.test("cpu engine: a batch of vector products (attention over heads) split a
       alone.push(await bitsOf(one));
       dispose([qh, kh, one]);
     }
-    // Until a worker has taken a part (it may not get to one before the main thread has run them all).
-    const before = cpuWorkerJobs();
-    for (let r = 0; r < 50 && (r === 0 || (threads === 2 && cpuWorkerJobs() === before)); r++) {
+    // Until a worker has taken a part (it may not get to one before the main thread has run them all), by time
+    // as untilWorkerJob waits (its body here is async): a busy machine can hold a worker past 50 tries.
+    const before = cpuWorkerJobs(), t0 = performance.now();
+    for (let r = 0; r === 0 || (threads === 2 && cpuWorkerJobs() === before && performance.now() - t0 < 3000); r++) {
       const all = matmul(q, k, { transB });
       for (let h = 0; h < 7; h++) {
         const part = slice(all, [h, 0, 0], [h + 1, 1, 256]);
