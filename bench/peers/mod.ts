@@ -328,9 +328,8 @@ async function benchDecode(log: (s: string) => void, reps: number, l2cWhy: strin
     log(`(stories260K vs llama2.c skipped: ${STORIES260K.model} absent)`);
   }
   log(
-    `\nllama2.c: gcc -Ofast -march=native (its timer in µs, not ms), ${
-      prompt + steps
-    } greedy tokens; knot: ${steps} tokens after a ` +
+    `\nllama2.c: gcc -Ofast -march=native (its timer in µs, not ms), ${prompt + steps} greedy tokens; ` +
+      `knot: ${steps} tokens after a ` +
       `${prompt}-token prompt, logits read back each step (jitted: llama/decode.ts's step over a cache ` +
       `preallocated to ${prompt + steps} positions, traced once, in the warm-up run); knot generate: greedy, ` +
       `${prompt + steps} tokens from BOS, decode blocks of up to 16 jitted steps (tokens read back once a ` +
