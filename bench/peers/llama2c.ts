@@ -74,7 +74,7 @@ function writeRandomModel(path: string, c: { dim: number; hidden: number; layers
 
 /**
  * run.c with its timer in microseconds: it times decode with a millisecond clock, and stories260K's 127 timed
- * tokens take 7–9 ms here, so its own figure moves in steps of 12% (15,875 or 18,143 tokens/s, nothing between).
+ * tokens take 6–10 ms here, so its own figure jumps between 12,700, 14,111, 15,875, 18,143 and 21,167 tokens/s.
  * Only the clock's unit changes (and the tokens/s formula with it); the model code is run.c's.
  */
 export function microsecondTimer(source: string): string {
