@@ -1,7 +1,7 @@
 /**
  * Autoregressive generation with the KV cache: one prefill of the prompt,
  * then one token per step, streamed through an async iterator. Greedy at
- * temperature 0 (jitted: up to {@link MAX_BLOCK} steps per program, the
+ * temperature 0 (jitted: up to {@link blockCap} steps per program, the
  * argmax taken and fed back inside it, so the host reads tokens once a
  * block); otherwise temperature / top-k / top-p sampling driven by an
  * explicit PRNG key, so the same key gives the same text.
@@ -17,6 +17,7 @@ import { decodeGreedy, decodeStep, type FixedKVCache } from "./decode.ts";
 import { ropeTables } from "./rope.ts";
 import { tensor } from "../core/ops/creation.ts";
 import { dispose } from "../core/scope.ts";
+import { leaves } from "../core/tree.ts";
 import type { LlamaConfig } from "./config.ts";
 import { forwardWithCache, type LlamaParams } from "./llama.ts";
 
@@ -37,7 +38,7 @@ export interface GenerateOptions {
   /** Called with the logits each token was chosen from (step 0: the last prompt position). */
   onLogits?: (logits: Float32Array, step: number) => void;
   /**
-   * Decode with jitted programs (default true: greedy in blocks of up to {@link MAX_BLOCK} steps, sampling a
+   * Decode with jitted programs (default true: greedy in blocks of up to {@link blockCap} steps, sampling a
    * step per program); false runs each step op by op (same results on cpu).
    */
   jit?: boolean;
@@ -53,8 +54,23 @@ function argmax(logits: Float32Array): number {
   return arg;
 }
 
-/** Most greedy decode steps traced into one program (one jit call per this many tokens). */
+/** Most greedy decode steps traced into one program (one jit call per this many tokens), past SMALL_MODEL_PARAMS. */
 export const MAX_BLOCK = 16;
+/**
+ * Most steps of a greedy program for a model of at most {@link SMALL_MODEL_PARAMS} weights. Its steps are short
+ * (stories260K's ~60 µs), so the JavaScript of the jit call around each block (~0.1 ms) weighs: 32 steps read
+ * 1.04–1.05× the tokens/s of 16 (alternating in one process), for ~70 ms more on a first call (a trace twice as
+ * long); on the 15M shape they would cost ~0.3 s for well under 1%, so larger models keep {@link MAX_BLOCK}.
+ */
+export const SMALL_MODEL_BLOCK = 32;
+/** Weights (elements) up to which a model decodes greedily in blocks of {@link SMALL_MODEL_BLOCK}. */
+export const SMALL_MODEL_PARAMS = 1 << 20;
+
+/** The most steps of a greedy block for a model with these weights. */
+export function blockCap(params: LlamaParams): number {
+  const weights = leaves(params).reduce((n, t) => n + t.size, 0);
+  return weights <= SMALL_MODEL_PARAMS ? SMALL_MODEL_BLOCK : MAX_BLOCK;
+}
 /** Cache lengths of greedy decoding are powers of two from this (or the context length). */
 const MIN_CACHE = 32;
 /**
@@ -71,10 +87,10 @@ function pow2(from: number, n: number, cap: number): number {
   return Math.min(w, cap);
 }
 
-/** Steps of a greedy block when `left` decode steps remain: {@link MAX_BLOCK}, or a power of two for the rest. */
-function blockFor(left: number): number {
+/** Steps of a greedy block when `left` decode steps remain: `cap`, or the power of two that covers the rest. */
+function blockFor(left: number, cap: number): number {
   let b = 1;
-  while (b < left && b < MAX_BLOCK) b *= 2;
+  while (b < left && b < cap) b *= 2;
   return b;
 }
 
@@ -162,7 +178,8 @@ export async function* generate(
   // step). Jitted, the cache length is a power of two (or the context), so calls with other prompt lengths
   // share programs; attention reads only its window (the slots past a position weigh exactly 0: same bits).
   const length = jitted ? pow2(MIN_CACHE, needed, config.maxPositionEmbeddings) : needed;
-  const ropeRows = length + (greedy ? MAX_BLOCK - 1 : 0);
+  const cap = greedy ? blockCap(params) : 1;
+  const ropeRows = length + cap - 1;
   const prefill = scope(() => {
     const r = forwardWithCache(params, tensor([...promptTokens], [T], "int32"), config, null);
     const grow = (x: Tensor) => pad(x, [[0, 0], [0, 0], [0, length - T], [0, 0]]);
@@ -188,7 +205,7 @@ export async function* generate(
       const prev = cache;
       if (greedy) {
         // One program computes the next `block` tokens; they are read back together.
-        const block = blockFor(decodes - step);
+        const block = blockFor(decodes - step, cap);
         const out = scope(() => {
           const token = tensor([next], [1], "int32");
           const at = tensor(Array.from({ length: block }, (_, j) => pos + j), [block], "int32");

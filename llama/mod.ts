@@ -18,12 +18,15 @@ export {
   lmHead,
 } from "./llama.ts";
 export {
+  blockCap,
   clearGenerateCache,
   generate,
   type GenerateOptions,
   keptDecodePrograms,
   MAX_BLOCK,
   sampleToken,
+  SMALL_MODEL_BLOCK,
+  SMALL_MODEL_PARAMS,
 } from "./generate.ts";
 export { decodeStep, type FixedKVCache } from "./decode.ts";
 export { randomLlama, randomLlamaConfig, type RandomLlamaOptions, TINYSTORIES_15M } from "./tiny.ts";

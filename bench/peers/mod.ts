@@ -332,7 +332,8 @@ async function benchDecode(log: (s: string) => void, reps: number, l2cWhy: strin
       `knot: ${steps} tokens after a ` +
       `${prompt}-token prompt, logits read back each step (jitted: llama/decode.ts's step over a cache ` +
       `preallocated to ${prompt + steps} positions, traced once, in the warm-up run); knot generate: greedy, ` +
-      `${prompt + steps} tokens from BOS, decode blocks of up to 16 jitted steps (tokens read back once a ` +
+      `${prompt + steps} tokens from BOS, decode blocks of up to 16 jitted steps (32 for stories260K: ` +
+      `llama/generate.ts blockCap; tokens read back once a ` +
       `block). Generate and llama2.c take turns, ${DECODE_PAIRS} of each after a warm-up call, so both see the ` +
       `same minutes of the machine: their medians, and the median of the pairs' ratios.`,
   );

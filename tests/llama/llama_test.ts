@@ -21,6 +21,7 @@ import { foldIn, key, normal } from "../../core/random.ts";
 import { loadTokenizer } from "../../io/mod.ts";
 import {
   applyRope,
+  blockCap,
   clearGenerateCache,
   forward,
   forwardWithCache,
@@ -36,6 +37,8 @@ import {
   qkvWidth,
   randomLlama,
   ropeTables,
+  SMALL_MODEL_BLOCK,
+  SMALL_MODEL_PARAMS,
 } from "../../llama/mod.ts";
 import { setBackend } from "../../mod.ts";
 import { loadLlama, saveLlama } from "../../io/mod.ts";
@@ -414,10 +417,11 @@ Deno.test("generate: greedy blocks (several tokens per jitted program) decode wh
     );
     return { ids, logits };
   };
-  // 139 decode steps: eight blocks of MAX_BLOCK, then one of 16 for the last 11 (past the positions needed),
-  // over a cache of 256; the first seven attend to a window of 128 slots, the last two to all 256.
-  const n = 140;
-  assert.equal(MAX_BLOCK, 16);
+  // 139 decode steps: four blocks of 32 (a model this small: SMALL_MODEL_BLOCK), then one of 16 for the last 11
+  // (past the positions needed), over a cache of 256; the first three attend to a window of 128 slots, the last
+  // two to all 256.
+  const n = 140, cap = blockCap(params);
+  assert.equal(cap, SMALL_MODEL_BLOCK);
   const eager = await run(false, { maxTokens: n });
   const jitted = await run(true, { maxTokens: n });
   assert.deepEqual(jitted.ids, eager.ids);
@@ -429,11 +433,20 @@ Deno.test("generate: greedy blocks (several tokens per jitted program) decode wh
   assert.ok(stopAt > 0, `no usable stop token in ${eager.ids}`);
   const stopped = await collect(generate(params, config, [1, 9, 4], { maxTokens: n, stop: [eager.ids[stopAt]] }));
   assert.deepEqual(stopped, eager.ids.slice(0, stopAt));
-  const short = { ...config, maxPositionEmbeddings: 3 + MAX_BLOCK + 5 };
+  const short = { ...config, maxPositionEmbeddings: 3 + cap + 5 }; // ends inside the second block
   const bounded = await collect(generate(params, short, [1, 9, 4], { maxTokens: n, stop: [] }));
-  assert.deepEqual(bounded, eager.ids.slice(0, MAX_BLOCK + 6));
+  assert.deepEqual(bounded, eager.ids.slice(0, cap + 6));
   clearGenerateCache();
   dispose(params);
+});
+
+Deno.test("generate: greedy blocks of SMALL_MODEL_BLOCK steps up to SMALL_MODEL_PARAMS weights, MAX_BLOCK past them", () => {
+  const weights = (n: number) => ({ embed: zeros([n]) }) as unknown as LlamaParams;
+  const [small, large] = [weights(SMALL_MODEL_PARAMS), weights(SMALL_MODEL_PARAMS + 1)];
+  assert.equal(blockCap(small), SMALL_MODEL_BLOCK);
+  assert.equal(blockCap(large), MAX_BLOCK);
+  assert.ok(SMALL_MODEL_BLOCK > MAX_BLOCK);
+  dispose([small, large]);
 });
 
 Deno.test("generate: sampling is deterministic for a key, differs across keys; topK 1 is greedy", async () => {
