@@ -71,6 +71,7 @@ export function blockCap(params: LlamaParams): number {
   const weights = leaves(params).reduce((n, t) => n + t.size, 0);
   return weights <= SMALL_MODEL_PARAMS ? SMALL_MODEL_BLOCK : MAX_BLOCK;
 }
+
 /** Cache lengths of greedy decoding are powers of two from this (or the context length). */
 const MIN_CACHE = 32;
 /**
