@@ -10,7 +10,7 @@
 import { parseArgs } from "node:util";
 import { add, dispose, matmul, setBackend } from "../../mod.ts";
 import { key, normal, split } from "../../core/random.ts";
-import { clearGenerateCache, randomLlama, TINYSTORIES_15M } from "../../llama/mod.ts";
+import { clearGenerateCache, MAX_BLOCK, randomLlama, SMALL_MODEL_BLOCK, TINYSTORIES_15M } from "../../llama/mod.ts";
 import { machineLine, STORIES, table, timeMedian } from "../util.ts";
 import { timeStep } from "../train.ts";
 import { generateOnce, generateTokensPerS, measure } from "../llama.ts";
@@ -328,14 +328,13 @@ async function benchDecode(log: (s: string) => void, reps: number, l2cWhy: strin
     log(`(stories260K vs llama2.c skipped: ${STORIES260K.model} absent)`);
   }
   log(
-    `\nllama2.c: gcc -Ofast -march=native (its timer in µs, not ms), ${prompt + steps} greedy tokens; ` +
-      `knot: ${steps} tokens after a ` +
-      `${prompt}-token prompt, logits read back each step (jitted: llama/decode.ts's step over a cache ` +
-      `preallocated to ${prompt + steps} positions, traced once, in the warm-up run); knot generate: greedy, ` +
-      `${prompt + steps} tokens from BOS, decode blocks of up to 16 jitted steps (32 for stories260K: ` +
-      `llama/generate.ts blockCap; tokens read back once a ` +
-      `block). Generate and llama2.c take turns, ${DECODE_PAIRS} of each after a warm-up call, so both see the ` +
-      `same minutes of the machine: their medians, and the median of the pairs' ratios.`,
+    `\nllama2.c: gcc -Ofast -march=native (its timer in µs, not ms), ${prompt + steps} greedy tokens; knot: ` +
+      `${steps} tokens after a ${prompt}-token prompt, logits read back each step (jitted: llama/decode.ts's ` +
+      `step over a cache preallocated to ${prompt + steps} positions, traced once, in the warm-up run); knot ` +
+      `generate: greedy, ${prompt + steps} tokens from BOS, decode blocks of up to ${MAX_BLOCK} jitted steps ` +
+      `(${SMALL_MODEL_BLOCK} for stories260K, a small model: blockCap), tokens read back once a block. Generate ` +
+      `and llama2.c take turns, ${DECODE_PAIRS} of each after a warm-up call, so both see the same minutes of ` +
+      `the machine: their medians, and the median of the pairs' ratios.`,
   );
 }
 
