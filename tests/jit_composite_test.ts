@@ -101,6 +101,8 @@ const CASES: {
   mask: (p: number) => boolean;
   fill?: number;
   poison?: number;
+  /** Changes to q's data (query rows of hd floats, in order). */
+  editQ?: (q: Float32Array) => void;
 }[] = [
   {
     name: "a prefix (decode at position 37), 8-wide heads, 2 queries per head",
@@ -136,12 +138,41 @@ const CASES: {
     poison: Infinity,
   },
   { name: "NaN in v past the last unmasked slot", nKv: 2, rep: 2, hd: 8, S: 64, mask: (p) => p <= 20, poison: NaN },
+  // A decode step's kernel finds the max beside the scores: NaN and a zero max go by reduce's scalar loop.
+  {
+    name: "a NaN query (its scores NaN)",
+    nKv: 2,
+    rep: 2,
+    hd: 8,
+    S: 64,
+    mask: (p) => p <= 30,
+    editQ: (q) => q[8 + 3] = NaN,
+  },
+  {
+    name: "a query of zeros (every score 0)",
+    nKv: 2,
+    rep: 2,
+    hd: 8,
+    S: 64,
+    mask: (p) => p <= 12,
+    editQ: (q) => q.fill(0, 0, 8),
+  },
+  {
+    name: "three queries on one head, 24 wide (a row past the pairs)",
+    nKv: 1,
+    rep: 3,
+    hd: 24,
+    S: 40,
+    mask: (p) => p <= 29,
+  },
 ];
 
 Deno.test("attention: jitted (the cpu attention kernel) bit-identical to eager, on 1 and 2 threads", async () => {
   await onThreads([1, 2], async (threads) => {
     for (const c of CASES) {
-      const q = tensor(data(c.nKv * c.rep * c.hd, 1), [1, c.nKv, c.rep, 1, c.hd]);
+      const qd = data(c.nKv * c.rep * c.hd, 1);
+      c.editQ?.(qd);
+      const q = tensor(qd, [1, c.nKv, c.rep, 1, c.hd]);
       const k = tensor(data(c.nKv * c.S * c.hd, 2), [1, c.nKv, c.S, c.hd]);
       const vd = data(c.nKv * c.S * c.hd, 3);
       if (c.poison !== undefined) vd[(c.nKv - 1) * c.S * c.hd + (c.S - 2) * c.hd + 1] = c.poison;
@@ -178,8 +209,10 @@ Deno.test({
       const rows = c.nKv * c.rep;
       const vd = data(c.nKv * c.S * c.hd, 3);
       if (c.poison !== undefined) vd[(c.nKv - 1) * c.S * c.hd + (c.S - 2) * c.hd + 1] = c.poison;
+      const qd = data(rows * c.hd, 1);
+      c.editQ?.(qd);
       const bufs = [
-        b.upload(data(rows * c.hd, 1), "float32"),
+        b.upload(qd, "float32"),
         b.upload(data(c.nKv * c.S * c.hd, 2), "float32"),
         b.upload(vd, "float32"),
         b.upload(Uint8Array.from({ length: c.S }, (_, i) => c.mask(i) ? 1 : 0), "bool"),

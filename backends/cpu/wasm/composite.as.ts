@@ -6,7 +6,7 @@
 // kernels it stands for run by their own functions in one call, so the same bits. Part of the module built by
 // build.ts (entry: engine.as.ts).
 import { binaryRow, reduceF32, unaryF32 } from "./elementwise.as";
-import { gemv } from "./vector.as";
+import { finish, gemv, madd } from "./vector.as";
 
 /** Whether the n floats at p are all finite: x·0 is 0 for finite x, NaN for ±∞ and NaN, and NaN stays NaN in a sum. */
 function allFinite(p: usize, n: i32): bool {
@@ -49,6 +49,15 @@ export function attendRows(
   }
   const s = scratch, rows = <usize>n * <usize>t, mx = s + (rows << 2), sum = mx + (<usize>n << 2);
   const rowBytes = <usize>t << 2;
+  if (!(hd & 7) && t > 0) {
+    let gapless = true, p = 0; // a decode step's prefix: where(mask, ·, fill) leaves every slot computed as it is
+    for (; p + 16 <= t && gapless; p += 16) gapless = i8x16.all_true(v128.load(mask + <usize>p));
+    for (; p < t && gapless; p++) gapless = load<u8>(mask + <usize>p) != 0;
+    if (gapless) {
+      attendPrefix(q, k, v, out, hd, scale, desc, n, t, s);
+      return;
+    }
+  }
   for (let i = 0; i < n; i++) {
     const d = desc + (<usize>i << 4);
     gemv(q + <usize>load<u32>(d), k + <usize>load<u32>(d, 4), s + <usize>i * rowBytes, hd, t, hd, 1);
@@ -75,6 +84,115 @@ export function attendRows(
   reduceF32(0, s, sum, n, t, 1);
   for (let i = 0; i < n; i++) binaryRow(3, s + <usize>i * rowBytes, 1, sum + (<usize>i << 2), 0, s + <usize>i * rowBytes, t);
   for (let i = 0; i < n; i++) {
+    const d = desc + (<usize>i << 4);
+    gemv(s + <usize>i * rowBytes, v + <usize>load<u32>(d, 8), out + <usize>load<u32>(d, 12), t, hd, hd, 0);
+  }
+}
+
+/**
+ * attendRows where no slot below t is masked and hd is a multiple of 8 (a decode step): the same operations on the
+ * same values, but three passes instead of nine kernels' — per row, q·kᵀ as gemv's rows of four with × scale and
+ * the max folded in; − max, exp and the float64 sums by the kernels' own functions; per row, ÷ sum, then ·v for
+ * two rows at once (four add chains, where one row's two wait on each add). Scores at s, then maxima and sums.
+ */
+function attendPrefix(q: usize, k: usize, v: usize, out: usize, hd: i32, scale: usize, desc: usize, n: i32, t: i32, s: usize): void {
+  const ld = <usize>hd << 2, rowBytes = <usize>t << 2, mxs = s + <usize>n * rowBytes, sums = mxs + (<usize>n << 2);
+  const z = f32x4.splat(0), sc = v128.load32_splat(scale), t4 = t & ~3;
+  for (let i = 0; i < n; i++) {
+    const d = desc + (<usize>i << 4), x = q + <usize>load<u32>(d), r = s + <usize>i * rowBytes;
+    let kr = k + <usize>load<u32>(d, 4), mx = f32x4.splat(-Infinity), nan = z, p = 0;
+    for (; p < t4; p += 4, kr += ld << 2) {
+      let a00 = z, a01 = z, a10 = z, a11 = z, a20 = z, a21 = z, a30 = z, a31 = z;
+      let xp = x, q0 = kr, q1 = kr + ld, q2 = q1 + ld, q3 = q2 + ld;
+      for (let c = 0; c < hd; c += 8, xp += 32, q0 += 32, q1 += 32, q2 += 32, q3 += 32) {
+        const x0 = v128.load(xp), x1 = v128.load(xp, 16);
+        a00 = madd(a00, x0, v128.load(q0)); a01 = madd(a01, x1, v128.load(q0, 16));
+        a10 = madd(a10, x0, v128.load(q1)); a11 = madd(a11, x1, v128.load(q1, 16));
+        a20 = madd(a20, x0, v128.load(q2)); a21 = madd(a21, x1, v128.load(q2, 16));
+        a30 = madd(a30, x0, v128.load(q3)); a31 = madd(a31, x1, v128.load(q3, 16));
+      }
+      // gemv's (l0 + l1) + (l2 + l3) of four rows through a 4×4 transpose, then × scale as binaryRow does
+      const t0 = f32x4.add(a00, a01), t1 = f32x4.add(a10, a11), t2 = f32x4.add(a20, a21), t3 = f32x4.add(a30, a31);
+      const m0 = i32x4.shuffle(t0, t1, 0, 4, 1, 5), m1 = i32x4.shuffle(t2, t3, 0, 4, 1, 5);
+      const m2 = i32x4.shuffle(t0, t1, 2, 6, 3, 7), m3 = i32x4.shuffle(t2, t3, 2, 6, 3, 7);
+      const l01 = f32x4.add(i32x4.shuffle(m0, m1, 0, 1, 4, 5), i32x4.shuffle(m0, m1, 2, 3, 6, 7));
+      const l23 = f32x4.add(i32x4.shuffle(m2, m3, 0, 1, 4, 5), i32x4.shuffle(m2, m3, 2, 3, 6, 7));
+      const sv = f32x4.mul(f32x4.add(l01, l23), sc);
+      v128.store(r + (<usize>p << 2), sv);
+      mx = f32x4.pmax(mx, sv);
+      nan = v128.or(nan, f32x4.ne(sv, sv));
+    }
+    for (; p < t; p++, kr += ld) {
+      let a0 = z, a1 = z;
+      for (let c = 0; c < hd; c += 8) {
+        const o = <usize>c << 2;
+        a0 = madd(a0, v128.load(x + o), v128.load(kr + o));
+        a1 = madd(a1, v128.load(x + o, 16), v128.load(kr + o, 16));
+      }
+      const sv = f32x4.splat(finish(a0, a1, x, kr, hd, hd) * load<f32>(scale));
+      store<f32>(r + (<usize>p << 2), f32x4.extract_lane(sv, 0));
+      mx = f32x4.pmax(mx, sv);
+      nan = v128.or(nan, f32x4.ne(sv, sv));
+    }
+    // The max as reduceF32 gives it: a number other than ±0 is the same whichever lane found it; NaN or a zero
+    // (the first one's sign) by its scalar loop.
+    mx = f32x4.pmax(mx, i32x4.shuffle(mx, mx, 2, 3, 0, 1));
+    let m = f32x4.extract_lane(f32x4.pmax(mx, i32x4.shuffle(mx, mx, 1, 0, 3, 2)), 0);
+    if (v128.any_true(nan) || m == 0) {
+      m = -Infinity;
+      for (let j = 0; j < t; j++) {
+        const e = load<f32>(r + (<usize>j << 2));
+        if (e != e) { m = e; break; }
+        if (e > m) m = e;
+      }
+    }
+    store<f32>(mxs + (<usize>i << 2), m);
+    binaryRow(1, r, 1, mxs + (<usize>i << 2), 0, r, t);
+  }
+  unaryF32(1, s, s, n * t);
+  reduceF32(0, s, sums, n, t, 1);
+  for (let i = 0; i < n; i++) {
+    const r = s + <usize>i * rowBytes;
+    binaryRow(3, r, 1, sums + (<usize>i << 2), 0, r, t);
+  }
+  // ·v as gemv's [t]·[t, hd] (per column, a0 + p·v in slot order, mul then add), each probability loaded once
+  // for four slots and broadcast by a shuffle.
+  let i = 0;
+  for (; i + 2 <= n; i += 2) {
+    const d0 = desc + (<usize>i << 4), d1 = d0 + 16, e0 = s + <usize>i * rowBytes, e1 = e0 + rowBytes;
+    const o0 = out + <usize>load<u32>(d0, 12), o1 = out + <usize>load<u32>(d1, 12);
+    for (let c = 0; c < hd; c += 8) {
+      let c0 = v + <usize>load<u32>(d0, 8) + (<usize>c << 2), c1 = v + <usize>load<u32>(d1, 8) + (<usize>c << 2);
+      let a0 = z, a1 = z, b0 = z, b1 = z, p = 0;
+      for (; p < t4; p += 4) {
+        const u = v128.load(e0 + (<usize>p << 2)), w = v128.load(e1 + (<usize>p << 2));
+        let uu = i32x4.shuffle(u, u, 0, 0, 0, 0), ww = i32x4.shuffle(w, w, 0, 0, 0, 0);
+        a0 = f32x4.add(a0, f32x4.mul(uu, v128.load(c0))); a1 = f32x4.add(a1, f32x4.mul(uu, v128.load(c0, 16)));
+        b0 = f32x4.add(b0, f32x4.mul(ww, v128.load(c1))); b1 = f32x4.add(b1, f32x4.mul(ww, v128.load(c1, 16)));
+        c0 += ld, c1 += ld;
+        uu = i32x4.shuffle(u, u, 1, 1, 1, 1), ww = i32x4.shuffle(w, w, 1, 1, 1, 1);
+        a0 = f32x4.add(a0, f32x4.mul(uu, v128.load(c0))); a1 = f32x4.add(a1, f32x4.mul(uu, v128.load(c0, 16)));
+        b0 = f32x4.add(b0, f32x4.mul(ww, v128.load(c1))); b1 = f32x4.add(b1, f32x4.mul(ww, v128.load(c1, 16)));
+        c0 += ld, c1 += ld;
+        uu = i32x4.shuffle(u, u, 2, 2, 2, 2), ww = i32x4.shuffle(w, w, 2, 2, 2, 2);
+        a0 = f32x4.add(a0, f32x4.mul(uu, v128.load(c0))); a1 = f32x4.add(a1, f32x4.mul(uu, v128.load(c0, 16)));
+        b0 = f32x4.add(b0, f32x4.mul(ww, v128.load(c1))); b1 = f32x4.add(b1, f32x4.mul(ww, v128.load(c1, 16)));
+        c0 += ld, c1 += ld;
+        uu = i32x4.shuffle(u, u, 3, 3, 3, 3), ww = i32x4.shuffle(w, w, 3, 3, 3, 3);
+        a0 = f32x4.add(a0, f32x4.mul(uu, v128.load(c0))); a1 = f32x4.add(a1, f32x4.mul(uu, v128.load(c0, 16)));
+        b0 = f32x4.add(b0, f32x4.mul(ww, v128.load(c1))); b1 = f32x4.add(b1, f32x4.mul(ww, v128.load(c1, 16)));
+        c0 += ld, c1 += ld;
+      }
+      for (; p < t; p++, c0 += ld, c1 += ld) {
+        const uu = v128.load32_splat(e0 + (<usize>p << 2)), ww = v128.load32_splat(e1 + (<usize>p << 2));
+        a0 = f32x4.add(a0, f32x4.mul(uu, v128.load(c0))); a1 = f32x4.add(a1, f32x4.mul(uu, v128.load(c0, 16)));
+        b0 = f32x4.add(b0, f32x4.mul(ww, v128.load(c1))); b1 = f32x4.add(b1, f32x4.mul(ww, v128.load(c1, 16)));
+      }
+      v128.store(o0 + (<usize>c << 2), a0); v128.store(o0 + (<usize>c << 2), a1, 16);
+      v128.store(o1 + (<usize>c << 2), b0); v128.store(o1 + (<usize>c << 2), b1, 16);
+    }
+  }
+  if (i < n) {
     const d = desc + (<usize>i << 4);
     gemv(s + <usize>i * rowBytes, v + <usize>load<u32>(d, 8), out + <usize>load<u32>(d, 12), t, hd, hd, 0);
   }

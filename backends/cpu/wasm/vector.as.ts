@@ -7,14 +7,14 @@
 
 /** acc + a·b lane-wise: fused relaxed_madd in the "fma" build (used only where it fuses), else mul then add. */
 // @ts-ignore: decorator
-@inline function madd(acc: v128, a: v128, b: v128): v128 {
+@inline export function madd(acc: v128, a: v128, b: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, acc);
   return f32x4.add(acc, f32x4.mul(a, b));
 }
 
 /** Lane sums of two accumulators, then the scalar tail p..K of x·row (the end of every dot product). */
 // @ts-ignore: decorator
-@inline function finish(a0: v128, a1: v128, x: usize, row: usize, p: i32, K: i32): f32 {
+@inline export function finish(a0: v128, a1: v128, x: usize, row: usize, p: i32, K: i32): f32 {
   const t = f32x4.add(a0, a1);
   let s = (f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1)) + (f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3));
   for (; p < K; p++) s += load<f32>(x + (<usize>p << 2)) * load<f32>(row + (<usize>p << 2));
