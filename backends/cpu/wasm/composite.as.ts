@@ -8,20 +8,23 @@
 import { binaryRow, reduceF32, unaryF32 } from "./elementwise.as";
 import { finish, gemv, madd } from "./vector.as";
 
-/** Whether the n floats at p are all finite: x·0 is 0 for finite x, NaN for ±∞ and NaN, and NaN stays NaN in a sum. */
+/**
+ * Whether the n floats at p are all finite: x·0 is ±0 for finite x and NaN for ±∞ and NaN, so the bits of the products
+ * or-ed together have every exponent bit set only if some x was not finite (an or waits one cycle where a sum waits four).
+ */
 function allFinite(p: usize, n: i32): bool {
   const zero = f32x4.splat(0);
   let j = 0, a = zero, b = zero;
-  for (; j + 8 <= n; j += 8) {
+  for (; j + 16 <= n; j += 16) {
     const q = p + (<usize>j << 2);
-    a = f32x4.add(a, f32x4.mul(v128.load(q), zero));
-    b = f32x4.add(b, f32x4.mul(v128.load(q, 16), zero));
+    a = v128.or(a, v128.or(f32x4.mul(v128.load(q), zero), f32x4.mul(v128.load(q, 16), zero)));
+    b = v128.or(b, v128.or(f32x4.mul(v128.load(q, 32), zero), f32x4.mul(v128.load(q, 48), zero)));
   }
+  for (; j + 4 <= n; j += 4) a = v128.or(a, f32x4.mul(v128.load(p + (<usize>j << 2)), zero));
   let s: f32 = 0;
   for (; j < n; j++) s += load<f32>(p + (<usize>j << 2)) * 0;
-  const t = f32x4.add(a, b);
-  return s == 0 && f32x4.extract_lane(t, 0) == 0 && f32x4.extract_lane(t, 1) == 0 && f32x4.extract_lane(t, 2) == 0 &&
-    f32x4.extract_lane(t, 3) == 0;
+  const e = i32x4.splat(0x7f800000);
+  return s == 0 && !v128.any_true(i32x4.eq(v128.and(v128.or(a, b), e), e));
 }
 
 /**
