@@ -4,9 +4,10 @@
  * beyond it, beside the same product in C, compiled here with the system gcc (when present):
  *
  * - `C llama2.c`: run.c's own loop, `gcc -Ofast -march=native` (as bench/peers builds llama2.c: AVX-512 here);
- * - `C 128-bit`: knot's kernel written with 128-bit intrinsics (four rows share the loads of x, two lane
- *   accumulators per row), the widest vectors WebAssembly has;
- * - `C 128-bit + prefetch`: the same with `_mm_prefetch` four rows ahead, which WebAssembly has no instruction for.
+ * - `C 128-bit`: knot's kernel written with 128-bit intrinsics (eight rows share each load of x, one lane
+ *   accumulator per row), the widest vectors WebAssembly has;
+ * - `C 128-bit + prefetch`: the same with `_mm_prefetch` of the next eight rows, which WebAssembly has no
+ *   instruction for.
  *
  * - `knot, no bounds checks`: knot again in a child process under V8's test-only `--no-wasm-bounds-checks`: what
  *   the explicit check before every load costs (Deno does not install V8's WebAssembly trap handler, so V8
@@ -36,24 +37,17 @@ static void l2c(float* o, const float* x, const float* w, int n, int d) {
   for (int i = 0; i < d; i++) { float v = 0; for (int j = 0; j < n; j++) v += w[i * n + j] * x[j]; o[i] = v; }
 }
 static void sse(float* o, const float* x, const float* w, int n, int d, int pf) {
-  for (int i = 0; i + 4 <= d; i += 4) {
-    const float *r0 = w + (size_t)i * n, *r1 = r0 + n, *r2 = r1 + n, *r3 = r2 + n;
-    __m128 a0 = _mm_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, e0 = a0, e1 = a0;
-    for (int j = 0; j < n; j += 8) {
-      if (pf && (j & 15) == 0) {
-        _mm_prefetch((const char*)(r0 + 4 * n + j), _MM_HINT_T0); _mm_prefetch((const char*)(r2 + 4 * n + j), _MM_HINT_T0);
-      }
-      __m128 x0 = _mm_loadu_ps(x + j), x1 = _mm_loadu_ps(x + j + 4);
-      a0 = _mm_fmadd_ps(x0, _mm_loadu_ps(r0 + j), a0); a1 = _mm_fmadd_ps(x1, _mm_loadu_ps(r0 + j + 4), a1);
-      b0 = _mm_fmadd_ps(x0, _mm_loadu_ps(r1 + j), b0); b1 = _mm_fmadd_ps(x1, _mm_loadu_ps(r1 + j + 4), b1);
-      c0 = _mm_fmadd_ps(x0, _mm_loadu_ps(r2 + j), c0); c1 = _mm_fmadd_ps(x1, _mm_loadu_ps(r2 + j + 4), c1);
-      e0 = _mm_fmadd_ps(x0, _mm_loadu_ps(r3 + j), e0); e1 = _mm_fmadd_ps(x1, _mm_loadu_ps(r3 + j + 4), e1);
+  for (int i = 0; i + 8 <= d; i += 8) {
+    const float* r = w + (size_t)i * n;
+    __m128 a[8];
+    for (int k = 0; k < 8; k++) a[k] = _mm_setzero_ps();
+    for (int j = 0; j < n; j += 4) {
+      if (pf && (j & 15) == 0) for (int k = 8; k < 16; k++) _mm_prefetch((const char*)(r + (size_t)k * n + j), _MM_HINT_T0);
+      __m128 xv = _mm_loadu_ps(x + j);
+      for (int k = 0; k < 8; k++) a[k] = _mm_fmadd_ps(xv, _mm_loadu_ps(r + (size_t)k * n + j), a[k]);
     }
     float t[4];
-    _mm_storeu_ps(t, _mm_add_ps(a0, a1)); o[i] = (t[0] + t[1]) + (t[2] + t[3]);
-    _mm_storeu_ps(t, _mm_add_ps(b0, b1)); o[i + 1] = (t[0] + t[1]) + (t[2] + t[3]);
-    _mm_storeu_ps(t, _mm_add_ps(c0, c1)); o[i + 2] = (t[0] + t[1]) + (t[2] + t[3]);
-    _mm_storeu_ps(t, _mm_add_ps(e0, e1)); o[i + 3] = (t[0] + t[1]) + (t[2] + t[3]);
+    for (int k = 0; k < 8; k++) { _mm_storeu_ps(t, a[k]); o[i + k] = (t[0] + t[1]) + (t[2] + t[3]); }
   }
 }
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }

@@ -6,7 +6,7 @@
 // kernels it stands for run by their own functions in one call, so the same bits. Part of the module built by
 // build.ts (entry: engine.as.ts).
 import { binaryRow, reduceF32, unaryF32 } from "./elementwise.as";
-import { finish, gemv, madd } from "./vector.as";
+import { finish, gemv, laneSums4, madd } from "./vector.as";
 
 /**
  * Whether the n floats at p are all finite: x·0 is ±0 for finite x and NaN for ±∞ and NaN, so the bits of the products
@@ -94,7 +94,7 @@ export function attendRows(
 
 /**
  * attendRows where no slot below t is masked and hd is a multiple of 8 (a decode step): the same operations on the
- * same values, but three passes instead of nine kernels' — per row, q·kᵀ as gemv's rows of four with × scale and
+ * same values, but three passes instead of nine kernels' — per row, q·kᵀ as gemv's rows (one chain each) with × scale and
  * the max folded in; − max, exp and the float64 sums by the kernels' own functions; per row, ÷ sum, then ·v for
  * two rows at once (four add chains, where one row's two wait on each add). Scores at s, then maxima and sums.
  */
@@ -105,34 +105,24 @@ function attendPrefix(q: usize, k: usize, v: usize, out: usize, hd: i32, scale: 
     const d = desc + (<usize>i << 4), x = q + <usize>load<u32>(d), r = s + <usize>i * rowBytes;
     let kr = k + <usize>load<u32>(d, 4), mx = f32x4.splat(-Infinity), nan = z, p = 0;
     for (; p < t4; p += 4, kr += ld << 2) {
-      let a00 = z, a01 = z, a10 = z, a11 = z, a20 = z, a21 = z, a30 = z, a31 = z;
-      let xp = x, q0 = kr, q1 = kr + ld, q2 = q1 + ld, q3 = q2 + ld;
+      let a0 = z, a1 = z, a2 = z, a3 = z, xp = x, q0 = kr, q1 = kr + ld, q2 = q1 + ld, q3 = q2 + ld;
       for (let c = 0; c < hd; c += 8, xp += 32, q0 += 32, q1 += 32, q2 += 32, q3 += 32) {
         const x0 = v128.load(xp), x1 = v128.load(xp, 16);
-        a00 = madd(a00, x0, v128.load(q0)); a01 = madd(a01, x1, v128.load(q0, 16));
-        a10 = madd(a10, x0, v128.load(q1)); a11 = madd(a11, x1, v128.load(q1, 16));
-        a20 = madd(a20, x0, v128.load(q2)); a21 = madd(a21, x1, v128.load(q2, 16));
-        a30 = madd(a30, x0, v128.load(q3)); a31 = madd(a31, x1, v128.load(q3, 16));
+        a0 = madd(madd(a0, x0, v128.load(q0)), x1, v128.load(q0, 16));
+        a1 = madd(madd(a1, x0, v128.load(q1)), x1, v128.load(q1, 16));
+        a2 = madd(madd(a2, x0, v128.load(q2)), x1, v128.load(q2, 16));
+        a3 = madd(madd(a3, x0, v128.load(q3)), x1, v128.load(q3, 16));
       }
-      // gemv's (l0 + l1) + (l2 + l3) of four rows through a 4×4 transpose, then × scale as binaryRow does
-      const t0 = f32x4.add(a00, a01), t1 = f32x4.add(a10, a11), t2 = f32x4.add(a20, a21), t3 = f32x4.add(a30, a31);
-      const m0 = i32x4.shuffle(t0, t1, 0, 4, 1, 5), m1 = i32x4.shuffle(t2, t3, 0, 4, 1, 5);
-      const m2 = i32x4.shuffle(t0, t1, 2, 6, 3, 7), m3 = i32x4.shuffle(t2, t3, 2, 6, 3, 7);
-      const l01 = f32x4.add(i32x4.shuffle(m0, m1, 0, 1, 4, 5), i32x4.shuffle(m0, m1, 2, 3, 6, 7));
-      const l23 = f32x4.add(i32x4.shuffle(m2, m3, 0, 1, 4, 5), i32x4.shuffle(m2, m3, 2, 3, 6, 7));
-      const sv = f32x4.mul(f32x4.add(l01, l23), sc);
+      // gemv's lane sums of four rows, then × scale as binaryRow does
+      const sv = f32x4.mul(laneSums4(a0, a1, a2, a3), sc);
       v128.store(r + (<usize>p << 2), sv);
       mx = f32x4.pmax(mx, sv);
       nan = v128.or(nan, f32x4.ne(sv, sv));
     }
     for (; p < t; p++, kr += ld) {
-      let a0 = z, a1 = z;
-      for (let c = 0; c < hd; c += 8) {
-        const o = <usize>c << 2;
-        a0 = madd(a0, v128.load(x + o), v128.load(kr + o));
-        a1 = madd(a1, v128.load(x + o, 16), v128.load(kr + o, 16));
-      }
-      const sv = f32x4.splat(finish(a0, a1, x, kr, hd, hd) * load<f32>(scale));
+      let a0 = z;
+      for (let c = 0; c < hd; c += 4) a0 = madd(a0, v128.load(x + (<usize>c << 2)), v128.load(kr + (<usize>c << 2)));
+      const sv = f32x4.splat(finish(a0, x, kr, hd, hd) * load<f32>(scale));
       store<f32>(r + (<usize>p << 2), f32x4.extract_lane(sv, 0));
       mx = f32x4.pmax(mx, sv);
       nan = v128.or(nan, f32x4.ne(sv, sv));

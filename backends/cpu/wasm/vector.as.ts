@@ -12,97 +12,84 @@
   return f32x4.add(acc, f32x4.mul(a, b));
 }
 
-/** Lane sums of two accumulators, then the scalar tail p..K of x·row (the end of every dot product). */
+/** The lane sum (l0 + l1) + (l2 + l3) of a row's accumulator, then the scalar tail p..K of x·row (the end of every dot product). */
 // @ts-ignore: decorator
-@inline export function finish(a0: v128, a1: v128, x: usize, row: usize, p: i32, K: i32): f32 {
-  const t = f32x4.add(a0, a1);
-  let s = (f32x4.extract_lane(t, 0) + f32x4.extract_lane(t, 1)) + (f32x4.extract_lane(t, 2) + f32x4.extract_lane(t, 3));
+@inline export function finish(a: v128, x: usize, row: usize, p: i32, K: i32): f32 {
+  let s = (f32x4.extract_lane(a, 0) + f32x4.extract_lane(a, 1)) + (f32x4.extract_lane(a, 2) + f32x4.extract_lane(a, 3));
   for (; p < K; p++) s += load<f32>(x + (<usize>p << 2)) * load<f32>(row + (<usize>p << 2));
   return s;
+}
+
+/** Four rows' lane sums (l0 + l1) + (l2 + l3) at once, through a 4×4 transpose (rows with no scalar tail). */
+// @ts-ignore: decorator
+@inline export function laneSums4(t0: v128, t1: v128, t2: v128, t3: v128): v128 {
+  const m0 = i32x4.shuffle(t0, t1, 0, 4, 1, 5), m1 = i32x4.shuffle(t2, t3, 0, 4, 1, 5);
+  const m2 = i32x4.shuffle(t0, t1, 2, 6, 3, 7), m3 = i32x4.shuffle(t2, t3, 2, 6, 3, 7);
+  const l01 = f32x4.add(i32x4.shuffle(m0, m1, 0, 1, 4, 5), i32x4.shuffle(m0, m1, 2, 3, 6, 7));
+  const l23 = f32x4.add(i32x4.shuffle(m2, m3, 0, 1, 4, 5), i32x4.shuffle(m2, m3, 2, 3, 6, 7));
+  return f32x4.add(l01, l23);
 }
 
 /**
  * Matrix-vector product: out[j] = Σ_p x[p] · W(p, j) for j < N, with W(p, j) = w[j·ldw + p] when transW,
  * else w[p·ldw + j]. float32 accumulation, like matmul.
  *
- * transW (each output a dot product of contiguous rows): four rows at a time share the loads of x; each row
- * keeps two lane accumulators over p in steps of 8 (then one step of 4), summed lanes (0+1)+(2+3), then the
- * scalar tail. A row left over after the blocks of four runs the same sequence alone, so an output's bits
- * do not depend on which rows a call (or a thread) computes. Otherwise 16 (then 4) outputs at a time in
+ * transW (each output a dot product of contiguous rows): eight rows at a time share the loads of x; each row
+ * keeps one lane accumulator over p in steps of 4, summed lanes (0+1)+(2+3), then the scalar tail. A row left
+ * over after the blocks of eight runs the same sequence alone, so an output's bits do not depend on which rows
+ * a call (or a thread) computes. Otherwise 16 (then 4) outputs at a time in
  * registers, p in order, one mul and one add per term like the scalar tail.
  */
 export function gemv(x: usize, w: usize, out: usize, K: i32, N: i32, ldw: i32, transW: i32): void {
   const ld = <usize>ldw << 2;
   const z = f32x4.splat(0);
   if (transW) {
-    const K8 = K & ~7, K4 = K & ~3;
+    const K4 = K & ~3, K16 = K & ~15;
     let j = 0;
-    for (; j + 4 <= N; j += 4) {
-      const r0 = w + <usize>j * ld, r1 = r0 + ld, r2 = r1 + ld, r3 = r2 + ld;
-      let a00 = z, a01 = z, a10 = z, a11 = z, a20 = z, a21 = z, a30 = z, a31 = z;
-      let p = 0;
-      // Moving pointers and constant offsets: each load is one bounds check, no address arithmetic of its own
-      // (Deno's V8 checks every access explicitly: no trap handler). Sixteen at a time, then eight: the same
-      // chains in the same order.
-      let xp = x, q0 = r0, q1 = r1, q2 = r2, q3 = r3;
-      for (; p + 16 <= K8; p += 16, xp += 64, q0 += 64, q1 += 64, q2 += 64, q3 += 64) {
-        let x0 = v128.load(xp), x1 = v128.load(xp, 16);
-        a00 = madd(a00, x0, v128.load(q0)); a01 = madd(a01, x1, v128.load(q0, 16));
-        a10 = madd(a10, x0, v128.load(q1)); a11 = madd(a11, x1, v128.load(q1, 16));
-        a20 = madd(a20, x0, v128.load(q2)); a21 = madd(a21, x1, v128.load(q2, 16));
-        a30 = madd(a30, x0, v128.load(q3)); a31 = madd(a31, x1, v128.load(q3, 16));
-        x0 = v128.load(xp, 32), x1 = v128.load(xp, 48);
-        a00 = madd(a00, x0, v128.load(q0, 32)); a01 = madd(a01, x1, v128.load(q0, 48));
-        a10 = madd(a10, x0, v128.load(q1, 32)); a11 = madd(a11, x1, v128.load(q1, 48));
-        a20 = madd(a20, x0, v128.load(q2, 32)); a21 = madd(a21, x1, v128.load(q2, 48));
-        a30 = madd(a30, x0, v128.load(q3, 32)); a31 = madd(a31, x1, v128.load(q3, 48));
+    // Eight rows at a time share each load of x (one x load per eight W loads: every load is bounds-checked,
+    // Deno installs no trap handler); moving pointers with constant offsets, so a load is one compare and
+    // branch with no address arithmetic of its own.
+    for (; j + 8 <= N; j += 8) {
+      let q0 = w + <usize>j * ld, q1 = q0 + ld, q2 = q1 + ld, q3 = q2 + ld, q4 = q3 + ld, q5 = q4 + ld, q6 = q5 + ld;
+      let q7 = q6 + ld, a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z, xp = x, p = 0;
+      for (; p < K16; p += 16, xp += 64, q0 += 64, q1 += 64, q2 += 64, q3 += 64, q4 += 64, q5 += 64, q6 += 64, q7 += 64) {
+        let v = v128.load(xp);
+        a0 = madd(a0, v, v128.load(q0)); a1 = madd(a1, v, v128.load(q1)); a2 = madd(a2, v, v128.load(q2)); a3 = madd(a3, v, v128.load(q3));
+        a4 = madd(a4, v, v128.load(q4)); a5 = madd(a5, v, v128.load(q5)); a6 = madd(a6, v, v128.load(q6)); a7 = madd(a7, v, v128.load(q7));
+        v = v128.load(xp, 16);
+        a0 = madd(a0, v, v128.load(q0, 16)); a1 = madd(a1, v, v128.load(q1, 16)); a2 = madd(a2, v, v128.load(q2, 16)); a3 = madd(a3, v, v128.load(q3, 16));
+        a4 = madd(a4, v, v128.load(q4, 16)); a5 = madd(a5, v, v128.load(q5, 16)); a6 = madd(a6, v, v128.load(q6, 16)); a7 = madd(a7, v, v128.load(q7, 16));
+        v = v128.load(xp, 32);
+        a0 = madd(a0, v, v128.load(q0, 32)); a1 = madd(a1, v, v128.load(q1, 32)); a2 = madd(a2, v, v128.load(q2, 32)); a3 = madd(a3, v, v128.load(q3, 32));
+        a4 = madd(a4, v, v128.load(q4, 32)); a5 = madd(a5, v, v128.load(q5, 32)); a6 = madd(a6, v, v128.load(q6, 32)); a7 = madd(a7, v, v128.load(q7, 32));
+        v = v128.load(xp, 48);
+        a0 = madd(a0, v, v128.load(q0, 48)); a1 = madd(a1, v, v128.load(q1, 48)); a2 = madd(a2, v, v128.load(q2, 48)); a3 = madd(a3, v, v128.load(q3, 48));
+        a4 = madd(a4, v, v128.load(q4, 48)); a5 = madd(a5, v, v128.load(q5, 48)); a6 = madd(a6, v, v128.load(q6, 48)); a7 = madd(a7, v, v128.load(q7, 48));
       }
-      if (p < K8) {
-        const x0 = v128.load(xp), x1 = v128.load(xp, 16);
-        a00 = madd(a00, x0, v128.load(q0)); a01 = madd(a01, x1, v128.load(q0, 16));
-        a10 = madd(a10, x0, v128.load(q1)); a11 = madd(a11, x1, v128.load(q1, 16));
-        a20 = madd(a20, x0, v128.load(q2)); a21 = madd(a21, x1, v128.load(q2, 16));
-        a30 = madd(a30, x0, v128.load(q3)); a31 = madd(a31, x1, v128.load(q3, 16));
-        p += 8;
-      }
-      if (p < K4) {
-        const o = <usize>p << 2;
-        const x0 = v128.load(x + o);
-        a00 = madd(a00, x0, v128.load(r0 + o)); a10 = madd(a10, x0, v128.load(r1 + o));
-        a20 = madd(a20, x0, v128.load(r2 + o)); a30 = madd(a30, x0, v128.load(r3 + o));
-        p += 4;
+      for (; p < K4; p += 4, xp += 16, q0 += 16, q1 += 16, q2 += 16, q3 += 16, q4 += 16, q5 += 16, q6 += 16, q7 += 16) {
+        const v = v128.load(xp);
+        a0 = madd(a0, v, v128.load(q0)); a1 = madd(a1, v, v128.load(q1)); a2 = madd(a2, v, v128.load(q2)); a3 = madd(a3, v, v128.load(q3));
+        a4 = madd(a4, v, v128.load(q4)); a5 = madd(a5, v, v128.load(q5)); a6 = madd(a6, v, v128.load(q6)); a7 = madd(a7, v, v128.load(q7));
       }
       const c = out + (<usize>j << 2);
       if (p == K) {
-        // No scalar tail: the four rows' (l0 + l1) + (l2 + l3) lane sums at once, through a 4×4 transpose.
-        const t0 = f32x4.add(a00, a01), t1 = f32x4.add(a10, a11), t2 = f32x4.add(a20, a21), t3 = f32x4.add(a30, a31);
-        const m0 = i32x4.shuffle(t0, t1, 0, 4, 1, 5), m1 = i32x4.shuffle(t2, t3, 0, 4, 1, 5);
-        const m2 = i32x4.shuffle(t0, t1, 2, 6, 3, 7), m3 = i32x4.shuffle(t2, t3, 2, 6, 3, 7);
-        const l01 = f32x4.add(i32x4.shuffle(m0, m1, 0, 1, 4, 5), i32x4.shuffle(m0, m1, 2, 3, 6, 7));
-        const l23 = f32x4.add(i32x4.shuffle(m2, m3, 0, 1, 4, 5), i32x4.shuffle(m2, m3, 2, 3, 6, 7));
-        v128.store(c, f32x4.add(l01, l23));
+        v128.store(c, laneSums4(a0, a1, a2, a3));
+        v128.store(c, laneSums4(a4, a5, a6, a7), 16);
         continue;
       }
-      store<f32>(c, finish(a00, a01, x, r0, p, K));
-      store<f32>(c, finish(a10, a11, x, r1, p, K), 4);
-      store<f32>(c, finish(a20, a21, x, r2, p, K), 8);
-      store<f32>(c, finish(a30, a31, x, r3, p, K), 12);
+      const r0 = w + <usize>j * ld;
+      store<f32>(c, finish(a0, x, r0, p, K)); store<f32>(c, finish(a1, x, r0 + ld, p, K), 4);
+      store<f32>(c, finish(a2, x, r0 + 2 * ld, p, K), 8); store<f32>(c, finish(a3, x, r0 + 3 * ld, p, K), 12);
+      store<f32>(c, finish(a4, x, r0 + 4 * ld, p, K), 16); store<f32>(c, finish(a5, x, r0 + 5 * ld, p, K), 20);
+      store<f32>(c, finish(a6, x, r0 + 6 * ld, p, K), 24); store<f32>(c, finish(a7, x, r0 + 7 * ld, p, K), 28);
     }
+    // The rows left over: each the same chain alone (one accumulator over p in steps of 4, the lane sum, the
+    // scalar tail), so an output's bits do not depend on which rows a call (or a thread) computes.
     for (; j < N; j++) {
       const r0 = w + <usize>j * ld;
-      let a00 = z, a01 = z;
-      let p = 0;
-      for (; p < K8; p += 8) {
-        const o = <usize>p << 2;
-        a00 = madd(a00, v128.load(x + o), v128.load(r0 + o));
-        a01 = madd(a01, v128.load(x + o, 16), v128.load(r0 + o, 16));
-      }
-      if (p < K4) {
-        const o = <usize>p << 2;
-        a00 = madd(a00, v128.load(x + o), v128.load(r0 + o));
-        p += 4;
-      }
-      store<f32>(out + (<usize>j << 2), finish(a00, a01, x, r0, p, K));
+      let a0 = z, p = 0;
+      for (; p < K4; p += 4) a0 = madd(a0, v128.load(x + (<usize>p << 2)), v128.load(r0 + (<usize>p << 2)));
+      store<f32>(out + (<usize>j << 2), finish(a0, x, r0, p, K));
     }
     return;
   }
