@@ -315,7 +315,7 @@ export function jit<F extends (...args: never[]) => unknown>(fn: F, opts: JitOpt
       cache.delete(k);
       if (!sameValues(entry.hosts, hosts)) {
         // Other host values: trace again; the same program (scalars aside) keeps its compiled form.
-        const t = trace(args, leaves, donate, backend);
+        const t = trace(args, leaves, donate, backend, hosts);
         traces++;
         if (signatureOf(t) === signatureOf(entry)) {
           entry.scalarBufs = upload(backend, t.scalars, entry);
@@ -326,7 +326,7 @@ export function jit<F extends (...args: never[]) => unknown>(fn: F, opts: JitOpt
         }
       }
     } else {
-      entry = compile(backend, trace(args, leaves, donate, backend), hosts);
+      entry = compile(backend, trace(args, leaves, donate, backend, hosts), hosts);
       traces++;
       while (cache.size >= cacheSize) {
         const [oldest, e] = cache.entries().next().value!;
@@ -351,7 +351,7 @@ export function jit<F extends (...args: never[]) => unknown>(fn: F, opts: JitOpt
     return { ...t, backend, compiled, hosts, scalarBufs: upload(backend, t.scalars) };
   };
 
-  const trace = (args: unknown[], leaves: Tensor[], donate: boolean[], backend: Backend): Traced => {
+  const trace = (args: unknown[], leaves: Tensor[], donate: boolean[], backend: Backend, hosts: unknown[]): Traced => {
     const tracer = new TraceBackend(backend, name);
     const inputs = leaves.map((t, i) => fromBuffer(tracer, tracer.input(i, t.size, t.dtype), t.shape, t.dtype));
     let n = 0;
@@ -373,7 +373,9 @@ export function jit<F extends (...args: never[]) => unknown>(fn: F, opts: JitOpt
     const ids: number[] = [];
     const outLeaves: Traced["leaves"] = [];
     const template = outputLeaves(name, tracer, out, "result", ids, outLeaves);
-    const built = buildProgram(tracer.values, leaves.length, ids, donate);
+    // Without host values in the arguments nothing retraces for new ones, so equal scalars can be one input
+    // (a greedy decode block's 1,024 are four values).
+    const built = buildProgram(tracer.values, leaves.length, ids, donate, hosts.length === 0);
     const { scalars } = built;
     const fuses = opts.fuse !== false ? backend.fuses : undefined;
     const composed = fuses?.composites?.length ? fuseComposites(built.program, fuses.composites) : built.program;

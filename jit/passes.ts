@@ -27,21 +27,22 @@ export interface Built {
  * traced ids returned, `donate` per traced input. Scalar constants (numbers
  * computed on the host: a learning rate, a bias correction) become inputs
  * after the traced ones, so a retrace that changes only them reuses the
- * compiled program.
+ * compiled program; equal ones are one input with `mergeScalars`.
  */
 export function buildProgram(
   values: readonly { info: ValueInfo; origin: Origin }[],
   traced: number,
   outputs: readonly ValueId[],
   donate: readonly boolean[],
+  mergeScalars = false,
 ): Built {
   // 1. Common subexpressions: a call equal to an earlier one (same kernel, arguments and canonical operands)
-  // is that value; so is a small constant with the same bytes. Scalars are never merged: their values may
-  // change from one trace to the next while the program stays the same. A strided copy that reads its
+  // is that value; so is a small constant with the same bytes. Scalars are merged only with `mergeScalars`
+  // (no host values among the arguments: nothing retraces for new ones); else their values may change from
+  // one trace to the next while the program stays the same. A strided copy that reads its
   // operand element for element (a permute or reshape moving only axes of size 1: a decode step's heads) is
   // its operand: no copy.
-  const canon = new Int32Array(values.length);
-  const seen = new Map<string, ValueId>();
+  const canon = new Int32Array(values.length), seen = new Map<string, ValueId>();
   const inputIds: ValueId[] = new Array(traced);
   values.forEach((v, id) => {
     canon[id] = id;
@@ -49,8 +50,9 @@ export function buildProgram(
     let key: string | null = null;
     if (o.kind === "input") inputIds[o.index] = id;
     else if (o.kind === "constant") {
-      if (o.data.length > 1 && o.data.length <= MERGE_CONSTANTS_UP_TO) {
-        key = `c${v.info.dtype}:${Array.prototype.join.call(o.data, ",")}`;
+      if ((o.data.length > 1 || mergeScalars) && o.data.length <= MERGE_CONSTANTS_UP_TO) {
+        // By bytes: the decimal form would equate −0 with 0.
+        key = `c${v.info.dtype}:${new Uint8Array(o.data.buffer, o.data.byteOffset, o.data.byteLength).join(",")}`;
       }
     } else if (copiesAsIs(o.call, values[o.call.kernel === "strided" ? o.call.x : id].info, v.info)) {
       canon[id] = canon[(o.call as { x: ValueId }).x];
@@ -81,7 +83,7 @@ export function buildProgram(
   });
   const scalars: TypedArray[] = [];
   values.forEach((v, id) => {
-    if (v.origin.kind === "constant" && live[id] && v.info.size === 1) {
+    if (v.origin.kind === "constant" && live[id] && canon[id] === id && v.info.size === 1) {
       num[id] = infos.length;
       scalars.push(v.origin.data);
       infos.push(v.info);

@@ -317,6 +317,26 @@ Deno.test("program passes: merged duplicates, dropped dead calls, fresh outputs,
   assert.deepEqual(p.donated, [true, false, false]);
 });
 
+Deno.test("program passes: equal scalars are one input only with mergeScalars; constants merge by bytes", () => {
+  const t = new TraceBackend(getBackend(), "test");
+  const a = t.input(0, 4, "float32");
+  const sc = (v: number) => ({ buf: t.upload(Float32Array.of(v), "float32"), strides: [0] });
+  const x = { buf: a, strides: [1] };
+  const y1 = t.binary("mul", x, sc(0.5), [4], "float32");
+  const y2 = t.binary("add", { buf: y1, strides: [1] }, sc(0.5), [4], "float32");
+  const y3 = t.binary("add", { buf: y2, strides: [1] }, sc(-0), [4], "float32");
+  const y4 = t.binary("add", { buf: y3, strides: [1] }, sc(0), [4], "float32");
+  const pair = (v: number) => ({ buf: t.upload(Float32Array.of(v, 1), "float32"), strides: [1] });
+  const z = t.binary("add", pair(-0), pair(0), [2], "float32");
+  const ids = [(y4 as TraceBuffer).id, (z as TraceBuffer).id];
+  const apart = buildProgram(t.values, 1, ids, [false]);
+  assert.equal(apart.scalars.length, 4, "without mergeScalars: one input per scalar");
+  const merged = buildProgram(t.values, 1, ids, [false], true);
+  assert.deepEqual(merged.scalars.map((d) => Object.is(d[0], -0) ? "-0" : d[0]), [0.5, "-0", 0], "−0 is not 0");
+  assert.equal(merged.program.inputs, 4, "the traced input and three distinct scalars");
+  assert.equal(merged.program.constants.length, 2, "[−0, 1] and [0, 1] stay two constants");
+});
+
 Deno.test("a backend with compile runs the program it is given; clear disposes it", async () => {
   const cpu = getBackend();
   const programs: Program[] = [];
