@@ -22,6 +22,8 @@
 import { parseArgs } from "node:util";
 import { dispose, jit, matmul, setBackend, type Tensor, tensor } from "../../mod.ts";
 import { cpuWorkersReady, setCpuThreads } from "../../backends/cpu/mod.ts";
+import { CpuBackend } from "../../backends/cpu/backend.ts";
+import { registerBackend } from "../../core/runtime.ts";
 import { machineLine, table } from "../util.ts";
 
 const K = 288;
@@ -127,7 +129,9 @@ if (import.meta.main) {
     },
   });
   const threads = Number(values.threads), rounds = Math.min(63, Number(values.rounds));
-  await setBackend("cpu");
+  // The engine's own kernel: with the system BLAS found, a product this large would go to it instead.
+  registerBackend("cpu-wasm", () => new CpuBackend({ blas: false }));
+  await setBackend("cpu-wasm");
   setCpuThreads(threads);
   await cpuWorkersReady();
   if (values.child) {
