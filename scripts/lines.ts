@@ -66,7 +66,7 @@ const EXCLUDE = new Set(["backends/cpu/wasm/engine_wasm.ts", "backends/cpu/wasm/
  * 15,536 for attention's mask scanned sixteen slots at a time. Raised to 15,547 for greedy decode blocks of 32 steps
  * for small models (llama/generate.ts blockCap: stories260K 1.04–1.05× its tokens/s). Raised to 15,653 for decode
  * attention's common case in three passes (composite.as.ts attendPrefix, ~105: the scores with × scale and the max
- * folded in, ÷ sum inside ·v, two rows' products at once; 1.15–1.18× on the kernel, 1.07× on stories260K's decode,
+ * folded in, ÷ sum then ·v two rows at a time; 1.15–1.18× on the kernel, 1.07× on stories260K's decode,
  * same bits). Lowered to 15,626 when `gemv` became eight rows of one chain each (its four-row path dropped; 1.03–1.07×
  * on stories260K's products and 1.034× on its decode; other bits for every vector product, the same on any thread count).
  */
