@@ -8,7 +8,7 @@
  * @module
  */
 import { foldIn, type Key, key as makeKey } from "../core/random.ts";
-import { bitsToUniform, threefry2x32 } from "../core/threefry.ts";
+import { argmax, sampleToken } from "./sample.ts";
 import { scope } from "../core/scope.ts";
 import { pad, slice } from "../core/ops/movement.ts";
 import type { Tensor } from "../core/tensor.ts";
@@ -42,16 +42,6 @@ export interface GenerateOptions {
    * step per program); false runs each step op by op (same results on cpu).
    */
   jit?: boolean;
-}
-
-/** First index of the maximum, a NaN counting as the maximum: the rule of the `argmax` op, which greedy blocks use. */
-function argmax(logits: Float32Array): number {
-  let best = -Infinity, arg = 0;
-  for (let i = 0; i < logits.length; i++) {
-    const v = logits[i];
-    if (v > best || (v !== v && best === best)) best = v, arg = i;
-  }
-  return arg;
 }
 
 /** Most greedy decode steps traced into one program (one jit call per this many tokens), past SMALL_MODEL_PARAMS. */
@@ -112,35 +102,6 @@ export function clearGenerateCache(): void {
 /** The decode programs {@link generate} keeps now: single steps (sampling; at most 4) and greedy blocks (at most 8). */
 export function keptDecodePrograms(): { steps: number; blocks: number } {
   return { steps: jittedStep.cached, blocks: greedyBlock.cached };
-}
-
-/** Picks a token from logits: argmax at temperature 0, else a seeded sample. */
-export function sampleToken(
-  logits: Float32Array,
-  opts: { temperature?: number; topK?: number; topP?: number; key?: Key },
-): number {
-  const { temperature = 0, topK = 0, topP = 1 } = opts;
-  if (temperature <= 0) return argmax(logits);
-  let order = Array.from(logits.keys()).sort((a, b) => logits[b] - logits[a]);
-  if (topK > 0) order = order.slice(0, topK);
-  const m = logits[order[0]];
-  let probs = order.map((i) => Math.exp((logits[i] - m) / temperature));
-  const total = probs.reduce((a, b) => a + b, 0);
-  probs = probs.map((p) => p / total);
-  if (topP < 1) {
-    let acc = 0, keep = 0;
-    while (keep < probs.length && acc < topP) acc += probs[keep++];
-    order = order.slice(0, keep);
-    probs = probs.slice(0, keep).map((p) => p / acc);
-  }
-  const k = opts.key ?? makeKey(0);
-  const u = bitsToUniform(threefry2x32(k.k0, k.k1, 0, 0)[0]);
-  let acc = 0;
-  for (let i = 0; i < probs.length; i++) {
-    acc += probs[i];
-    if (u < acc) return order[i];
-  }
-  return order[order.length - 1];
 }
 
 /**

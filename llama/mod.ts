@@ -24,9 +24,9 @@ export {
   type GenerateOptions,
   keptDecodePrograms,
   MAX_BLOCK,
-  sampleToken,
   SMALL_MODEL_BLOCK,
   SMALL_MODEL_PARAMS,
 } from "./generate.ts";
 export { decodeStep, type FixedKVCache } from "./decode.ts";
+export { sampleToken } from "./sample.ts";
 export { randomLlama, randomLlamaConfig, type RandomLlamaOptions, TINYSTORIES_15M } from "./tiny.ts";
