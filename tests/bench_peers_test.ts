@@ -1,6 +1,6 @@
 // bench/peers' llama2.c build: run.c with its timer read in microseconds (the peers never run in tests).
 import assert from "node:assert/strict";
-import { LLAMA2C_DIR, microsecondTimer } from "../bench/peers/llama2c.ts";
+import { currentCpu, LLAMA2C_DIR, microsecondTimer } from "../bench/peers/llama2c.ts";
 
 const RUN_C = `${LLAMA2C_DIR}/run.c`;
 let source: string | null = null;
@@ -27,4 +27,17 @@ Deno.test({
 
 Deno.test("llama2.c's timer: a run.c without the expected lines is an error naming them", () => {
   assert.throws(() => microsecondTimer("int main() { return 0; }"), /run\.c no longer has `return time\.tv_sec/);
+});
+
+Deno.test("the CPU this thread runs on: one of the machine's, on Linux (llama2.c's single thread is pinned there)", () => {
+  const cpu = currentCpu();
+  if (Deno.build.os !== "linux") return assert.equal(cpu, null);
+  assert.ok(Number.isInteger(cpu) && cpu! >= 0, `got ${cpu}`);
+  // The affinity mask of this process lists it.
+  const allowed = Deno.readTextFileSync("/proc/self/status").match(/Cpus_allowed_list:\s*(\S+)/)![1];
+  const inList = allowed.split(",").some((r) => {
+    const [a, b = a] = r.split("-").map(Number);
+    return cpu! >= a && cpu! <= b;
+  });
+  assert.ok(inList, `cpu ${cpu} not in ${allowed}`);
 });

@@ -41,6 +41,31 @@ async function run(cmd: string, args: string[], env: Record<string, string> = {}
 }
 
 /**
+ * The CPU the calling thread last ran on (Linux: field 39 of /proc/thread-self/stat), or null elsewhere. The
+ * bench pins llama2.c's single thread there: each vCPU of the VM it was written on moves between speeds every few
+ * seconds (stories260K's decode ~10.5K or ~18K tokens/s on one vCPU while the other read 4.6K–18.5K, traced side
+ * by side), so a peer on the other vCPU is measured on another machine.
+ */
+export function currentCpu(): number | null {
+  try {
+    const stat = Deno.readTextFileSync("/proc/thread-self/stat");
+    const cpu = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[36]);
+    return Number.isInteger(cpu) && cpu >= 0 ? cpu : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether `taskset` (util-linux) runs here. */
+function hasTaskset(): boolean {
+  try {
+    return new Deno.Command("taskset", { args: ["-V"], stdout: "null", stderr: "null" }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Writes a llama2.c checkpoint with random weights: header (dim, hidden, layers, heads, kv heads, vocab,
  * seq_len; positive vocab = tied classifier), then the float32 arrays in run.c's order.
  */
@@ -94,10 +119,15 @@ export function microsecondTimer(source: string): string {
  * 15M-shaped model, or on `checkpoint` (a llama2.c `.bin` with its tokenizer) on the given thread counts;
  * returns tokens/s as run.c reports it ("achieved tok/s").
  */
-/** llama2.c built once in a temporary folder: `once(threads)` runs it and returns its tokens/s; close() removes it. */
+/**
+ * llama2.c built once in a temporary folder: `once(threads)` runs it and returns its tokens/s (one thread: pinned to
+ * the calling thread's CPU where `pinned`, see {@link currentCpu}); close() removes it.
+ */
 export interface Llama2c {
   once(threads: 1 | 2): Promise<number>;
   close(): Promise<void>;
+  /** Whether one-thread runs are pinned to the CPU the caller ran on. */
+  readonly pinned: boolean;
 }
 
 /** Builds llama2.c's run.c (one thread, and OpenMP) for `steps` greedy tokens of a checkpoint (default: a random 15M). */
@@ -124,9 +154,15 @@ export async function openLlama2c(
       "-i",
       "Once upon a time",
     ];
+    const pinned = hasTaskset() && currentCpu() !== null;
     return {
+      pinned,
       async once(threads) {
-        const out = await run(`${dir}/${threads === 1 ? "run" : "runomp"}`, args, { OMP_NUM_THREADS: String(threads) });
+        const exe = `${dir}/${threads === 1 ? "run" : "runomp"}`, env = { OMP_NUM_THREADS: String(threads) };
+        const cpu = threads === 1 && pinned ? currentCpu() : null;
+        const out = cpu === null
+          ? await run(exe, args, env)
+          : await run("taskset", ["-c", String(cpu), exe, ...args], env);
         const m = out.match(/achieved tok\/s: ([\d.]+)/);
         if (!m) throw new Error(`llama2.c printed no tok/s: ${out.slice(-500)}`);
         return Number(m[1]);

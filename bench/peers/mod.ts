@@ -264,6 +264,7 @@ async function benchDecode(log: (s: string) => void, reps: number, l2cWhy: strin
     return;
   }
   const l2c = await openLlama2c(prompt + steps);
+  const pinned = l2c.pinned;
   const rows: (string | number)[][] = [];
   try {
     for (const threads of [1, 2] as const) {
@@ -328,7 +329,8 @@ async function benchDecode(log: (s: string) => void, reps: number, l2cWhy: strin
     log(`(stories260K vs llama2.c skipped: ${STORIES260K.model} absent)`);
   }
   log(
-    `\nllama2.c: gcc -Ofast -march=native (its timer in µs, not ms), ${prompt + steps} greedy tokens; knot: ` +
+    `\nllama2.c: gcc -Ofast -march=native (its timer in µs, not ms), ${prompt + steps} greedy tokens` +
+      (pinned ? ", one thread pinned (taskset) to the CPU knot's main thread last ran on" : "") + `; knot: ` +
       `${steps} tokens after a ${prompt}-token prompt, logits read back each step (jitted: llama/decode.ts's ` +
       `step over a cache preallocated to ${prompt + steps} positions, traced once, in the warm-up run); knot ` +
       `generate: greedy, ${prompt + steps} tokens from BOS, decode blocks of up to ${MAX_BLOCK} jitted steps ` +
