@@ -505,33 +505,13 @@ export class CpuBackend implements Backend {
   ): void {
     const { M, K, N, transA, transB } = s, e = this.#e!;
     const lda = transA ? M : K, ldb = transB ? K : N;
-    const vector = M === 1 || N === 1, byRows = M >= N, extent = byRows ? M : N;
+    const byRows = M >= N, extent = byRows ? M : N;
     const blocks = splitRange(extent, Math.min(8, Math.ceil(extent / 64)), 16).filter(([i0, i1]) => i1 > i0);
     const args: number[][] = [];
     offsets.forEach(([ao, bo], n) => {
       const A = a.ptr + ao * 4, B = b.ptr + bo * 4, C = out.ptr + n * M * N * 4;
       for (const [i0, i1] of blocks) {
-        if (vector && M === 1) { // y = op(B)ᵀ·x over outputs i0…i1 (of N)
-          args.push([
-            transB ? B + i0 * K * 4 : B + i0 * 4,
-            A,
-            C + i0 * 4,
-            transB ? i1 - i0 : K,
-            transB ? K : i1 - i0,
-            transB ? 0 : 1,
-            ldb,
-          ]);
-        } else if (vector) { // y = op(A)·b over outputs i0…i1 (of M)
-          args.push([
-            transA ? A + i0 * 4 : A + i0 * K * 4,
-            B,
-            C + i0 * 4,
-            transA ? K : i1 - i0,
-            transA ? i1 - i0 : K,
-            transA ? 1 : 0,
-            lda,
-          ]);
-        } else if (byRows) {
+        if (byRows) {
           const a0 = transA ? A + i0 * 4 : A + i0 * lda * 4;
           args.push([a0, B, C + i0 * N * 4, i1 - i0, N, K, lda, ldb, N, transA ? 1 : 0, transB ? 1 : 0]);
         } else {
@@ -541,8 +521,7 @@ export class CpuBackend implements Backend {
       }
     });
     const macs = offsets.length * M * N * K;
-    const min = vector ? this.#minGemvMacs : this.#minMacs;
-    sink.launch(e, vector ? KERNEL.blasGemv : KERNEL.blasGemm, macs, min, () => args, 0, 0);
+    sink.launch(e, KERNEL.blasGemm, macs, this.#minMacs, () => args, 0, 0);
   }
 
   #matmul(sink: KernelSink, a: CpuBuffer, b: CpuBuffer, s: MatmulSpec, out: CpuBuffer): void {
@@ -572,8 +551,9 @@ export class CpuBackend implements Backend {
       }
     }
     // On the system BLAS from 2¹⁶ multiply-adds a product (below, a call costs about what the wasm kernels take;
-    // the rank-8 adapter shapes gain 1.2–2×, bench/kernels/cpu_matmul_blas.ts).
-    if (this.#blas && !(M === 1 && N === 1) && M * N * K >= 2 ** 16) {
+    // the rank-8 adapter shapes gain 1.2–2×, bench/kernels/cpu_matmul_blas.ts). Never a vector product: the
+    // engine's gemv streams the weights faster than the BLAS's (decode, backends/README.md).
+    if (this.#blas && M !== 1 && N !== 1 && M * N * K >= 2 ** 16) {
       if (this.#wasm(a, b, out)) return this.#blasMatmul(sink, a, b, s, out, offsets);
     }
     // Vector products (decode: M = 1; matrix·vector: N = 1) in the wasm gemv, split over outputs.
@@ -970,7 +950,7 @@ export class CpuBackend implements Backend {
   /**
    * Attention (a composite, ../program.ts) as the engine's attention kernel (./wasm/vector.as.ts attendRows), where
    * the kernels it stands for are the ones that kernel repeats: both products on the wasm vector kernels (M = 1,
-   * K ≥ 8, not on the system BLAS), float32, the mask one row broadcast over all; else those kernels.
+   * K ≥ 8), float32, the mask one row broadcast over all; else those kernels.
    */
   #attention(s: KernelSink, c: CompositeCall, val: (id: ValueId) => CpuBuffer, out: CpuBuffer): boolean {
     const [q, kk, v, mask, scale, fill] = c.inputs.map(val);
@@ -981,7 +961,7 @@ export class CpuBackend implements Backend {
       const shape = masked.outShape, last = shape.length - 1;
       const ok = a.M === 1 && !a.transA && a.transB && b.M === 1 && b.K === S && b.N === hd && !b.transA &&
         !b.transB && `${a.batchShape}` === `${b.batchShape}` && hd >= 8 && S >= 8 &&
-        !(this.#blas && S * hd >= 2 ** 16) && rows * 16 <= DESC_BYTES && mask.dtype === "bool" &&
+        rows * 16 <= DESC_BYTES && mask.dtype === "bool" &&
         [q, kk, v, scale, fill, out].every((x) => x.dtype === "float32") &&
         masked.cond.strides.every((st, i) => i === last ? st === 1 : st === 0 || shape[i] === 1);
       const ranOn = ok && s.launch(

@@ -4,10 +4,10 @@
  * beyond it, beside the same product in C, compiled here with the system gcc (when present):
  *
  * - `C llama2.c`: run.c's own loop, `gcc -Ofast -march=native` (as bench/peers builds llama2.c: AVX-512 here);
- * - `C 128-bit`: knot's kernel written with 128-bit intrinsics (eight rows share each load of x, one lane
- *   accumulator per row), the widest vectors WebAssembly has;
- * - `C 128-bit + prefetch`: the same with `_mm_prefetch` of the next eight rows, which WebAssembly has no
- *   instruction for.
+ * - `C 128-bit`: knot's kernel written with 128-bit intrinsics (eight rows N/8 apart share each load of x, one
+ *   lane accumulator per row), the widest vectors WebAssembly has;
+ * - `C 128-bit, neighbouring rows`: the same over eight neighbouring rows, as knot's kernel ran before
+ *   2026-12-01: eight streams a row apart, which the hardware prefetcher of some cores does not follow (Zen 4).
  *
  * - `knot, no bounds checks`: knot again in a child process under V8's test-only `--no-wasm-bounds-checks`: what
  *   the explicit check before every load costs (Deno does not install V8's WebAssembly trap handler, so V8
@@ -38,18 +38,19 @@ const C_SOURCE = `
 static void l2c(float* o, const float* x, const float* w, int n, int d) {
   for (int i = 0; i < d; i++) { float v = 0; for (int j = 0; j < n; j++) v += w[i * n + j] * x[j]; o[i] = v; }
 }
-static void sse(float* o, const float* x, const float* w, int n, int d, int pf) {
-  for (int i = 0; i + 8 <= d; i += 8) {
+static void sse(float* o, const float* x, const float* w, int n, int d, int near) {
+  int s = d / 8, apart = near ? 1 : s;
+  for (int g = 0; g < s; g++) {
+    int i = near ? 8 * g : g;
     const float* r = w + (size_t)i * n;
     __m128 a[8];
     for (int k = 0; k < 8; k++) a[k] = _mm_setzero_ps();
     for (int j = 0; j < n; j += 4) {
-      if (pf && (j & 15) == 0) for (int k = 8; k < 16; k++) _mm_prefetch((const char*)(r + (size_t)k * n + j), _MM_HINT_T0);
       __m128 xv = _mm_loadu_ps(x + j);
-      for (int k = 0; k < 8; k++) a[k] = _mm_fmadd_ps(xv, _mm_loadu_ps(r + (size_t)k * n + j), a[k]);
+      for (int k = 0; k < 8; k++) a[k] = _mm_fmadd_ps(xv, _mm_loadu_ps(r + (size_t)k * apart * n + j), a[k]);
     }
     float t[4];
-    for (int k = 0; k < 8; k++) { _mm_storeu_ps(t, a[k]); o[i + k] = (t[0] + t[1]) + (t[2] + t[3]); }
+    for (int k = 0; k < 8; k++) { _mm_storeu_ps(t, a[k]); o[i + k * apart] = (t[0] + t[1]) + (t[2] + t[3]); }
   }
 }
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
@@ -71,7 +72,7 @@ int main(int argc, char** argv) {
 }
 `;
 
-/** Seconds per product of each C variant [llama2.c, 128-bit, 128-bit + prefetch], or why they cannot run. */
+/** Seconds per product of each C variant [llama2.c, 128-bit, 128-bit neighbouring rows], or why they cannot run. */
 async function cTimes(dir: string, rows: number, rounds: number, reps: number): Promise<number[] | string> {
   const bin = `${dir}/gemv`;
   try {
@@ -160,7 +161,7 @@ if (import.meta.main) {
     await Deno.remove(dir, { recursive: true });
   }
   console.log(`\nvector product x·Wᵀ, K = ${K}: GB/s of weights read (knot on ${threads} thread(s), C on 1)`);
-  const head = ["W", "knot", "knot, no bounds checks", "C llama2.c", "C 128-bit", "C 128-bit + prefetch"];
+  const head = ["W", "knot", "knot, no bounds checks", "C llama2.c", "C 128-bit", "C 128-bit, neighbouring rows"];
   console.log(table(head, rows));
   if (note) console.log(`(C skipped: ${note})`);
 }

@@ -1,13 +1,14 @@
 // A system BLAS (OpenBLAS on Linux, Accelerate on macOS) reached through Deno.dlopen, for the engine's large
-// matrix products: a kernel like the module's own (KERNEL.blasGemm, KERNEL.blasGemv), run on the shared heap by
-// whichever thread takes the part, so the pool stays the only threads (the library is asked for one).
+// matrix products (not vector products: the engine's gemv streams faster, backends/README.md): a kernel like the
+// module's own (KERNEL.blasGemm), run on the shared heap by whichever thread takes the part, so the pool stays the
+// only threads (the library is asked for one).
 //
 // Loaded only under Deno with FFI allowed (`-A`) and not turned off (KNOT_BLAS=0); KNOT_BLAS=<path> names the
 // library. OpenBLAS picks its kernels from CPUID, which virtual machines often report as a generic model: it
 // then runs its 2004-era Prescott kernels (4–5× slower here). Unless OPENBLAS_CORETYPE is set, it is set
 // from the CPU's flags before loading (AVX-512: SkylakeX; AVX2 + FMA: Haswell).
 
-/** The two routines, taking heap byte offsets (the module adds the heap's address). */
+/** The routine, taking heap byte offsets (the module adds the heap's address). */
 export interface Blas {
   /** The library's file and, for OpenBLAS, its kernels' core. */
   readonly name: string;
@@ -25,11 +26,9 @@ export interface Blas {
     c: number,
     ldc: number,
   ): void;
-  /** y = op(A)·x, row-major, float32 (cblas_sgemv with alpha 1, beta 0, unit strides). */
-  sgemv(ta: boolean, m: number, n: number, a: number, lda: number, x: number, y: number): void;
 }
 
-/** The CBLAS routines used, pointers as addresses (also bench/kernels/cpu_matmul_blas.ts's). */
+/** The CBLAS routine used, pointers as addresses (also bench/kernels/cpu_matmul_blas.ts's). */
 export const SYMBOLS = {
   cblas_sgemm: {
     parameters: [
@@ -48,10 +47,6 @@ export const SYMBOLS = {
       "usize",
       "i32",
     ],
-    result: "void",
-  },
-  cblas_sgemv: {
-    parameters: ["i32", "i32", "i32", "i32", "f32", "usize", "i32", "usize", "i32", "f32", "usize", "i32"],
     result: "void",
   },
 } as const;
@@ -133,7 +128,7 @@ function makeBlas(lib: Deno.DynamicLibrary<typeof SYMBOLS>, name: string, memory
     }
     return base;
   };
-  const { cblas_sgemm, cblas_sgemv } = lib.symbols;
+  const { cblas_sgemm } = lib.symbols;
   return {
     name,
     sgemm(ta, tb, m, n, k, a, lda, b, ldb, c, ldc) {
@@ -155,11 +150,6 @@ function makeBlas(lib: Deno.DynamicLibrary<typeof SYMBOLS>, name: string, memory
         p(c),
         ldc,
       );
-    },
-    sgemv(ta, m, n, a, lda, x, y) {
-      const o = at();
-      const p = (v: number) => BigInt(o + v);
-      cblas_sgemv(ROW_MAJOR, ta ? TRANS : NO_TRANS, m, n, 1, p(a), lda, p(x), 1, 0, p(y), 1);
     },
   };
 }

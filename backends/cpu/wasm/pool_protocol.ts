@@ -42,9 +42,8 @@ export const KERNEL = {
   cast: 12,
   fill: 13,
   fused: 14,
-  /** JavaScript kernels calling the system BLAS (./blas.ts): never in the module's instruction loop. */
+  /** A JavaScript kernel calling the system BLAS (./blas.ts): never in the module's instruction loop. */
   blasGemm: 15,
-  blasGemv: 16,
   /** The composites (program.ts CompositeCall): attention of query rows over a cache, RMSNorm, RoPE. */
   attention: 17,
   rmsNorm: 18,
@@ -74,7 +73,7 @@ export const FORK_RECORD = 32;
 
 /** Whether `kernel` is the module's own (its parts can run in the module's loop), not a JavaScript one (BLAS). */
 export function moduleKernel(kernel: number): boolean {
-  return kernel !== KERNEL.blasGemm && kernel !== KERNEL.blasGemv;
+  return kernel !== KERNEL.blasGemm;
 }
 
 /**
@@ -131,9 +130,6 @@ export function runKernel(x: EngineExports, kernel: number, a: ArrayLike<number>
         a[at + 2] >>> 0,
         a[at + 8],
       );
-      return;
-    case KERNEL.blasGemv: // a, x, y, m, n, transA, lda
-      theBlas().sgemv(a[at + 5] !== 0, a[at + 3], a[at + 4], a[at] >>> 0, a[at + 6], a[at + 1] >>> 0, a[at + 2] >>> 0);
       return;
     case KERNEL.matmul:
       x.matmul(

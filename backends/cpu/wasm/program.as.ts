@@ -53,8 +53,8 @@ import { fusedF32 } from "./fused.as";
   }
 }
 
-/** The BLAS kernels' ids (pool_protocol.ts KERNEL): JavaScript's, through FFI. */
-const BLAS_GEMM = 15, BLAS_GEMV = 16;
+/** The BLAS kernel's id (pool_protocol.ts KERNEL): JavaScript's, through FFI. */
+const BLAS_GEMM = 15;
 /** Record kind of a fork-join (compile.ts): the parts of a split kernel, run here and on the pool's idle workers. */
 const FORK = 32;
 /** Bytes of a part (pool_protocol.ts PART_WORDS). */
@@ -97,7 +97,7 @@ export function serve(slot: usize, polls: i32, pages: i32): i32 {
   for (let p = 0; p < polls; p++) {
     if (atomic.load<i32>(slot) != RUN || atomic.cmpxchg<i32>(slot, RUN, TAKEN) != RUN) continue; // or taken back
     const kernel = load<i32>(slot + S_KERNEL);
-    if (kernel == BLAS_GEMM || kernel == BLAS_GEMV || load<i32>(slot + S_PAGES) > pages) return -1; // for JavaScript
+    if (kernel == BLAS_GEMM || load<i32>(slot + S_PAGES) > pages) return -1; // for JavaScript
     runParts(kernel, <usize>load<i32>(slot + S_TABLE), load<i32>(slot + S_PARTS), <usize>load<i32>(slot + S_COUNTER), <usize>load<i32>(slot + S_SCRATCH));
     atomic.store<i32>(slot, DONE);
     if (atomic.load<i32>(slot + S_MAIN_SLEEPS)) atomic.notify(slot, 1);
