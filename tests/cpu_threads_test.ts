@@ -193,12 +193,13 @@ Deno.test("cpu engine: a batch of vector products (attention over heads) split a
 Deno.test("cpu engine: a vector product's every output has the bits of that row's product alone, whatever N, K and the split", async () => {
   const { matmul, dispose, slice } = await import("../mod.ts");
   const { normal } = await import("../core/random.ts");
-  // gemv takes its rows eight at a time, N/8 rows apart, and the rows left over one at a time; split across
-  // threads, each part does the same over its own rows. Each output must still be its row's one chain.
+  // gemv takes its rows eight (or, W past 256 KiB, four) at a time, N/8 (N/4) rows apart, and the rows left
+  // over one at a time; split across threads, each part does the same over its own rows. Each output must still
+  // be its row's one chain. The last two shapes take the four-row path.
   registerBackend("cpu-split-rows", () => new CpuBackend({ parallelMinGemvMacs: 1, blas: false }));
   await onThreadsAndLayouts("cpu-split-rows", async (threads, transB) => {
     if (!transB) return; // x·Wᵀ (rows of W) is the layout gemv groups; x·W goes by columns
-    for (const [N, K] of [[7, 64], [8, 61], [9, 288], [67, 64], [203, 36]]) {
+    for (const [N, K] of [[7, 64], [8, 61], [9, 288], [67, 64], [203, 36], [1027, 64], [1030, 66]]) {
       const x = normal(key(N), [1, K]), w = normal(key(K), [N, K]);
       const product = matmul(x, w, { transB: true }), all = await bitsOf(product);
       for (let j = 0; j < N; j++) {

@@ -41,6 +41,8 @@ const PARALLEL_MIN_MACS = 1 << 20;
  * took its compiled decode step on 2 threads from a median 264 to 363 tokens/s (7 pairs, farm-bench).
  */
 const PARALLEL_MIN_GEMV_MACS = 1 << 16;
+/** W's bytes from which a vector product's rows go four at a time (gemv's transW 2): weights read once a token. */
+const STREAMED_W_BYTES = 1 << 18;
 
 /** Options of {@link CpuBackend}. */
 export interface CpuBackendOptions {
@@ -587,6 +589,9 @@ export class CpuBackend implements Backend {
         );
         return;
       }
+      // Rows (x·Wᵀ) four at a time where W is large enough to be streamed from memory (gemv's transW 2), else
+      // eight; the same bits either way.
+      const rowsCode = transW ? (K * len * 4 >= STREAMED_W_BYTES ? 2 : 1) : 0;
       offsets.forEach(([ao, bo], n) => {
         const x = M === 1 ? A + ao * 4 : B + bo * 4, w = M === 1 ? B + bo * 4 : A + ao * 4;
         const c = out.ptr + n * plane * 4;
@@ -598,7 +603,7 @@ export class CpuBackend implements Backend {
           (parts) =>
             splitRange(len, parts, 16).filter(([j0, j1]) => j1 > j0).map((
               [j0, j1],
-            ) => [x, w + (transW ? j0 * ldw : j0) * 4, c + j0 * 4, K, j1 - j0, ldw, transW ? 1 : 0]),
+            ) => [x, w + (transW ? j0 * ldw : j0) * 4, c + j0 * 4, K, j1 - j0, ldw, rowsCode]),
           0,
           0,
         );
