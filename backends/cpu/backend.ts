@@ -41,6 +41,12 @@ const PARALLEL_MIN_MACS = 1 << 20;
  * took its compiled decode step on 2 threads from a median 264 to 363 tokens/s (7 pairs, farm-bench).
  */
 const PARALLEL_MIN_GEMV_MACS = 1 << 16;
+/**
+ * W's bytes below which a vector product is cut into half the usual parts (two a thread): the 15M shape's layer
+ * products (0.3–1.8 MB) streamed 1.04–1.05× faster in decode so (four parts a thread: shorter streams, more claims),
+ * the 37 MB classifier not (backends/README.md, "Decode on Zen 4").
+ */
+const FEWER_PARTS_W_BYTES = 1 << 22;
 /** W's bytes from which a vector product's rows go four at a time (gemv's transW 2): weights read once a token. */
 const STREAMED_W_BYTES = 1 << 18;
 
@@ -592,6 +598,7 @@ export class CpuBackend implements Backend {
       // Rows (x·Wᵀ) four at a time where W is large enough to be streamed from memory (gemv's transW 2), else
       // eight; the same bits either way.
       const rowsCode = transW ? (K * len * 4 >= STREAMED_W_BYTES ? 2 : 1) : 0;
+      const cut = K * len * 4 < FEWER_PARTS_W_BYTES ? 2 : 1;
       offsets.forEach(([ao, bo], n) => {
         const x = M === 1 ? A + ao * 4 : B + bo * 4, w = M === 1 ? B + bo * 4 : A + ao * 4;
         const c = out.ptr + n * plane * 4;
@@ -601,7 +608,7 @@ export class CpuBackend implements Backend {
           K * len,
           this.#minGemvMacs,
           (parts) =>
-            splitRange(len, parts, 16).filter(([j0, j1]) => j1 > j0).map((
+            splitRange(len, Math.ceil(parts / cut), 16).filter(([j0, j1]) => j1 > j0).map((
               [j0, j1],
             ) => [x, w + (transW ? j0 * ldw : j0) * 4, c + j0 * 4, K, j1 - j0, ldw, rowsCode]),
           0,
