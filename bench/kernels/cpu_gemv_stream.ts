@@ -4,8 +4,8 @@
  * beyond it, beside the same product in C, compiled here with the system gcc (when present):
  *
  * - `C llama2.c`: run.c's own loop, `gcc -Ofast -march=native` (as bench/peers builds llama2.c: AVX-512 here);
- * - `C 128-bit`: knot's kernel written with 128-bit intrinsics (eight rows N/8 apart share each load of x, one
- *   lane accumulator per row), the widest vectors WebAssembly has;
+ * - `C 128-bit`: knot's kernel for weights this size written with 128-bit intrinsics (four rows N/4 apart share
+ *   each load of x, one lane accumulator per row), the widest vectors WebAssembly has;
  * - `C 128-bit, neighbouring rows`: the same over eight neighbouring rows, as knot's kernel ran before
  *   2026-12-01: eight streams a row apart, which the hardware prefetcher of some cores does not follow (Zen 4).
  *
@@ -39,18 +39,18 @@ static void l2c(float* o, const float* x, const float* w, int n, int d) {
   for (int i = 0; i < d; i++) { float v = 0; for (int j = 0; j < n; j++) v += w[i * n + j] * x[j]; o[i] = v; }
 }
 static void sse(float* o, const float* x, const float* w, int n, int d, int near) {
-  int s = d / 8, apart = near ? 1 : s;
+  int R = near ? 8 : 4, s = d / R, apart = near ? 1 : s;
   for (int g = 0; g < s; g++) {
-    int i = near ? 8 * g : g;
+    int i = near ? R * g : g;
     const float* r = w + (size_t)i * n;
     __m128 a[8];
-    for (int k = 0; k < 8; k++) a[k] = _mm_setzero_ps();
+    for (int k = 0; k < R; k++) a[k] = _mm_setzero_ps();
     for (int j = 0; j < n; j += 4) {
       __m128 xv = _mm_loadu_ps(x + j);
-      for (int k = 0; k < 8; k++) a[k] = _mm_fmadd_ps(xv, _mm_loadu_ps(r + (size_t)k * apart * n + j), a[k]);
+      for (int k = 0; k < R; k++) a[k] = _mm_fmadd_ps(xv, _mm_loadu_ps(r + (size_t)k * apart * n + j), a[k]);
     }
     float t[4];
-    for (int k = 0; k < 8; k++) { _mm_storeu_ps(t, a[k]); o[i + k * apart] = (t[0] + t[1]) + (t[2] + t[3]); }
+    for (int k = 0; k < R; k++) { _mm_storeu_ps(t, a[k]); o[i + k * apart] = (t[0] + t[1]) + (t[2] + t[3]); }
   }
 }
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
