@@ -115,11 +115,6 @@ export function microsecondTimer(source: string): string {
 }
 
 /**
- * Builds run.c (plain and OpenMP) in a temp dir and decodes `steps` tokens greedily on a random
- * 15M-shaped model, or on `checkpoint` (a llama2.c `.bin` with its tokenizer) on the given thread counts;
- * returns tokens/s as run.c reports it ("achieved tok/s").
- */
-/**
  * llama2.c built once in a temporary folder: `once(threads)` runs it and returns its tokens/s (one thread: pinned to
  * the calling thread's CPU where `pinned`, see {@link currentCpu}); close() removes it.
  */

@@ -31,6 +31,59 @@
 }
 
 /**
+ * gemv's rows (x·Wᵀ) eight at a time, N/8 rows apart (gemv's transW 1); returns the rows done. Each row the same one
+ * chain as gemv's.
+ */
+function rowsApart8(x: usize, w: usize, out: usize, K: i32, N: i32, ld: usize): i32 {
+  const z = f32x4.splat(0), K4 = K & ~3, K16 = K & ~15, x16 = x + (<usize>K16 << 2), x4 = x + (<usize>K4 << 2);
+  // Eight rows at a time share each load of x (one x load per eight W loads: every load is bounds-checked,
+  // Deno installs no trap handler); moving pointers with constant offsets, so a load is one compare and
+  // branch with no address arithmetic of its own. The eight rows are N/8 rows apart: eight long streams
+  // through memory, where eight neighbouring rows (a jump of one row between loads) defeat the hardware
+  // prefetcher of some cores (Zen 4, a C probe over the 15M shape's 35 MiB classifier: 8.6 → 21 GB/s).
+  const s = N >> 3, step = <usize>s * ld, cs = <usize>s << 2;
+  for (let j = 0; j < s; j++) {
+    let q0 = w + <usize>j * ld, q1 = q0 + step, q2 = q1 + step, q3 = q2 + step, q4 = q3 + step, q5 = q4 + step;
+    let q6 = q5 + step, q7 = q6 + step, a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z, xp = x;
+    // The loop ends on x's pointer (no counter of its own: one register fewer, where V8 spills).
+    for (; xp < x16; xp += 64, q0 += 64, q1 += 64, q2 += 64, q3 += 64, q4 += 64, q5 += 64, q6 += 64, q7 += 64) {
+      let v = v128.load(xp);
+      a0 = madd(a0, v, v128.load(q0)); a1 = madd(a1, v, v128.load(q1)); a2 = madd(a2, v, v128.load(q2)); a3 = madd(a3, v, v128.load(q3));
+      a4 = madd(a4, v, v128.load(q4)); a5 = madd(a5, v, v128.load(q5)); a6 = madd(a6, v, v128.load(q6)); a7 = madd(a7, v, v128.load(q7));
+      v = v128.load(xp, 16);
+      a0 = madd(a0, v, v128.load(q0, 16)); a1 = madd(a1, v, v128.load(q1, 16)); a2 = madd(a2, v, v128.load(q2, 16)); a3 = madd(a3, v, v128.load(q3, 16));
+      a4 = madd(a4, v, v128.load(q4, 16)); a5 = madd(a5, v, v128.load(q5, 16)); a6 = madd(a6, v, v128.load(q6, 16)); a7 = madd(a7, v, v128.load(q7, 16));
+      v = v128.load(xp, 32);
+      a0 = madd(a0, v, v128.load(q0, 32)); a1 = madd(a1, v, v128.load(q1, 32)); a2 = madd(a2, v, v128.load(q2, 32)); a3 = madd(a3, v, v128.load(q3, 32));
+      a4 = madd(a4, v, v128.load(q4, 32)); a5 = madd(a5, v, v128.load(q5, 32)); a6 = madd(a6, v, v128.load(q6, 32)); a7 = madd(a7, v, v128.load(q7, 32));
+      v = v128.load(xp, 48);
+      a0 = madd(a0, v, v128.load(q0, 48)); a1 = madd(a1, v, v128.load(q1, 48)); a2 = madd(a2, v, v128.load(q2, 48)); a3 = madd(a3, v, v128.load(q3, 48));
+      a4 = madd(a4, v, v128.load(q4, 48)); a5 = madd(a5, v, v128.load(q5, 48)); a6 = madd(a6, v, v128.load(q6, 48)); a7 = madd(a7, v, v128.load(q7, 48));
+    }
+    for (; xp < x4; xp += 16, q0 += 16, q1 += 16, q2 += 16, q3 += 16, q4 += 16, q5 += 16, q6 += 16, q7 += 16) {
+      const v = v128.load(xp);
+      a0 = madd(a0, v, v128.load(q0)); a1 = madd(a1, v, v128.load(q1)); a2 = madd(a2, v, v128.load(q2)); a3 = madd(a3, v, v128.load(q3));
+      a4 = madd(a4, v, v128.load(q4)); a5 = madd(a5, v, v128.load(q5)); a6 = madd(a6, v, v128.load(q6)); a7 = madd(a7, v, v128.load(q7));
+    }
+    const c = out + (<usize>j << 2), p = K4;
+    if (p == K) {
+      const l = laneSums4(a0, a1, a2, a3), h = laneSums4(a4, a5, a6, a7);
+      store<f32>(c, f32x4.extract_lane(l, 0)); store<f32>(c + cs, f32x4.extract_lane(l, 1));
+      store<f32>(c + 2 * cs, f32x4.extract_lane(l, 2)); store<f32>(c + 3 * cs, f32x4.extract_lane(l, 3));
+      store<f32>(c + 4 * cs, f32x4.extract_lane(h, 0)); store<f32>(c + 5 * cs, f32x4.extract_lane(h, 1));
+      store<f32>(c + 6 * cs, f32x4.extract_lane(h, 2)); store<f32>(c + 7 * cs, f32x4.extract_lane(h, 3));
+      continue;
+    }
+    const r0 = w + <usize>j * ld;
+    store<f32>(c, finish(a0, x, r0, p, K)); store<f32>(c + cs, finish(a1, x, r0 + step, p, K));
+    store<f32>(c + 2 * cs, finish(a2, x, r0 + 2 * step, p, K)); store<f32>(c + 3 * cs, finish(a3, x, r0 + 3 * step, p, K));
+    store<f32>(c + 4 * cs, finish(a4, x, r0 + 4 * step, p, K)); store<f32>(c + 5 * cs, finish(a5, x, r0 + 5 * step, p, K));
+    store<f32>(c + 6 * cs, finish(a6, x, r0 + 6 * step, p, K)); store<f32>(c + 7 * cs, finish(a7, x, r0 + 7 * step, p, K));
+  }
+  return s << 3;
+}
+
+/**
  * gemv's rows (x·Wᵀ) four at a time, N/4 rows apart, for weights streamed from memory (gemv's transW 2): four
  * streams keep more of the hardware prefetcher's pace than eight (Zen 4, a C probe over 35 MiB of 288-wide rows:
  * 26–32 GB/s on one thread against 23–27, 47–52 on two against 44–48), where eight rows sharing each load of x
@@ -74,57 +127,12 @@ function rowsApart4(x: usize, w: usize, out: usize, K: i32, N: i32, ld: usize): 
  * (then 4) outputs at a time in registers, p in order, one mul and one add per term like the scalar tail.
  */
 export function gemv(x: usize, w: usize, out: usize, K: i32, N: i32, ldw: i32, transW: i32): void {
-  const ld = <usize>ldw << 2;
-  const z = f32x4.splat(0);
+  const ld = <usize>ldw << 2, z = f32x4.splat(0);
   if (transW) {
-    const K4 = K & ~3, K16 = K & ~15, x16 = x + (<usize>K16 << 2), x4 = x + (<usize>K4 << 2);
-    // Eight rows at a time share each load of x (one x load per eight W loads: every load is bounds-checked,
-    // Deno installs no trap handler); moving pointers with constant offsets, so a load is one compare and
-    // branch with no address arithmetic of its own. The eight rows are N/8 rows apart: eight long streams
-    // through memory, where eight neighbouring rows (a jump of one row between loads) defeat the hardware
-    // prefetcher of some cores (Zen 4, a C probe over the 15M shape's 35 MiB classifier: 8.6 → 21 GB/s).
-    const s = transW == 2 ? 0 : N >> 3, step = <usize>s * ld, cs = <usize>s << 2;
-    for (let j = 0; j < s; j++) {
-      let q0 = w + <usize>j * ld, q1 = q0 + step, q2 = q1 + step, q3 = q2 + step, q4 = q3 + step, q5 = q4 + step;
-      let q6 = q5 + step, q7 = q6 + step, a0 = z, a1 = z, a2 = z, a3 = z, a4 = z, a5 = z, a6 = z, a7 = z, xp = x;
-      // The loop ends on x's pointer (no counter of its own: one register fewer, where V8 spills).
-      for (; xp < x16; xp += 64, q0 += 64, q1 += 64, q2 += 64, q3 += 64, q4 += 64, q5 += 64, q6 += 64, q7 += 64) {
-        let v = v128.load(xp);
-        a0 = madd(a0, v, v128.load(q0)); a1 = madd(a1, v, v128.load(q1)); a2 = madd(a2, v, v128.load(q2)); a3 = madd(a3, v, v128.load(q3));
-        a4 = madd(a4, v, v128.load(q4)); a5 = madd(a5, v, v128.load(q5)); a6 = madd(a6, v, v128.load(q6)); a7 = madd(a7, v, v128.load(q7));
-        v = v128.load(xp, 16);
-        a0 = madd(a0, v, v128.load(q0, 16)); a1 = madd(a1, v, v128.load(q1, 16)); a2 = madd(a2, v, v128.load(q2, 16)); a3 = madd(a3, v, v128.load(q3, 16));
-        a4 = madd(a4, v, v128.load(q4, 16)); a5 = madd(a5, v, v128.load(q5, 16)); a6 = madd(a6, v, v128.load(q6, 16)); a7 = madd(a7, v, v128.load(q7, 16));
-        v = v128.load(xp, 32);
-        a0 = madd(a0, v, v128.load(q0, 32)); a1 = madd(a1, v, v128.load(q1, 32)); a2 = madd(a2, v, v128.load(q2, 32)); a3 = madd(a3, v, v128.load(q3, 32));
-        a4 = madd(a4, v, v128.load(q4, 32)); a5 = madd(a5, v, v128.load(q5, 32)); a6 = madd(a6, v, v128.load(q6, 32)); a7 = madd(a7, v, v128.load(q7, 32));
-        v = v128.load(xp, 48);
-        a0 = madd(a0, v, v128.load(q0, 48)); a1 = madd(a1, v, v128.load(q1, 48)); a2 = madd(a2, v, v128.load(q2, 48)); a3 = madd(a3, v, v128.load(q3, 48));
-        a4 = madd(a4, v, v128.load(q4, 48)); a5 = madd(a5, v, v128.load(q5, 48)); a6 = madd(a6, v, v128.load(q6, 48)); a7 = madd(a7, v, v128.load(q7, 48));
-      }
-      for (; xp < x4; xp += 16, q0 += 16, q1 += 16, q2 += 16, q3 += 16, q4 += 16, q5 += 16, q6 += 16, q7 += 16) {
-        const v = v128.load(xp);
-        a0 = madd(a0, v, v128.load(q0)); a1 = madd(a1, v, v128.load(q1)); a2 = madd(a2, v, v128.load(q2)); a3 = madd(a3, v, v128.load(q3));
-        a4 = madd(a4, v, v128.load(q4)); a5 = madd(a5, v, v128.load(q5)); a6 = madd(a6, v, v128.load(q6)); a7 = madd(a7, v, v128.load(q7));
-      }
-      const c = out + (<usize>j << 2), p = K4;
-      if (p == K) {
-        const l = laneSums4(a0, a1, a2, a3), h = laneSums4(a4, a5, a6, a7);
-        store<f32>(c, f32x4.extract_lane(l, 0)); store<f32>(c + cs, f32x4.extract_lane(l, 1));
-        store<f32>(c + 2 * cs, f32x4.extract_lane(l, 2)); store<f32>(c + 3 * cs, f32x4.extract_lane(l, 3));
-        store<f32>(c + 4 * cs, f32x4.extract_lane(h, 0)); store<f32>(c + 5 * cs, f32x4.extract_lane(h, 1));
-        store<f32>(c + 6 * cs, f32x4.extract_lane(h, 2)); store<f32>(c + 7 * cs, f32x4.extract_lane(h, 3));
-        continue;
-      }
-      const r0 = w + <usize>j * ld;
-      store<f32>(c, finish(a0, x, r0, p, K)); store<f32>(c + cs, finish(a1, x, r0 + step, p, K));
-      store<f32>(c + 2 * cs, finish(a2, x, r0 + 2 * step, p, K)); store<f32>(c + 3 * cs, finish(a3, x, r0 + 3 * step, p, K));
-      store<f32>(c + 4 * cs, finish(a4, x, r0 + 4 * step, p, K)); store<f32>(c + 5 * cs, finish(a5, x, r0 + 5 * step, p, K));
-      store<f32>(c + 6 * cs, finish(a6, x, r0 + 6 * step, p, K)); store<f32>(c + 7 * cs, finish(a7, x, r0 + 7 * step, p, K));
-    }
+    const K4 = K & ~3;
     // The rows left over: each the same chain alone (one accumulator over p in steps of 4, the lane sum, the
     // scalar tail), so an output's bits do not depend on which rows a call (or a thread) computes.
-    for (let j = transW == 2 ? rowsApart4(x, w, out, K, N, ld) : s << 3; j < N; j++) {
+    for (let j = transW == 2 ? rowsApart4(x, w, out, K, N, ld) : rowsApart8(x, w, out, K, N, ld); j < N; j++) {
       const r0 = w + <usize>j * ld;
       let a0 = z, p = 0;
       for (; p < K4; p += 4) a0 = madd(a0, v128.load(x + (<usize>p << 2)), v128.load(r0 + (<usize>p << 2)));
