@@ -626,6 +626,27 @@ Deno.test("compile: a kernel error (index out of range) frees the run's outputs 
   assert.equal(b.liveBuffers(), 0);
 });
 
+Deno.test("compile: a gather after other kernels stops its program at a bad index, in either program loop", async () => {
+  for (const programLoop of ["wasm", "js"] as const) {
+    const b = new CpuBackend({ programLoop });
+    const g = new Builder(), f32 = "float32";
+    const table = g.input(20), idx = g.input(2, "int32");
+    const neg = g.step({ kernel: "unary", op: "neg", x: table, outDtype: f32 }, 20, f32);
+    const rows = g.step({ kernel: "gather", table: neg, rows: 5, rowSize: 4, idx }, 8, f32);
+    const after = g.step({ kernel: "unary", op: "neg", x: rows, outDtype: f32 }, 8, f32);
+    const c = b.compile(g.build([after]));
+    const t = b.upload(data(20, 1), f32);
+    const good = b.upload(new Int32Array([4, 0]), "int32"), bad = b.upload(new Int32Array([2, -1]), "int32");
+    const [out] = c.run([t, good]);
+    const want = [...data(20, 1).slice(16, 20), ...data(20, 1).slice(0, 4)]; // neg twice: the same floats
+    assert.deepEqual([...(await b.read(out) as Float32Array)], want, programLoop);
+    assert.throws(() => c.run([t, bad]), /^Error: take: index -1 at position 1 is out of range \[0, 5\)/, programLoop);
+    assert.equal(b.liveBuffers(), 4, programLoop); // t, good, bad, out: the failed run's outputs freed
+    b.free(out), b.free(t), b.free(good), b.free(bad), c.dispose();
+    assert.equal(b.liveBuffers(), 0, programLoop);
+  }
+});
+
 Deno.test({
   name: "compile: consecutive independent split kernels share one fork-join; one writing where another reads does not",
   ignore: !engineHere,

@@ -15,8 +15,7 @@ import { DESC_BYTES, type Engine, engine } from "./wasm/engine.ts";
 import { type Blas, blasFor } from "./wasm/blas.ts";
 import { ensureScratch, mainScratch, matmulArgs, packBytes } from "./wasm/kernel.ts";
 import { cpuThreads, KERNEL, poolFor, splitRange } from "./wasm/pool.ts";
-import { setBlasSource } from "./wasm/pool_protocol.ts";
-import { PART_WORDS, runKernel } from "./wasm/pool_protocol.ts";
+import { PART_WORDS, runGather, runKernel, setBlasSource } from "./wasm/pool_protocol.ts";
 import { CpuBuffer } from "./buffer.ts";
 import { compileProgram, DESC_PART_BYTES, type KernelSink, type MakeParts, PARTS_PER_THREAD } from "./compile.ts";
 import {
@@ -150,6 +149,7 @@ export class CpuBackend implements Backend {
   /** Kernels of the public methods run at once. */
   readonly #now: KernelSink = {
     launch: (e, kernel, size, min, make, scratchBytes) => this.#run(e, kernel, size, min, make, scratchBytes),
+    gather: (e, a, fail) => runGather(e.x, a, fail),
     js: (f) => f(),
     words: (w) => {
       const h = this.#e!.heap, bytes = Math.max(w.length * 4, 4), ptr = h.alloc(bytes);
@@ -796,13 +796,10 @@ export class CpuBackend implements Backend {
 
   #gather(s: KernelSink, table: CpuBuffer, rows: number, rowSize: number, idx: CpuBuffer, out: CpuBuffer): void {
     const e = out.size > 0 ? this.#wasm(table, idx, out) : null;
-    const esz = BYTES[table.dtype];
-    // Called from JavaScript even in a compiled program (addresses read when it runs): it reports a bad index.
-    s.js(() => {
-      const bad = e ? e.x.gatherRows(table.ptr, rows, rowSize * esz, idx.ptr, idx.size, out.ptr) : -1;
-      if (bad >= 0) throw new Error(badIndex("take", e!.heap.i32[(idx.ptr >>> 2) + bad], bad, rows));
-      if (!e) k.gather(table.data, rows, rowSize, idx.data as Int32Array, out.data);
-    });
+    if (!e) return s.js(() => k.gather(table.data, rows, rowSize, idx.data as Int32Array, out.data));
+    // A bad index is an Error naming it: read where the kernel read it (a program's idx moves between runs).
+    const args = [table.ptr, rows, rowSize * BYTES[table.dtype], idx.ptr, idx.size, out.ptr];
+    s.gather(e, args, (a, at) => new Error(badIndex("take", e.heap.i32[(a[3] >>> 2) + at], at, rows)));
   }
 
   scatterAdd(idx: BackendBuffer, upd: BackendBuffer, rows: number, rowSize: number): BackendBuffer {

@@ -40,6 +40,7 @@ import type { Engine, EngineExports } from "./wasm/engine.ts";
 import { ensureScratch, mainScratch } from "./wasm/kernel.ts";
 import { cpuThreads, forkDescriptor, poolFor, prepareForks, settleForks } from "./wasm/pool.ts";
 import { FORK_RECORD, KERNEL, moduleKernel, PART_WORDS, runKernel } from "./wasm/pool_protocol.ts";
+import { type GatherFail, runGather } from "./wasm/pool_protocol.ts";
 
 /** Parts a large kernel is cut into per thread: threads take parts as they finish (load balance). */
 export const PARTS_PER_THREAD = 4;
@@ -65,6 +66,8 @@ export interface KernelSink {
     scratchBytes: number,
     descBytes: number,
   ): boolean;
+  /** gather over `args` (pool_protocol.ts runGather): `fail` makes the Error of an index outside the table. */
+  gather(e: Engine, args: number[], fail: GatherFail): void;
   /** A TypeScript kernel (it reads its buffers' `data` when it runs). */
   js(f: () => void): void;
   /**
@@ -368,7 +371,7 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
   };
   // programLoop "wasm": consecutive single-part kernels become records of one runCalls call (16 words each: the
   // kernel id, then its arguments), patched in the heap like the part tables.
-  let segment: { kernel: number; args: number[] }[] = [];
+  let segment: { kernel: number; args: number[]; fail?: GatherFail }[] = [];
   const flush = () => {
     pushSplit();
     if (segment.length === 0) return;
@@ -382,7 +385,7 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
       words[at >>> 2] = c.kernel;
       words.set(c.args.map((v) => v | 0), (at >>> 2) + 1);
     });
-    const hasFork = segment.some((c) => c.kernel === FORK_RECORD);
+    const hasFork = segment.some((c) => c.kernel === FORK_RECORD), fails = segment.map((c) => c.fail);
     segment = [];
     steps.push(() => {
       let failed = 0;
@@ -391,6 +394,11 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
       } catch (err) {
         if (hasFork) settleForks(e); // a trap here, in a fork-join: its workers' slots back to idle
         throw err;
+      }
+      if (failed < 0) {
+        // A gather's index outside its table: the record's arguments as it ran, the position in its last word.
+        const at = (rec >>> 2) + (-failed - 1) * 16, w = heap.i32;
+        throw fails[-failed - 1]!(w.subarray(at + 1, at + 16), w[at + 15]);
       }
       if (failed) {
         throw new Error(`cpu engine: a kernel failed in a worker (record ${failed - 1}; see its message above)`);
@@ -440,6 +448,10 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
       flush();
       split = { kernel, args: [...args], scratchBytes, ...here };
       return true;
+    },
+    gather(e, args, fail) {
+      if (low.loop === "wasm") return pushSplit(), void segment.push({ kernel: KERNEL.gather, args, fail });
+      flush(), resolve(args, -1), steps.push(() => runGather(e.x, args, fail));
     },
     js(f) {
       flush();

@@ -48,6 +48,8 @@ export const KERNEL = {
   attention: 17,
   rmsNorm: 18,
   rope: 19,
+  /** Rows of a table by index: a compiled program's record only (runCalls reports an index out of range). */
+  gather: 20,
 } as const;
 
 /** Word indices in a slot (program.as.ts reads them as byte offsets 4·i). */
@@ -70,6 +72,15 @@ export const SLOT_WORDS = 32;
 
 /** A compiled program's record that is a fork-join over a part table (program.as.ts FORK), not a kernel. */
 export const FORK_RECORD = 32;
+
+/** How gather's index outside its table becomes an Error: gather's arguments as it ran, the index's position. */
+export type GatherFail = (args: ArrayLike<number>, position: number) => Error;
+
+/** gather (the module's gatherRows: table, rows, row bytes, idx, n, out), throwing `fail`'s Error at a bad index. */
+export function runGather(x: EngineExports, a: ArrayLike<number>, fail: GatherFail): void {
+  const bad = x.gatherRows(a[0], a[1], a[2], a[3], a[4], a[5]);
+  if (bad >= 0) throw fail(a, bad);
+}
 
 /** Whether `kernel` is the module's own (its parts can run in the module's loop), not a JavaScript one (BLAS). */
 export function moduleKernel(kernel: number): boolean {

@@ -8,7 +8,7 @@ import { matmul } from "./matmul.as";
 import { binaryF32, binaryI32, castData, randomF32, reduceF32, strided32, unaryF32, where32 } from "./elementwise.as";
 import { gemv, gemvBatch } from "./vector.as";
 import { attendRows, rmsNormRows, ropeRows } from "./composite.as";
-import { copyRows, fillData } from "./data.as";
+import { copyRows, fillData, gatherRows } from "./data.as";
 import { fusedF32 } from "./fused.as";
 
 // @ts-ignore: decorator
@@ -55,6 +55,8 @@ import { fusedF32 } from "./fused.as";
 
 /** The BLAS kernel's id (pool_protocol.ts KERNEL): JavaScript's, through FFI. */
 const BLAS_GEMM = 15;
+/** gather's id (pool_protocol.ts KERNEL): a record only (never a part), the one kernel that reports bad input. */
+const GATHER = 20;
 /** Record kind of a fork-join (compile.ts): the parts of a split kernel, run here and on the pool's idle workers. */
 const FORK = 32;
 /** Bytes of a part (pool_protocol.ts PART_WORDS). */
@@ -163,11 +165,18 @@ function fork(kernel: i32, table: usize, total: i32, counter: usize, desc: usize
 /**
  * Runs `n` records of 16 i32 words: a kernel id (pool_protocol.ts's KERNEL) then its arguments as the pool passes
  * them (see callKernel), or a fork-join (FORK: kernel, table, parts, counter, fork descriptor, scratch bytes).
- * Returns 0, or 1 + the index of a fork whose worker failed (nothing after it ran).
+ * Returns 0; 1 + the index of a fork whose worker failed; or −(1 + the index) of a gather whose index at the
+ * position it leaves in its record's last word is outside the table. Nothing after such a record runs.
  */
 export function runCalls(rec: usize, n: i32, scratch: usize): i32 {
   for (let i = 0; i < n; i++, rec += 64) {
     const k = load<i32>(rec);
+    if (k == GATHER) {
+      const a = rec + 4, bad = gatherRows(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5));
+      if (bad < 0) continue;
+      store<i32>(rec, bad, 60);
+      return -(i + 1);
+    }
     if (k != FORK) callKernel(k, rec + 4, scratch);
     else if (
       !fork(arg(rec + 4, 0), <usize>arg(rec + 4, 1), arg(rec + 4, 2), <usize>arg(rec + 4, 3), <usize>arg(rec + 4, 4),
