@@ -48,11 +48,12 @@ export interface GenerateOptions {
 export const MAX_BLOCK = 16;
 /**
  * Most steps of a greedy program for a model of at most {@link SMALL_MODEL_PARAMS} weights. Its steps are short
- * (stories260K's ~60 µs), so the JavaScript of the jit call around each block (~0.1 ms) weighs: 32 steps read
- * 1.04–1.05× the tokens/s of 16 (alternating in one process), for ~70 ms more on a first call (a trace twice as
- * long); on the 15M shape they would cost ~0.3 s for well under 1%, so larger models keep {@link MAX_BLOCK}.
+ * (stories260K's ~50 µs), so the JavaScript of the jit call around each block (0.2–0.4 ms: it runs a few times a
+ * call, never optimized) weighs: 32 steps read 1.04–1.05× the tokens/s of 16, 64 1.06× those of 32 (alternating in
+ * one process), for ~150 ms more on a first call (a trace twice as long; 128: 1.02× more for ~300 ms more). On the
+ * 15M shape longer blocks would cost ~0.3 s for well under 1%, so larger models keep {@link MAX_BLOCK}.
  */
-export const SMALL_MODEL_BLOCK = 32;
+export const SMALL_MODEL_BLOCK = 64;
 /** Weights (elements) up to which a model decodes greedily in blocks of {@link SMALL_MODEL_BLOCK}. */
 export const SMALL_MODEL_PARAMS = 1 << 20;
 

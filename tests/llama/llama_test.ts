@@ -417,9 +417,9 @@ Deno.test("generate: greedy blocks (several tokens per jitted program) decode wh
     );
     return { ids, logits };
   };
-  // 139 decode steps: four blocks of 32 (a model this small: SMALL_MODEL_BLOCK), then one of 16 for the last 11
-  // (past the positions needed), over a cache of 256; the first three attend to a window of 128 slots, the last
-  // two to all 256.
+  // 139 decode steps: two blocks of 64 (a model this small: SMALL_MODEL_BLOCK), then one of 16 for the last 11
+  // (past the positions needed), over a cache of 256; the first attends to a window of 128 slots, the last two to
+  // all 256.
   const n = 140, cap = blockCap(params);
   assert.equal(cap, SMALL_MODEL_BLOCK);
   const eager = await run(false, { maxTokens: n });
