@@ -359,6 +359,7 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
       return;
     }
     const calls = args.map((a) => callOf(e.x, kernel, a));
+    emitSegment(); // the records before it
     steps.push(() => {
       const pool = poolFor(e);
       if (!pool) {
@@ -369,11 +370,11 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
       pool.run(kernel, table, n, counter, scratchBytes, mainScratch.ptr);
     });
   };
-  // programLoop "wasm": consecutive single-part kernels become records of one runCalls call (16 words each: the
-  // kernel id, then its arguments), patched in the heap like the part tables.
+  // programLoop "wasm": consecutive module kernels, split or not, become records of one runCalls call (16 words
+  // each: the kernel id, then its arguments), patched in the heap like the part tables.
   let segment: { kernel: number; args: number[]; fail?: GatherFail }[] = [];
-  const flush = () => {
-    pushSplit();
+  const flush = () => (pushSplit(), emitSegment());
+  const emitSegment = () => {
     if (segment.length === 0) return;
     const n = segment.length, bytes = n * 64, rec = heap.alloc(bytes);
     if (rec < 0) throw new Error("compile: the heap has no room for a program's records");
@@ -436,7 +437,7 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
       // touches): one fork and join for both (a layer's q, k and v products; its gate and up products).
       const here = ranges(current!);
       if (
-        split && segment.length === 0 && split.kernel === kernel && split.scratchBytes === scratchBytes &&
+        split && split.kernel === kernel && split.scratchBytes === scratchBytes &&
         !here.reads.some((r) => split!.writes.some((w) => overlap(r, w))) &&
         !split.reads.some((r) => overlap(r, here.writes[0])) && !split.writes.some((w) => overlap(w, here.writes[0]))
       ) {
@@ -445,7 +446,7 @@ export function compileProgram(p: Program, low: CpuLowering): CompiledProgram {
         split.writes.push(...here.writes);
         return true;
       }
-      flush();
+      pushSplit(); // the split kernel before it (the records before both stay in the module's loop)
       split = { kernel, args: [...args], scratchBytes, ...here };
       return true;
     },

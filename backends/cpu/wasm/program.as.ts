@@ -174,7 +174,7 @@ export function runCalls(rec: usize, n: i32, scratch: usize): i32 {
     if (k == GATHER) {
       const a = rec + 4, bad = gatherRows(arg(a, 0), arg(a, 1), arg(a, 2), arg(a, 3), arg(a, 4), arg(a, 5));
       if (bad < 0) continue;
-      store<i32>(rec, bad, 60);
+      store<i32>(rec, bad, 60); // where the index is, for the caller's Error
       return -(i + 1);
     }
     if (k != FORK) callKernel(k, rec + 4, scratch);
