@@ -230,8 +230,11 @@ async function paired(
   return { knot: median(k), peer: median(p), ratio: median(r) };
 }
 
-/** Decode pairs per comparison: each turn is one generate call and one llama2.c process. */
-const DECODE_PAIRS = 9;
+/**
+ * Decode pairs per comparison: each turn is one generate call and one llama2.c process. This VM's speed moves ±15–40%
+ * between back-to-back calls; 9 pairs read stories260K at 0.94× and 1.28× of llama2.c within an hour (2026-12-01).
+ */
+const DECODE_PAIRS = 15;
 
 async function benchDecode(log: (s: string) => void, reps: number, l2cWhy: string | null): Promise<void> {
   // Decode against llama2.c.
