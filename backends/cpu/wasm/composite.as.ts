@@ -92,11 +92,41 @@ export function attendRows(
   }
 }
 
+/** One slot's q·k as gemv's row (one chain over hd in steps of 4, the lane sum): the scores' slots past the last four. */
+// @ts-ignore: decorator
+@inline function scoreOf(x: usize, kr: usize, hd: i32): f32 {
+  let a0 = f32x4.splat(0);
+  for (let c = 0; c < hd; c += 4) a0 = madd(a0, v128.load(x + (<usize>c << 2)), v128.load(kr + (<usize>c << 2)));
+  return finish(a0, x, kr, hd, hd);
+}
+
+/**
+ * A row's max as reduceF32 gives it, stored at `at`, then − max over the row's t scores at r: a number other than ±0 is
+ * the same whichever lane found it; NaN or a zero (the first one's sign) by its scalar loop.
+ */
+// @ts-ignore: decorator
+@inline function settleMax(mx: v128, nan: v128, r: usize, t: i32, at: usize): void {
+  mx = f32x4.pmax(mx, i32x4.shuffle(mx, mx, 2, 3, 0, 1));
+  let m = f32x4.extract_lane(f32x4.pmax(mx, i32x4.shuffle(mx, mx, 1, 0, 3, 2)), 0);
+  if (v128.any_true(nan) || m == 0) {
+    m = -Infinity;
+    for (let j = 0; j < t; j++) {
+      const e = load<f32>(r + (<usize>j << 2));
+      if (e != e) { m = e; break; }
+      if (e > m) m = e;
+    }
+  }
+  store<f32>(at, m);
+  binaryRow(1, r, 1, at, 0, r, t);
+}
+
 /**
  * attendRows where no slot below t is masked and hd is a multiple of 8 (a decode step): the same operations on the
  * same values, but three passes instead of nine kernels' — per row, q·kᵀ as gemv's rows (one chain each) with × scale and
  * the max folded in; − max, exp and the float64 sums by the kernels' own functions; per row, ÷ sum, then ·v for
- * two rows at once (four add chains, where one row's two wait on each add). Scores at s, then maxima and sums.
+ * two rows at once (four add chains, where one row's two wait on each add). Two neighbouring rows on one KV head
+ * (grouped-query attention: stories260K's 8 query heads on 4) share each load of k and of v. Scores at s, then
+ * maxima and sums.
  */
 function attendPrefix(q: usize, k: usize, v: usize, out: usize, hd: i32, scale: usize, desc: usize, n: i32, t: i32, s: usize): void {
   const ld = <usize>hd << 2, rowBytes = <usize>t << 2, mxs = s + <usize>n * rowBytes, sums = mxs + (<usize>n << 2);
@@ -104,6 +134,37 @@ function attendPrefix(q: usize, k: usize, v: usize, out: usize, hd: i32, scale: 
   for (let i = 0; i < n; i++) {
     const d = desc + (<usize>i << 4), x = q + <usize>load<u32>(d), r = s + <usize>i * rowBytes;
     let kr = k + <usize>load<u32>(d, 4), mx = f32x4.splat(-Infinity), nan = z, p = 0;
+    if (i + 1 < n && load<u32>(d, 4) == load<u32>(d, 20)) {
+      // Two query rows on one KV head (grouped-query attention): each load of k serves both; each row's chains as alone.
+      const y = q + <usize>load<u32>(d, 16);
+      let my = mx, nany = z;
+      for (; p < t4; p += 4, kr += ld << 2) {
+        let a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z, xp = x, yp = y, q0 = kr, q1 = kr + ld;
+        let q2 = q1 + ld, q3 = q2 + ld;
+        for (let c = 0; c < hd; c += 8, xp += 32, yp += 32, q0 += 32, q1 += 32, q2 += 32, q3 += 32) {
+          const x0 = v128.load(xp), x1 = v128.load(xp, 16), y0 = v128.load(yp), y1 = v128.load(yp, 16);
+          let u = v128.load(q0), w = v128.load(q0, 16);
+          a0 = madd(madd(a0, x0, u), x1, w); b0 = madd(madd(b0, y0, u), y1, w);
+          u = v128.load(q1), w = v128.load(q1, 16);
+          a1 = madd(madd(a1, x0, u), x1, w); b1 = madd(madd(b1, y0, u), y1, w);
+          u = v128.load(q2), w = v128.load(q2, 16);
+          a2 = madd(madd(a2, x0, u), x1, w); b2 = madd(madd(b2, y0, u), y1, w);
+          u = v128.load(q3), w = v128.load(q3, 16);
+          a3 = madd(madd(a3, x0, u), x1, w); b3 = madd(madd(b3, y0, u), y1, w);
+        }
+        const sv = f32x4.mul(laneSums4(a0, a1, a2, a3), sc), sw = f32x4.mul(laneSums4(b0, b1, b2, b3), sc);
+        v128.store(r + (<usize>p << 2), sv);
+        v128.store(r + rowBytes + (<usize>p << 2), sw);
+        mx = f32x4.pmax(mx, sv), nan = v128.or(nan, f32x4.ne(sv, sv));
+        my = f32x4.pmax(my, sw), nany = v128.or(nany, f32x4.ne(sw, sw));
+      }
+      for (let kt = kr, pt = p; pt < t; pt++, kt += ld) {
+        const sw = f32x4.splat(scoreOf(y, kt, hd) * load<f32>(scale));
+        store<f32>(r + rowBytes + (<usize>pt << 2), f32x4.extract_lane(sw, 0));
+        my = f32x4.pmax(my, sw), nany = v128.or(nany, f32x4.ne(sw, sw));
+      }
+      settleMax(my, nany, r + rowBytes, t, mxs + (<usize>(i + 1) << 2));
+    }
     for (; p < t4; p += 4, kr += ld << 2) {
       let a0 = z, a1 = z, a2 = z, a3 = z, xp = x, q0 = kr, q1 = kr + ld, q2 = q1 + ld, q3 = q2 + ld;
       for (let c = 0; c < hd; c += 8, xp += 32, q0 += 32, q1 += 32, q2 += 32, q3 += 32) {
@@ -120,27 +181,13 @@ function attendPrefix(q: usize, k: usize, v: usize, out: usize, hd: i32, scale: 
       nan = v128.or(nan, f32x4.ne(sv, sv));
     }
     for (; p < t; p++, kr += ld) {
-      let a0 = z;
-      for (let c = 0; c < hd; c += 4) a0 = madd(a0, v128.load(x + (<usize>c << 2)), v128.load(kr + (<usize>c << 2)));
-      const sv = f32x4.splat(finish(a0, x, kr, hd, hd) * load<f32>(scale));
+      const sv = f32x4.splat(scoreOf(x, kr, hd) * load<f32>(scale));
       store<f32>(r + (<usize>p << 2), f32x4.extract_lane(sv, 0));
       mx = f32x4.pmax(mx, sv);
       nan = v128.or(nan, f32x4.ne(sv, sv));
     }
-    // The max as reduceF32 gives it: a number other than ±0 is the same whichever lane found it; NaN or a zero
-    // (the first one's sign) by its scalar loop.
-    mx = f32x4.pmax(mx, i32x4.shuffle(mx, mx, 2, 3, 0, 1));
-    let m = f32x4.extract_lane(f32x4.pmax(mx, i32x4.shuffle(mx, mx, 1, 0, 3, 2)), 0);
-    if (v128.any_true(nan) || m == 0) {
-      m = -Infinity;
-      for (let j = 0; j < t; j++) {
-        const e = load<f32>(r + (<usize>j << 2));
-        if (e != e) { m = e; break; }
-        if (e > m) m = e;
-      }
-    }
-    store<f32>(mxs + (<usize>i << 2), m);
-    binaryRow(1, r, 1, mxs + (<usize>i << 2), 0, r, t);
+    settleMax(mx, nan, r, t, mxs + (<usize>i << 2));
+    if (i + 1 < n && load<u32>(d, 4) == load<u32>(d, 20)) i++; // its pair's row is done too
   }
   unaryF32(1, s, s, n * t);
   reduceF32(0, s, sums, n, t, 1);
@@ -154,9 +201,26 @@ function attendPrefix(q: usize, k: usize, v: usize, out: usize, hd: i32, scale: 
   for (; i + 2 <= n; i += 2) {
     const d0 = desc + (<usize>i << 4), d1 = d0 + 16, e0 = s + <usize>i * rowBytes, e1 = e0 + rowBytes;
     const o0 = out + <usize>load<u32>(d0, 12), o1 = out + <usize>load<u32>(d1, 12);
+    const shared = load<u32>(d0, 8) == load<u32>(d1, 8); // two query rows on one KV head: each load of v serves both
     for (let c = 0; c < hd; c += 8) {
       let c0 = v + <usize>load<u32>(d0, 8) + (<usize>c << 2), c1 = v + <usize>load<u32>(d1, 8) + (<usize>c << 2);
       let a0 = z, a1 = z, b0 = z, b1 = z, p = 0;
+      for (; shared && p < t4; p += 4) {
+        const u = v128.load(e0 + (<usize>p << 2)), w = v128.load(e1 + (<usize>p << 2));
+        let v0 = v128.load(c0), v1 = v128.load(c0, 16), uu = i32x4.shuffle(u, u, 0, 0, 0, 0), ww = i32x4.shuffle(w, w, 0, 0, 0, 0);
+        a0 = f32x4.add(a0, f32x4.mul(uu, v0)); a1 = f32x4.add(a1, f32x4.mul(uu, v1));
+        b0 = f32x4.add(b0, f32x4.mul(ww, v0)); b1 = f32x4.add(b1, f32x4.mul(ww, v1));
+        v0 = v128.load(c0 + ld), v1 = v128.load(c0 + ld, 16), uu = i32x4.shuffle(u, u, 1, 1, 1, 1), ww = i32x4.shuffle(w, w, 1, 1, 1, 1);
+        a0 = f32x4.add(a0, f32x4.mul(uu, v0)); a1 = f32x4.add(a1, f32x4.mul(uu, v1));
+        b0 = f32x4.add(b0, f32x4.mul(ww, v0)); b1 = f32x4.add(b1, f32x4.mul(ww, v1));
+        v0 = v128.load(c0 + 2 * ld), v1 = v128.load(c0 + 2 * ld, 16), uu = i32x4.shuffle(u, u, 2, 2, 2, 2), ww = i32x4.shuffle(w, w, 2, 2, 2, 2);
+        a0 = f32x4.add(a0, f32x4.mul(uu, v0)); a1 = f32x4.add(a1, f32x4.mul(uu, v1));
+        b0 = f32x4.add(b0, f32x4.mul(ww, v0)); b1 = f32x4.add(b1, f32x4.mul(ww, v1));
+        v0 = v128.load(c0 + 3 * ld), v1 = v128.load(c0 + 3 * ld, 16), uu = i32x4.shuffle(u, u, 3, 3, 3, 3), ww = i32x4.shuffle(w, w, 3, 3, 3, 3);
+        a0 = f32x4.add(a0, f32x4.mul(uu, v0)); a1 = f32x4.add(a1, f32x4.mul(uu, v1));
+        b0 = f32x4.add(b0, f32x4.mul(ww, v0)); b1 = f32x4.add(b1, f32x4.mul(ww, v1));
+        c0 += ld << 2, c1 = c0;
+      }
       for (; p < t4; p += 4) {
         const u = v128.load(e0 + (<usize>p << 2)), w = v128.load(e1 + (<usize>p << 2));
         let uu = i32x4.shuffle(u, u, 0, 0, 0, 0), ww = i32x4.shuffle(w, w, 0, 0, 0, 0);
