@@ -56,6 +56,34 @@ export function currentCpu(): number | null {
   }
 }
 
+/**
+ * Pins the calling thread to CPU `cpu` (Linux `sched_setaffinity` through FFI), or lets it run anywhere again
+ * (`null`). Returns whether it could. The stories260K comparison pins knot's main thread and llama2.c to one CPU a
+ * pair, taking the CPUs in turn: this VM's two vCPUs ran stories260K's decode at 13.1–13.7K and 18.7–21.0K tokens/s
+ * (knot pinned to each, three processes, 2026-12-01), and a thread left free moves between them.
+ */
+export function pinThread(cpu: number | null): boolean {
+  if (Deno.build.os !== "linux") return false;
+  try {
+    const libc = Deno.dlopen(
+      "libc.so.6",
+      {
+        sched_setaffinity: { parameters: ["i32", "usize", "buffer"], result: "i32" },
+      } as const,
+    );
+    try {
+      const mask = new Uint8Array(128); // cpu_set_t
+      const n = navigator.hardwareConcurrency || 1;
+      for (let c = 0; c < Math.min(n, 1024); c++) if (cpu === null || c === cpu) mask[c >> 3] |= 1 << (c & 7);
+      return libc.symbols.sched_setaffinity(0, BigInt(mask.length), mask) === 0;
+    } finally {
+      libc.close();
+    }
+  } catch {
+    return false;
+  }
+}
+
 /** Whether `taskset` (util-linux) runs here. */
 function hasTaskset(): boolean {
   try {

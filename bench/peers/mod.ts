@@ -15,7 +15,7 @@ import { machineLine, STORIES, table, timeMedian } from "../util.ts";
 import { timeStep } from "../train.ts";
 import { generateOnce, generateTokensPerS, measure } from "../llama.ts";
 import { loadLlama } from "../../io/mod.ts";
-import { llama2cMissing, median, openLlama2c, STORIES260K } from "./llama2c.ts";
+import { llama2cMissing, median, openLlama2c, pinThread, STORIES260K } from "./llama2c.ts";
 import { measureCompiledDecode } from "../kernels/cpu_compile.ts";
 import { cpuThreads, cpuWorkersReady } from "../../backends/cpu/mod.ts";
 import { coreFromFlags } from "../../backends/cpu/wasm/blas.ts";
@@ -218,10 +218,12 @@ async function paired(
   knot: () => Promise<number>,
   peer: () => Promise<number>,
   pairs: number,
+  setup: (pair: number) => void = () => {},
 ): Promise<{ knot: number; peer: number; ratio: number }> {
   const k: number[] = [], p: number[] = [], r: number[] = [];
   await knot(); // warm-up: traces and compiles the decode programs
   for (let i = 0; i < pairs; i++) {
+    setup(i);
     let kk: number, pp: number;
     if (i % 2) pp = await peer(), kk = await knot();
     else kk = await knot(), pp = await peer();
@@ -308,18 +310,24 @@ async function benchDecode(log: (s: string) => void, reps: number, l2cWhy: strin
   try {
     Deno.statSync(STORIES260K.model);
     const stories = await loadLlama(STORIES), real = await openLlama2c(prompt + steps, STORIES260K);
+    let pinnedCpus = false;
     try {
+      // Both sides on one CPU a pair (knot's main thread pinned, llama2.c by taskset to where it runs), the CPUs
+      // in turn: stories260K's decode runs on the main thread alone, at each vCPU's own speed.
+      const cpus = navigator.hardwareConcurrency || 1;
       const p = await paired(
         generateOnce(stories.params, stories.config, prompt + steps),
         () => real.once(1),
         DECODE_PAIRS,
-      );
+        (i) => pinnedCpus = pinThread(i % cpus) && real.pinned,
+      ).finally(() => pinThread(null));
       log(
         `\nstories260K: llama2.c 1 thread ${
           p.peer.toFixed(0)
         } tokens/s (the real checkpoint); knot generate (the same ` +
           `checkpoint, jitted decode, ${prompt + steps} tokens) ${p.knot.toFixed(0)} tokens/s on ${cpuThreads()} ` +
-          `thread(s): ${ratio(p.knot, p.peer)} (median of the pairs' ratios ${p.ratio.toFixed(2)}×); knot compiled ` +
+          `thread(s)${pinnedCpus ? ", each pair's two runs pinned to one CPU, the CPUs in turn" : ""}: ` +
+          `${ratio(p.knot, p.peer)} (median of the pairs' ratios ${p.ratio.toFixed(2)}×); knot compiled ` +
           `step (random weights, same shape) ${tinyTps.toFixed(0)} tokens/s: ${ratio(tinyTps, p.peer)}`,
       );
     } finally {
