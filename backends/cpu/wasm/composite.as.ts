@@ -134,13 +134,14 @@ function attendPrefix(q: usize, k: usize, v: usize, out: usize, hd: i32, scale: 
   for (let i = 0; i < n; i++) {
     const d = desc + (<usize>i << 4), x = q + <usize>load<u32>(d), r = s + <usize>i * rowBytes;
     let kr = k + <usize>load<u32>(d, 4), mx = f32x4.splat(-Infinity), nan = z, p = 0;
-    if (i + 1 < n && load<u32>(d, 4) == load<u32>(d, 20)) {
+    const pair = i + 1 < n && load<u32>(d, 4) == load<u32>(d, 20);
+    if (pair) {
       // Two query rows on one KV head (grouped-query attention): each load of k serves both; each row's chains as alone.
       const y = q + <usize>load<u32>(d, 16);
       let my = mx, nany = z;
       for (; p < t4; p += 4, kr += ld << 2) {
-        let a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z, xp = x, yp = y, q0 = kr, q1 = kr + ld;
-        let q2 = q1 + ld, q3 = q2 + ld;
+        let a0 = z, a1 = z, a2 = z, a3 = z, b0 = z, b1 = z, b2 = z, b3 = z, xp = x, yp = y;
+        let q0 = kr, q1 = kr + ld, q2 = q1 + ld, q3 = q2 + ld;
         for (let c = 0; c < hd; c += 8, xp += 32, yp += 32, q0 += 32, q1 += 32, q2 += 32, q3 += 32) {
           const x0 = v128.load(xp), x1 = v128.load(xp, 16), y0 = v128.load(yp), y1 = v128.load(yp, 16);
           let u = v128.load(q0), w = v128.load(q0, 16);
@@ -153,8 +154,7 @@ function attendPrefix(q: usize, k: usize, v: usize, out: usize, hd: i32, scale: 
           a3 = madd(madd(a3, x0, u), x1, w); b3 = madd(madd(b3, y0, u), y1, w);
         }
         const sv = f32x4.mul(laneSums4(a0, a1, a2, a3), sc), sw = f32x4.mul(laneSums4(b0, b1, b2, b3), sc);
-        v128.store(r + (<usize>p << 2), sv);
-        v128.store(r + rowBytes + (<usize>p << 2), sw);
+        v128.store(r + (<usize>p << 2), sv); v128.store(r + rowBytes + (<usize>p << 2), sw);
         mx = f32x4.pmax(mx, sv), nan = v128.or(nan, f32x4.ne(sv, sv));
         my = f32x4.pmax(my, sw), nany = v128.or(nany, f32x4.ne(sw, sw));
       }
@@ -187,7 +187,7 @@ function attendPrefix(q: usize, k: usize, v: usize, out: usize, hd: i32, scale: 
       nan = v128.or(nan, f32x4.ne(sv, sv));
     }
     settleMax(mx, nan, r, t, mxs + (<usize>i << 2));
-    if (i + 1 < n && load<u32>(d, 4) == load<u32>(d, 20)) i++; // its pair's row is done too
+    if (pair) i++; // its pair's row is done too
   }
   unaryF32(1, s, s, n * t);
   reduceF32(0, s, sums, n, t, 1);
