@@ -195,7 +195,7 @@ Deno.test("cpu engine: a vector product's every output has the bits of that row'
   const { normal } = await import("../core/random.ts");
   // gemv takes its rows eight (or, W past 256 KiB, four) at a time, N/8 (N/4) rows apart, and the rows left
   // over one at a time; split across threads, each part does the same over its own rows. Each output must still
-  // be its row's one chain. The last two shapes take the four-row path.
+  // be its row's one chain. The last two shapes take the four-row path (on 2 threads, as lanes: cpu_lanes_test.ts).
   registerBackend("cpu-split-rows", () => new CpuBackend({ parallelMinGemvMacs: 1, blas: false }));
   await onThreadsAndLayouts("cpu-split-rows", async (threads, transB) => {
     if (!transB) return; // x·Wᵀ (rows of W) is the layout gemv groups; x·W goes by columns

@@ -41,9 +41,10 @@ const PARALLEL_MIN_MACS = 1 << 20;
  */
 const PARALLEL_MIN_GEMV_MACS = 1 << 16;
 /**
- * W's bytes below which a vector product is cut into half the usual parts (two a thread): the 15M shape's layer
- * products (0.3–1.8 MB) streamed 1.04–1.05× faster in decode so (four parts a thread: shorter streams, more claims),
- * the 37 MB classifier not (backends/README.md, "Decode on Zen 4").
+ * W's bytes below which a vector product not cut into lanes (x·W by columns; rows of a W under STREAMED_W_BYTES)
+ * is cut into half the usual parts (two a thread). Measured where streamed rows were still parts: the 15M shape's
+ * layer products (0.3–1.8 MB) decoded 1.04–1.05× faster so (four parts a thread: shorter streams, more claims),
+ * the 37 MB classifier not (backends/README.md, "Decode on Zen 4"); streamed rows are lanes now.
  */
 const FEWER_PARTS_W_BYTES = 1 << 22;
 /** W's bytes from which a vector product's rows go four at a time (gemv's transW 2): weights read once a token. */
@@ -596,8 +597,9 @@ export class CpuBackend implements Backend {
         return;
       }
       // Rows (x·Wᵀ) four at a time where W is large enough to be streamed from memory (gemv's transW 2), else
-      // eight; the same bits either way.
-      const rowsCode = transW ? (K * len * 4 >= STREAMED_W_BYTES ? 2 : 1) : 0;
+      // eight; the same bits either way. Streamed, a split product is one lane a thread (transW 3): each thread
+      // takes its lane's rows from the front in short claims and, its own done, the others' from the back.
+      const streamed = transW && K * len * 4 >= STREAMED_W_BYTES, rowsCode = transW ? (streamed ? 2 : 1) : 0;
       const cut = K * len * 4 < FEWER_PARTS_W_BYTES ? 2 : 1;
       offsets.forEach(([ao, bo], n) => {
         const x = M === 1 ? A + ao * 4 : B + bo * 4, w = M === 1 ? B + bo * 4 : A + ao * 4;
@@ -607,10 +609,13 @@ export class CpuBackend implements Backend {
           KERNEL.gemv,
           K * len,
           this.#minGemvMacs,
-          (parts) =>
-            splitRange(len, Math.ceil(parts / cut), 16).filter(([j0, j1]) => j1 > j0).map((
+          (parts) => {
+            const lanes = streamed ? Math.ceil(parts / PARTS_PER_THREAD) : 0, code = lanes > 1 ? 3 : rowsCode;
+            // A lane's words 8–9: its claim word (vector.as.ts gemvLane), written empty.
+            return splitRange(len, lanes || Math.ceil(parts / cut), 16).filter(([j0, j1]) => j1 > j0).map((
               [j0, j1],
-            ) => [x, w + (transW ? j0 * ldw : j0) * 4, c + j0 * 4, K, j1 - j0, ldw, rowsCode]),
+            ) => [x, w + (transW ? j0 * ldw : j0) * 4, c + j0 * 4, K, j1 - j0, ldw, code, 0, 0, 0]);
+          },
           0,
           0,
         );

@@ -6,7 +6,7 @@
 // without returning to JavaScript between them. Part of the module built by build.ts (entry: engine.as.ts).
 import { matmul } from "./matmul.as";
 import { binaryF32, binaryI32, castData, randomF32, reduceF32, strided32, unaryF32, where32 } from "./elementwise.as";
-import { gemv, gemvBatch } from "./vector.as";
+import { gemv, gemvBatch, gemvLane, stealLanes } from "./vector.as";
 import { attendRows, rmsNormRows, ropeRows } from "./composite.as";
 import { copyRows, fillData, gatherRows } from "./data.as";
 import { fusedF32 } from "./fused.as";
@@ -53,6 +53,8 @@ import { fusedF32 } from "./fused.as";
   }
 }
 
+/** gemv's id (pool_protocol.ts KERNEL). */
+const GEMV = 7;
 /** The BLAS kernel's id (pool_protocol.ts KERNEL): JavaScript's, through FFI. */
 const BLAS_GEMM = 15;
 /** gather's id (pool_protocol.ts KERNEL): a record only (never a part), the one kernel that reports bad input. */
@@ -78,11 +80,19 @@ const SPIN_POLLS = 1 << 16;
 export function runParts(kernel: i32, table: usize, total: i32, counter: usize, scratch: usize): void {
   if (ASC_FEATURE_THREADS) {
     for (let i = atomic.add<i32>(counter, 1); i < total; i = atomic.add<i32>(counter, 1)) {
-      callKernel(kernel, table + <usize>i * PART_BYTES, scratch);
+      runPart(kernel, table + <usize>i * PART_BYTES, scratch);
     }
+    if (kernel == GEMV) stealLanes(table, total); // lanes of a streamed vector product still being taken
   } else {
-    for (let i = 0; i < total; i++) callKernel(kernel, table + <usize>i * PART_BYTES, scratch);
+    for (let i = 0; i < total; i++) runPart(kernel, table + <usize>i * PART_BYTES, scratch);
   }
+}
+
+/** A part of a table: a lane of a streamed vector product (gemv's transW 3) takes its rows in claims; others run whole. */
+// @ts-ignore: decorator
+@inline function runPart(kernel: i32, part: usize, scratch: usize): void {
+  if (kernel == GEMV && load<i32>(part, 24) == 3) gemvLane(part);
+  else callKernel(kernel, part, scratch);
 }
 
 /**

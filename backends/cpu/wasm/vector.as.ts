@@ -84,15 +84,16 @@ function rowsApart8(x: usize, w: usize, out: usize, K: i32, N: i32, ld: usize): 
 }
 
 /**
- * gemv's rows (x·Wᵀ) four at a time, N/4 rows apart, for weights streamed from memory (gemv's transW 2): four
+ * gemv's rows (x·Wᵀ) four at a time, rows j, j + s, j + 2s, j + 3s for j0 ≤ j < j1 (s = N/4 for all of a gemv's N),
+ * for weights streamed from memory (gemv's transW 2 and 3, and a lane's claims): four
  * streams keep more of the hardware prefetcher's pace than eight (Zen 4, a C probe over 35 MiB of 288-wide rows:
  * 26–32 GB/s on one thread against 23–27, 47–52 on two against 44–48), where eight rows sharing each load of x
- * issue fewer instructions for weights in cache. Each row the same one chain as gemv's; returns the rows done.
+ * issue fewer instructions for weights in cache. Each row the same one chain as gemv's.
  */
-function rowsApart4(x: usize, w: usize, out: usize, K: i32, N: i32, ld: usize): i32 {
+function rowsApart4(x: usize, w: usize, out: usize, K: i32, j0: i32, j1: i32, s: i32, ld: usize): void {
   const z = f32x4.splat(0), K4 = K & ~3, K16 = K & ~15, x16 = x + (<usize>K16 << 2), x4 = x + (<usize>K4 << 2);
-  const s = N >> 2, step = <usize>s * ld, cs = <usize>s << 2;
-  for (let j = 0; j < s; j++) {
+  const step = <usize>s * ld, cs = <usize>s << 2;
+  for (let j = j0; j < j1; j++) {
     let q0 = w + <usize>j * ld, q1 = q0 + step, q2 = q1 + step, q3 = q2 + step, a0 = z, a1 = z, a2 = z, a3 = z, xp = x;
     for (; xp < x16; xp += 64, q0 += 64, q1 += 64, q2 += 64, q3 += 64) {
       let v = v128.load(xp);
@@ -113,7 +114,6 @@ function rowsApart4(x: usize, w: usize, out: usize, K: i32, N: i32, ld: usize): 
     store<f32>(c, finish(a0, x, r0, K4, K)); store<f32>(c + cs, finish(a1, x, r0 + step, K4, K));
     store<f32>(c + 2 * cs, finish(a2, x, r0 + 2 * step, K4, K)); store<f32>(c + 3 * cs, finish(a3, x, r0 + 3 * step, K4, K));
   }
-  return s << 2;
 }
 
 /**
@@ -121,7 +121,7 @@ function rowsApart4(x: usize, w: usize, out: usize, K: i32, N: i32, ld: usize): 
  * else w[p·ldw + j]. float32 accumulation, like matmul.
  *
  * transW 1 (each output a dot product of contiguous rows): eight rows at a time share the loads of x (four, for
- * weights streamed from memory: transW 2, rowsApart4); each row keeps one lane accumulator over p in steps of 4,
+ * weights streamed from memory: transW 2 and 3, rowsApart4); each row keeps one lane accumulator over p in steps of 4,
  * summed lanes (0+1)+(2+3), then the scalar tail. A row left over after the groups runs the same sequence alone,
  * so an output's bits do not depend on which rows a call (or a thread) computes, nor on the group. transW 0: 16
  * (then 4) outputs at a time in registers, p in order, one mul and one add per term like the scalar tail.
@@ -129,15 +129,13 @@ function rowsApart4(x: usize, w: usize, out: usize, K: i32, N: i32, ld: usize): 
 export function gemv(x: usize, w: usize, out: usize, K: i32, N: i32, ldw: i32, transW: i32): void {
   const ld = <usize>ldw << 2, z = f32x4.splat(0);
   if (transW) {
-    const K4 = K & ~3;
     // The rows left over: each the same chain alone (one accumulator over p in steps of 4, the lane sum, the
-    // scalar tail), so an output's bits do not depend on which rows a call (or a thread) computes.
-    for (let j = transW == 2 ? rowsApart4(x, w, out, K, N, ld) : rowsApart8(x, w, out, K, N, ld); j < N; j++) {
-      const r0 = w + <usize>j * ld;
-      let a0 = z, p = 0;
-      for (; p < K4; p += 4) a0 = madd(a0, v128.load(x + (<usize>p << 2)), v128.load(r0 + (<usize>p << 2)));
-      store<f32>(out + (<usize>j << 2), finish(a0, x, r0, p, K));
-    }
+    // scalar tail), so an output's bits do not depend on which rows a call (or a thread) computes. transW 3 (a
+    // lane: gemvLane) called whole is transW 2.
+    let j = N & ~3;
+    if (transW >= 2) rowsApart4(x, w, out, K, 0, N >> 2, N >> 2, ld);
+    else j = rowsApart8(x, w, out, K, N, ld);
+    oneRows(x, w, out, K, j, N, ld);
     return;
   }
   let j = 0;
@@ -176,6 +174,71 @@ export function gemv(x: usize, w: usize, out: usize, K: i32, N: i32, ldw: i32, t
     let s: f32 = 0;
     for (let p = 0; p < K; p++) s += load<f32>(x + (<usize>p << 2)) * load<f32>(w + <usize>p * ld + (<usize>j << 2));
     store<f32>(out + (<usize>j << 2), s);
+  }
+}
+
+/** Rows j0..j1 of x·Wᵀ one at a time: each the one chain of every gemv row (the rows left over after the groups). */
+function oneRows(x: usize, w: usize, out: usize, K: i32, j0: i32, j1: i32, ld: usize): void {
+  const K4 = K & ~3;
+  for (let j = j0; j < j1; j++) {
+    const r0 = w + <usize>j * ld;
+    let a0 = f32x4.splat(0), p = 0;
+    for (; p < K4; p += 4) a0 = madd(a0, v128.load(x + (<usize>p << 2)), v128.load(r0 + (<usize>p << 2)));
+    store<f32>(out + (<usize>j << 2), finish(a0, x, r0, p, K));
+  }
+}
+
+/** Groups of four rows one claim on a lane takes (8 × 4 rows of the 15M shape's 288 floats: 36 KiB, ~2 µs). */
+const LANE_CLAIM = 8;
+/** Byte offset in a lane's part of its claim word: groups left [front, back), front in the low half (i64). */
+const LANE_WORD = 32;
+
+/**
+ * A lane of a streamed vector product split across threads (gemv's arguments at `part`, transW 3: a part of a
+ * table in runParts): its thread takes its groups of four rows (rowsApart4's, over the lane's N) from the front
+ * in claims of LANE_CLAIM, while a thread that has finished its own lanes takes them from the back (stealLanes).
+ * So the threads end a product within a claim of each other, each streaming its lane from the front in one
+ * pass, where parts claimed whole ended up to a part apart (2026-12-01, the 15M shape's decode: one thread
+ * streaming while the other waited ~14% of the time). Each row the one chain of every gemv row: same bits.
+ */
+export function gemvLane(part: usize): void {
+  const x = <usize>load<i32>(part), w = <usize>load<i32>(part, 4), out = <usize>load<i32>(part, 8);
+  const K = load<i32>(part, 12), N = load<i32>(part, 16), ldw = load<i32>(part, 20), ld = <usize>ldw << 2, s = N >> 2;
+  if (!ASC_FEATURE_THREADS) return gemv(x, w, out, K, N, ldw, 2);
+  // A fresh claim word: the last run left it empty (or, after a trap, part-taken: a thief may then compute rows
+  // this lane computes again, with the same bits).
+  const word = part + LANE_WORD;
+  atomic.store<i64>(word, <i64>s << 32);
+  oneRows(x, w, out, K, N & ~3, N, ld);
+  for (;;) {
+    const v = atomic.load<i64>(word), f = <i32>v, b = <i32>(v >>> 32);
+    if (f >= b) return;
+    const e = min(f + LANE_CLAIM, b);
+    if (atomic.cmpxchg<i64>(word, v, (<i64>b << 32) | <i64><u32>e) != v) continue;
+    rowsApart4(x, w, out, K, f, e, s, ld);
+  }
+}
+
+/**
+ * After the last lane of a table is taken (runParts): takes claims from the back of the lane with the most
+ * groups left until none has any. Parts that are not lanes (gemv's other transW) are passed over.
+ */
+export function stealLanes(table: usize, total: i32): void {
+  if (!ASC_FEATURE_THREADS) return;
+  for (;;) {
+    let best: usize = 0, most = 0, seen: i64 = 0;
+    for (let i = 0; i < total; i++) {
+      const part = table + (<usize>i << 6);
+      if (load<i32>(part, 24) != 3) continue;
+      const v = atomic.load<i64>(part + LANE_WORD), left = <i32>(v >>> 32) - <i32>v;
+      if (left > most) most = left, best = part, seen = v;
+    }
+    if (most <= 0) return;
+    const f = <i32>seen, b = <i32>(seen >>> 32), nb = max(f, b - LANE_CLAIM);
+    if (atomic.cmpxchg<i64>(best + LANE_WORD, seen, (<i64>nb << 32) | <i64><u32>f) != seen) continue;
+    const x = <usize>load<i32>(best), w = <usize>load<i32>(best, 4), out = <usize>load<i32>(best, 8);
+    const K = load<i32>(best, 12), ld = <usize>load<i32>(best, 20) << 2;
+    rowsApart4(x, w, out, K, nb, b, load<i32>(best, 16) >> 2, ld);
   }
 }
 
