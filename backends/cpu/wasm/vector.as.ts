@@ -199,24 +199,30 @@ const LANE_WORD = 32;
  * in claims of LANE_CLAIM, while a thread that has finished its own lanes takes them from the back (stealLanes).
  * So the threads end a product within a claim of each other, each streaming its lane from the front in one
  * pass, where parts claimed whole ended up to a part apart (2026-12-01, the 15M shape's decode: one thread
- * streaming while the other waited 11.5% of perf samples paired in time). Each row the one chain of every gemv row: same bits.
+ * streaming while the other waited 11.5% of perf samples paired in time). Each row the one chain of every gemv
+ * row: same bits.
  */
 export function gemvLane(part: usize): void {
   const x = <usize>load<i32>(part), w = <usize>load<i32>(part, 4), out = <usize>load<i32>(part, 8);
-  const K = load<i32>(part, 12), N = load<i32>(part, 16), ldw = load<i32>(part, 20), ld = <usize>ldw << 2, s = N >> 2;
+  const K = load<i32>(part, 12), N = load<i32>(part, 16), ldw = load<i32>(part, 20);
   if (!ASC_FEATURE_THREADS) return gemv(x, w, out, K, N, ldw, 2);
   // A fresh claim word: the last run left it empty (or, after a trap, part-taken: a thief may then compute rows
   // this lane computes again, with the same bits).
-  const word = part + LANE_WORD;
-  atomic.store<i64>(word, <i64>s << 32);
-  oneRows(x, w, out, K, N & ~3, N, ld);
+  atomic.store<i64>(part + LANE_WORD, <i64>(N >> 2) << 32);
+  oneRows(x, w, out, K, N & ~3, N, <usize>ldw << 2);
   for (;;) {
-    const v = atomic.load<i64>(word), f = <i32>v, b = <i32>(v >>> 32);
+    const v = atomic.load<i64>(part + LANE_WORD), f = <i32>v, b = <i32>(v >>> 32);
     if (f >= b) return;
     const e = min(f + LANE_CLAIM, b);
-    if (atomic.cmpxchg<i64>(word, v, (<i64>b << 32) | <i64><u32>e) != v) continue;
-    rowsApart4(x, w, out, K, f, e, s, ld);
+    if (atomic.cmpxchg<i64>(part + LANE_WORD, v, (<i64>b << 32) | <i64><u32>e) != v) continue;
+    laneGroups(part, f, e);
   }
+}
+
+/** Groups j0..j1 of the lane at `part`: rowsApart4 over the lane's N, with gemv's arguments in the part. */
+function laneGroups(part: usize, j0: i32, j1: i32): void {
+  const x = <usize>load<i32>(part), w = <usize>load<i32>(part, 4), out = <usize>load<i32>(part, 8);
+  rowsApart4(x, w, out, load<i32>(part, 12), j0, j1, load<i32>(part, 16) >> 2, <usize>load<i32>(part, 20) << 2);
 }
 
 /**
@@ -236,9 +242,7 @@ export function stealLanes(table: usize, total: i32): void {
     if (most <= 0) return;
     const f = <i32>seen, b = <i32>(seen >>> 32), nb = max(f, b - LANE_CLAIM);
     if (atomic.cmpxchg<i64>(best + LANE_WORD, seen, (<i64>nb << 32) | <i64><u32>f) != seen) continue;
-    const x = <usize>load<i32>(best), w = <usize>load<i32>(best, 4), out = <usize>load<i32>(best, 8);
-    const K = load<i32>(best, 12), ld = <usize>load<i32>(best, 20) << 2;
-    rowsApart4(x, w, out, K, nb, b, load<i32>(best, 16) >> 2, ld);
+    laneGroups(best, nb, b);
   }
 }
 
