@@ -962,7 +962,7 @@ export class CpuBackend implements Backend {
   }
 
   /**
-   * Attention (a composite, ../program.ts) as the engine's attention kernel (./wasm/vector.as.ts attendRows), where
+   * Attention (a composite, ../program.ts) as the engine's attention kernel (./wasm/composite.as.ts attendRows), where
    * the kernels it stands for are the ones that kernel repeats: both products on the wasm vector kernels (M = 1,
    * K ≥ 8), float32, the mask one row broadcast over all; else those kernels.
    */
